@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Config holds the hyper-parameters of a GeCA model (spec §1). Every size the
+// model depends on is here; nothing is hard-coded elsewhere.
+type Config struct {
+	Name           string  `json:"name"`            // "GeCA-S", "GeCA-XS" or a free name for custom sizes
+	GridH          int     `json:"grid_h"`          // grid rows (latent height); 32 for 256 px
+	GridW          int     `json:"grid_w"`          // grid columns
+	InChannels     int     `json:"in_channels"`     // C_in: channels of x_t (4 for SD latents, 1 or 3 for pixels)
+	HiddenChannels int     `json:"hidden_channels"` // C_h
+	EmbedDim       int     `json:"embed_dim"`       // D
+	Heads          int     `json:"heads"`           // attention heads; head dim = D / heads
+	MLPDim         int     `json:"mlp_dim"`         // MLP hidden width
+	NumClasses     int     `json:"num_classes"`     // K, length of the multi-hot label
+	M              int     `json:"m"`               // cell updates per denoiser call (step_n)
+	UpdateRate     float32 `json:"update_rate"`     // per-cell update probability (0.5); >= 1 disables the mask
+	Latent         bool    `json:"latent"`          // true: x is an SD-VAE latent (scale 0.18215); false: pixels in [-1, 1]
+}
+
+// OutChannels is C_out = 2·C_in: ε̂ followed by the learned-variance values v
+// (spec Q2: the official constructor ignores its own argument).
+func (c Config) OutChannels() int { return 2 * c.InChannels }
+
+// CellDim is the number of channels of one pix-cell: [C_in | C_out | C_h].
+func (c Config) CellDim() int { return c.InChannels + c.OutChannels() + c.HiddenChannels }
+
+// UpdateDim is the number of channels the update rule writes: [C_out | C_h].
+func (c Config) UpdateDim() int { return c.OutChannels() + c.HiddenChannels }
+
+// HeadDim is D / heads.
+func (c Config) HeadDim() int { return c.EmbedDim / c.Heads }
+
+// Cells is the number of pix-cells in the grid.
+func (c Config) Cells() int { return c.GridH * c.GridW }
+
+// Preset returns a registered configuration (spec §1) for a 32x32 latent grid
+// with numClasses classes. Names are matched case-insensitively.
+func Preset(name string, numClasses int) (Config, error) {
+	base := Config{GridH: 32, GridW: 32, InChannels: 4, NumClasses: numClasses, M: 12, UpdateRate: 0.5, Latent: true}
+	switch strings.ToLower(name) {
+	case "geca-s", "s":
+		base.Name, base.EmbedDim, base.Heads, base.MLPDim, base.HiddenChannels = "GeCA-S", 768, 12, 3072, 64
+	case "geca-xs", "xs":
+		base.Name, base.EmbedDim, base.Heads, base.MLPDim, base.HiddenChannels = "GeCA-XS", 384, 6, 64, 32
+	default:
+		return Config{}, fmt.Errorf("unknown model preset %q (known: GeCA-S, GeCA-XS)", name)
+	}
+	return base, base.Validate()
+}
+
+// Validate reports the first inconsistent or out-of-range size.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.GridH >= 1 && c.GridH <= 4096, "grid height %d out of range [1, 4096]", c.GridH)
+	check(c.GridW >= 1 && c.GridW <= 4096, "grid width %d out of range [1, 4096]", c.GridW)
+	check(c.InChannels >= 1 && c.InChannels <= 64, "in_channels %d out of range [1, 64]", c.InChannels)
+	check(c.HiddenChannels >= 0 && c.HiddenChannels <= 4096, "hidden_channels %d out of range [0, 4096]", c.HiddenChannels)
+	check(c.EmbedDim >= 1 && c.EmbedDim <= 16384, "embed_dim %d out of range [1, 16384]", c.EmbedDim)
+	check(c.Heads >= 1 && c.Heads <= c.EmbedDim, "heads %d out of range [1, embed_dim]", c.Heads)
+	check(c.Heads >= 1 && c.EmbedDim%max(c.Heads, 1) == 0, "embed_dim %d is not divisible by heads %d", c.EmbedDim, c.Heads)
+	check(c.MLPDim >= 1 && c.MLPDim <= 65536, "mlp_dim %d out of range [1, 65536]", c.MLPDim)
+	check(c.NumClasses >= 1 && c.NumClasses <= 100000, "num_classes %d out of range [1, 100000]", c.NumClasses)
+	check(c.M >= 0 && c.M <= 10000, "M %d out of range [0, 10000]", c.M)
+	check(c.UpdateRate > 0 && c.UpdateRate <= 1, "update_rate %g out of range (0, 1]", c.UpdateRate)
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid config %q: %w", c.Name, errors.Join(errs...))
+}
