@@ -1,0 +1,652 @@
+package train
+
+import (
+	"fmt"
+	"math"
+)
+
+// Net runs the GeCA denoiser call (spec §4.4: conditioning, then M cell updates)
+// forward while keeping what the backward pass needs, and back-propagates
+// through all M updates (full BPTT, as the official trainer does).
+//
+// Layout: the state is cell-major, row r = (b·H + i)·W + j holds the CellDim
+// channels [C_in | C_out | C_h] of one cell (as engine.State). Every per-cell
+// layer is one matrix product over all B·H·W rows.
+type Net[T Float] struct {
+	P *Params[T]
+	B int // batch size the buffers are sized for
+
+	D, K, N, R, Cd, Cin, Ud, Mlp, Heads, Hd int
+
+	pe []T // positional code, N×D (spec §2.4)
+
+	// conditioning of the current call
+	tfeat, th, temb, yIn, yh, c, sc []T // B×256, B×D, B×D, B×K, B×D, B×D, B×D
+	mod, fmod                       []T // B×6D (adaLN of the block), B×2D (final layer)
+
+	ups   []*update[T] // per-update activations; ups[m].X is the state before update m
+	out   []T          // the state after the last update, R×Cd
+	M     int          // updates run by the last Forward
+	masks [][]T        // the masks of the last Forward, one B·N slice per update
+
+	// scratch for the backward pass
+	dS, dE, dE1, dTmp, dTmp2, dQKV, dH, dLogit []T
+	dmod, dfmod                                []T
+	tmpA, tmpH                                 []T
+}
+
+// update holds the activations of one cell update that the backward pass needs.
+// Cheap element-wise results (the modulated LayerNorm outputs, the GELU) are
+// recomputed instead of stored.
+type update[T Float] struct {
+	X                   []T // R×Cd input state
+	xhat1, xhat2, xhatf []T // R×D normalised activations
+	rstd1, rstd2, rstdf []T // R reciprocal standard deviations
+	qkv                 []T // R×3D
+	p                   []T // R×heads×9 attention weights
+	o                   []T // R×D merged heads
+	attn                []T // R×D output projection
+	h                   []T // R×Mlp pre-GELU
+	y                   []T // R×D MLP output
+}
+
+// NewNet sizes the buffers of a network for batches of up to b samples.
+func NewNet[T Float](p *Params[T], b int) *Net[T] {
+	cfg := p.Cfg
+	n := &Net[T]{P: p, B: b, D: cfg.EmbedDim, K: cfg.NumClasses, N: cfg.Cells(), Cd: cfg.CellDim(),
+		Cin: cfg.InChannels, Ud: cfg.UpdateDim(), Mlp: cfg.MLPDim, Heads: cfg.Heads, Hd: cfg.HeadDim()}
+	n.R = b * n.N
+	D, R := n.D, n.R
+	n.pe = positionalCode[T](n.N, D)
+	mk := func(k int) []T { return make([]T, k) }
+	n.tfeat, n.th, n.temb, n.yIn, n.yh, n.c, n.sc = mk(b*TimeFeatures), mk(b*D), mk(b*D), mk(b*n.K), mk(b*D), mk(b*D), mk(b*D)
+	n.mod, n.fmod, n.dmod, n.dfmod = mk(b*6*D), mk(b*2*D), mk(b*6*D), mk(b*2*D)
+	n.out = mk(R * n.Cd)
+	n.dS, n.dE, n.dE1, n.dTmp, n.dTmp2 = mk(R*n.Cd), mk(R*D), mk(R*D), mk(R*D), mk(R*D)
+	n.dQKV, n.dH, n.dLogit = mk(R*3*D), mk(R*n.Mlp), mk(R*n.Heads*9)
+	n.tmpA, n.tmpH = mk(R*D), mk(R*n.Mlp)
+	return n
+}
+
+func (n *Net[T]) ensureUpdates(m int) {
+	for len(n.ups) < m {
+		R, D := n.R, n.D
+		n.ups = append(n.ups, &update[T]{
+			X: make([]T, R*n.Cd), xhat1: make([]T, R*D), xhat2: make([]T, R*D), xhatf: make([]T, R*D),
+			rstd1: make([]T, R), rstd2: make([]T, R), rstdf: make([]T, R),
+			qkv: make([]T, R*3*D), p: make([]T, R*n.Heads*9), o: make([]T, R*D), attn: make([]T, R*D),
+			h: make([]T, R*n.Mlp), y: make([]T, R*D),
+		})
+	}
+}
+
+// positionalCode is vit_positional_encoding (spec §2.4), computed in float32
+// as the official code does: P[n, d] = sin(n·ω_d) for even d, cos for odd d,
+// ω_d = exp(d·(−ln 10000 / D)).
+func positionalCode[T Float](cells, dim int) []T {
+	pe := make([]T, cells*dim)
+	c := float32(-math.Log(10000) / float64(dim))
+	for d := 0; d < dim; d++ {
+		w := float32(math.Exp(float64(float32(d) * c)))
+		for p := 0; p < cells; p++ {
+			a := float64(float32(p) * w)
+			if d%2 == 0 {
+				pe[p*dim+d] = T(float32(math.Sin(a)))
+			} else {
+				pe[p*dim+d] = T(float32(math.Cos(a)))
+			}
+		}
+	}
+	return pe
+}
+
+// timestepFeatures writes DiT's sinusoidal features of t (spec §4.1), in
+// float32: [cos(t·φ_k) for k < 128, sin(t·φ_k) for k < 128], φ_k = exp(−ln(10⁴)·k/128).
+func timestepFeatures[T Float](dst []T, t int) {
+	const half = TimeFeatures / 2
+	for k := 0; k < half; k++ {
+		f := float32(math.Exp(float64(float32(-math.Log(10000)*float64(float32(k))) / half)))
+		a := float64(float32(t) * f)
+		dst[k] = T(float32(math.Cos(a)))
+		dst[half+k] = T(float32(math.Sin(a)))
+	}
+}
+
+// Forward runs one denoiser call on b ≤ n.B samples: state S0 (b·N rows × Cd,
+// cell-major), original diffusion indices t, labels y (b×K, multi-hot floats,
+// already dropped out when training), and M masks of b·N values in {0, 1}
+// (nil mask = every cell updates). It returns the final state (owned by the
+// net, valid until the next Forward).
+func (n *Net[T]) Forward(s0 []T, t []int, y []T, masks [][]T) ([]T, error) {
+	b := len(t)
+	if b != n.B {
+		return nil, fmt.Errorf("batch %d, net sized for %d", b, n.B)
+	}
+	if len(s0) != n.R*n.Cd || len(y) != b*n.K {
+		return nil, fmt.Errorf("state has %d values (want %d), labels %d (want %d)", len(s0), n.R*n.Cd, len(y), b*n.K)
+	}
+	M := len(masks)
+	n.ensureUpdates(M)
+	n.M, n.masks = M, masks
+	n.condition(t, y)
+	cur := s0
+	for m := 0; m < M; m++ {
+		u := n.ups[m]
+		copy(u.X, cur)
+		next := n.out
+		if m+1 < M {
+			next = n.ups[m+1].X
+		}
+		n.updateFwd(u, masks[m], next)
+		cur = next
+	}
+	if M == 0 {
+		copy(n.out, s0)
+	}
+	return n.out, nil
+}
+
+// condition computes c = temb(t) + yemb(y) and the two adaLN modulations
+// (spec §4.1, §4.2, §3 steps 5 and 13), once per call: c is fixed within it.
+func (n *Net[T]) condition(t []int, y []T) {
+	p, b, D := n.P, n.B, n.D
+	for i, ti := range t {
+		timestepFeatures(n.tfeat[i*TimeFeatures:(i+1)*TimeFeatures], ti)
+	}
+	copy(n.yIn, y)
+	linearFwd(n.th, n.tfeat, p.TEmb0W.W, p.TEmb0B.W, b, TimeFeatures, D)
+	sth := make([]T, b*D)
+	for i, v := range n.th {
+		sth[i] = T(silu(float64(v)))
+	}
+	linearFwd(n.temb, sth, p.TEmb2W.W, p.TEmb2B.W, b, D, D)
+	linearFwd(n.yh, n.yIn, p.YEmb0W.W, p.YEmb0B.W, b, n.K, D)
+	linearFwd(n.c, n.yh, p.YEmb1W.W, p.YEmb1B.W, b, D, D)
+	for i := range n.c {
+		n.c[i] += n.temb[i]
+		n.sc[i] = T(silu(float64(n.c[i])))
+	}
+	linearFwd(n.mod, n.sc, p.AdaW.W, p.AdaB.W, b, D, 6*D)
+	linearFwd(n.fmod, n.sc, p.FAdaW.W, p.FAdaB.W, b, D, 2*D)
+}
+
+// Cond returns c (B×D) of the last Forward.
+func (n *Net[T]) Cond() []T { return n.c }
+
+// layerNorm normalises each row of x (rows×d) into xhat with population
+// variance, storing 1/sqrt(var + eps) per row.
+func layerNorm[T Float](xhat, rstd, x []T, rows, d int, eps float64) {
+	parallelFor(rows, 64, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := x[r*d : (r+1)*d]
+			var mean float64
+			for _, v := range row {
+				mean += float64(v)
+			}
+			mean /= float64(d)
+			var v2 float64
+			for _, v := range row {
+				dv := float64(v) - mean
+				v2 += dv * dv
+			}
+			rs := 1 / math.Sqrt(v2/float64(d)+eps)
+			rstd[r] = T(rs)
+			out := xhat[r*d : (r+1)*d]
+			for k, v := range row {
+				out[k] = T((float64(v) - mean) * rs)
+			}
+		}
+	})
+}
+
+// layerNormBwd turns the gradient w.r.t. xhat into the gradient w.r.t. x,
+// adding it to dx: dx += rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)).
+func layerNormBwd[T Float](dx, dxhat, xhat, rstd []T, rows, d int) {
+	parallelFor(rows, 64, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			g := dxhat[r*d : (r+1)*d]
+			xh := xhat[r*d : (r+1)*d]
+			var s1, s2 float64
+			for k := range g {
+				s1 += float64(g[k])
+				s2 += float64(g[k]) * float64(xh[k])
+			}
+			s1 /= float64(d)
+			s2 /= float64(d)
+			rs := float64(rstd[r])
+			out := dx[r*d : (r+1)*d]
+			for k := range g {
+				out[k] += T(rs * (float64(g[k]) - s1 - float64(xh[k])*s2))
+			}
+		}
+	})
+}
+
+// modulate writes A = (xhat·γ + β)·(1 + scale_b) + shift_b (γ, β nil: no affine)
+// for every row of sample b, whose modulation vectors are shift and scale.
+func (n *Net[T]) modulate(a, xhat, g, beta []T, mod []T, modStride, shiftOff, scaleOff int) {
+	D, N := n.D, n.N
+	parallelFor(n.R, 64, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			b := r / N
+			shift := mod[b*modStride+shiftOff*D : b*modStride+shiftOff*D+D]
+			scale := mod[b*modStride+scaleOff*D : b*modStride+scaleOff*D+D]
+			xh := xhat[r*D : (r+1)*D]
+			out := a[r*D : (r+1)*D]
+			for k := 0; k < D; k++ {
+				v := xh[k]
+				if g != nil {
+					v = v*g[k] + beta[k]
+				}
+				out[k] = v*(1+scale[k]) + shift[k]
+			}
+		}
+	})
+}
+
+// neighbour returns the row of slot k (k = 3a + b: row offset a − 1, column
+// offset b − 1, spec §3 step 8) of row r, or −1 outside the grid.
+func (n *Net[T]) neighbour(r, k int) int {
+	H, W := n.P.Cfg.GridH, n.P.Cfg.GridW
+	cell := r % n.N
+	i, j := cell/W+k/3-1, cell%W+k%3-1
+	if i < 0 || i >= H || j < 0 || j >= W {
+		return -1
+	}
+	return r - cell + i*W + j
+}
+
+// updateFwd runs one cell update f (spec §3) on u.X and writes the new state
+// into next.
+func (n *Net[T]) updateFwd(u *update[T], mask []T, next []T) {
+	p := n.P
+	R, D, Cd, Mlp := n.R, n.D, n.Cd, n.Mlp
+	// 2-3: cell embedding plus positional code.
+	e := n.dE1 // E0 lives in scratch during the forward pass
+	linearFwd(e, u.X, p.CellW.W, p.CellB.W, R, Cd, D)
+	parallelFor(R, 256, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			pe := n.pe[(r%n.N)*D : (r%n.N+1)*D]
+			row := e[r*D : (r+1)*D]
+			for k := range row {
+				row[k] += pe[k]
+			}
+		}
+	})
+	// 6: A = LN1(E)·(1 + scale_msa) + shift_msa.
+	layerNorm(u.xhat1, u.rstd1, e, R, D, 1e-5)
+	n.modulate(n.tmpA, u.xhat1, p.LN1G.W, p.LN1B.W, n.mod, 6*D, 0, 1)
+	// 7-9: QKV, 3x3 local attention, output projection.
+	linearFwd(u.qkv, n.tmpA, p.QKVW.W, nil, R, D, 3*D)
+	n.attentionFwd(u)
+	linearFwd(u.attn, u.o, p.OutW.W, p.OutB.W, R, D, D)
+	// 10: E += gate_msa·Attn.
+	n.gatedAdd(e, u.attn, 2)
+	// 11: F = LN2(E)·(1 + scale_mlp) + shift_mlp; MLP with exact GELU.
+	layerNorm(u.xhat2, u.rstd2, e, R, D, 1e-5)
+	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4)
+	linearFwd(u.h, n.tmpA, p.MLP1W.W, p.MLP1B.W, R, D, Mlp)
+	geluRows(n.tmpH, u.h)
+	linearFwd(u.y, n.tmpH, p.MLP2W.W, p.MLP2B.W, R, Mlp, D)
+	// 12: E += gate_mlp·F.
+	n.gatedAdd(e, u.y, 5)
+	// 13: final layer: LN (eps 1e-6, no affine), its own adaLN, Linear.
+	layerNorm(u.xhatf, u.rstdf, e, R, D, 1e-6)
+	n.modulate(n.tmpA, u.xhatf, nil, nil, n.fmod, 2*D, 0, 1)
+	uo := n.dTmp2[:0]
+	if len(n.dTmp2) >= R*n.Ud {
+		uo = n.dTmp2[:R*n.Ud]
+	} else {
+		uo = make([]T, R*n.Ud)
+	}
+	linearFwd(uo, n.tmpA, p.FinW.W, p.FinB.W, R, D, n.Ud)
+	// 15-16: masked residual update of C_out and C_h; C_in kept.
+	Cin, Ud := n.Cin, n.Ud
+	parallelFor(R, 256, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			src := u.X[r*Cd : (r+1)*Cd]
+			dst := next[r*Cd : (r+1)*Cd]
+			copy(dst, src)
+			m := T(1)
+			if mask != nil {
+				m = mask[r]
+			}
+			if m == 0 {
+				continue
+			}
+			up := uo[r*Ud : (r+1)*Ud]
+			for k := 0; k < Ud; k++ {
+				dst[Cin+k] += m * up[k]
+			}
+		}
+	})
+}
+
+func geluRows[T Float](dst, x []T) {
+	parallelFor(len(x), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			dst[i] = T(gelu(float64(x[i])))
+		}
+	})
+}
+
+// gatedAdd does E += gate_b ⊙ X with gate = chunk `chunk` of the block modulation.
+func (n *Net[T]) gatedAdd(e, x []T, chunk int) {
+	D, N := n.D, n.N
+	parallelFor(n.R, 256, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			b := r / N
+			g := n.mod[b*6*D+chunk*D : b*6*D+chunk*D+D]
+			er, xr := e[r*D:(r+1)*D], x[r*D:(r+1)*D]
+			for k := range er {
+				er[k] += g[k] * xr[k]
+			}
+		}
+	})
+}
+
+// attentionFwd is the localised attention (spec §3 step 8): every cell attends
+// to the 9 cells of its 3x3 window (itself included); slots outside the grid
+// hold a zero key and value, so they take part in the softmax with logit 0.
+func (n *Net[T]) attentionFwd(u *update[T]) {
+	D, Hd, heads := n.D, n.Hd, n.Heads
+	scale := 1 / math.Sqrt(float64(Hd))
+	parallelFor(n.R, 64, func(lo, hi int) {
+		var logit [9]float64
+		var nb [9]int
+		for r := lo; r < hi; r++ {
+			for k := 0; k < 9; k++ {
+				nb[k] = n.neighbour(r, k)
+			}
+			for h := 0; h < heads; h++ {
+				q := u.qkv[r*3*D+h*Hd : r*3*D+h*Hd+Hd]
+				mx := math.Inf(-1)
+				for k := 0; k < 9; k++ {
+					var s float64
+					if nb[k] >= 0 {
+						kv := u.qkv[nb[k]*3*D+D+h*Hd : nb[k]*3*D+D+h*Hd+Hd]
+						for d := range q {
+							s += float64(q[d]) * float64(kv[d])
+						}
+					}
+					logit[k] = s * scale
+					mx = max(mx, logit[k])
+				}
+				var sum float64
+				for k := 0; k < 9; k++ {
+					logit[k] = math.Exp(logit[k] - mx)
+					sum += logit[k]
+				}
+				pr := u.p[(r*heads+h)*9 : (r*heads+h)*9+9]
+				o := u.o[r*D+h*Hd : r*D+h*Hd+Hd]
+				zero(o)
+				for k := 0; k < 9; k++ {
+					pk := logit[k] / sum
+					pr[k] = T(pk)
+					if nb[k] < 0 {
+						continue
+					}
+					v := u.qkv[nb[k]*3*D+2*D+h*Hd : nb[k]*3*D+2*D+h*Hd+Hd]
+					for d := range o {
+						o[d] += T(pk) * v[d]
+					}
+				}
+			}
+		}
+	})
+}
+
+// Backward back-propagates dOut (the gradient of the loss w.r.t. the final
+// state, R×Cd) through the last Forward, accumulating into the parameters'
+// gradients (call P.ZeroGrad first). It returns the gradient w.r.t. the input
+// state S0 (owned by the net).
+func (n *Net[T]) Backward(dOut []T) []T {
+	copy(n.dS, dOut)
+	zero(n.dmod)
+	zero(n.dfmod)
+	for m := n.M - 1; m >= 0; m-- {
+		var mask []T
+		if n.masks != nil {
+			mask = n.masks[m]
+		}
+		n.updateBwd(n.ups[m], mask)
+	}
+	n.conditionBwd()
+	return n.dS
+}
+
+// modulateBwd back-propagates A = (xhat·γ + β)·(1 + scale_b) + shift_b: it
+// accumulates dscale, dshift into dmod, dγ, dβ into the parameters, and writes
+// dxhat.
+func (n *Net[T]) modulateBwd(dxhat, dA, xhat []T, g, beta *Param[T], mod, dmod []T, modStride, shiftOff, scaleOff int) {
+	D, N, B := n.D, n.N, n.B
+	var pg, pb []T
+	if g != nil {
+		pg, pb = make([]T, B*D), make([]T, B*D)
+	}
+	parallelFor(B, 1, func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			scale := mod[b*modStride+scaleOff*D : b*modStride+scaleOff*D+D]
+			dshift := dmod[b*modStride+shiftOff*D : b*modStride+shiftOff*D+D]
+			dscale := dmod[b*modStride+scaleOff*D : b*modStride+scaleOff*D+D]
+			for r := b * N; r < (b+1)*N; r++ {
+				da := dA[r*D : (r+1)*D]
+				xh := xhat[r*D : (r+1)*D]
+				dx := dxhat[r*D : (r+1)*D]
+				for k := 0; k < D; k++ {
+					v := xh[k]
+					if g != nil {
+						v = v*g.W[k] + beta.W[k]
+					}
+					dscale[k] += da[k] * v
+					dshift[k] += da[k]
+					dl := da[k] * (1 + scale[k])
+					if g != nil {
+						pg[b*D+k] += dl * xh[k]
+						pb[b*D+k] += dl
+						dl *= g.W[k]
+					}
+					dx[k] = dl
+				}
+			}
+		}
+	})
+	if g != nil {
+		for b := 0; b < B; b++ {
+			for k := 0; k < D; k++ {
+				g.G[k] += pg[b*D+k]
+				beta.G[k] += pb[b*D+k]
+			}
+		}
+	}
+}
+
+// gatedAddBwd back-propagates E_out = E_in + gate_b ⊙ X: dgate_b += Σ dE·X,
+// dX = dE·gate (dE itself passes through unchanged).
+func (n *Net[T]) gatedAddBwd(dx, dE, x []T, chunk int) {
+	D, N := n.D, n.N
+	parallelFor(n.B, 1, func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			g := n.mod[b*6*D+chunk*D : b*6*D+chunk*D+D]
+			dg := n.dmod[b*6*D+chunk*D : b*6*D+chunk*D+D]
+			for r := b * N; r < (b+1)*N; r++ {
+				de, xr, dxr := dE[r*D:(r+1)*D], x[r*D:(r+1)*D], dx[r*D:(r+1)*D]
+				for k := range de {
+					dg[k] += de[k] * xr[k]
+					dxr[k] = de[k] * g[k]
+				}
+			}
+		}
+	})
+}
+
+// updateBwd back-propagates one cell update: n.dS holds dL/dS_{m+1} on entry
+// and dL/dS_m on return.
+func (n *Net[T]) updateBwd(u *update[T], mask []T) {
+	p := n.P
+	R, D, Cd, Cin, Ud, Mlp := n.R, n.D, n.Cd, n.Cin, n.Ud, n.Mlp
+	// 16: S' = S + m·U on C_out|C_h. dS passes through; dU = m·dS'.
+	dU := make([]T, R*Ud)
+	parallelFor(R, 256, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			m := T(1)
+			if mask != nil {
+				m = mask[r]
+			}
+			if m == 0 {
+				continue
+			}
+			src := n.dS[r*Cd+Cin : r*Cd+Cin+Ud]
+			dst := dU[r*Ud : (r+1)*Ud]
+			for k := range dst {
+				dst[k] = m * src[k]
+			}
+		}
+	})
+	// 13: final layer.
+	n.modulate(n.tmpA, u.xhatf, nil, nil, n.fmod, 2*D, 0, 1)
+	dZ := n.dTmp
+	linearBwd(dZ, p.FinW.G, p.FinB.G, dU, n.tmpA, p.FinW.W, R, D, Ud, false)
+	dxh := n.dTmp2
+	n.modulateBwd(dxh, dZ, u.xhatf, nil, nil, n.fmod, n.dfmod, 2*D, 0, 1)
+	dE := n.dE // gradient w.r.t. E after step 12
+	zero(dE)
+	layerNormBwd(dE, dxh, u.xhatf, u.rstdf, R, D)
+	// 12: E2 = E1 + gate_mlp·Y.
+	dY := n.dTmp
+	n.gatedAddBwd(dY, dE, u.y, 5)
+	// 11: MLP.
+	geluRows(n.tmpH, u.h)
+	linearBwd(n.dH, p.MLP2W.G, p.MLP2B.G, dY, n.tmpH, p.MLP2W.W, R, Mlp, D, false)
+	parallelFor(len(n.dH), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			n.dH[i] *= T(geluGrad(float64(u.h[i])))
+		}
+	})
+	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4)
+	dF := n.dTmp
+	linearBwd(dF, p.MLP1W.G, p.MLP1B.G, n.dH, n.tmpA, p.MLP1W.W, R, D, Mlp, false)
+	n.modulateBwd(dxh, dF, u.xhat2, p.LN2G, p.LN2B, n.mod, n.dmod, 6*D, 3, 4)
+	layerNormBwd(dE, dxh, u.xhat2, u.rstd2, R, D)
+	// 10: E1 = E0 + gate_msa·Attn.
+	dAttn := n.dTmp
+	n.gatedAddBwd(dAttn, dE, u.attn, 2)
+	// 9: output projection.
+	dO := n.dTmp2
+	linearBwd(dO, p.OutW.G, p.OutB.G, dAttn, u.o, p.OutW.W, R, D, D, false)
+	// 8: attention.
+	n.attentionBwd(u, dO)
+	// 7: QKV.
+	n.modulate(n.tmpA, u.xhat1, p.LN1G.W, p.LN1B.W, n.mod, 6*D, 0, 1)
+	dA := n.dTmp
+	linearBwd(dA, p.QKVW.G, nil, n.dQKV, n.tmpA, p.QKVW.W, R, D, 3*D, false)
+	// 6: LN1 + modulation.
+	n.modulateBwd(dxh, dA, u.xhat1, p.LN1G, p.LN1B, n.mod, n.dmod, 6*D, 0, 1)
+	layerNormBwd(dE, dxh, u.xhat1, u.rstd1, R, D)
+	// 2: cell embedding (the positional code is a constant). dS += dE·W_ce.
+	linearBwd(n.dS, p.CellW.G, p.CellB.G, dE, u.X, p.CellW.W, R, Cd, D, true)
+}
+
+// attentionBwd back-propagates the localised attention from dO into n.dQKV.
+// It gathers instead of scattering: a cell's key/value gradient is collected
+// from the 9 cells whose windows contain it, so rows can run in parallel.
+func (n *Net[T]) attentionBwd(u *update[T], dO []T) {
+	D, Hd, heads := n.D, n.Hd, n.Heads
+	scale := 1 / math.Sqrt(float64(Hd))
+	// Pass 1: dlogits and dq per row.
+	parallelFor(n.R, 64, func(lo, hi int) {
+		var dp [9]float64
+		var nb [9]int
+		for r := lo; r < hi; r++ {
+			for k := 0; k < 9; k++ {
+				nb[k] = n.neighbour(r, k)
+			}
+			dq := n.dQKV[r*3*D : r*3*D+D]
+			zero(dq)
+			for h := 0; h < heads; h++ {
+				do := dO[r*D+h*Hd : r*D+h*Hd+Hd]
+				pr := u.p[(r*heads+h)*9 : (r*heads+h)*9+9]
+				var dot float64
+				for k := 0; k < 9; k++ {
+					dp[k] = 0
+					if nb[k] >= 0 {
+						v := u.qkv[nb[k]*3*D+2*D+h*Hd : nb[k]*3*D+2*D+h*Hd+Hd]
+						var s float64
+						for d := range do {
+							s += float64(do[d]) * float64(v[d])
+						}
+						dp[k] = s
+					}
+					dot += float64(pr[k]) * dp[k]
+				}
+				dl := n.dLogit[(r*heads+h)*9 : (r*heads+h)*9+9]
+				dqh := dq[h*Hd : h*Hd+Hd]
+				for k := 0; k < 9; k++ {
+					g := float64(pr[k]) * (dp[k] - dot) * scale
+					dl[k] = T(g)
+					if nb[k] < 0 {
+						continue
+					}
+					kv := u.qkv[nb[k]*3*D+D+h*Hd : nb[k]*3*D+D+h*Hd+Hd]
+					for d := range dqh {
+						dqh[d] += T(g) * kv[d]
+					}
+				}
+			}
+		}
+	})
+	// Pass 2: dk, dv of row r gathered from the rows that see r. Row r is in
+	// slot k of row r' when r' is r's neighbour in the opposite slot 8 − k.
+	parallelFor(n.R, 64, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dk := n.dQKV[r*3*D+D : r*3*D+2*D]
+			dv := n.dQKV[r*3*D+2*D : r*3*D+3*D]
+			zero(dk)
+			zero(dv)
+			for k := 0; k < 9; k++ {
+				rp := n.neighbour(r, 8-k)
+				if rp < 0 {
+					continue
+				}
+				for h := 0; h < heads; h++ {
+					g := n.dLogit[(rp*heads+h)*9+k]
+					pk := u.p[(rp*heads+h)*9+k]
+					q := u.qkv[rp*3*D+h*Hd : rp*3*D+h*Hd+Hd]
+					do := dO[rp*D+h*Hd : rp*D+h*Hd+Hd]
+					dkh, dvh := dk[h*Hd:h*Hd+Hd], dv[h*Hd:h*Hd+Hd]
+					for d := range dkh {
+						dkh[d] += g * q[d]
+						dvh[d] += pk * do[d]
+					}
+				}
+			}
+		}
+	})
+}
+
+// conditionBwd back-propagates the accumulated modulation gradients into the
+// adaLN, timestep and label embedders.
+func (n *Net[T]) conditionBwd() {
+	p, b, D := n.P, n.B, n.D
+	dsc := make([]T, b*D)
+	linearBwd(dsc, p.AdaW.G, p.AdaB.G, n.dmod, n.sc, p.AdaW.W, b, D, 6*D, false)
+	linearBwd(dsc, p.FAdaW.G, p.FAdaB.G, n.dfmod, n.sc, p.FAdaW.W, b, D, 2*D, true)
+	dc := make([]T, b*D)
+	for i := range dc {
+		dc[i] = dsc[i] * T(siluGrad(float64(n.c[i])))
+	}
+	// c = temb + yemb.
+	sth := make([]T, b*D)
+	for i, v := range n.th {
+		sth[i] = T(silu(float64(v)))
+	}
+	dsth := make([]T, b*D)
+	linearBwd(dsth, p.TEmb2W.G, p.TEmb2B.G, dc, sth, p.TEmb2W.W, b, D, D, false)
+	for i := range dsth {
+		dsth[i] *= T(siluGrad(float64(n.th[i])))
+	}
+	linearBwd[T](nil, p.TEmb0W.G, p.TEmb0B.G, dsth, n.tfeat, p.TEmb0W.W, b, TimeFeatures, D, false)
+	dyh := make([]T, b*D)
+	linearBwd(dyh, p.YEmb1W.G, p.YEmb1B.G, dc, n.yh, p.YEmb1W.W, b, D, D, false)
+	linearBwd[T](nil, p.YEmb0W.G, p.YEmb0B.G, dyh, n.yIn, p.YEmb0W.W, b, n.K, D, false)
+}

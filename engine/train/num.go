@@ -1,0 +1,166 @@
+// Package train trains GeCA models: the backward pass of every op of the cell
+// update (spec §3) through all M updates, the diffusion loss (noise MSE plus the
+// variational term of the learned variance, spec §8), AdamW and EMA.
+//
+// The network code is generic over float32 and float64: float64 is what the
+// finite-difference gradient checks run on, float32 is what real training runs
+// on (its matrix products go through engine/compute.Gemm).
+package train
+
+import (
+	"math"
+	"runtime"
+	"sync"
+
+	"geca/engine/compute"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// Float is the element type of a network.
+type Float interface{ ~float32 | ~float64 }
+
+var dgemm = blas64.Implementation()
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices (see
+// compute.Gemm). float32 goes through the build's BLAS, float64 through gonum.
+func gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	switch av := any(a).(type) {
+	case []float32:
+		compute.Gemm(transA, transB, m, n, k, float32(alpha), av, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	case []float64:
+		ta, tb := blas.NoTrans, blas.NoTrans
+		if transA {
+			ta = blas.Trans
+		}
+		if transB {
+			tb = blas.Trans
+		}
+		if k == 0 {
+			cv := any(c).([]float64)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					cv[i*ldc+j] *= float64(beta)
+				}
+			}
+			return
+		}
+		dgemm.Dgemm(ta, tb, m, n, k, float64(alpha), av, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+	}
+}
+
+// linearFwd computes Y = X·Wᵀ + bias (bias may be nil) for X rows×in, W out×in.
+func linearFwd[T Float](y, x, w, bias []T, rows, in, out int) {
+	if bias != nil {
+		parallelFor(rows, 256, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				copy(y[r*out:(r+1)*out], bias)
+			}
+		})
+		gemm(false, true, rows, out, in, 1, x, in, w, in, 1, y, out)
+		return
+	}
+	gemm(false, true, rows, out, in, 1, x, in, w, in, 0, y, out)
+}
+
+// linearBwd accumulates the gradients of Y = X·Wᵀ + bias: dW += dYᵀ·X,
+// dBias += Σ_rows dY (when dBias != nil), and dX = dY·W (or dX += when
+// accumulate; skipped when dX is nil).
+func linearBwd[T Float](dx, dw, db, dy, x, w []T, rows, in, out int, accumulate bool) {
+	gemm(true, false, out, in, rows, 1, dy, out, x, in, 1, dw, in)
+	if db != nil {
+		colSum(db, dy, rows, out)
+	}
+	if dx != nil {
+		beta := T(0)
+		if accumulate {
+			beta = 1
+		}
+		gemm(false, false, rows, in, out, 1, dy, out, w, in, beta, dx, in)
+	}
+}
+
+// colSum adds the column sums of the rows×cols matrix a to dst, in a fixed
+// order so the result does not depend on the thread count.
+func colSum[T Float](dst, a []T, rows, cols int) {
+	const chunk = 1024
+	nch := (rows + chunk - 1) / chunk
+	part := make([]T, nch*cols)
+	parallelFor(nch, 1, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			p := part[c*cols : (c+1)*cols]
+			for r := c * chunk; r < min((c+1)*chunk, rows); r++ {
+				row := a[r*cols : (r+1)*cols]
+				for j, v := range row {
+					p[j] += v
+				}
+			}
+		}
+	})
+	for c := 0; c < nch; c++ {
+		for j, v := range part[c*cols : (c+1)*cols] {
+			dst[j] += v
+		}
+	}
+}
+
+// workers is the number of goroutines element-wise loops split into.
+func workers() int { return runtime.GOMAXPROCS(0) }
+
+// parallelFor splits [0, n) into contiguous ranges of at least minChunk items
+// and runs body on each, one goroutine per range. Every item is processed by
+// exactly one call, so results never depend on the split.
+func parallelFor(n, minChunk int, body func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	w := workers()
+	if minChunk < 1 {
+		minChunk = 1
+	}
+	if w > n/minChunk {
+		w = n / minChunk
+	}
+	if w <= 1 {
+		body(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	step := (n + w - 1) / w
+	for lo := 0; lo < n; lo += step {
+		hi := min(lo+step, n)
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			body(lo, hi)
+		}(lo, hi)
+	}
+	wg.Wait()
+}
+
+func silu(x float64) float64 { return x / (1 + math.Exp(-x)) }
+
+// siluGrad is d silu(x)/dx = σ(x)(1 + x(1 − σ(x))).
+func siluGrad(x float64) float64 {
+	s := 1 / (1 + math.Exp(-x))
+	return s * (1 + x*(1-s))
+}
+
+// gelu is the exact (erf) GELU of torch.nn.GELU() (spec §3 step 11).
+func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+
+const invSqrt2Pi = 0.3989422804014327
+
+func geluGrad(x float64) float64 {
+	return 0.5*(1+math.Erf(x/math.Sqrt2)) + x*invSqrt2Pi*math.Exp(-0.5*x*x)
+}
+
+func zero[T Float](s []T) {
+	for i := range s {
+		s[i] = 0
+	}
+}
