@@ -1,0 +1,376 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"geca/engine/compute"
+)
+
+// Observe asks Update for what the visualizer shows. Magnitude, when its
+// length is B·H·W, receives the L2 norm of the update applied to each cell
+// (0 where the mask was 0). Attn, when its length is heads·9, receives the
+// softmax weights of cell (AttnB, AttnI, AttnJ) in this update, head-major,
+// slot k = 3a + b for the neighbour at (i+a−1, j+b−1); the weights are those of
+// the attention the cell computed from the state before the update (computed
+// for the observed cell even where its mask is 0).
+type Observe struct {
+	Magnitude           []float32
+	AttnB, AttnI, AttnJ int
+	Attn                []float32
+}
+
+// Updater applies the cell update rule f (spec §3) to a batch. It owns the
+// scratch buffers and caches of one batch size and is not safe for concurrent
+// use; the Model it came from may be shared.
+//
+// It does only the work the update needs, with results equal to computing
+// every cell: the mask is drawn first and only cells whose mask is 1 compute
+// a query, attention, MLP and final layer; cells whose channels did not change
+// since the previous update (compared bit for bit, so any edit of the state
+// between updates is seen) keep their embedding, keys and values. The adaLN
+// modulation is kept while the conditioning is unchanged.
+type Updater struct {
+	m     *Model
+	batch int
+
+	// Dense computes every cell every update, as the official code does
+	// (for tests and benchmarks; the result is the same).
+	Dense bool
+
+	n, d, cd, ud, mlp int
+
+	// caches over all B·N cells
+	snap      []float32 // the cell channels the caches were computed from
+	snapValid bool
+	emb       []float32 // (B·N)×D  cell embedding + positional code
+	normA     []float32 // (B·N)×D  LN₁(emb) modulated
+	kv        []float32 // (B·N)×2D keys | values
+
+	// modulation cache
+	condCopy []float32
+	modT     []float32 // B×6D
+	modF     []float32 // B×2D
+	modValid bool
+
+	// per-update row lists and scratch (rows ≤ B·N)
+	dirty, active []int32
+	ones          []float32
+	maskBuf       []float32
+	xg            []float32 // rows×cell_dim
+	g1            []float32 // rows×D
+	ag            []float32 // rows×D
+	kvg           []float32 // rows×2D
+	q             []float32 // rows×D
+	o             []float32 // rows×D
+	h             []float32 // rows×D
+	f             []float32 // rows×D
+	hid           []float32 // rows×mlp
+	u             []float32 // rows×update_dim
+	siluC         []float32
+	obsIdx        [1]int32
+	obsQ          []float32
+	obsO          []float32
+	obsNorm       []float32
+
+	embedK   compute.EmbedKernel
+	gatherX  compute.GatherStridedKernel
+	gatherA  compute.GatherKernel
+	scatterK compute.ScatterKernel
+	attnK    compute.LocalAttentionKernel
+	resid1   compute.ResidualNormKernel
+	gelu     compute.BiasGELUKernel
+	resid2   compute.ResidualNormKernel
+	apply    compute.ApplyKernel
+}
+
+// NewUpdater returns an updater for states of batch size batch.
+func (m *Model) NewUpdater(batch int) *Updater {
+	if batch < 1 {
+		batch = 1
+	}
+	c := m.Cfg
+	n, d := c.Cells(), c.EmbedDim
+	rows := batch * n
+	u := &Updater{
+		m: m, batch: batch, n: n, d: d, cd: c.CellDim(), ud: c.UpdateDim(), mlp: c.MLPDim,
+		snap:     make([]float32, rows*c.CellDim()),
+		emb:      make([]float32, rows*d),
+		normA:    make([]float32, rows*d),
+		kv:       make([]float32, rows*2*d),
+		condCopy: make([]float32, batch*d),
+		modT:     make([]float32, batch*6*d),
+		modF:     make([]float32, batch*2*d),
+		dirty:    make([]int32, 0, rows),
+		active:   make([]int32, 0, rows),
+		ones:     make([]float32, rows),
+		maskBuf:  make([]float32, rows),
+		xg:       make([]float32, rows*c.CellDim()),
+		g1:       make([]float32, rows*d),
+		ag:       make([]float32, rows*d),
+		kvg:      make([]float32, rows*2*d),
+		q:        make([]float32, rows*d),
+		o:        make([]float32, rows*d),
+		h:        make([]float32, rows*d),
+		f:        make([]float32, rows*d),
+		hid:      make([]float32, rows*c.MLPDim),
+		u:        make([]float32, rows*c.UpdateDim()),
+		siluC:    make([]float32, batch*d),
+		obsQ:     make([]float32, d),
+		obsO:     make([]float32, d),
+		obsNorm:  make([]float32, d),
+	}
+	for i := range u.ones {
+		u.ones[i] = 1
+	}
+	return u
+}
+
+// Batch returns the batch size the updater was made for.
+func (u *Updater) Batch() int { return u.batch }
+
+// Reset drops every cache (the next update recomputes all cells).
+func (u *Updater) Reset() { u.snapValid, u.modValid = false, false }
+
+func finite(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+
+// prepareMod recomputes the adaLN modulations when the conditioning changed.
+func (u *Updater) prepareMod(c *Cond) error {
+	if u.modValid {
+		same := true
+		for i, v := range c.C {
+			if math.Float32bits(v) != math.Float32bits(u.condCopy[i]) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil
+		}
+	}
+	for i, v := range c.C {
+		if !finite(v) {
+			return fmt.Errorf("conditioning value %v at sample %d, channel %d is not finite", v, i/c.D, i%c.D)
+		}
+	}
+	copy(u.condCopy, c.C)
+	b, d := c.B, c.D
+	compute.SiLUTo(u.siluC[:b*d], c.C)
+	t, f := &u.m.Transformer.AdaLNModulation, &u.m.FinalLayer.AdaLNModulation
+	compute.Linear(u.modT[:b*6*d], u.siluC[:b*d], t.w, t.b, b, d, 6*d)
+	compute.Linear(u.modF[:b*2*d], u.siluC[:b*d], f.w, f.b, b, d, 2*d)
+	u.modValid = true
+	u.snapValid = false // keys and values depend on the modulation
+	return nil
+}
+
+// Update applies one cell update f to st in place (spec §3): S ← S + m ⊙ U on
+// the C_out and C_h channels. mask holds one 0/1 value per cell (B·H·W,
+// cell-major like the state); nil updates every cell. obs may be nil.
+func (u *Updater) Update(st *State, c *Cond, mask []float32, obs *Observe) error {
+	cfg := u.m.Cfg
+	if err := checkState(cfg, st); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	if st.B != u.batch {
+		return fmt.Errorf("update: state batch %d, updater made for batch %d", st.B, u.batch)
+	}
+	if err := c.check(st.B, cfg.EmbedDim); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	rows := st.B * u.n
+	if mask != nil {
+		if len(mask) != rows {
+			return fmt.Errorf("update: mask has %d values, want B·H·W = %d", len(mask), rows)
+		}
+		for i, v := range mask {
+			if v != 0 && v != 1 {
+				return fmt.Errorf("update: mask value %v at cell %d is not 0 or 1", v, i)
+			}
+		}
+	}
+	if obs != nil {
+		if obs.Magnitude != nil && len(obs.Magnitude) != rows {
+			return fmt.Errorf("update: observe magnitude has %d values, want B·H·W = %d", len(obs.Magnitude), rows)
+		}
+		if obs.Attn != nil {
+			if len(obs.Attn) != cfg.Heads*9 {
+				return fmt.Errorf("update: observe attention has %d values, want heads·9 = %d", len(obs.Attn), cfg.Heads*9)
+			}
+			if obs.AttnB < 0 || obs.AttnB >= st.B || obs.AttnI < 0 || obs.AttnI >= st.H || obs.AttnJ < 0 || obs.AttnJ >= st.W {
+				return fmt.Errorf("update: observed cell (%d, %d, %d) outside the batch of %d grids of %dx%d", obs.AttnB, obs.AttnI, obs.AttnJ, st.B, st.H, st.W)
+			}
+		}
+	}
+	if err := u.prepareMod(c); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+
+	// Which cells changed since the caches were computed.
+	cd := u.cd
+	u.dirty = u.dirty[:0]
+	for cell := 0; cell < rows; cell++ {
+		s := st.Data[cell*cd : (cell+1)*cd]
+		if !u.Dense && u.snapValid && sameBits(s, u.snap[cell*cd:(cell+1)*cd]) {
+			continue
+		}
+		for ch, v := range s {
+			if !finite(v) {
+				b, n := cell/u.n, cell%u.n
+				return fmt.Errorf("update: state value %v at sample %d, cell (%d, %d), channel %d is not finite", v, b, n/st.W, n%st.W, ch)
+			}
+		}
+		u.dirty = append(u.dirty, int32(cell))
+	}
+	// Which cells compute an update.
+	u.active = u.active[:0]
+	for cell := 0; cell < rows; cell++ {
+		if u.Dense || mask == nil || mask[cell] != 0 {
+			u.active = append(u.active, int32(cell))
+		}
+	}
+	u.refresh(st)
+	if obs != nil && obs.Attn != nil {
+		u.observeAttention(st, obs)
+	}
+	if obs != nil && obs.Magnitude != nil {
+		clear(obs.Magnitude)
+	}
+	u.forward(st, mask, obs)
+	return nil
+}
+
+func sameBits(a, b []float32) bool {
+	b = b[:len(a)]
+	for i, v := range a {
+		if math.Float32bits(v) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+const grain = 8 // rows per parallel block, at least
+
+// refresh recomputes embedding, normalised input, keys and values of the
+// dirty cells and records their channels.
+func (u *Updater) refresh(st *State) {
+	nd := len(u.dirty)
+	if nd == 0 {
+		return
+	}
+	m, d, cd := u.m, u.d, u.cd
+	g := &u.gatherX
+	*g = compute.GatherStridedKernel{Src: st.Data, Dst: u.xg, Idx: u.dirty, SrcStride: cd, Off: 0, W: cd}
+	compute.Parallel(nd, 64, g)
+	sc := &u.scatterK
+	*sc = compute.ScatterKernel{Src: u.xg, Dst: u.snap, Idx: u.dirty, Width: cd}
+	compute.Parallel(nd, 64, sc)
+	compute.Gemm(false, true, nd, d, cd, 1, u.xg, cd, m.CellToEmbedding.w, cd, 0, u.g1, d)
+	e := &u.embedK
+	an := &m.Transformer.Attn.Norm
+	*e = compute.EmbedKernel{G: u.g1, Bias: m.CellToEmbedding.b, PE: m.pe, Idx: u.dirty, N: u.n, D: d,
+		E: u.emb, A: u.normA, AG: u.ag, Gamma: an.w, Beta: an.b, Eps: an.Eps,
+		Mod: compute.Mod{Vec: u.modT, Stride: 6 * d, Dim: d}}
+	compute.Parallel(nd, grain, e)
+	// Keys and values: rows D…3D of the QKV weight.
+	wqkv := m.Transformer.Attn.ToQKV.w
+	compute.Gemm(false, true, nd, 2*d, d, 1, u.ag, d, wqkv[d*d:], d, 0, u.kvg, 2*d)
+	*sc = compute.ScatterKernel{Src: u.kvg, Dst: u.kv, Idx: u.dirty, Width: 2 * d}
+	compute.Parallel(nd, 64, sc)
+	u.snapValid = true
+}
+
+// forward runs attention, MLP and final layer for the active cells and adds
+// their update to the state.
+func (u *Updater) forward(st *State, mask []float32, obs *Observe) {
+	na := len(u.active)
+	if na == 0 {
+		return
+	}
+	m, d := u.m, u.d
+	at, ff, fl := &m.Transformer.Attn, &m.Transformer.FF, &m.FinalLayer
+	ga := &u.gatherA
+	*ga = compute.GatherKernel{Src: u.normA, Dst: u.ag, Idx: u.active, Width: d}
+	compute.Parallel(na, 64, ga)
+	compute.Gemm(false, true, na, d, d, 1, u.ag, d, at.ToQKV.w, d, 0, u.q, d)
+	ak := &u.attnK
+	*ak = compute.LocalAttentionKernel{Q: u.q, KV: u.kv, Out: u.o, Idx: u.active, H: st.H, W: st.W, D: d, Heads: m.Cfg.Heads, ObsRow: -1}
+	compute.Parallel(na, grain, ak)
+	compute.Gemm(false, true, na, d, d, 1, u.o, d, at.ToOut.w, d, 0, u.q, d)
+	modT := compute.Mod{Vec: u.modT, Stride: 6 * d, Dim: d}
+	r1 := &u.resid1
+	*r1 = compute.ResidualNormKernel{Base: u.emb, BaseIdx: true, T: u.q, Bias: at.ToOut.b, H: u.h, F: u.f, Idx: u.active, N: u.n, D: d,
+		Gate: modT, GateC: 2, Gamma: ff.Norm.w, Beta: ff.Norm.b, Eps: ff.Norm.Eps, NormMod: modT, ShiftC: 3}
+	compute.Parallel(na, grain, r1)
+	mlp := u.mlp
+	compute.Gemm(false, true, na, mlp, d, 1, u.f, d, ff.Net0.w, d, 0, u.hid, mlp)
+	gk := &u.gelu
+	*gk = compute.BiasGELUKernel{X: u.hid, Bias: ff.Net0.b, W: mlp}
+	compute.Parallel(na, grain, gk)
+	compute.Gemm(false, true, na, d, mlp, 1, u.hid, mlp, ff.Net3.w, mlp, 0, u.q, d)
+	r2 := &u.resid2
+	*r2 = compute.ResidualNormKernel{Base: u.h, BaseIdx: false, T: u.q, Bias: ff.Net3.b, H: u.h, F: u.f, Idx: u.active, N: u.n, D: d,
+		Gate: modT, GateC: 5, Eps: 1e-6, NormMod: compute.Mod{Vec: u.modF, Stride: 2 * d, Dim: d}, ShiftC: 0}
+	compute.Parallel(na, grain, r2)
+	ud := u.ud
+	compute.Gemm(false, true, na, ud, d, 1, u.f, d, fl.Linear.w, d, 0, u.u, ud)
+	ap := &u.apply
+	*ap = compute.ApplyKernel{U: u.u, Bias: fl.Linear.b, S: st.Data, Idx: u.active, C: u.cd, Off: m.Cfg.InChannels, UW: ud}
+	if u.Dense {
+		ap.Mask = mask
+	}
+	if obs != nil && obs.Magnitude != nil {
+		ap.Mag = obs.Magnitude
+	}
+	compute.Parallel(na, 64, ap)
+}
+
+// observeAttention computes the attention weights of the observed cell from
+// the caches (whether or not the cell is active this update).
+func (u *Updater) observeAttention(st *State, obs *Observe) {
+	m, d := u.m, u.d
+	cell := (obs.AttnB*st.H+obs.AttnI)*st.W + obs.AttnJ
+	u.obsIdx[0] = int32(cell)
+	compute.Gemm(false, true, 1, d, d, 1, u.normA[cell*d:(cell+1)*d], d, m.Transformer.Attn.ToQKV.w, d, 0, u.obsQ, d)
+	k := compute.LocalAttentionKernel{Q: u.obsQ, KV: u.kv, Out: u.obsO, Idx: u.obsIdx[:], H: st.H, W: st.W, D: d,
+		Heads: m.Cfg.Heads, ObsRow: 0, ObsP: obs.Attn}
+	k.Run(0, 1)
+}
+
+// Call runs M updates with the same conditioning (one denoiser call, spec
+// §4.4), drawing one mask of B·H·W uniforms per update from masks (none when
+// rate >= 1). each, if not nil, is called after every update with its index
+// (0-based) and the state; an error from it stops the call.
+func (u *Updater) Call(st *State, c *Cond, M int, rate float32, masks Stream, each func(m int, st *State) error) error {
+	if M < 0 {
+		return fmt.Errorf("call: M = %d is negative", M)
+	}
+	if st == nil {
+		return fmt.Errorf("call: state is nil")
+	}
+	rows := st.B * st.H * st.W
+	if rows > len(u.maskBuf) {
+		return fmt.Errorf("call: state batch %d, updater made for batch %d", st.B, u.batch)
+	}
+	for i := 0; i < M; i++ {
+		var mask []float32
+		if rate < 1 {
+			mask = u.maskBuf[:rows]
+			if err := DrawMask(mask, rate, masks); err != nil {
+				return fmt.Errorf("call: update %d: %w", i, err)
+			}
+		} else if !(rate >= 1) {
+			return fmt.Errorf("call: update rate %v out of range (0, 1]", rate)
+		}
+		if err := u.Update(st, c, mask, nil); err != nil {
+			return fmt.Errorf("call: update %d: %w", i, err)
+		}
+		if each != nil {
+			if err := each(i, st); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
