@@ -1,0 +1,74 @@
+package compute
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestGroupNorm(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const batch, c, hw, groups = 2, 6, 10, 3
+	src := randSlice(r, batch*c*hw)
+	for i := range src {
+		src[i] = 3*src[i] + 5 // a large mean, so the variance formula matters
+	}
+	gamma, beta := randSlice(r, c), randSlice(r, c)
+	const eps = 1e-6
+	for _, silu := range []bool{false, true} {
+		dst := make([]float32, len(src))
+		GroupNorm(dst, src, batch, c, hw, groups, gamma, beta, eps, silu)
+		cg := c / groups
+		for n := 0; n < batch; n++ {
+			for g := 0; g < groups; g++ {
+				blk := src[(n*c+g*cg)*hw : (n*c+(g+1)*cg)*hw]
+				mean := 0.0
+				for _, v := range blk {
+					mean += float64(v)
+				}
+				mean /= float64(len(blk))
+				vr := 0.0
+				for _, v := range blk {
+					vr += (float64(v) - mean) * (float64(v) - mean)
+				}
+				vr /= float64(len(blk))
+				for i := range blk {
+					ch := g*cg + i/hw
+					want := (float64(blk[i])-mean)/math.Sqrt(vr+eps)*float64(gamma[ch]) + float64(beta[ch])
+					if silu {
+						want = want / (1 + math.Exp(-want))
+					}
+					got := float64(dst[(n*c+g*cg)*hw+i])
+					if math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
+						t.Fatalf("silu=%v n=%d g=%d i=%d: got %v, want %v", silu, n, g, i, got, want)
+					}
+				}
+			}
+		}
+	}
+	// In place gives the same result.
+	want := make([]float32, len(src))
+	GroupNorm(want, src, batch, c, hw, groups, gamma, beta, eps, true)
+	GroupNorm(src, src, batch, c, hw, groups, gamma, beta, eps, true)
+	for i := range src {
+		if src[i] != want[i] {
+			t.Fatalf("in place differs at %d", i)
+		}
+	}
+}
+
+func TestGnExp(t *testing.T) {
+	for x := -87.0; x <= 88.0; x += 0.01 {
+		got := float64(gnExp(float32(x)))
+		want := math.Exp(float64(float32(x)))
+		if math.Abs(got-want) > 4e-7*want {
+			t.Fatalf("exp(%v) = %v, want %v (rel %g)", x, got, want, math.Abs(got-want)/want)
+		}
+	}
+	if gnExp(100) != float32(math.Inf(1)) || gnExp(-100) != 0 {
+		t.Error("exp out of range")
+	}
+	if v := gnExp(float32(math.NaN())); v == v {
+		t.Error("exp(NaN) is not NaN")
+	}
+}
