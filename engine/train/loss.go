@@ -8,10 +8,10 @@ import (
 // Schedule holds the float64 tables of the 1000-step linear training schedule
 // (spec §6.1-6.2) that the loss needs.
 type Schedule struct {
-	T                                      int
-	Betas, AlphasCumprod                   []float64
-	SqrtAC, SqrtOneMinusAC                 []float64 // for q_sample
-	SqrtRecipAC, SqrtRecipM1AC             []float64 // x̂0 from ε̂
+	T                                       int
+	Betas, AlphasCumprod                    []float64
+	SqrtAC, SqrtOneMinusAC                  []float64 // for q_sample
+	SqrtRecipAC, SqrtRecipM1AC              []float64 // x̂0 from ε̂
 	PostCoef1, PostCoef2, PostLogVarClipped []float64
 }
 

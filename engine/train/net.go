@@ -47,6 +47,7 @@ type update[T Float] struct {
 	o                   []T // R×D merged heads
 	attn                []T // R×D output projection
 	h                   []T // R×Mlp pre-GELU
+	phi                 []T // R×Mlp Φ(h), so GELU(h) = h·Φ(h) and its derivative need no second erf
 	y                   []T // R×D MLP output
 }
 
@@ -75,7 +76,7 @@ func (n *Net[T]) ensureUpdates(m int) {
 			X: make([]T, R*n.Cd), xhat1: make([]T, R*D), xhat2: make([]T, R*D), xhatf: make([]T, R*D),
 			rstd1: make([]T, R), rstd2: make([]T, R), rstdf: make([]T, R),
 			qkv: make([]T, R*3*D), p: make([]T, R*n.Heads*9), o: make([]T, R*D), attn: make([]T, R*D),
-			h: make([]T, R*n.Mlp), y: make([]T, R*D),
+			h: make([]T, R*n.Mlp), phi: make([]T, R*n.Mlp), y: make([]T, R*D),
 		})
 	}
 }
@@ -286,7 +287,7 @@ func (n *Net[T]) updateFwd(u *update[T], mask []T, next []T) {
 	layerNorm(u.xhat2, u.rstd2, e, R, D, 1e-5)
 	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4)
 	linearFwd(u.h, n.tmpA, p.MLP1W.W, p.MLP1B.W, R, D, Mlp)
-	geluRows(n.tmpH, u.h)
+	geluRows(n.tmpH, u.phi, u.h)
 	linearFwd(u.y, n.tmpH, p.MLP2W.W, p.MLP2B.W, R, Mlp, D)
 	// 12: E += gate_mlp·F.
 	n.gatedAdd(e, u.y, 5)
@@ -322,10 +323,13 @@ func (n *Net[T]) updateFwd(u *update[T], mask []T, next []T) {
 	})
 }
 
-func geluRows[T Float](dst, x []T) {
+// geluRows writes dst = GELU(x) = x·Φ(x) (exact erf form) and phi = Φ(x).
+func geluRows[T Float](dst, phi, x []T) {
 	parallelFor(len(x), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			dst[i] = T(gelu(float64(x[i])))
+			p := 0.5 * (1 + math.Erf(float64(x[i])/math.Sqrt2))
+			phi[i] = T(p)
+			dst[i] = T(float64(x[i]) * p)
 		}
 	})
 }
@@ -516,11 +520,17 @@ func (n *Net[T]) updateBwd(u *update[T], mask []T) {
 	dY := n.dTmp
 	n.gatedAddBwd(dY, dE, u.y, 5)
 	// 11: MLP.
-	geluRows(n.tmpH, u.h)
+	parallelFor(len(u.h), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			n.tmpH[i] = u.h[i] * u.phi[i]
+		}
+	})
 	linearBwd(n.dH, p.MLP2W.G, p.MLP2B.G, dY, n.tmpH, p.MLP2W.W, R, Mlp, D, false)
+	// GELU'(x) = Φ(x) + x·φ(x).
 	parallelFor(len(n.dH), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			n.dH[i] *= T(geluGrad(float64(u.h[i])))
+			x := float64(u.h[i])
+			n.dH[i] *= T(float64(u.phi[i]) + x*invSqrt2Pi*math.Exp(-0.5*x*x))
 		}
 	})
 	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4)

@@ -53,25 +53,50 @@ func gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 	}
 }
 
+// rowBlock is the smallest row range the big matrix products are split into:
+// each goroutine runs its own single-threaded GEMM on a block of rows, which
+// keeps all cores busy without the BLAS's own threads fighting ours.
+const rowBlock = 512
+
 // linearFwd computes Y = X·Wᵀ + bias (bias may be nil) for X rows×in, W out×in.
 func linearFwd[T Float](y, x, w, bias []T, rows, in, out int) {
-	if bias != nil {
-		parallelFor(rows, 256, func(lo, hi int) {
+	parallelFor(rows, rowBlock, func(lo, hi int) {
+		beta := T(0)
+		if bias != nil {
 			for r := lo; r < hi; r++ {
 				copy(y[r*out:(r+1)*out], bias)
 			}
-		})
-		gemm(false, true, rows, out, in, 1, x, in, w, in, 1, y, out)
-		return
-	}
-	gemm(false, true, rows, out, in, 1, x, in, w, in, 0, y, out)
+			beta = 1
+		}
+		gemm(false, true, hi-lo, out, in, 1, x[lo*in:], in, w, in, beta, y[lo*out:], out)
+	})
 }
 
 // linearBwd accumulates the gradients of Y = X·Wᵀ + bias: dW += dYᵀ·X,
 // dBias += Σ_rows dY (when dBias != nil), and dX = dY·W (or dX += when
 // accumulate; skipped when dX is nil).
 func linearBwd[T Float](dx, dw, db, dy, x, w []T, rows, in, out int, accumulate bool) {
-	gemm(true, false, out, in, rows, 1, dy, out, x, in, 1, dw, in)
+	// dW: one partial sum per fixed block of rows, added in block order, so
+	// the result does not depend on the number of threads.
+	nb := (rows + rowBlock*4 - 1) / (rowBlock * 4)
+	if nb <= 1 {
+		gemm(true, false, out, in, rows, 1, dy, out, x, in, 1, dw, in)
+	} else {
+		per := (rows + nb - 1) / nb
+		parts := make([][]T, nb)
+		parallelFor(nb, 1, func(lo, hi int) {
+			for c := lo; c < hi; c++ {
+				r0, r1 := c*per, min((c+1)*per, rows)
+				parts[c] = make([]T, out*in)
+				gemm(true, false, out, in, r1-r0, 1, dy[r0*out:], out, x[r0*in:], in, 0, parts[c], in)
+			}
+		})
+		for _, pt := range parts {
+			for i, v := range pt {
+				dw[i] += v
+			}
+		}
+	}
 	if db != nil {
 		colSum(db, dy, rows, out)
 	}
@@ -80,7 +105,9 @@ func linearBwd[T Float](dx, dw, db, dy, x, w []T, rows, in, out int, accumulate 
 		if accumulate {
 			beta = 1
 		}
-		gemm(false, false, rows, in, out, 1, dy, out, w, in, beta, dx, in)
+		parallelFor(rows, rowBlock, func(lo, hi int) {
+			gemm(false, false, hi-lo, in, out, 1, dy[lo*out:], out, w, in, beta, dx[lo*in:], in)
+		})
 	}
 }
 

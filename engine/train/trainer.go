@@ -1,0 +1,328 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+
+	"geca/engine"
+	"geca/engine/data"
+)
+
+// Options are the training hyper-parameters. The defaults (DefaultOptions)
+// are the official ones (spec §8) except where a short CPU run needs
+// otherwise; the caller records what it used.
+type Options struct {
+	Batch        int     `json:"batch"`
+	LR           float64 `json:"lr"`
+	WeightDecay  float64 `json:"weight_decay"`
+	EMADecay     float64 `json:"ema_decay"`
+	EMAWarmup    bool    `json:"ema_warmup"`    // decay min(EMADecay, (1+s)/(10+s))
+	LabelDropout float64 `json:"label_dropout"` // per label entry (spec §4.2)
+	Seed         uint64  `json:"seed"`
+}
+
+// DefaultOptions: batch 32, AdamW lr 1e-4, EMA 0.9999, label dropout 0.1.
+func DefaultOptions() Options {
+	return Options{Batch: 32, LR: 1e-4, EMADecay: 0.9999, LabelDropout: 0.1, Seed: 1}
+}
+
+// LossPoint is the mean loss over a stretch of steps ending at Step.
+type LossPoint struct {
+	Step int     `json:"step"`
+	Loss float64 `json:"loss"`
+	MSE  float64 `json:"mse"`
+	VB   float64 `json:"vb"`
+}
+
+// Trainer runs the official training step (spec §8) on a dataset: per sample
+// t ~ U{0..T−1}, ε ~ N(0, I), x_t = q_sample(x0, ε), a fresh seed, one
+// denoiser call of M updates back-propagated through all of them, loss =
+// MSE(ε, ε̂) + L_vb, AdamW, EMA.
+type Trainer struct {
+	Cfg   engine.Config
+	Opt   Options
+	Data  *data.Dataset
+	P     *Params[float32]
+	Net   *Net[float32]
+	Adam  *AdamW
+	EMA   *EMA
+	Sched *Schedule
+	Step  int
+
+	History []LossPoint // one point per HistoryEvery steps
+	acc     LossPoint
+	accN    int
+
+	s0, x0, xt, eps, y, dOut []float32
+	t                        []int
+	masks                    [][]float32
+}
+
+// HistoryEvery is how many steps one loss-curve point averages.
+const HistoryEvery = 10
+
+// NewTrainer initialises a model of cfg (official initialisation) for ds.
+func NewTrainer(cfg engine.Config, opt Options, ds *data.Dataset) (*Trainer, error) {
+	p, err := NewParams[float32](cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.InitOfficial(opt.Seed)
+	return newTrainer(p, opt, ds)
+}
+
+func newTrainer(p *Params[float32], opt Options, ds *data.Dataset) (*Trainer, error) {
+	cfg := p.Cfg
+	if opt.Batch < 1 {
+		return nil, fmt.Errorf("batch %d must be at least 1", opt.Batch)
+	}
+	if ds.H != cfg.GridH || ds.W != cfg.GridW || ds.C != cfg.InChannels {
+		return nil, fmt.Errorf("images are %dx%dx%d but the model grid is %dx%d with %d input channels", ds.H, ds.W, ds.C, cfg.GridH, cfg.GridW, cfg.InChannels)
+	}
+	if len(ds.Classes) != cfg.NumClasses {
+		return nil, fmt.Errorf("dataset has %d classes, model %d", len(ds.Classes), cfg.NumClasses)
+	}
+	if ds.N < opt.Batch {
+		return nil, fmt.Errorf("dataset has %d images, fewer than one batch of %d", ds.N, opt.Batch)
+	}
+	tr := &Trainer{Cfg: cfg, Opt: opt, Data: ds, P: p, Net: NewNet(p, opt.Batch), Sched: NewSchedule(1000)}
+	tr.Adam = NewAdamW(p, opt.LR)
+	tr.Adam.WeightDecay = opt.WeightDecay
+	tr.EMA = NewEMA(p, opt.EMADecay, opt.EMAWarmup)
+	R, Cin := tr.Net.R, cfg.InChannels
+	tr.s0, tr.x0, tr.xt, tr.eps = make([]float32, R*tr.Net.Cd), make([]float32, R*Cin), make([]float32, R*Cin), make([]float32, R*Cin)
+	tr.y, tr.dOut, tr.t = make([]float32, opt.Batch*cfg.NumClasses), make([]float32, R*tr.Net.Cd), make([]int, opt.Batch)
+	for m := 0; m < cfg.M; m++ {
+		tr.masks = append(tr.masks, make([]float32, opt.Batch*cfg.Cells()))
+	}
+	return tr, nil
+}
+
+// batchIndices returns the dataset indices of step s: epochs are shuffled
+// permutations (drop_last), a pure function of (seed, step).
+func (tr *Trainer) batchIndices(step int) []int {
+	B := tr.Opt.Batch
+	per := tr.Data.N / B
+	epoch, pos := step/per, (step%per)*B
+	return tr.Data.Permutation(tr.Opt.Seed, epoch)[pos : pos+B]
+}
+
+// prepare draws everything random of step s from a generator seeded by
+// (seed, s), so a resumed run repeats exactly what an uninterrupted one does.
+func (tr *Trainer) prepare(step int) {
+	cfg, N, Cin, Cd := tr.Cfg, tr.Cfg.Cells(), tr.Cfg.InChannels, tr.Net.Cd
+	r := rand.New(rand.NewPCG(tr.Opt.Seed^0x7472616e, uint64(step)))
+	idx := tr.batchIndices(step)
+	zero(tr.s0)
+	zero(tr.y)
+	for b, di := range idx {
+		t := r.IntN(tr.Sched.T)
+		tr.t[b] = t
+		sa, sb := float32(tr.Sched.SqrtAC[t]), float32(tr.Sched.SqrtOneMinusAC[t])
+		img := tr.Data.Image(di)
+		for c := 0; c < N; c++ {
+			row := b*N + c
+			for k := 0; k < Cin; k++ {
+				e := float32(r.NormFloat64())
+				x0 := img[c*Cin+k]
+				tr.x0[row*Cin+k], tr.eps[row*Cin+k] = x0, e
+				xt := sa*x0 + sb*e
+				tr.xt[row*Cin+k] = xt
+				tr.s0[row*Cd+k] = xt
+			}
+		}
+		// Seed: C_out of the centre cell ~ N(0, 1), everything else zero (spec §4.3).
+		centre := b*N + (cfg.GridH/2)*cfg.GridW + cfg.GridW/2
+		for k := 0; k < cfg.OutChannels(); k++ {
+			tr.s0[centre*Cd+Cin+k] = float32(r.NormFloat64())
+		}
+		// Label with per-entry dropout (spec §4.2).
+		lab := tr.Data.Labels[di]
+		if r.Float64() >= tr.Opt.LabelDropout {
+			tr.y[b*cfg.NumClasses+lab] = 1
+		}
+	}
+	for _, mk := range tr.masks {
+		for i := range mk {
+			mk[i] = float32(math.Floor(float64(float32(r.Float64()) + cfg.UpdateRate)))
+		}
+	}
+}
+
+// StepStats reports one optimisation step.
+type StepStats struct {
+	Step          int
+	Loss, MSE, VB float64
+}
+
+// TrainStep runs one optimisation step.
+func (tr *Trainer) TrainStep() (StepStats, error) {
+	tr.prepare(tr.Step)
+	out, err := tr.Net.Forward(tr.s0, tr.t, tr.y, tr.masks)
+	if err != nil {
+		return StepStats{}, err
+	}
+	mse, vb, err := tr.Net.Loss(tr.Sched, out, tr.t, tr.x0, tr.xt, tr.eps, tr.dOut)
+	if err != nil {
+		return StepStats{}, err
+	}
+	if math.IsNaN(mse) || math.IsNaN(vb) || math.IsInf(mse+vb, 0) {
+		return StepStats{}, fmt.Errorf("step %d: loss is not finite (mse %g, vb %g)", tr.Step, mse, vb)
+	}
+	tr.P.ZeroGrad()
+	tr.Net.Backward(tr.dOut)
+	tr.Adam.Update(tr.P)
+	tr.Step++
+	tr.EMA.Update(tr.P, tr.Step)
+	st := StepStats{Step: tr.Step, Loss: mse + vb, MSE: mse, VB: vb}
+	tr.acc.Loss += st.Loss
+	tr.acc.MSE += mse
+	tr.acc.VB += vb
+	tr.accN++
+	if tr.Step%HistoryEvery == 0 {
+		k := float64(tr.accN)
+		tr.History = append(tr.History, LossPoint{Step: tr.Step, Loss: tr.acc.Loss / k, MSE: tr.acc.MSE / k, VB: tr.acc.VB / k})
+		tr.acc, tr.accN = LossPoint{}, 0
+	}
+	return st, nil
+}
+
+// EMAParams returns a copy of the EMA weights as a parameter set.
+func (tr *Trainer) EMAParams() *Params[float32] {
+	p, _ := NewParams[float32](tr.Cfg)
+	for i, q := range p.List {
+		copy(q.W, tr.EMA.W[i])
+	}
+	return p
+}
+
+// Metadata keys of our checkpoint files.
+const (
+	MetaConfig = "geca.config" // engine.Config as JSON
+	MetaTrain  = "geca.train"  // trainState as JSON (training state files and model files)
+)
+
+type trainState struct {
+	Step     int         `json:"step"`
+	AdamStep int         `json:"adam_step"`
+	Options  Options     `json:"options"`
+	Dataset  string      `json:"dataset,omitempty"`
+	History  []LossPoint `json:"history,omitempty"`
+	WallSecs float64     `json:"wall_seconds"`
+}
+
+// StatePath is the training-state file that goes with a model file:
+// "model.safetensors" -> "model.train.safetensors".
+func StatePath(model string) string {
+	return strings.TrimSuffix(model, ".safetensors") + ".train.safetensors"
+}
+
+// Save writes the model file (EMA weights under the official names, config in
+// the metadata: what every part of the app loads) and, next to it, the
+// training-state file (weights, EMA, Adam moments, step) that --resume reads.
+// dataset names the data for the record; wall is the training time so far.
+func (tr *Trainer) Save(path, dataset string, wall float64) error {
+	cj, err := json.Marshal(tr.Cfg)
+	if err != nil {
+		return err
+	}
+	ts := trainState{Step: tr.Step, AdamStep: tr.Adam.Step, Options: tr.Opt, Dataset: dataset, History: tr.History, WallSecs: wall}
+	tj, err := json.Marshal(ts)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{MetaConfig: string(cj), MetaTrain: string(tj), "format": "pt"}
+	ema := map[string]stTensor{}
+	var names []string
+	for i, q := range tr.P.List {
+		ema[q.Name] = stTensor{Shape: q.Shape, Data: tr.EMA.W[i]}
+		names = append(names, q.Name)
+	}
+	// The model file carries only the short summary, not the whole history.
+	short := ts
+	short.History = nil
+	sj, _ := json.Marshal(short)
+	if err := writeSafetensors(path, names, ema, map[string]string{MetaConfig: string(cj), MetaTrain: string(sj), "format": "pt"}); err != nil {
+		return err
+	}
+	all := map[string]stTensor{}
+	var an []string
+	for i, q := range tr.P.List {
+		for _, e := range []struct {
+			prefix string
+			data   []float32
+		}{{"model.", q.W}, {"ema.", tr.EMA.W[i]}, {"adam.m.", tr.Adam.M[i]}, {"adam.v.", tr.Adam.V[i]}} {
+			all[e.prefix+q.Name] = stTensor{Shape: q.Shape, Data: e.data}
+			an = append(an, e.prefix+q.Name)
+		}
+	}
+	return writeSafetensors(StatePath(path), an, all, meta)
+}
+
+// Resume loads a training-state file (or the state file next to a model file)
+// and continues training on ds. Options other than the batch size, learning
+// rate and EMA settings come from the file; override the rest with set.
+func Resume(path string, ds *data.Dataset, set func(*Options)) (*Trainer, float64, error) {
+	if !strings.HasSuffix(path, ".train.safetensors") {
+		if _, err := os.Stat(StatePath(path)); err == nil {
+			path = StatePath(path)
+		}
+	}
+	ts, meta, err := readSafetensors(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	var cfg engine.Config
+	if err := json.Unmarshal([]byte(meta[MetaConfig]), &cfg); err != nil {
+		return nil, 0, fmt.Errorf("%s: metadata %q: %v", path, MetaConfig, err)
+	}
+	var st trainState
+	if err := json.Unmarshal([]byte(meta[MetaTrain]), &st); err != nil {
+		return nil, 0, fmt.Errorf("%s: metadata %q: %v (not a training-state file?)", path, MetaTrain, err)
+	}
+	p, err := NewParams[float32](cfg)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %v", path, err)
+	}
+	get := func(name string, dst []float32) error {
+		t, ok := ts[name]
+		if !ok {
+			return fmt.Errorf("%s: missing tensor %q", path, name)
+		}
+		if len(t.Data) != len(dst) {
+			return fmt.Errorf("%s: tensor %q has %d values, want %d", path, name, len(t.Data), len(dst))
+		}
+		copy(dst, t.Data)
+		return nil
+	}
+	for _, q := range p.List {
+		if err := get("model."+q.Name, q.W); err != nil {
+			return nil, 0, err
+		}
+	}
+	opt := st.Options
+	if set != nil {
+		set(&opt)
+	}
+	tr, err := newTrainer(p, opt, ds)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %v", path, err)
+	}
+	for i, q := range p.List {
+		if err := get("ema."+q.Name, tr.EMA.W[i]); err != nil {
+			return nil, 0, err
+		}
+		if err := get("adam.m."+q.Name, tr.Adam.M[i]); err != nil {
+			return nil, 0, err
+		}
+		if err := get("adam.v."+q.Name, tr.Adam.V[i]); err != nil {
+			return nil, 0, err
+		}
+	}
+	tr.Step, tr.Adam.Step, tr.History = st.Step, st.AdamStep, st.History
+	return tr, st.WallSecs, nil
+}
