@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
+
+	"geca/engine/compute"
 )
 
 // version is set at link time (-ldflags "-X main.version=...").
@@ -76,26 +80,40 @@ const defaultCommand = "view"
 
 func run(args []string) int {
 	name := defaultCommand
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "-h", a == "-help", a == "--help":
+			name, args = "help", args[1:]
+		case a == "-version", a == "--version":
+			name, args = "version", args[1:]
+		case !strings.HasPrefix(a, "-"):
+			name, args = a, args[1:]
+		}
 	}
 	switch name {
-	case "help", "-h", "--help":
+	case "help":
 		if len(args) > 0 {
-			if c, ok := commands[args[0]]; ok {
-				// Flags are declared inside each command's run; -h prints them.
-				_ = c.run([]string{"-h"})
-				return 0
+			c, ok := commands[args[0]]
+			if !ok {
+				fmt.Fprintf(os.Stderr, "geca help: unknown command %q\nRun 'geca help' for the list of commands.\n", args[0])
+				return 2
 			}
+			// Flags are declared inside each command's run; -h prints them.
+			_ = c.run([]string{"-h"})
+			return 0
 		}
 		printHelp(os.Stdout)
 		return 0
-	case "version", "--version":
-		fmt.Printf("geca %s\n", version)
+	case "version":
+		fmt.Println(versionLine())
 		return 0
 	}
 	c, ok := commands[name]
-	if !ok {
+	switch {
+	case !ok && name == defaultCommand:
+		fmt.Fprintf(os.Stderr, "geca: this build has no viewer (command %q) yet.\nRun 'geca help' for the commands it has.\n", name)
+		return 2
+	case !ok:
 		fmt.Fprintf(os.Stderr, "geca: unknown command %q\nRun 'geca help' for the list of commands.\n", name)
 		return 2
 	}
@@ -110,6 +128,33 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "geca %s: %v\n", name, err)
 		return 1
 	}
+}
+
+// versionLine is what `geca version` prints: the version, the commit when
+// the build recorded one, the Go toolchain and platform, and the BLAS the
+// binary multiplies matrices with.
+func versionLine() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var rev, dirty string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "-dirty"
+				}
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" {
+			v += "+" + rev + dirty
+		}
+	}
+	return fmt.Sprintf("geca %s (%s %s/%s, BLAS: %s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH, compute.BLASName)
 }
 
 func printHelp(w io.Writer) {
