@@ -1,0 +1,115 @@
+// Package app is the geca visualizer: a Gio window that shows the pix-cell
+// grid of a GeCA model growing from one seeded cell, update by update and
+// timestep by timestep.
+//
+// The package has three layers. Controller is plain Go: runs, their recorded
+// history, branches, compare panes, damage and undo; it is driven by commands
+// and tested without a window. Runner owns a Controller on its own goroutine,
+// applies the commands the UI sends and publishes immutable Snapshots. The UI
+// (ui.go and friends) only reads the latest Snapshot and draws; it never waits
+// on compute.
+package app
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"geca/engine"
+)
+
+// Settings are the knobs of one sampling run.
+type Settings struct {
+	Steps  string  // respacing of the 1000-step schedule: "50", "250", "ddim25"
+	M      int     // cell updates per denoising step
+	GHG    bool    // Gene Heredity Guidance: carry the cells from step to step
+	CFG    float32 // classifier-free guidance scale; <= 1 disables it
+	Rate   float32 // per-cell update probability
+	Labels []int   // class indices set in the multi-hot label; empty = unconditional
+	Seed   uint64
+}
+
+// LabelString renders labels as "3,7" (or "none").
+func (s Settings) LabelString() string {
+	if len(s.Labels) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(s.Labels))
+	for i, l := range s.Labels {
+		parts[i] = strconv.Itoa(l)
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseLabels reads "3, 7" into class indices, each in [0, classes).
+func ParseLabels(s string, classes int) ([]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" || s == "-" {
+		return nil, nil
+	}
+	var out []int
+	seen := map[int]bool{}
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
+		v, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("label %q is not a class number", f)
+		}
+		if v < 0 || v >= classes {
+			return nil, fmt.Errorf("label %d out of range [0, %d)", v, classes)
+		}
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// Frame is the state of a run after one cell update (or at the start of a
+// timestep, Update 0). Frames are immutable once published.
+type Frame struct {
+	Index     int     // timestep number from the start of the run: 0 .. Steps-1
+	T         int     // original diffusion timestep (999 .. 0)
+	Update, M int     // cell update inside the timestep, 0 .. M
+	Sigma     float64 // noise level of x_t: sqrt(1 - ᾱ_t)
+	State     *engine.State
+	Xt, X0    []float32 // (B, C_in, H, W)
+	Magnitude []float32 // (B, H, W) |update| of the last update; nil at Update 0
+	Attn      []float32 // heads·9 attention of the observed cell; nil if none
+	AttnCell  [2]int    // observed cell (row, column)
+	Done      bool      // the run has produced its final sample
+}
+
+// Sampler is a steppable GeCA sampling run, as the runner drives it.
+type Sampler interface {
+	// Current returns the frame at the sampler's position.
+	Current() *Frame
+	// StepUpdate advances by one cell update. At the end of a timestep
+	// (Update == M) it instead finishes the reverse diffusion step and
+	// returns the first frame (Update 0) of the next timestep.
+	StepUpdate() (*Frame, error)
+	// Branch returns an independent copy at the same position (state, noise
+	// streams and settings), for branching and rewinding.
+	Branch() Sampler
+	// SetM, SetGHG, SetCFG and SetRate change the settings from the next
+	// timestep on (M also applies to the current one when it has not
+	// started, i.e. at Update 0).
+	SetM(m int) error
+	SetGHG(on bool) error
+	SetCFG(scale float32) error
+	SetRate(rate float32) error
+	// SetCells replaces the cell state at the current position (the damage
+	// brush); the shape must match.
+	SetCells(st *engine.State) error
+	// Observe asks for the attention weights of cell (i, j) in later frames;
+	// i < 0 stops it.
+	Observe(i, j int)
+}
+
+// Engine makes samplers for one model.
+type Engine interface {
+	Config() engine.Config
+	// Name describes the model for the status line.
+	Name() string
+	NewSampler(s Settings) (Sampler, error)
+}
