@@ -1,0 +1,234 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"geca/engine"
+	"geca/engine/data"
+	"geca/engine/train"
+	"geca/internal/progress"
+)
+
+func init() {
+	register(&command{
+		name:    "train",
+		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
+		usage:   "--data fashion-mnist | --images DIR [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
+		run:     runTrain,
+	})
+}
+
+func runTrain(args []string) error {
+	c := commands["train"]
+	fs := newFlags(c)
+	dataName := fs.String("data", "", "built-in dataset: fashion-mnist (Debian package dataset-fashion-mnist)")
+	dataDir := fs.String("data-dir", "", "directory holding the Fashion-MNIST IDX files (default "+data.FashionMNISTDir+")")
+	images := fs.String("images", "", "folder of images, one subfolder per class")
+	rgb := fs.Bool("rgb", false, "with --images: train on RGB (3 channels) instead of grayscale")
+	config := fs.String("config", "default", "model size: default (the embedded Fashion-MNIST model), tiny, XS, S")
+	size := fs.Int("size", 0, "grid side in pixels (0: 28 for Fashion-MNIST, 32 for folders); Fashion-MNIST is padded with -1")
+	m := fs.Int("M", 0, "cell updates per denoiser call (0: the config's)")
+	hidden := fs.Int("hidden", 0, "hidden channels C_h (0: the config's)")
+	batch := fs.Int("batch", 32, "samples per optimisation step")
+	steps := fs.Int("steps", 0, "stop after this many steps in total (0: no limit)")
+	minutes := fs.Float64("minutes", 0, "stop after this many minutes of this run (0: no limit)")
+	lr := fs.Float64("lr", 1e-4, "AdamW learning rate")
+	ema := fs.Float64("ema", 0.9999, "EMA decay")
+	emaWarmup := fs.Bool("ema-warmup", false, "EMA decay min(ema, (1+step)/(10+step)), for short runs")
+	seed := fs.Uint64("seed", 1, "seed of initialisation, batches and noise")
+	perClass := fs.Int("per-class", 0, "use at most this many training images per class (0: all)")
+	resume := fs.String("resume", "", "continue from this checkpoint (its .train.safetensors state file)")
+	out := fs.String("out", "", "output model file (.safetensors); the training state goes to NAME.train.safetensors")
+	every := fs.Float64("save-minutes", 5, "write a checkpoint every this many minutes")
+	logEvery := fs.Int("log-every", 10, "print a log line every this many steps (when stderr is not a terminal)")
+	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("--out FILE is required\nusage: geca train %s", c.usage)
+	}
+	if !strings.HasSuffix(*out, ".safetensors") {
+		return usagef("--out %q must end in .safetensors", *out)
+	}
+	if (*dataName == "") == (*images == "") {
+		return usagef("give exactly one of --data fashion-mnist and --images DIR")
+	}
+	if *batch < 1 || *steps < 0 || *minutes < 0 || *lr <= 0 || *ema < 0 || *ema >= 1 || *size < 0 || *m < 0 || *hidden < 0 {
+		return usagef("--batch, --steps, --minutes, --lr, --ema, --size, --M, --hidden out of range")
+	}
+
+	// Data.
+	var ds *data.Dataset
+	var dsName string
+	var err error
+	switch {
+	case *dataName != "":
+		if strings.ToLower(*dataName) != "fashion-mnist" {
+			return usagef("unknown --data %q (known: fashion-mnist)", *dataName)
+		}
+		ds, err = data.LoadFashionMNIST(*dataDir, "train")
+		if err != nil {
+			return err
+		}
+		if *size != 0 && *size != ds.H {
+			if ds, err = ds.Pad(*size, -1); err != nil {
+				return err
+			}
+		}
+		dsName = fmt.Sprintf("fashion-mnist train (%d images, %dx%d)", ds.N, ds.H, ds.W)
+	default:
+		sz := *size
+		if sz == 0 {
+			sz = 32
+		}
+		ch := 1
+		if *rgb {
+			ch = 3
+		}
+		ds, err = data.LoadFolder(*images, sz, ch)
+		if err != nil {
+			return err
+		}
+		dsName = fmt.Sprintf("folder %s (%d images, %d classes, %dx%dx%d)", *images, ds.N, len(ds.Classes), sz, sz, ch)
+	}
+	ds = ds.Subset(*perClass)
+
+	// Model and trainer.
+	var tr *train.Trainer
+	wall0 := 0.0
+	if *resume != "" {
+		tr, wall0, err = train.Resume(*resume, ds, func(o *train.Options) {
+			o.Batch, o.LR, o.EMADecay, o.EMAWarmup = *batch, *lr, *ema, *emaWarmup
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		cfg, err := trainConfig(*config, ds)
+		if err != nil {
+			return err
+		}
+		if *m > 0 {
+			cfg.M = *m
+		}
+		if *hidden > 0 {
+			cfg.HiddenChannels = *hidden
+		}
+		opt := train.DefaultOptions()
+		opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup, opt.Seed = *batch, *lr, *ema, *emaWarmup, *seed
+		tr, err = train.NewTrainer(cfg, opt, ds)
+		if err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	cfg := tr.Cfg
+	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d (%d parameters); batch %d, lr %g, step %d\n",
+		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M,
+		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, tr.Step)
+
+	// Stop cleanly (with a checkpoint) on Ctrl-C or SIGTERM.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(stop)
+
+	total := 0
+	if *steps > 0 {
+		total = *steps
+	}
+	bar := progress.New(os.Stderr, total, "train")
+	start := time.Now()
+	lastSave := start
+	save := func() error {
+		wall := wall0 + time.Since(start).Seconds()
+		if err := tr.Save(*out, dsName, wall); err != nil {
+			return fmt.Errorf("saving %s: %w", *out, err)
+		}
+		if err := writeTrainImages(tr, *out); err != nil {
+			fmt.Fprintf(os.Stderr, "geca train: %v\n", err)
+		}
+		return nil
+	}
+	var ema1 float64
+	first := tr.Step
+	for {
+		if *steps > 0 && tr.Step >= *steps {
+			break
+		}
+		if *minutes > 0 && time.Since(start).Minutes() >= *minutes {
+			break
+		}
+		select {
+		case <-stop:
+			fmt.Fprintln(os.Stderr, "geca train: interrupted, saving")
+			bar.Done()
+			return save()
+		default:
+		}
+		st, err := tr.TrainStep()
+		if err != nil {
+			return err
+		}
+		if ema1 == 0 {
+			ema1 = st.Loss
+		}
+		ema1 = 0.98*ema1 + 0.02*st.Loss
+		rate := float64((tr.Step-first)*tr.Opt.Batch) / time.Since(start).Seconds()
+		extra := fmt.Sprintf("loss %.4f (mse %.4f vb %.4f) %.1f samples/s", ema1, st.MSE, st.VB, rate)
+		bar.Set(tr.Step, extra)
+		if bar.Quiet() && *logEvery > 0 && tr.Step%*logEvery == 0 {
+			fmt.Fprintf(os.Stderr, "step %d %s elapsed %s\n", tr.Step, extra, time.Since(start).Round(time.Second))
+		}
+		if time.Since(lastSave).Minutes() >= *every {
+			if err := save(); err != nil {
+				return err
+			}
+			lastSave = time.Now()
+		}
+	}
+	bar.Done()
+	if err := save(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "geca train: %d steps, %s; wrote %s and %s\n", tr.Step, time.Since(start).Round(time.Second), *out, train.StatePath(*out))
+	return nil
+}
+
+// trainConfig picks the model size for a dataset.
+func trainConfig(name string, ds *data.Dataset) (engine.Config, error) {
+	var cfg engine.Config
+	switch strings.ToLower(name) {
+	case "default", "fmnist":
+		cfg = train.DefaultFashionConfig()
+	case "tiny":
+		cfg = engine.Config{Name: "GeCA-tiny", InChannels: 1, HiddenChannels: 8, EmbedDim: 32, Heads: 2, MLPDim: 64, M: 6, UpdateRate: 0.5}
+	default:
+		p, err := engine.Preset(name, len(ds.Classes))
+		if err != nil {
+			return engine.Config{}, usageError{err.Error()}
+		}
+		cfg = p
+	}
+	cfg.GridH, cfg.GridW, cfg.InChannels, cfg.NumClasses, cfg.Latent = ds.H, ds.W, ds.C, len(ds.Classes), false
+	if err := cfg.Validate(); err != nil {
+		return engine.Config{}, err
+	}
+	return cfg, nil
+}
+
+// writeTrainImages writes the sample grid and loss curve next to the checkpoint.
+func writeTrainImages(tr *train.Trainer, out string) error {
+	base := strings.TrimSuffix(out, ".safetensors")
+	if err := train.WriteLossCurve(base+".loss.png", tr.History); err != nil {
+		return err
+	}
+	return nil
+}

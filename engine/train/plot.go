@@ -1,0 +1,69 @@
+package train
+
+import (
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+)
+
+// WriteLossCurve draws the loss history (log scale; total in blue, noise MSE
+// in orange) as a PNG. Grid lines mark powers of ten.
+func WriteLossCurve(path string, h []LossPoint) error {
+	const W, H, pad = 640, 320, 20
+	img := image.NewRGBA(image.Rect(0, 0, W, H))
+	for i := range img.Pix {
+		img.Pix[i] = 255
+	}
+	if len(h) >= 2 {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, p := range h {
+			for _, v := range []float64{p.Loss, p.MSE} {
+				if v > 0 {
+					lo, hi = min(lo, math.Log10(v)), max(hi, math.Log10(v))
+				}
+			}
+		}
+		lo, hi = math.Floor(lo), math.Ceil(hi)
+		if hi <= lo {
+			hi = lo + 1
+		}
+		x := func(s int) int { return pad + (W-2*pad)*(s-h[0].Step)/max(1, h[len(h)-1].Step-h[0].Step) }
+		y := func(v float64) int { return H - pad - int(float64(H-2*pad)*(math.Log10(max(v, 1e-12))-lo)/(hi-lo)) }
+		grey := color.RGBA{220, 220, 220, 255}
+		for e := lo; e <= hi; e++ {
+			yy := H - pad - int(float64(H-2*pad)*(e-lo)/(hi-lo))
+			for xx := pad; xx < W-pad; xx++ {
+				img.Set(xx, yy, grey)
+			}
+		}
+		line := func(get func(LossPoint) float64, c color.RGBA) {
+			for i := 1; i < len(h); i++ {
+				x0, y0, x1, y1 := x(h[i-1].Step), y(get(h[i-1])), x(h[i].Step), y(get(h[i]))
+				n := max(abs(x1-x0), abs(y1-y0), 1)
+				for k := 0; k <= n; k++ {
+					img.Set(x0+(x1-x0)*k/n, y0+(y1-y0)*k/n, c)
+				}
+			}
+		}
+		line(func(p LossPoint) float64 { return p.MSE }, color.RGBA{230, 120, 20, 255})
+		line(func(p LossPoint) float64 { return p.Loss }, color.RGBA{30, 80, 200, 255})
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func abs(a int) int {
+	if a < 0 {
+		return -a
+	}
+	return a
+}
