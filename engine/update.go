@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"geca/engine/compute"
 )
@@ -37,6 +38,9 @@ type Updater struct {
 	// Dense computes every cell every update, as the official code does
 	// (for tests and benchmarks; the result is the same).
 	Dense bool
+
+	// Profile, if not nil, accumulates where the time of each update goes.
+	Profile *Profile
 
 	n, d, cd, ud, mlp int
 
@@ -82,6 +86,44 @@ type Updater struct {
 	gelu     compute.BiasGELUKernel
 	resid2   compute.ResidualNormKernel
 	apply    compute.ApplyKernel
+}
+
+// Profile splits the time of updates between matrix products, the fused
+// element-wise kernels and the local attention.
+type Profile struct {
+	Gemm, Elementwise, Attention time.Duration
+	Updates, Rows                int // updates run, active rows computed
+	last                         time.Time
+}
+
+func (p *Profile) start() {
+	if p != nil {
+		p.last = time.Now()
+	}
+}
+
+const (
+	profGemm = iota
+	profElem
+	profAttn
+)
+
+// mark charges the time since the previous mark to kind.
+func (p *Profile) mark(kind int) {
+	if p == nil {
+		return
+	}
+	now := time.Now()
+	d := now.Sub(p.last)
+	p.last = now
+	switch kind {
+	case profGemm:
+		p.Gemm += d
+	case profElem:
+		p.Elementwise += d
+	case profAttn:
+		p.Attention += d
+	}
 }
 
 // NewUpdater returns an updater for states of batch size batch.
@@ -205,6 +247,7 @@ func (u *Updater) Update(st *State, c *Cond, mask []float32, obs *Observe) error
 	if err := u.prepareMod(c); err != nil {
 		return fmt.Errorf("update: %w", err)
 	}
+	u.Profile.start()
 
 	// Which cells changed since the caches were computed.
 	cd := u.cd
@@ -229,6 +272,11 @@ func (u *Updater) Update(st *State, c *Cond, mask []float32, obs *Observe) error
 			u.active = append(u.active, int32(cell))
 		}
 	}
+	if u.Profile != nil {
+		u.Profile.Updates++
+		u.Profile.Rows += len(u.active)
+	}
+	u.Profile.mark(profElem) // mask, change detection
 	u.refresh(st)
 	if obs != nil && obs.Attn != nil {
 		u.observeAttention(st, obs)
@@ -263,21 +311,27 @@ func (u *Updater) refresh(st *State) {
 	g := &u.gatherX
 	*g = compute.GatherStridedKernel{Src: st.Data, Dst: u.xg, Idx: u.dirty, SrcStride: cd, Off: 0, W: cd}
 	compute.Parallel(nd, 64, g)
+	u.Profile.mark(profElem)
 	sc := &u.scatterK
 	*sc = compute.ScatterKernel{Src: u.xg, Dst: u.snap, Idx: u.dirty, Width: cd}
 	compute.Parallel(nd, 64, sc)
+	u.Profile.mark(profElem)
 	compute.Gemm(false, true, nd, d, cd, 1, u.xg, cd, m.CellToEmbedding.w, cd, 0, u.g1, d)
+	u.Profile.mark(profGemm)
 	e := &u.embedK
 	an := &m.Transformer.Attn.Norm
 	*e = compute.EmbedKernel{G: u.g1, Bias: m.CellToEmbedding.b, PE: m.pe, Idx: u.dirty, N: u.n, D: d,
 		E: u.emb, A: u.normA, AG: u.ag, Gamma: an.w, Beta: an.b, Eps: an.Eps,
 		Mod: compute.Mod{Vec: u.modT, Stride: 6 * d, Dim: d}}
 	compute.Parallel(nd, grain, e)
+	u.Profile.mark(profElem)
 	// Keys and values: rows D…3D of the QKV weight.
 	wqkv := m.Transformer.Attn.ToQKV.w
 	compute.Gemm(false, true, nd, 2*d, d, 1, u.ag, d, wqkv[d*d:], d, 0, u.kvg, 2*d)
+	u.Profile.mark(profGemm)
 	*sc = compute.ScatterKernel{Src: u.kvg, Dst: u.kv, Idx: u.dirty, Width: 2 * d}
 	compute.Parallel(nd, 64, sc)
+	u.Profile.mark(profElem)
 	u.snapValid = true
 }
 
@@ -293,28 +347,38 @@ func (u *Updater) forward(st *State, mask []float32, obs *Observe) {
 	ga := &u.gatherA
 	*ga = compute.GatherKernel{Src: u.normA, Dst: u.ag, Idx: u.active, Width: d}
 	compute.Parallel(na, 64, ga)
+	u.Profile.mark(profElem)
 	compute.Gemm(false, true, na, d, d, 1, u.ag, d, at.ToQKV.w, d, 0, u.q, d)
+	u.Profile.mark(profGemm)
 	ak := &u.attnK
 	*ak = compute.LocalAttentionKernel{Q: u.q, KV: u.kv, Out: u.o, Idx: u.active, H: st.H, W: st.W, D: d, Heads: m.Cfg.Heads, ObsRow: -1}
 	compute.Parallel(na, grain, ak)
+	u.Profile.mark(profAttn)
 	compute.Gemm(false, true, na, d, d, 1, u.o, d, at.ToOut.w, d, 0, u.q, d)
+	u.Profile.mark(profGemm)
 	modT := compute.Mod{Vec: u.modT, Stride: 6 * d, Dim: d}
 	r1 := &u.resid1
 	*r1 = compute.ResidualNormKernel{Base: u.emb, BaseIdx: true, T: u.q, Bias: at.ToOut.b, H: u.h, F: u.f, Idx: u.active, N: u.n, D: d,
 		Gate: modT, GateC: 2, Gamma: ff.Norm.w, Beta: ff.Norm.b, Eps: ff.Norm.Eps, NormMod: modT, ShiftC: 3}
 	compute.Parallel(na, grain, r1)
+	u.Profile.mark(profElem)
 	mlp := u.mlp
 	compute.Gemm(false, true, na, mlp, d, 1, u.f, d, ff.Net0.w, d, 0, u.hid, mlp)
+	u.Profile.mark(profGemm)
 	gk := &u.gelu
 	*gk = compute.BiasGELUKernel{X: u.hid, Bias: ff.Net0.b, W: mlp}
 	compute.Parallel(na, grain, gk)
+	u.Profile.mark(profElem)
 	compute.Gemm(false, true, na, d, mlp, 1, u.hid, mlp, ff.Net3.w, mlp, 0, u.q, d)
+	u.Profile.mark(profGemm)
 	r2 := &u.resid2
 	*r2 = compute.ResidualNormKernel{Base: u.h, BaseIdx: false, T: u.q, Bias: ff.Net3.b, H: u.h, F: u.f, Idx: u.active, N: u.n, D: d,
 		Gate: modT, GateC: 5, Eps: 1e-6, NormMod: compute.Mod{Vec: u.modF, Stride: 2 * d, Dim: d}, ShiftC: 0}
 	compute.Parallel(na, grain, r2)
+	u.Profile.mark(profElem)
 	ud := u.ud
 	compute.Gemm(false, true, na, ud, d, 1, u.f, d, fl.Linear.w, d, 0, u.u, ud)
+	u.Profile.mark(profGemm)
 	ap := &u.apply
 	*ap = compute.ApplyKernel{U: u.u, Bias: fl.Linear.b, S: st.Data, Idx: u.active, C: u.cd, Off: m.Cfg.InChannels, UW: ud}
 	if u.Dense {
@@ -324,6 +388,7 @@ func (u *Updater) forward(st *State, mask []float32, obs *Observe) {
 		ap.Mag = obs.Magnitude
 	}
 	compute.Parallel(na, 64, ap)
+	u.Profile.mark(profElem)
 }
 
 // observeAttention computes the attention weights of the observed cell from

@@ -3,6 +3,7 @@ package compute
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Kernel is one data-parallel piece of work over rows [lo, hi). Kernels are
@@ -15,51 +16,74 @@ type Kernel interface {
 type job struct {
 	k      Kernel
 	lo, hi int
-	wg     *sync.WaitGroup
+	g      *group
+}
+
+// group tracks the blocks of one Parallel call still running elsewhere.
+type group struct {
+	pending atomic.Int32
+	done    chan struct{} // receives one value when pending reaches 0
 }
 
 var (
 	startOnce sync.Once
 	jobs      chan job
-	wgPool    = sync.Pool{New: func() any { return new(sync.WaitGroup) }}
+	groups    = sync.Pool{New: func() any { return &group{done: make(chan struct{}, 1)} }}
 )
 
 func startWorkers() {
-	n := runtime.NumCPU()
-	jobs = make(chan job, 4*n+16)
+	n := max(runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	jobs = make(chan job, 64*n)
 	for i := 0; i < n; i++ {
 		go func() {
 			for j := range jobs {
-				j.k.Run(j.lo, j.hi)
-				j.wg.Done()
+				j.run()
 			}
 		}()
 	}
 }
 
+func (j job) run() {
+	j.k.Run(j.lo, j.hi)
+	if j.g.pending.Add(-1) == 0 {
+		j.g.done <- struct{}{}
+	}
+}
+
 // Parallel runs k over rows [0, n) split into about GOMAXPROCS contiguous
 // blocks of at least grain rows, on a fixed set of worker goroutines plus the
-// caller. It returns when every block is done.
+// caller, and returns when every block is done. While it waits, the caller
+// runs queued blocks itself, so kernels may call Parallel (or Gemm) again
+// without deadlock.
 func Parallel(n, grain int, k Kernel) {
+	ParallelBlocks(n, min(runtime.GOMAXPROCS(0), (n+max(grain, 1)-1)/max(grain, 1)), k)
+}
+
+// ParallelBlocks runs k over rows [0, n) split into exactly blocks contiguous
+// blocks (fewer when n < blocks).
+func ParallelBlocks(n, blocks int, k Kernel) {
 	if n <= 0 {
 		return
 	}
-	p := runtime.GOMAXPROCS(0)
-	if grain < 1 {
-		grain = 1
-	}
-	blocks := min(p, (n+grain-1)/grain)
+	blocks = min(blocks, n)
 	if blocks <= 1 {
 		k.Run(0, n)
 		return
 	}
 	startOnce.Do(startWorkers)
-	wg := wgPool.Get().(*sync.WaitGroup)
-	wg.Add(blocks - 1)
+	g := groups.Get().(*group)
+	g.pending.Store(int32(blocks - 1))
 	for i := 1; i < blocks; i++ {
-		jobs <- job{k: k, lo: i * n / blocks, hi: (i + 1) * n / blocks, wg: wg}
+		jobs <- job{k: k, lo: i * n / blocks, hi: (i + 1) * n / blocks, g: g}
 	}
 	k.Run(0, n/blocks)
-	wg.Wait()
-	wgPool.Put(wg)
+	for {
+		select {
+		case <-g.done:
+			groups.Put(g)
+			return
+		case j := <-jobs:
+			j.run()
+		}
+	}
 }
