@@ -5,15 +5,15 @@ gaussian_diffusion.py, respace.py and diffusion_utils.py as GeCA ships them.
 
 Run from this directory:  /usr/bin/python3 golden.py
 Writes tables.json (float64 tables and kept timesteps, exact via repr) and
-steps.npz (fp32 inputs and outputs of the step and loss functions).
+steps.npz (fp32 inputs and outputs of the step and loss functions). Importing
+it (as engine/sample/testdata/golden.py does) gives the reference Diffusion
+class without writing anything.
 """
 import json
 
 import numpy as np
 import torch as th
 
-th.manual_seed(0)
-np.random.seed(0)
 
 
 # ---- schedule (numpy float64) ---------------------------------------------
@@ -173,96 +173,104 @@ def discretized_gaussian_log_likelihood(x, *, means, log_scales):
                     th.where(x > 0.999, log_one_minus_cdf_min, th.log(cdf_delta.clamp(min=1e-12))))
 
 
-# ---- tables -----------------------------------------------------------------
+# ---- fixtures -----------------------------------------------------------------
 
-out = {"timesteps": {}, "tables": {}, "errors": ["ddim999", "1001", "abc", "10,x", "ddim", "600,600"]}
-for r in ["250", "", "50", "10,20", "ddim25", "ddim10", "100,50,25", "3", "7,0,4", "1"]:
-    out["timesteps"][r] = sorted(space_timesteps(1000, r if r else [1000]))
-for r in ["250", "50", "10,20", "ddim10"]:
-    out["tables"][r] = Diffusion(r).tables()
-full = Diffusion("").tables()
-out["tables_1000_subset"] = {"index": [0, 1, 2, 499, 998, 999],
-                             "values": {k: [v[i] for i in [0, 1, 2, 499, 998, 999]] for k, v in full.items()}}
-out["linear_betas_1000"] = [float(v) for v in linear_betas(1000)]
-out["linear_betas_250"] = [float(v) for v in linear_betas(250)]
-for e in out["errors"]:
-    try:
-        space_timesteps(1000, e)
-        raise SystemExit("expected an error for %r" % e)
-    except ValueError:
-        pass
-with open("tables.json", "w") as f:
-    json.dump(out, f)
+def main():
+    th.manual_seed(0)
+    np.random.seed(0)
 
-# ---- steps ------------------------------------------------------------------
+    out = {"timesteps": {}, "tables": {}, "errors": ["ddim999", "1001", "abc", "10,x", "ddim", "600,600"]}
+    for r in ["250", "", "50", "10,20", "ddim25", "ddim10", "100,50,25", "3", "7,0,4", "1"]:
+        out["timesteps"][r] = sorted(space_timesteps(1000, r if r else [1000]))
+    for r in ["250", "50", "10,20", "ddim10"]:
+        out["tables"][r] = Diffusion(r).tables()
+    full = Diffusion("").tables()
+    out["tables_1000_subset"] = {"index": [0, 1, 2, 499, 998, 999],
+                                 "values": {k: [v[i] for i in [0, 1, 2, 499, 998, 999]] for k, v in full.items()}}
+    out["linear_betas_1000"] = [float(v) for v in linear_betas(1000)]
+    out["linear_betas_250"] = [float(v) for v in linear_betas(250)]
+    for e in out["errors"]:
+        try:
+            space_timesteps(1000, e)
+            raise SystemExit("expected an error for %r" % e)
+        except ValueError:
+            pass
+    with open("tables.json", "w") as f:
+        json.dump(out, f)
 
-arrs = {}
-B, C, H, W = 2, 4, 8, 8
-x = th.randn(B, C, H, W) * 1.7
-eps = th.randn(B, C, H, W)
-v = (th.rand(B, C, H, W) * 3.0) - 1.5  # outside [-1, 1] too: v is not clamped
-z = th.randn(B, C, H, W)
-arrs.update(x=x, eps=eps, v=v, z=z)
-d250 = Diffusion("250")
-for i in [249, 124, 1, 0]:
-    t = th.tensor([i] * B)
-    xp, x0, mean, lv = d250.p_sample(x, t, th.cat([eps, v], 1), z)
-    arrs["ddpm_%d" % i], arrs["x0_%d" % i], arrs["mean_%d" % i], arrs["logvar_%d" % i] = xp, x0, mean, lv
-    for eta in [0.0, 0.5, 1.0]:
-        xd, _ = d250.ddim_sample(x, t, th.cat([eps, v], 1), z, eta)
-        arrs["ddim_%d_eta%g" % (i, eta)] = xd
-dd = Diffusion("ddim25")
-for i in [24, 12, 0]:
-    t = th.tensor([i] * B)
-    xd, _ = dd.ddim_sample(x, t, th.cat([eps, v], 1), z, 0.0)
-    arrs["ddim25_%d" % i] = xd
+    # ---- steps ------------------------------------------------------------------
 
-# training helpers on the unrespaced process
-d1000 = Diffusion("")
-x0 = (th.rand(B, C, H, W) * 2.2 - 1.1).clamp(-1, 1)  # include exact ±1 (edge bins)
-x0[0, 0, 0, :4] = th.tensor([-1.0, 1.0, -0.9995, 0.9995])
-arrs["train_x0"] = x0
-for tt in [0, 1, 500, 999]:
-    t = th.tensor([tt] * B)
-    xt = d1000.q_sample(x0, t, z)
-    arrs["qsample_%d" % tt] = xt
-    pm, pv, plv = d1000.q_posterior(x0, xt, t)
-    arrs["qpost_mean_%d" % tt] = pm
-    arrs["qpost_var_%d" % tt] = pv[:, 0, 0, 0]
-    arrs["qpost_logvar_%d" % tt] = plv[:, 0, 0, 0]
-    vb = d1000.vb_terms_bpd(x0, xt, t, th.cat([eps, v], 1))
-    arrs["vb_%d" % tt] = vb
-    # The gradient reference: the means come from the fp32 graph (ε̂ is
-    # detached, so they are constants), the rest is float64 autograd (fp32
-    # autograd loses digits where two CDF values nearly cancel, and the KL
-    # gradient at large t is a difference of nearly equal terms).
-    true_mean, _, true_lv = d1000.q_posterior(x0, xt, t)
-    mean, _, _ = d1000.p_mean_variance(xt, t, th.cat([eps, v], 1))
-    vv = v.double().clone().requires_grad_(True)
-    mn = th.from_numpy(d1000.posterior_log_variance_clipped)[t].float().double().view(-1, 1, 1, 1)
-    mx = th.from_numpy(np.log(d1000.betas))[t].float().double().view(-1, 1, 1, 1)
-    frac = (vv + 1) / 2
-    lv = frac * mx + (1 - frac) * mn
-    if tt == 0:
-        term = -discretized_gaussian_log_likelihood(x0.double(), means=mean.double(), log_scales=0.5 * lv)
-    else:
-        term = normal_kl(true_mean.double(), true_lv.double(), mean.double(), lv)
-    (term.mean(dim=[1, 2, 3]) / np.log(2.0)).sum().backward()
-    arrs["vbgrad_%d" % tt] = vv.grad.detach()
+    arrs = {}
+    B, C, H, W = 2, 4, 8, 8
+    x = th.randn(B, C, H, W) * 1.7
+    eps = th.randn(B, C, H, W)
+    v = (th.rand(B, C, H, W) * 3.0) - 1.5  # outside [-1, 1] too: v is not clamped
+    z = th.randn(B, C, H, W)
+    arrs.update(x=x, eps=eps, v=v, z=z)
+    d250 = Diffusion("250")
+    for i in [249, 124, 1, 0]:
+        t = th.tensor([i] * B)
+        xp, x0, mean, lv = d250.p_sample(x, t, th.cat([eps, v], 1), z)
+        arrs["ddpm_%d" % i], arrs["x0_%d" % i], arrs["mean_%d" % i], arrs["logvar_%d" % i] = xp, x0, mean, lv
+        for eta in [0.0, 0.5, 1.0]:
+            xd, _ = d250.ddim_sample(x, t, th.cat([eps, v], 1), z, eta)
+            arrs["ddim_%d_eta%g" % (i, eta)] = xd
+    dd = Diffusion("ddim25")
+    for i in [24, 12, 0]:
+        t = th.tensor([i] * B)
+        xd, _ = dd.ddim_sample(x, t, th.cat([eps, v], 1), z, 0.0)
+        arrs["ddim25_%d" % i] = xd
 
-# element functions
-a = th.randn(64)
-b = th.randn(64)
-la = th.randn(64)
-lb = th.randn(64)
-arrs.update(kl_m1=a, kl_lv1=la, kl_m2=b, kl_lv2=lb, kl=normal_kl(a, la, b, lb))
-u = th.linspace(-6, 6, 97)
-arrs.update(cdf_x=u, cdf=approx_standard_normal_cdf(u))
-xs = th.cat([th.tensor([-1.0, 1.0, -0.9995, 0.9995, 0.0]), th.rand(59) * 2 - 1])
-ms = th.randn(64) * 0.3
-ls = th.randn(64) - 2
-arrs.update(dll_x=xs, dll_mean=ms, dll_logscale=ls,
-            dll=discretized_gaussian_log_likelihood(xs, means=ms, log_scales=ls))
+    # training helpers on the unrespaced process
+    d1000 = Diffusion("")
+    x0 = (th.rand(B, C, H, W) * 2.2 - 1.1).clamp(-1, 1)  # include exact ±1 (edge bins)
+    x0[0, 0, 0, :4] = th.tensor([-1.0, 1.0, -0.9995, 0.9995])
+    arrs["train_x0"] = x0
+    for tt in [0, 1, 500, 999]:
+        t = th.tensor([tt] * B)
+        xt = d1000.q_sample(x0, t, z)
+        arrs["qsample_%d" % tt] = xt
+        pm, pv, plv = d1000.q_posterior(x0, xt, t)
+        arrs["qpost_mean_%d" % tt] = pm
+        arrs["qpost_var_%d" % tt] = pv[:, 0, 0, 0]
+        arrs["qpost_logvar_%d" % tt] = plv[:, 0, 0, 0]
+        vb = d1000.vb_terms_bpd(x0, xt, t, th.cat([eps, v], 1))
+        arrs["vb_%d" % tt] = vb
+        # The gradient reference: the means come from the fp32 graph (ε̂ is
+        # detached, so they are constants), the rest is float64 autograd (fp32
+        # autograd loses digits where two CDF values nearly cancel, and the KL
+        # gradient at large t is a difference of nearly equal terms).
+        true_mean, _, true_lv = d1000.q_posterior(x0, xt, t)
+        mean, _, _ = d1000.p_mean_variance(xt, t, th.cat([eps, v], 1))
+        vv = v.double().clone().requires_grad_(True)
+        mn = th.from_numpy(d1000.posterior_log_variance_clipped)[t].float().double().view(-1, 1, 1, 1)
+        mx = th.from_numpy(np.log(d1000.betas))[t].float().double().view(-1, 1, 1, 1)
+        frac = (vv + 1) / 2
+        lv = frac * mx + (1 - frac) * mn
+        if tt == 0:
+            term = -discretized_gaussian_log_likelihood(x0.double(), means=mean.double(), log_scales=0.5 * lv)
+        else:
+            term = normal_kl(true_mean.double(), true_lv.double(), mean.double(), lv)
+        (term.mean(dim=[1, 2, 3]) / np.log(2.0)).sum().backward()
+        arrs["vbgrad_%d" % tt] = vv.grad.detach()
 
-np.savez("steps.npz", **{k: v.detach().numpy().astype(np.float32) for k, v in arrs.items()})
-print("wrote tables.json and steps.npz:", len(arrs), "arrays")
+    # element functions
+    a = th.randn(64)
+    b = th.randn(64)
+    la = th.randn(64)
+    lb = th.randn(64)
+    arrs.update(kl_m1=a, kl_lv1=la, kl_m2=b, kl_lv2=lb, kl=normal_kl(a, la, b, lb))
+    u = th.linspace(-6, 6, 97)
+    arrs.update(cdf_x=u, cdf=approx_standard_normal_cdf(u))
+    xs = th.cat([th.tensor([-1.0, 1.0, -0.9995, 0.9995, 0.0]), th.rand(59) * 2 - 1])
+    ms = th.randn(64) * 0.3
+    ls = th.randn(64) - 2
+    arrs.update(dll_x=xs, dll_mean=ms, dll_logscale=ls,
+                dll=discretized_gaussian_log_likelihood(xs, means=ms, log_scales=ls))
+
+    np.savez("steps.npz", **{k: v.detach().numpy().astype(np.float32) for k, v in arrs.items()})
+    print("wrote tables.json and steps.npz:", len(arrs), "arrays")
+
+
+if __name__ == "__main__":
+    main()
