@@ -1,0 +1,120 @@
+package vae
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+)
+
+// Config is the part of a diffusers AutoencoderKL config.json the decoder
+// needs. Keys absent from the file take the values of
+// stabilityai/sd-vae-ft-ema (spec §7), the VAE GeCA is trained with.
+type Config struct {
+	ClassName        string   `json:"_class_name"`
+	BlockOutChannels []int    `json:"block_out_channels"` // encoder order: the decoder runs them reversed
+	LayersPerBlock   int      `json:"layers_per_block"`   // decoder up blocks hold LayersPerBlock+1 resnets
+	LatentChannels   int      `json:"latent_channels"`
+	OutChannels      int      `json:"out_channels"`
+	NormNumGroups    int      `json:"norm_num_groups"`
+	ScalingFactor    float64  `json:"scaling_factor"`
+	ShiftFactor      *float64 `json:"shift_factor"` // SD3/Flux VAEs; null (none) for SD 1.x
+	ActFn            string   `json:"act_fn"`
+	UpBlockTypes     []string `json:"up_block_types"`
+	MidBlockAttn     *bool    `json:"mid_block_add_attention"`
+	UsePostQuantConv *bool    `json:"use_post_quant_conv"`
+}
+
+// DefaultConfig is the sd-vae-ft-ema decoder: block_out_channels
+// [128, 256, 512, 512], 2 layers per block, 4 latent channels, 32 groups,
+// scaling factor 0.18215.
+func DefaultConfig() Config {
+	return Config{
+		ClassName:        "AutoencoderKL",
+		BlockOutChannels: []int{128, 256, 512, 512},
+		LayersPerBlock:   2,
+		LatentChannels:   4,
+		OutChannels:      3,
+		NormNumGroups:    32,
+		ScalingFactor:    LatentScale,
+		ActFn:            "silu",
+	}
+}
+
+// ReadConfig reads a diffusers config.json.
+func ReadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("vae: %w", err)
+	}
+	return ParseConfig(b, path)
+}
+
+// ParseConfig parses config.json bytes; name is used in errors.
+func ParseConfig(b []byte, name string) (Config, error) {
+	c := DefaultConfig()
+	c.BlockOutChannels = nil
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Config{}, fmt.Errorf("vae: %s: not a valid config.json: %w", name, err)
+	}
+	if c.BlockOutChannels == nil {
+		c.BlockOutChannels = DefaultConfig().BlockOutChannels
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("vae: %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// Validate checks that the decoder can be built from c.
+func (c Config) Validate() error {
+	if c.ClassName != "" && c.ClassName != "AutoencoderKL" {
+		return fmt.Errorf("_class_name %q is not an AutoencoderKL", c.ClassName)
+	}
+	if len(c.BlockOutChannels) == 0 || len(c.BlockOutChannels) > 8 {
+		return fmt.Errorf("block_out_channels %v: want 1 to 8 levels", c.BlockOutChannels)
+	}
+	if c.NormNumGroups <= 0 {
+		return fmt.Errorf("norm_num_groups %d must be positive", c.NormNumGroups)
+	}
+	for _, ch := range c.BlockOutChannels {
+		if ch <= 0 || ch%c.NormNumGroups != 0 {
+			return fmt.Errorf("block_out_channels %v: every width must be a positive multiple of norm_num_groups %d", c.BlockOutChannels, c.NormNumGroups)
+		}
+	}
+	if c.LayersPerBlock < 0 || c.LayersPerBlock > 64 {
+		return fmt.Errorf("layers_per_block %d out of range", c.LayersPerBlock)
+	}
+	if c.LatentChannels <= 0 || c.OutChannels <= 0 {
+		return fmt.Errorf("latent_channels %d and out_channels %d must be positive", c.LatentChannels, c.OutChannels)
+	}
+	if !(c.ScalingFactor > 0) {
+		return fmt.Errorf("scaling_factor %v must be positive", c.ScalingFactor)
+	}
+	if c.ActFn != "" && c.ActFn != "silu" && c.ActFn != "swish" {
+		return fmt.Errorf("act_fn %q: only silu is supported", c.ActFn)
+	}
+	for _, t := range c.UpBlockTypes {
+		if t != "UpDecoderBlock2D" {
+			return fmt.Errorf("up_block_types %v: only UpDecoderBlock2D is supported", c.UpBlockTypes)
+		}
+	}
+	if c.UpBlockTypes != nil && len(c.UpBlockTypes) != len(c.BlockOutChannels) {
+		return fmt.Errorf("up_block_types has %d entries, block_out_channels %d", len(c.UpBlockTypes), len(c.BlockOutChannels))
+	}
+	return nil
+}
+
+// Upscale is the ratio of image to latent size: 2^(levels-1), 8 for SD.
+func (c Config) Upscale() int { return 1 << (len(c.BlockOutChannels) - 1) }
+
+func (c Config) hasMidAttention() bool { return c.MidBlockAttn == nil || *c.MidBlockAttn }
+
+func (c Config) hasPostQuantConv() bool { return c.UsePostQuantConv == nil || *c.UsePostQuantConv }
+
+// reversedChannels is the decoder's order of widths, deepest first.
+func (c Config) reversedChannels() []int {
+	r := slices.Clone(c.BlockOutChannels)
+	slices.Reverse(r)
+	return r
+}

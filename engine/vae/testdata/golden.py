@@ -1,0 +1,330 @@
+#!/usr/bin/python3
+"""Golden fixtures for engine/vae: an independent PyTorch implementation of the
+diffusers AutoencoderKL decoder (and TAESD's decoder), written with
+torch.nn.functional ops, run on random weights in float64.
+
+Usage:  /usr/bin/python3 golden.py            # writes the committed fixtures
+        (bench_full.py imports this module for the SD-sized benchmark)
+
+Fixtures (each a model folder: config.json + diffusion_pytorch_model.safetensors,
+and golden.npz with `latent` (as the sampler produces it, i.e. scaled) and `image`):
+  tiny/      block_out_channels [8, 16], layers_per_block 2, groups 4, F32, current
+             attention names (to_q/to_k/to_v/to_out.0), plus encoder tensors that
+             the decoder must ignore. Latent (1, 4, 4, 4).
+  tiny_ldm/  model.safetensors in the original SD single-file layout
+             (first_stage_model.decoder.mid.block_1 ..., attn_1 q/k/v/proj_out as
+             1x1 convs, up.N in reverse order, nin_shortcut, norm_out), F16, next
+             to UNet and encoder tensors, no config.json: the decoder infers
+             block_out_channels [32, 32], layers_per_block 1 and uses 32 groups.
+  mid/       block_out_channels [16, 32, 48], layers_per_block 1, groups 8, F16
+             weights, old attention names (query/key/value/proj_attn) with
+             1x1-conv-shaped (C, C, 1, 1) weights, latent (2, 4, 7, 5),
+             scaling_factor 0.13025, shift_factor 0.0609.
+  taesd/     TAESD decoder weights (tiny widths), golden.npz: latent, image.
+"""
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# ----------------------------------------------------------------------------
+# safetensors writer (the format: u64 header length, JSON header, raw data).
+
+def save_safetensors(path, tensors, dtype=np.float32):
+    header, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        a = np.ascontiguousarray(np.asarray(t, dtype=dtype))
+        b = a.tobytes()
+        header[name] = {"dtype": {np.float32: "F32", np.float16: "F16"}[dtype],
+                        "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+# ----------------------------------------------------------------------------
+# The AutoencoderKL decoder, diffusers naming.
+
+def group_norm(x, p, name, groups):
+    return F.group_norm(x, groups, p[name + ".weight"], p[name + ".bias"], eps=1e-6)
+
+
+def conv(x, p, name, padding):
+    return F.conv2d(x, p[name + ".weight"], p[name + ".bias"], padding=padding)
+
+
+def resnet(x, p, name, groups):
+    h = F.silu(group_norm(x, p, name + ".norm1", groups))
+    h = conv(h, p, name + ".conv1", 1)
+    h = F.silu(group_norm(h, p, name + ".norm2", groups))
+    h = conv(h, p, name + ".conv2", 1)
+    if name + ".conv_shortcut.weight" in p:
+        x = conv(x, p, name + ".conv_shortcut", 0)
+    return x + h
+
+
+def linear(x, p, name):
+    w = p[name + ".weight"]
+    return F.linear(x, w.reshape(w.shape[0], w.shape[1]), p[name + ".bias"])
+
+
+def attention(x, p, name, groups):
+    """Single-head spatial self-attention with a residual connection."""
+    b, c, hh, ww = x.shape
+    h = group_norm(x, p, name + ".group_norm", groups)
+    h = h.reshape(b, c, hh * ww).transpose(1, 2)  # (B, N, C)
+    q = linear(h, p, name + ".to_q")
+    k = linear(h, p, name + ".to_k")
+    v = linear(h, p, name + ".to_v")
+    a = torch.softmax(q @ k.transpose(1, 2) * c ** -0.5, dim=-1)
+    o = linear(a @ v, p, name + ".to_out.0")
+    return o.transpose(1, 2).reshape(b, c, hh, ww) + x
+
+
+def decode(p, cfg, latent):
+    """latent as the sampler produces it (scaled); returns (B, 3, H, W)."""
+    boc = cfg["block_out_channels"]
+    groups = cfg["norm_num_groups"]
+    z = latent / cfg["scaling_factor"]
+    if cfg.get("shift_factor") is not None:
+        z = z + cfg["shift_factor"]
+    z = conv(z, p, "post_quant_conv", 0)
+    x = conv(z, p, "decoder.conv_in", 1)
+    x = resnet(x, p, "decoder.mid_block.resnets.0", groups)
+    x = attention(x, p, "decoder.mid_block.attentions.0", groups)
+    x = resnet(x, p, "decoder.mid_block.resnets.1", groups)
+    for i in range(len(boc)):
+        for j in range(cfg["layers_per_block"] + 1):
+            x = resnet(x, p, f"decoder.up_blocks.{i}.resnets.{j}", groups)
+        if i < len(boc) - 1:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = conv(x, p, f"decoder.up_blocks.{i}.upsamplers.0.conv", 1)
+    x = F.silu(group_norm(x, p, "decoder.conv_norm_out", groups))
+    return conv(x, p, "decoder.conv_out", 1)
+
+
+def random_weights(cfg, seed, old_attention_names=False, conv_shaped_attention=False):
+    """Random decoder weights in diffusers naming, scaled so activations stay O(1)."""
+    g = torch.Generator().manual_seed(seed)
+    p = {}
+
+    def randn(*shape, std=1.0):
+        return torch.randn(*shape, generator=g, dtype=torch.float64) * std
+
+    def conv_p(name, cout, cin, k):
+        p[name + ".weight"] = randn(cout, cin, k, k, std=(cin * k * k) ** -0.5)
+        p[name + ".bias"] = randn(cout, std=0.1)
+
+    def norm_p(name, c):
+        p[name + ".weight"] = 1 + randn(c, std=0.2)
+        p[name + ".bias"] = randn(c, std=0.2)
+
+    def resnet_p(name, cin, cout):
+        norm_p(name + ".norm1", cin)
+        conv_p(name + ".conv1", cout, cin, 3)
+        norm_p(name + ".norm2", cout)
+        conv_p(name + ".conv2", cout, cout, 3)
+        if cin != cout:
+            conv_p(name + ".conv_shortcut", cout, cin, 1)
+
+    boc = cfg["block_out_channels"]
+    lc = cfg["latent_channels"]
+    top = boc[-1]
+    conv_p("post_quant_conv", lc, lc, 1)
+    conv_p("decoder.conv_in", top, lc, 3)
+    resnet_p("decoder.mid_block.resnets.0", top, top)
+    a = "decoder.mid_block.attentions.0"
+    norm_p(a + ".group_norm", top)
+    for n in ["to_q", "to_k", "to_v", "to_out.0"]:
+        # Larger q/k weights so the softmax is far from uniform.
+        std = (2.0 if n in ("to_q", "to_k") else 1.0) * top ** -0.5
+        p[f"{a}.{n}.weight"] = randn(top, top, std=std)
+        p[f"{a}.{n}.bias"] = randn(top, std=0.1)
+    resnet_p("decoder.mid_block.resnets.1", top, top)
+    rev = list(reversed(boc))
+    cur = rev[0]
+    for i, c in enumerate(rev):
+        for j in range(cfg["layers_per_block"] + 1):
+            resnet_p(f"decoder.up_blocks.{i}.resnets.{j}", cur if j == 0 else c, c)
+        cur = c
+        if i < len(boc) - 1:
+            conv_p(f"decoder.up_blocks.{i}.upsamplers.0.conv", c, c, 3)
+    norm_p("decoder.conv_norm_out", boc[0])
+    conv_p("decoder.conv_out", cfg.get("out_channels", 3), boc[0], 3)
+
+    stored = {}
+    for k, v in p.items():
+        name = k
+        if ".attentions." in k:
+            if old_attention_names:
+                for new, old in [("to_q", "query"), ("to_k", "key"), ("to_v", "value"), ("to_out.0", "proj_attn")]:
+                    name = name.replace("." + new + ".", "." + old + ".")
+            if conv_shaped_attention and v.dim() == 2:
+                v = v.reshape(v.shape[0], v.shape[1], 1, 1)
+        stored[name] = v
+    return p, stored
+
+
+def to_ldm(p, cfg):
+    """The same weights renamed to the original SD (ldm) single-file layout."""
+    n = len(cfg["block_out_channels"])
+    out = {}
+    for k, v in p.items():
+        name = k
+        name = name.replace("decoder.mid_block.resnets.0.", "decoder.mid.block_1.")
+        name = name.replace("decoder.mid_block.resnets.1.", "decoder.mid.block_2.")
+        name = name.replace("decoder.mid_block.attentions.0.group_norm.", "decoder.mid.attn_1.norm.")
+        for new, old in [("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")]:
+            name = name.replace(f"decoder.mid_block.attentions.0.{new}.", f"decoder.mid.attn_1.{old}.")
+        if name.startswith("decoder.up_blocks."):
+            parts = name.split(".")
+            i = int(parts[2])
+            rest = ".".join(parts[3:])
+            rest = rest.replace("resnets.", "block.").replace("upsamplers.0.conv", "upsample.conv")
+            name = f"decoder.up.{n - 1 - i}.{rest}"
+        name = name.replace(".conv_shortcut.", ".nin_shortcut.")
+        name = name.replace("decoder.conv_norm_out.", "decoder.norm_out.")
+        if ".attn_1." in name and v.dim() == 2:
+            v = v.reshape(v.shape[0], v.shape[1], 1, 1)
+        out["first_stage_model." + name] = v
+    # An SD checkpoint also holds the UNet and the encoder; the decoder ignores them.
+    out["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(2, 4, 3, 3, dtype=torch.float64)
+    out["first_stage_model.encoder.conv_in.weight"] = torch.zeros(3, 3, 3, 3, dtype=torch.float64)
+    return out
+
+
+def write_kl_fixture(dirname, cfg, seed, batch, h, w, dtype=np.float32, **kw):
+    d = os.path.join(HERE, dirname)
+    os.makedirs(d, exist_ok=True)
+    p, stored = random_weights(cfg, seed, **kw)
+    # Quantise first when storing float16, so the reference uses the stored values.
+    stored = {k: torch.from_numpy(v.numpy().astype(dtype).astype(np.float64)) for k, v in stored.items()}
+    p = {k: torch.from_numpy(v.numpy().astype(dtype).astype(np.float64)) for k, v in p.items()}
+    extra = {"encoder.conv_in.weight": torch.zeros(cfg["block_out_channels"][0], 3, 3, 3, dtype=torch.float64),
+             "quant_conv.weight": torch.zeros(8, 8, 1, 1, dtype=torch.float64)}
+    save_safetensors(os.path.join(d, "diffusion_pytorch_model.safetensors"), {**extra, **stored}, dtype)
+    full = {"_class_name": "AutoencoderKL", "act_fn": "silu", "in_channels": 3, "out_channels": 3,
+            "down_block_types": ["DownEncoderBlock2D"] * len(cfg["block_out_channels"]),
+            "up_block_types": ["UpDecoderBlock2D"] * len(cfg["block_out_channels"]),
+            "sample_size": 8 * h, **cfg}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(full, f, indent=2)
+    g = torch.Generator().manual_seed(seed + 1)
+    latent = (torch.randn(batch, cfg["latent_channels"], h, w, generator=g) * cfg["scaling_factor"]).float()
+    with torch.no_grad():
+        img = decode(p, cfg, latent.double())
+    np.savez(os.path.join(d, "golden.npz"), latent=latent.numpy(), image=img.float().numpy())
+    print(dirname, "image", tuple(img.shape), "range", float(img.min()), float(img.max()))
+    return p, latent
+
+
+# ----------------------------------------------------------------------------
+# TAESD decoder (madebyollin/taesd, taesd.py): Clamp, conv(4, 64), ReLU,
+# 3 x [3 Blocks, Upsample(2), conv(no bias)], Block, conv(64, 3).
+# Block(n_in, n_out): conv(n_in,n_out) ReLU conv ReLU conv, + skip (identity
+# or 1x1 conv without bias when n_in != n_out), then ReLU.
+# Sequential indices (decoder.layers.N in the diffusers file; N in taesd_decoder.pth).
+
+def taesd_layout(latent_channels, ch):
+    """Returns the list of (index, kind) of the TAESD decoder Sequential."""
+    L = [(0, "clamp"), (1, "conv_in"), (2, "relu")]
+    i = 3
+    for u in range(3):
+        for _ in range(3):
+            L.append((i, "block")); i += 1
+        L.append((i, "upsample")); i += 1
+        L.append((i, "conv_nobias")); i += 1
+    L.append((i, "block")); i += 1
+    L.append((i, "conv_out"))
+    return L
+
+
+def taesd_random(latent_channels, ch, seed):
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape, std=1.0):
+        return torch.randn(*shape, generator=g, dtype=torch.float64) * std
+
+    p = {}
+    for i, kind in taesd_layout(latent_channels, ch):
+        if kind == "conv_in":
+            p[f"{i}.weight"] = randn(ch, latent_channels, 3, 3, std=(latent_channels * 9) ** -0.5)
+            p[f"{i}.bias"] = randn(ch, std=0.1)
+        elif kind == "block":
+            for j in (0, 2, 4):
+                p[f"{i}.conv.{j}.weight"] = randn(ch, ch, 3, 3, std=0.7 * (ch * 9) ** -0.5)
+                p[f"{i}.conv.{j}.bias"] = randn(ch, std=0.1)
+        elif kind == "conv_nobias":
+            p[f"{i}.weight"] = randn(ch, ch, 3, 3, std=(ch * 9) ** -0.5)
+        elif kind == "conv_out":
+            p[f"{i}.weight"] = randn(3, ch, 3, 3, std=(ch * 9) ** -0.5)
+            p[f"{i}.bias"] = randn(3, std=0.1)
+    return p
+
+
+def taesd_decode(p, latent, latent_channels, ch):
+    """TAESD decoder on an unscaled latent; returns [0, 1] images (before any clamp)."""
+    x = latent
+    for i, kind in taesd_layout(latent_channels, ch):
+        if kind == "clamp":
+            x = torch.tanh(x / 3) * 3
+        elif kind == "conv_in":
+            x = F.conv2d(x, p[f"{i}.weight"], p[f"{i}.bias"], padding=1)
+        elif kind == "relu":
+            x = F.relu(x)
+        elif kind == "block":
+            h = F.relu(F.conv2d(x, p[f"{i}.conv.0.weight"], p[f"{i}.conv.0.bias"], padding=1))
+            h = F.relu(F.conv2d(h, p[f"{i}.conv.2.weight"], p[f"{i}.conv.2.bias"], padding=1))
+            h = F.conv2d(h, p[f"{i}.conv.4.weight"], p[f"{i}.conv.4.bias"], padding=1)
+            x = F.relu(h + x)
+        elif kind == "upsample":
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        elif kind == "conv_nobias":
+            x = F.conv2d(x, p[f"{i}.weight"], None, padding=1)
+        elif kind == "conv_out":
+            x = F.conv2d(x, p[f"{i}.weight"], p[f"{i}.bias"], padding=1)
+    return x
+
+
+def main():
+    torch.set_num_threads(1)
+    tiny = {"block_out_channels": [8, 16], "layers_per_block": 2, "latent_channels": 4,
+            "norm_num_groups": 4, "scaling_factor": 0.18215}
+    write_kl_fixture("tiny", tiny, seed=1, batch=1, h=4, w=4)
+
+    # Original-SD single-file layout; the config is inferred (32 groups), so the
+    # widths must be multiples of 32.
+    ldm_cfg = {"block_out_channels": [32, 32], "layers_per_block": 1, "latent_channels": 4,
+               "norm_num_groups": 32, "scaling_factor": 0.18215}
+    p, _ = random_weights(ldm_cfg, seed=3)
+    p = {k: torch.from_numpy(v.numpy().astype(np.float16).astype(np.float64)) for k, v in p.items()}
+    g = torch.Generator().manual_seed(4)
+    latent = (torch.randn(1, 4, 3, 4, generator=g) * 0.18215).float()
+    with torch.no_grad():
+        img = decode(p, ldm_cfg, latent.double())
+    os.makedirs(os.path.join(HERE, "tiny_ldm"), exist_ok=True)
+    save_safetensors(os.path.join(HERE, "tiny_ldm", "model.safetensors"), to_ldm(p, ldm_cfg), np.float16)
+    np.savez(os.path.join(HERE, "tiny_ldm", "golden.npz"), latent=latent.numpy(), image=img.float().numpy())
+    print("tiny_ldm image", tuple(img.shape))
+
+    mid = {"block_out_channels": [16, 32, 48], "layers_per_block": 1, "latent_channels": 4,
+           "norm_num_groups": 8, "scaling_factor": 0.13025, "shift_factor": 0.0609}
+    write_kl_fixture("mid", mid, seed=2, batch=2, h=7, w=5, dtype=np.float16,
+                     old_attention_names=True, conv_shaped_attention=True)
+
+
+if __name__ == "__main__":
+    main()
