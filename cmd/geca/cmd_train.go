@@ -46,6 +46,8 @@ func runTrain(args []string) error {
 	resume := fs.String("resume", "", "continue from this checkpoint (its .train.safetensors state file)")
 	out := fs.String("out", "", "output model file (.safetensors); the training state goes to NAME.train.safetensors")
 	every := fs.Float64("save-minutes", 5, "write a checkpoint every this many minutes")
+	previewEvery := fs.Float64("preview-minutes", 15, "write a sample grid (2 per class, EMA weights) every this many minutes (0: only at the end)")
+	previewSteps := fs.Int("preview-steps", 25, "respaced DDPM steps of the preview samples")
 	logEvery := fs.Int("log-every", 10, "print a log line every this many steps (when stderr is not a terminal)")
 	if err := parseFlags(fs, c, args); err != nil {
 		return err
@@ -146,7 +148,13 @@ func runTrain(args []string) error {
 	}
 	bar := progress.New(os.Stderr, total, "train")
 	start := time.Now()
-	lastSave := start
+	lastSave, lastPreview := start, start
+	preview := func() {
+		if err := writePreview(tr, *out, *previewSteps); err != nil {
+			fmt.Fprintf(os.Stderr, "geca train: preview: %v\n", err)
+		}
+		lastPreview = time.Now()
+	}
 	save := func() error {
 		wall := wall0 + time.Since(start).Seconds()
 		if err := tr.Save(*out, dsName, wall); err != nil {
@@ -170,7 +178,11 @@ func runTrain(args []string) error {
 		case <-stop:
 			fmt.Fprintln(os.Stderr, "geca train: interrupted, saving")
 			bar.Done()
-			return save()
+			if err := save(); err != nil {
+				return err
+			}
+			preview()
+			return nil
 		default:
 		}
 		st, err := tr.TrainStep()
@@ -193,11 +205,15 @@ func runTrain(args []string) error {
 			}
 			lastSave = time.Now()
 		}
+		if *previewEvery > 0 && time.Since(lastPreview).Minutes() >= *previewEvery {
+			preview()
+		}
 	}
 	bar.Done()
 	if err := save(); err != nil {
 		return err
 	}
+	preview()
 	fmt.Fprintf(os.Stderr, "geca train: %d steps, %s; wrote %s and %s\n", tr.Step, time.Since(start).Round(time.Second), *out, train.StatePath(*out))
 	return nil
 }
@@ -231,4 +247,23 @@ func writeTrainImages(tr *train.Trainer, out string) error {
 		return err
 	}
 	return nil
+}
+
+// writePreview samples two images per class from the EMA weights and writes
+// them as NAME.samples.png (one row per class).
+func writePreview(tr *train.Trainer, out string, steps int) error {
+	const per = 2
+	K := tr.Cfg.NumClasses
+	var labels []int
+	for k := 0; k < K; k++ {
+		for i := 0; i < per; i++ {
+			labels = append(labels, k)
+		}
+	}
+	imgs, err := train.Sample(tr.EMAParams(), labels, train.SampleOptions{Steps: steps, Seed: 1})
+	if err != nil {
+		return err
+	}
+	grid := train.SampleGrid(imgs, K, per, tr.Cfg.GridH, tr.Cfg.GridW, tr.Cfg.InChannels, 2)
+	return train.WritePNG(strings.TrimSuffix(out, ".safetensors")+".samples.png", grid)
 }

@@ -8,6 +8,7 @@ import (
 // Schedule holds the float64 tables of the 1000-step linear training schedule
 // (spec §6.1-6.2) that the loss needs.
 type Schedule struct {
+	Timesteps                               []int // index -> original timestep (identity unless respaced)
 	T                                       int
 	Betas, AlphasCumprod                    []float64
 	SqrtAC, SqrtOneMinusAC                  []float64 // for q_sample
@@ -18,17 +19,56 @@ type Schedule struct {
 // NewSchedule builds the linear β schedule β = linspace(1e-4, 0.02, steps)
 // scaled by 1000/steps, as get_named_beta_schedule('linear', steps) does.
 func NewSchedule(steps int) *Schedule {
-	s := &Schedule{T: steps}
 	scale := 1000 / float64(steps)
 	lo, hi := scale*1e-4, scale*0.02
-	s.Betas = make([]float64, steps)
-	for i := range s.Betas {
+	betas := make([]float64, steps)
+	for i := range betas {
 		if steps == 1 {
-			s.Betas[i] = lo
+			betas[i] = lo
 		} else {
-			s.Betas[i] = lo + (hi-lo)*float64(i)/float64(steps-1)
+			betas[i] = lo + (hi-lo)*float64(i)/float64(steps-1)
 		}
 	}
+	s := scheduleFromBetas(betas)
+	s.Timesteps = make([]int, steps)
+	for i := range s.Timesteps {
+		s.Timesteps[i] = i
+	}
+	return s
+}
+
+// Respaced keeps `count` evenly spaced timesteps of the 1000-step schedule
+// (space_timesteps with one section, spec §6.1) and recomputes β′ from ᾱ.
+func Respaced(count int) (*Schedule, error) {
+	base := NewSchedule(1000)
+	if count < 1 || count > base.T {
+		return nil, fmt.Errorf("respacing to %d steps: want 1..%d", count, base.T)
+	}
+	var keep []int
+	if count == 1 {
+		keep = []int{0}
+	} else {
+		stride := float64(base.T-1) / float64(count-1)
+		cur := 0.0
+		for i := 0; i < count; i++ {
+			keep = append(keep, int(math.RoundToEven(cur)))
+			cur += stride
+		}
+	}
+	betas := make([]float64, len(keep))
+	last := 1.0
+	for i, t := range keep {
+		betas[i] = 1 - base.AlphasCumprod[t]/last
+		last = base.AlphasCumprod[t]
+	}
+	s := scheduleFromBetas(betas)
+	s.Timesteps = keep
+	return s, nil
+}
+
+func scheduleFromBetas(betas []float64) *Schedule {
+	steps := len(betas)
+	s := &Schedule{T: steps, Betas: betas}
 	mk := func() []float64 { return make([]float64, steps) }
 	s.AlphasCumprod, s.SqrtAC, s.SqrtOneMinusAC, s.SqrtRecipAC, s.SqrtRecipM1AC = mk(), mk(), mk(), mk(), mk()
 	s.PostCoef1, s.PostCoef2, s.PostLogVarClipped = mk(), mk(), mk()

@@ -24,10 +24,13 @@ type Net[T Float] struct {
 	tfeat, th, temb, yIn, yh, c, sc []T // B×256, B×D, B×D, B×K, B×D, B×D, B×D
 	mod, fmod                       []T // B×6D (adaLN of the block), B×2D (final layer)
 
-	ups   []*update[T] // per-update activations; ups[m].X is the state before update m
-	out   []T          // the state after the last update, R×Cd
-	M     int          // updates run by the last Forward
-	masks [][]T        // the masks of the last Forward, one B·N slice per update
+	ups []*update[T] // per-update activations; ups[m].X is the state before update m
+	out []T          // the state after the last update, R×Cd
+	M   int          // updates run by the last Forward
+	// NoGrad runs forward only (sampling): the activations of every update
+	// share one buffer, so memory does not grow with M.
+	NoGrad bool
+	masks  [][]T // the masks of the last Forward, one B·N slice per update
 
 	// scratch for the backward pass
 	dS, dE, dE1, dTmp, dTmp2, dQKV, dH, dLogit []T
@@ -127,15 +130,22 @@ func (n *Net[T]) Forward(s0 []T, t []int, y []T, masks [][]T) ([]T, error) {
 		return nil, fmt.Errorf("state has %d values (want %d), labels %d (want %d)", len(s0), n.R*n.Cd, len(y), b*n.K)
 	}
 	M := len(masks)
-	n.ensureUpdates(M)
+	if n.NoGrad {
+		n.ensureUpdates(min(M, 1))
+	} else {
+		n.ensureUpdates(M)
+	}
 	n.M, n.masks = M, masks
 	n.condition(t, y)
 	cur := s0
 	for m := 0; m < M; m++ {
-		u := n.ups[m]
+		u := n.ups[0]
+		if !n.NoGrad {
+			u = n.ups[m]
+		}
 		copy(u.X, cur)
 		next := n.out
-		if m+1 < M {
+		if m+1 < M && !n.NoGrad {
 			next = n.ups[m+1].X
 		}
 		n.updateFwd(u, masks[m], next)

@@ -67,3 +67,57 @@ func abs(a int) int {
 	}
 	return a
 }
+
+// SampleGrid lays out rows×cols images (cell-major, h×w×c each, values in
+// [−1, 1], clamped) as one image with a 2-pixel gap, each pixel scaled up.
+// c is 1 (gray) or 3 (RGB).
+func SampleGrid(imgs []float32, rows, cols, h, w, c, scale int) *image.RGBA {
+	const gap = 2
+	W := cols*(w*scale+gap) + gap
+	H := rows*(h*scale+gap) + gap
+	img := image.NewRGBA(image.Rect(0, 0, W, H))
+	for i := range img.Pix {
+		img.Pix[i] = 255
+		if i%4 != 3 {
+			img.Pix[i] = 200
+		}
+	}
+	u8 := func(v float32) uint8 { return uint8(min(max(127.5*float64(v)+128, 0), 255)) }
+	for r := 0; r < rows; r++ {
+		for k := 0; k < cols; k++ {
+			n := r*cols + k
+			if (n+1)*h*w*c > len(imgs) {
+				continue
+			}
+			src := imgs[n*h*w*c:]
+			x0, y0 := gap+k*(w*scale+gap), gap+r*(h*scale+gap)
+			for i := 0; i < h*scale; i++ {
+				for j := 0; j < w*scale; j++ {
+					p := src[((i/scale)*w+j/scale)*c:]
+					var col color.RGBA
+					if c == 3 {
+						col = color.RGBA{u8(p[0]), u8(p[1]), u8(p[2]), 255}
+					} else {
+						g := u8(p[0])
+						col = color.RGBA{g, g, g, 255}
+					}
+					img.SetRGBA(x0+j, y0+i, col)
+				}
+			}
+		}
+	}
+	return img
+}
+
+// WritePNG encodes img to path.
+func WritePNG(path string, img image.Image) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
