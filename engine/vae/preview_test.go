@@ -72,3 +72,29 @@ func TestToUint8(t *testing.T) {
 		t.Errorf("NaN/+Inf/-Inf: got %v, want [0 255 0]", inf)
 	}
 }
+
+func TestImagesAndGrid(t *testing.T) {
+	// Two 1x2 images; channel-first.
+	img := []float32{-1, 1, 0, 0.5, 1, -1, 0, 0, 0, 0, 0, 0}
+	ims, err := Images(img, 2, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Image 0, pixel 0: R=-1, G=0, B=1 -> (0, 128, 255); pixel 1: (255, 191, 0).
+	want := []uint8{0, 128, 255, 255, 255, 191, 0, 255}
+	for i, v := range want {
+		if ims[0].Pix[i] != v {
+			t.Fatalf("image 0 Pix[%d] = %d, want %d", i, ims[0].Pix[i], v)
+		}
+	}
+	g := Grid(ims, 1, 1)
+	if g.Bounds().Dx() != 2 || g.Bounds().Dy() != 3 {
+		t.Fatalf("grid size %v, want 2x3", g.Bounds())
+	}
+	if g.Pix[2*g.Stride] != 128 || g.Pix[g.Stride] != 0 || g.Pix[g.Stride+3] != 255 {
+		t.Errorf("grid layout wrong: %v", g.Pix)
+	}
+	if _, err := Images(img[:5], 2, 1, 2); err == nil {
+		t.Error("short input: want an error")
+	}
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"image/png"
+	"math"
+	"os"
+	"time"
+
+	"geca/engine/vae"
+	"geca/internal/npy"
+)
+
+func init() {
+	register(&command{
+		name:    "decode",
+		summary: "decode latents to images with the Stable Diffusion VAE (or TAESD)",
+		usage:   "--vae DIR --latent L.npy [--out IMG.png] [--npy OUT.npy] [--cols N]",
+		run:     runDecode,
+	})
+}
+
+func runDecode(args []string) error {
+	c := commands["decode"]
+	fs := newFlags(c)
+	vaePath := fs.String("vae", "", "VAE weights: a diffusers folder (config.json + diffusion_pytorch_model.safetensors; AutoencoderKL such as stabilityai/sd-vae-ft-ema, or AutoencoderTiny/TAESD), or a single .safetensors file")
+	latPath := fs.String("latent", "", "latents as the sampler writes them (scaled by the VAE's scaling_factor), float32 (B, C, H, W) or (C, H, W)")
+	outPath := fs.String("out", "", "PNG of the decoded batch, laid out as a grid")
+	npyPath := fs.String("npy", "", "float32 decoder output (B, 3, H, W) before the uint8 mapping")
+	cols := fs.Int("cols", 0, "grid columns (default: about the square root of the batch)")
+	verbose := fs.Bool("v", false, "print the decode time")
+	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case *vaePath == "":
+		return usagef("--vae DIR is required\nusage: geca decode %s", c.usage)
+	case *latPath == "":
+		return usagef("--latent L.npy is required")
+	case *outPath == "" && *npyPath == "":
+		return usagef("give --out IMG.png and/or --npy OUT.npy")
+	case *cols < 0:
+		return usagef("--cols %d is negative", *cols)
+	}
+	lat, err := npy.ReadFile(*latPath)
+	if err != nil {
+		return err
+	}
+	shape := lat.Shape
+	if len(shape) == 3 {
+		shape = append([]int{1}, shape...)
+	}
+	if len(shape) != 4 || shape[0] < 1 || shape[2] < 1 || shape[3] < 1 {
+		return fmt.Errorf("%s: shape %v, want (B, C, H, W) or (C, H, W)", *latPath, lat.Shape)
+	}
+	b, ch, h, w := shape[0], shape[1], shape[2], shape[3]
+	dec, err := vae.Load(*vaePath)
+	if err != nil {
+		return err
+	}
+	if ch != dec.LatentChannels() {
+		return fmt.Errorf("%s: %d latent channels, but the VAE in %s takes %d", *latPath, ch, *vaePath, dec.LatentChannels())
+	}
+	start := time.Now()
+	img, err := dec.Decode(lat.Data, b, h, w)
+	if err != nil {
+		return err
+	}
+	oh, ow := dec.OutputSize(h, w)
+	if *verbose {
+		fmt.Fprintf(os.Stderr, "decoded %d latent(s) %dx%dx%d -> %dx%d in %.3f s\n", b, ch, h, w, oh, ow, time.Since(start).Seconds())
+	}
+	if *npyPath != "" {
+		if err := npy.WriteFile(*npyPath, []int{b, 3, oh, ow}, img); err != nil {
+			return err
+		}
+	}
+	if *outPath != "" {
+		ims, err := vae.Images(img, b, oh, ow)
+		if err != nil {
+			return err
+		}
+		n := *cols
+		if n == 0 {
+			n = int(math.Ceil(math.Sqrt(float64(b))))
+		}
+		f, err := os.Create(*outPath)
+		if err != nil {
+			return err
+		}
+		if err := png.Encode(f, vae.Grid(ims, n, 2)); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: %w", *outPath, err)
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
