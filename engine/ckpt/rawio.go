@@ -83,3 +83,20 @@ func writeF32(w io.Writer, d []float32) error {
 	}
 	return nil
 }
+
+// readF64 fills dst with little-endian float64 values read at off, rounded
+// to float32.
+func readF64(r io.ReaderAt, off int64, dst []float32) error {
+	buf := make([]byte, 8*min(len(dst), chunkElems))
+	for i := 0; i < len(dst); {
+		n := min(len(dst)-i, chunkElems)
+		if _, err := r.ReadAt(buf[:8*n], off+8*int64(i)); err != nil {
+			return fmt.Errorf("reading %d float64 values at byte %d: %w", len(dst), off, err)
+		}
+		for j := 0; j < n; j++ {
+			dst[i+j] = float32(math.Float64frombits(binary.LittleEndian.Uint64(buf[8*j:])))
+		}
+		i += n
+	}
+	return nil
+}

@@ -14,6 +14,7 @@ Good files:
   tiny_bf16.pt       tiny.pt with model and ema in bfloat16.
   tiny_xs_args.pt    tiny weights but args.model = "GeCA-XS" (shapes disagree).
   tiny_nan.pt        ema holds a NaN (loads; the model constructor refuses it).
+  views.pt           non-contiguous views, a shared storage, float64, a 0-d tensor.
   mixed.safetensors  F32, F16 and BF16 tensors plus __metadata__, written byte
                      by byte here (no safetensors package needed).
   expected.npz       the float32 values every reader must produce:
@@ -138,7 +139,8 @@ def write_zip(name, records, prefix=None):
     prefix = prefix if prefix is not None else os.path.splitext(name)[0]
     with zipfile.ZipFile(os.path.join(HERE, name), "w", zipfile.ZIP_STORED) as z:
         for rec, data in records:
-            z.writestr(prefix + "/" + rec if prefix else rec, data)
+            info = zipfile.ZipInfo(prefix + "/" + rec if prefix else rec, date_time=(2024, 7, 3, 0, 0, 0))
+            z.writestr(info, data)
 
 
 # ---- raw pickle protocol-2 bytes ------------------------------------------
@@ -217,6 +219,18 @@ def main():
     hb += b" " * ((8 - len(hb) % 8) % 8)
     with open(os.path.join(HERE, "mixed.safetensors"), "wb") as f:
         f.write(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
+
+    # Views: transposed, offset into a shared storage, strided, float64.
+    base = torch.randn(4, 6, generator=gen)
+    views = collections.OrderedDict()
+    views["t"] = base.t()
+    views["rows"] = base[1:3]
+    views["cols"] = base[:, 1::2]
+    views["f64"] = torch.randn(3, generator=gen, dtype=torch.float64)
+    views["scalar"] = torch.tensor(2.5)
+    save({"ema": views}, "views.pt")
+    for k, v in views.items():
+        expected["views/" + k] = v.float().contiguous().numpy()
 
     np.savez(os.path.join(HERE, "expected.npz"), **expected)
 
