@@ -326,3 +326,32 @@ func Resume(path string, ds *data.Dataset, set func(*Options)) (*Trainer, float6
 	tr.Step, tr.Adam.Step, tr.History = st.Step, st.AdamStep, st.History
 	return tr, st.WallSecs, nil
 }
+
+// LoadModelFile reads a model file written by Save (or any safetensors file
+// with the official names and "geca.config" metadata): the weights it holds
+// (the EMA weights for our files) and its metadata.
+func LoadModelFile(path string) (*Params[float32], map[string]string, error) {
+	ts, meta, err := readSafetensors(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cfg engine.Config
+	if err := json.Unmarshal([]byte(meta[MetaConfig]), &cfg); err != nil {
+		return nil, nil, fmt.Errorf("%s: metadata %q: %v", path, MetaConfig, err)
+	}
+	p, err := NewParams[float32](cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	for _, q := range p.List {
+		t, ok := ts[q.Name]
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: missing tensor %q", path, q.Name)
+		}
+		if len(t.Data) != len(q.W) {
+			return nil, nil, fmt.Errorf("%s: tensor %q has %d values, want %d", path, q.Name, len(t.Data), len(q.W))
+		}
+		copy(q.W, t.Data)
+	}
+	return p, meta, nil
+}
