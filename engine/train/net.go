@@ -108,8 +108,10 @@ func positionalCode[T Float](cells, dim int) []T {
 // float32: [cos(t·φ_k) for k < 128, sin(t·φ_k) for k < 128], φ_k = exp(−ln(10⁴)·k/128).
 func timestepFeatures[T Float](dst []T, t int) {
 	const half = TimeFeatures / 2
+	lnmp := float32(-math.Log(10000))
 	for k := 0; k < half; k++ {
-		f := float32(math.Exp(float64(float32(-math.Log(10000)*float64(float32(k))) / half)))
+		// fp32 throughout, as torch computes exp(−ln(10⁴)·arange(half)/half).
+		f := float32(math.Exp(float64(float32(k) * lnmp / float32(half))))
 		a := float64(float32(t) * f)
 		dst[k] = T(float32(math.Cos(a)))
 		dst[half+k] = T(float32(math.Sin(a)))

@@ -235,7 +235,7 @@ func (tr *Trainer) Save(path, dataset string, wall float64) error {
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{MetaConfig: string(cj), MetaTrain: string(tj), "format": "pt"}
+	meta := map[string]string{MetaConfig: string(cj), MetaTrain: string(tj), "format": "pt", "geca.weights": "training-state"}
 	ema := map[string]stTensor{}
 	var names []string
 	for i, q := range tr.P.List {
@@ -246,7 +246,7 @@ func (tr *Trainer) Save(path, dataset string, wall float64) error {
 	short := ts
 	short.History = nil
 	sj, _ := json.Marshal(short)
-	if err := writeSafetensors(path, names, ema, map[string]string{MetaConfig: string(cj), MetaTrain: string(sj), "format": "pt"}); err != nil {
+	if err := writeSafetensors(path, names, ema, map[string]string{MetaConfig: string(cj), MetaTrain: string(sj), "format": "pt", "geca.weights": "ema"}); err != nil {
 		return err
 	}
 	all := map[string]stTensor{}
