@@ -31,7 +31,7 @@ type Frame struct {
 	TimestepIndex int // respaced index i (n−1 … 0)
 	Timesteps     int // n, the number of timesteps of the run
 	T             int // the original timestep the model is given
-	Update        int // cell updates done in this timestep (1…M; M on timestep frames)
+	Update        int // cell updates done in this timestep (0…M; the M done on timestep frames)
 	M             int // the M of this timestep
 	N             int // samples
 	CFG           bool

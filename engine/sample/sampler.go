@@ -13,15 +13,16 @@ import (
 var ErrDone = errors.New("sample: the run is finished")
 
 // Sampler is one sampling run. Its position is a timestep index i (from n−1
-// down to 0) and the number of cell updates done in that timestep. It is not
-// safe for concurrent use: one goroutine owns it (the model may be shared by
-// many samplers).
+// down to 0) and the number of cell updates done in that timestep, 0 … M;
+// at M the next step is the timestep's diffusion step, after which the run is
+// at update 0 of timestep i−1. It is not safe for concurrent use: one
+// goroutine owns it (the model may be shared by many samplers).
 //
-// Settings changed while a timestep is under way: M, the update rate and the
-// CFG scale apply at once (if the timestep has already had at least M updates,
-// it ends at the next step); GHG and switching CFG on or off change how a
-// timestep starts, so they apply from the next timestep. At a timestep
-// boundary every setting applies to the coming timestep.
+// Settings: at update 0 of a timestep every setting applies to that timestep.
+// Once its first update is done, M, the update rate and the CFG scale still
+// apply at once (with M lowered to the updates done, the next step is the
+// diffusion step), while GHG and switching CFG on or off, which change how a
+// timestep starts, apply from the next timestep.
 type Sampler struct {
 	model   *engine.Model
 	cfg     engine.Config
@@ -40,6 +41,10 @@ type Sampler struct {
 	begun bool // the current timestep is prepared (C_in set, seeded, conditioned)
 	err   error
 
+	pre    boundary // the grid as it was before begin() prepared the current timestep
+	edited bool     // the grid was replaced (SetState) during the current timestep
+	final  *Frame   // the last timestep frame, once done
+
 	cfgOn bool          // the batch is [conditional; unconditional]
 	st    *engine.State // the grids, N or 2N of them
 	x     []float32     // the latent batch (N_b, C_in, H, W)
@@ -49,6 +54,8 @@ type Sampler struct {
 
 	observer   func(*Frame)
 	cellFrames bool
+	measure    bool // compute |update| (and the watched cell's attention) every update
+	measured   bool // the last update of the current timestep was measured
 	watch      bool
 	wb, wi, wj int
 
@@ -61,8 +68,18 @@ type Sampler struct {
 
 // record is what a finished timestep used, for replaying it.
 type record struct {
-	set   settings // with M = the updates actually done
-	valid bool
+	set    settings // with M = the updates actually done
+	valid  bool
+	edited bool // the grid was replaced during the timestep: a replay cannot redo it
+}
+
+// boundary is the part of the run that begin() changes, kept so that a GHG or
+// CFG switch at update 0 can prepare the timestep again.
+type boundary struct {
+	st    *engine.State
+	x     []float32
+	seed  engine.Stream
+	cfgOn bool
 }
 
 // snapshot is the sampler at the start of a timestep (immutable once taken).
@@ -273,14 +290,23 @@ func (s *Sampler) SetCFG(scale float32) error {
 		return err
 	}
 	s.want.CFG = scale
+	if s.begun && s.cur.cfgOn() != s.want.cfgOn() {
+		s.unbegin()
+	}
 	if s.begun && s.cur.cfgOn() == s.want.cfgOn() {
 		s.cur.CFG = scale
 	}
 	return nil
 }
 
-// SetGHG switches Gene Heredity Guidance, from the next timestep start.
-func (s *Sampler) SetGHG(on bool) { s.want.GHG = on }
+// SetGHG switches Gene Heredity Guidance (at update 0: for this timestep,
+// else from the next one).
+func (s *Sampler) SetGHG(on bool) {
+	s.want.GHG = on
+	if s.begun && s.cur.GHG != on {
+		s.unbegin()
+	}
+}
 
 // SetObserver installs fn to receive frames (nil: none). With cellFrames, a
 // frame follows every cell update; otherwise only every timestep. fn runs on
@@ -289,6 +315,11 @@ func (s *Sampler) SetGHG(on bool) { s.want.GHG = on }
 func (s *Sampler) SetObserver(fn func(*Frame), cellFrames bool) {
 	s.observer, s.cellFrames = fn, cellFrames
 }
+
+// SetMeasure makes every cell update compute the per-cell |update| (and the
+// watched cell's attention) for Current, even without an observer of cell
+// frames.
+func (s *Sampler) SetMeasure(on bool) { s.measure = on }
 
 // WatchCell asks cell frames to carry the attention weights of cell (i, j) of
 // grid b (heads·9 values, see engine.Observe).
@@ -321,9 +352,8 @@ func (s *Sampler) fail(err error) error {
 	return err
 }
 
-// StepUpdate does one cell update of the current timestep. The update that
-// completes the timestep's M updates also does its diffusion step (so does a
-// call when the timestep already has M updates, e.g. with M = 0).
+// StepUpdate advances by one step: a cell update while the timestep has
+// fewer than M, else the timestep's diffusion step (with M = 0, at once).
 func (s *Sampler) StepUpdate() error {
 	if err := s.ready(); err != nil {
 		return err
@@ -333,15 +363,14 @@ func (s *Sampler) StepUpdate() error {
 			return s.fail(err)
 		}
 	}
+	var err error
 	if s.done < s.cur.M {
-		if err := s.update(); err != nil {
-			return s.fail(err)
-		}
+		err = s.update()
+	} else {
+		err = s.finish()
 	}
-	if s.done >= s.cur.M {
-		if err := s.finish(); err != nil {
-			return s.fail(err)
-		}
+	if err != nil {
+		return s.fail(err)
 	}
 	return nil
 }
@@ -450,6 +479,7 @@ func (s *Sampler) switchCFG(on bool) {
 // begin prepares the current timestep: settings, batch, C_in, seed or carry,
 // conditioning.
 func (s *Sampler) begin() error {
+	s.savePre()
 	s.cur = s.want
 	if s.cur.cfgOn() != s.cfgOn {
 		s.switchCFG(s.cur.cfgOn())
@@ -496,6 +526,37 @@ func (s *Sampler) begin() error {
 	return nil
 }
 
+// savePre records what begin() is about to change.
+func (s *Sampler) savePre() {
+	p := &s.pre
+	if p.st == nil || p.st.B != s.st.B {
+		p.st = s.st.Clone()
+	} else {
+		copy(p.st.Data, s.st.Data)
+	}
+	p.x = append(p.x[:0], s.x...)
+	p.seed = s.streams.Seed.Clone()
+	p.cfgOn = s.cfgOn
+}
+
+// unbegin undoes begin() at update 0 so that the timestep is prepared again
+// with new settings. It reports whether it could (not after an edit).
+func (s *Sampler) unbegin() bool {
+	if !s.begun || s.done != 0 || s.edited {
+		return !s.begun
+	}
+	p := &s.pre
+	s.st = p.st.Clone()
+	s.x = append(s.x[:0], p.x...)
+	s.streams.Seed = p.seed.Clone()
+	s.cfgOn = p.cfgOn
+	s.begun, s.measured = false, false
+	if s.watch && s.wb >= s.nb() {
+		s.watch = false
+	}
+	return true
+}
+
 // update does one cell update of the current timestep.
 func (s *Sampler) update() error {
 	nb, c := s.nb(), s.cfg
@@ -508,7 +569,7 @@ func (s *Sampler) update() error {
 		}
 	}
 	var obs *engine.Observe
-	if s.observer != nil && s.cellFrames {
+	if s.measure || (s.observer != nil && s.cellFrames) {
 		obs = &s.sc.obs
 		obs.Magnitude = s.sc.mag[:rows]
 		obs.Attn = nil
@@ -521,7 +582,8 @@ func (s *Sampler) update() error {
 		return fmt.Errorf("sample: timestep index %d, update %d: %w", s.i, s.done, err)
 	}
 	s.done++
-	if obs != nil {
+	s.measured = obs != nil
+	if obs != nil && s.observer != nil && s.cellFrames {
 		f, err := s.cellFrame()
 		if err != nil {
 			return err
@@ -583,13 +645,19 @@ func (s *Sampler) finish() error {
 	}
 	rec := s.cur
 	rec.M = s.done
-	s.history[s.i] = record{set: rec, valid: true}
-	if s.observer != nil {
-		s.observer(s.timestepFrame())
+	s.history[s.i] = record{set: rec, valid: true, edited: s.edited}
+	if s.observer != nil || s.i == 0 {
+		f := s.timestepFrame()
+		if s.i == 0 {
+			s.final = f
+		}
+		if s.observer != nil {
+			s.observer(f)
+		}
 	}
 	copy(s.x, xPrev)
 	s.i--
-	s.done, s.begun = 0, false
+	s.done, s.begun, s.edited, s.measured = 0, false, false, false
 	if s.i >= 0 {
 		s.takeSnapshot()
 	}
@@ -613,7 +681,11 @@ func (s *Sampler) Branch() *Sampler {
 	if s.begun {
 		b.ensure(b.nb())
 	}
-	b.observer, b.cellFrames, b.watch = nil, false, false
+	b.observer, b.cellFrames, b.watch, b.measure = nil, false, false, false
+	b.pre = boundary{}
+	if s.pre.st != nil {
+		b.pre = boundary{st: s.pre.st.Clone(), x: append([]float32(nil), s.pre.x...), seed: s.pre.seed.Clone(), cfgOn: s.pre.cfgOn}
+	}
 	b.snaps = append([]*snapshot(nil), s.snaps...)
 	b.history = append([]record(nil), s.history...)
 	// labels and cond are never modified in place; sharing them is safe.
@@ -700,6 +772,7 @@ func (s *Sampler) Rewind(ctx context.Context, idx int) error {
 	s.streams = sn.streams.Clone()
 	s.cfgOn = sn.cfgOn
 	s.i, s.done, s.begun, s.err = j, 0, false, nil
+	s.edited, s.measured, s.final = false, false, nil
 	if s.watch && s.wb >= s.nb() {
 		s.watch = false
 	}
@@ -717,6 +790,9 @@ func (s *Sampler) Rewind(ctx context.Context, idx int) error {
 		if !r.valid {
 			return fmt.Errorf("sample: no record of timestep index %d to replay", s.i)
 		}
+		if r.edited {
+			return fmt.Errorf("sample: timestep index %d had its grid edited and its snapshot is gone; it cannot be replayed (rewound to %d instead)", s.i, s.i)
+		}
 		s.want = r.set
 		start := s.i
 		for s.i == start {
@@ -726,4 +802,73 @@ func (s *Sampler) Rewind(ctx context.Context, idx int) error {
 		}
 	}
 	return nil
+}
+
+// SetState replaces the grids at the current position (for example to damage
+// cells); st must have the shape of State(). At update 0 the timestep is
+// prepared first, so the edit applies to the grid the first update sees. The
+// C_in channels are what the cells read during this timestep; the diffusion
+// step itself uses the latent x_t. An edited timestep cannot be replayed by
+// Rewind from an earlier snapshot.
+func (s *Sampler) SetState(st *engine.State) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
+	if !s.begun {
+		if err := s.begin(); err != nil {
+			return s.fail(err)
+		}
+	}
+	if st == nil {
+		return fmt.Errorf("sample: state is nil")
+	}
+	if st.B != s.st.B || st.H != s.st.H || st.W != s.st.W || st.C != s.st.C || len(st.Data) != len(s.st.Data) {
+		return fmt.Errorf("sample: set state: shape (B=%d, C=%d, H=%d, W=%d), want (%d, %d, %d, %d)", st.B, st.C, st.H, st.W, s.st.B, s.st.C, s.st.H, s.st.W)
+	}
+	for i, v := range st.Data {
+		if !finite32(v) {
+			return fmt.Errorf("sample: set state: value %v at index %d is not finite", v, i)
+		}
+	}
+	copy(s.st.Data, st.Data)
+	s.edited = true
+	return nil
+}
+
+// Current returns a frame of the current position: at update 0 the grid the
+// first update will see (the timestep is prepared if it was not), else the
+// grid after the last update, with the x0 preview (and |update| when the last
+// update was measured); once done, the last timestep frame.
+func (s *Sampler) Current() (*Frame, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.Done() {
+		if s.final == nil {
+			return nil, fmt.Errorf("sample: no final frame")
+		}
+		f := *s.final
+		return &f, nil
+	}
+	if !s.begun {
+		if err := s.begin(); err != nil {
+			return nil, s.fail(err)
+		}
+	}
+	f := s.baseFrame(FrameUpdate)
+	if err := s.modelOutput(); err != nil {
+		return nil, s.fail(err)
+	}
+	size := s.n * s.latentSize()
+	f.X0 = make([]float32, size)
+	if err := s.sched.PredictX0(f.X0, s.x[:size], s.sc.eps[:size], s.i); err != nil {
+		return nil, err
+	}
+	if s.measured && s.done > 0 {
+		f.Magnitude = append([]float32(nil), s.sc.obs.Magnitude...)
+		if s.sc.obs.Attn != nil {
+			f.Attn = append([]float32(nil), s.sc.obs.Attn...)
+		}
+	}
+	return f, nil
 }

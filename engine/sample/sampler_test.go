@@ -195,8 +195,8 @@ func TestStepGranularityAndFrames(t *testing.T) {
 		}
 		calls++
 	}
-	if calls != 6*3 {
-		t.Errorf("%d StepUpdate calls for 6 timesteps of 3 updates", calls)
+	if calls != 6*(3+1) {
+		t.Errorf("%d StepUpdate calls for 6 timesteps of 3 updates and a diffusion step", calls)
 	}
 	if err := s.StepUpdate(); !errors.Is(err, ErrDone) {
 		t.Errorf("StepUpdate after the end: %v", err)
@@ -534,5 +534,104 @@ func TestBadOptions(t *testing.T) {
 	}
 	if d := DefaultOptions(); d.Steps != "250" || !d.GHG || d.CFG != 1.5 {
 		t.Errorf("DefaultOptions %+v", d)
+	}
+}
+
+func TestCurrentAndRebegin(t *testing.T) {
+	m := tinyModel(t)
+	ctx := context.Background()
+	// Reference: GHG switched off at timestep 3, update 0.
+	ref := mustNew(t, m, tinyOptions())
+	ref.RunTo(ctx, 3)
+	ref.SetGHG(false)
+	want := runResult(t, ref)
+
+	s := mustNew(t, m, tinyOptions())
+	s.RunTo(ctx, 3)
+	f0, err := s.Current() // prepares timestep 3 with GHG on
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f0.Update != 0 || f0.TimestepIndex != 3 || f0.Magnitude != nil || len(f0.X0) != len(f0.Xt) {
+		t.Fatalf("frame at update 0: %+v", f0)
+	}
+	s.SetGHG(false) // still update 0: timestep 3 is prepared again
+	f1, _ := s.Current()
+	if slices.Equal(f0.State.Data, f1.State.Data) {
+		t.Error("switching GHG off at update 0 did not re-prepare the grid")
+	}
+	if got := runResult(t, s); !slices.Equal(got, want) {
+		t.Error("Current() before a GHG switch at update 0 changed the run")
+	}
+	// The same for a CFG switch.
+	ref = mustNew(t, m, tinyOptions())
+	ref.RunTo(ctx, 2)
+	ref.SetCFG(1)
+	want = runResult(t, ref)
+	s = mustNew(t, m, tinyOptions())
+	s.RunTo(ctx, 2)
+	s.Current()
+	s.SetCFG(1)
+	if f, _ := s.Current(); f.State.B != 2 || f.CFG {
+		t.Errorf("after switching CFG off at update 0: %d grids", f.State.B)
+	}
+	if got := runResult(t, s); !slices.Equal(got, want) {
+		t.Error("Current() before a CFG switch at update 0 changed the run")
+	}
+	f, err := s.Current()
+	if err != nil || !f.Done || !slices.Equal(f.XPrev, resultOf(s)) {
+		t.Errorf("Current() at the end: %v", err)
+	}
+
+	// Measured updates report |update| through Current.
+	s = mustNew(t, m, tinyOptions())
+	s.SetMeasure(true)
+	s.StepUpdate()
+	s.StepUpdate()
+	f, _ = s.Current()
+	if f.Update != 2 || len(f.Magnitude) != 4*m.Cfg.GridH*m.Cfg.GridW {
+		t.Errorf("measured frame: update %d, %d magnitudes", f.Update, len(f.Magnitude))
+	}
+}
+
+func resultOf(s *Sampler) []float32 { r, _ := s.Result(); return r }
+
+func TestSetState(t *testing.T) {
+	m := tinyModel(t)
+	ctx := context.Background()
+	ref := runResult(t, mustNew(t, m, tinyOptions()))
+	s := mustNew(t, m, tinyOptions())
+	s.RunTo(ctx, 3)
+	s.StepUpdate()
+	st := s.State()
+	// Damage: zero the hidden channels of a 3x3 patch of every grid.
+	cfg := m.Cfg
+	for b := 0; b < st.B; b++ {
+		for i := 1; i < 4; i++ {
+			for j := 1; j < 4; j++ {
+				clear(st.Cell(b, i, j)[cfg.InChannels+cfg.OutChannels():])
+			}
+		}
+	}
+	if err := s.SetState(st); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(runResult(t, s), ref) {
+		t.Error("damaging the grid did not change the samples")
+	}
+	if err := s.Rewind(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(runResult(t, s), ref) {
+		t.Error("rewinding to before the edit did not restore the undamaged run")
+	}
+	s = mustNew(t, m, tinyOptions())
+	if err := s.SetState(engine.NewState(1, cfg.GridH, cfg.GridW, cfg.CellDim())); err == nil {
+		t.Error("state of the wrong batch accepted")
+	}
+	bad := s.State()
+	bad.Data[3] = float32(math.NaN())
+	if err := s.SetState(bad); err == nil {
+		t.Error("NaN state accepted")
 	}
 }
