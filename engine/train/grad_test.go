@@ -108,8 +108,9 @@ func TestGradWholeCall(t *testing.T) {
 
 // fourPoint is the fourth-order central difference of f w.r.t. x[i]
 // (truncation error O(h⁴), so 1e-6 relative accuracy is reachable).
-func fourPoint(x []float64, i int, f func() float64) float64 {
-	const h = 5e-5
+func fourPoint(x []float64, i int, f func() float64) float64 { return fourPointH(x, i, f, 5e-5) }
+
+func fourPointH(x []float64, i int, f func() float64, h float64) float64 {
 	old := x[i]
 	at := func(d float64) float64 { x[i] = old + d; return f() }
 	v := (8*(at(h)-at(-h)) - (at(2*h) - at(-2*h))) / (12 * h)
