@@ -66,16 +66,25 @@ func LoadSafetensors(path string) (tensors map[string]*tensor.Dense, names []str
 		return nil, nil, nil, err
 	}
 	defer f.Close()
-	entries, meta, dataStart, err := readSafetensorsHeader(f, size)
+	tensors, names, meta, err = decodeSafetensors(f, size)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	tensors = make(map[string]*tensor.Dense, len(entries))
-	names = make([]string, 0, len(entries))
+	return tensors, names, meta, nil
+}
+
+// decodeSafetensors reads a whole safetensors file of the given size from r.
+func decodeSafetensors(r io.ReaderAt, size int64) (map[string]*tensor.Dense, []string, map[string]string, error) {
+	entries, meta, dataStart, err := readSafetensorsHeader(r, size)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tensors := make(map[string]*tensor.Dense, len(entries))
+	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		t, err := readSTTensor(f, dataStart, e)
+		t, err := readSTTensor(r, dataStart, e)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: tensor %q: %w", path, e.name, err)
+			return nil, nil, nil, fmt.Errorf("tensor %q: %w", e.name, err)
 		}
 		tensors[e.name] = t
 		names = append(names, e.name)
