@@ -20,6 +20,10 @@ type Net[T Float] struct {
 
 	pe []T // positional code, N×D (spec §2.4)
 
+	// timeFeatures, when set, replaces the computed timestep features (B×256):
+	// golden tests inject PyTorch's own fp32 sin/cos values.
+	timeFeatures []T
+
 	// conditioning of the current call
 	tfeat, th, temb, yIn, yh, c, sc []T // B×256, B×D, B×D, B×K, B×D, B×D, B×D
 	mod, fmod                       []T // B×6D (adaLN of the block), B×2D (final layer)
@@ -165,6 +169,9 @@ func (n *Net[T]) condition(t []int, y []T) {
 	p, b, D := n.P, n.B, n.D
 	for i, ti := range t {
 		timestepFeatures(n.tfeat[i*TimeFeatures:(i+1)*TimeFeatures], ti)
+	}
+	if n.timeFeatures != nil {
+		copy(n.tfeat, n.timeFeatures)
 	}
 	copy(n.yIn, y)
 	linearFwd(n.th, n.tfeat, p.TEmb0W.W, p.TEmb0B.W, b, TimeFeatures, D)

@@ -1,0 +1,84 @@
+package train
+
+import (
+	"math"
+	"testing"
+
+	"geca/internal/npy"
+)
+
+// TestGradientsMatchPyTorch compares the loss and every weight gradient of one
+// training step (3 updates, t = 0, 5 and 700 so both L_vb branches run) with
+// an independent float64 PyTorch implementation's autograd
+// (testdata/golden.py).
+func TestGradientsMatchPyTorch(t *testing.T) {
+	g, err := npy.ReadNPZ("testdata/golden.npz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig()
+	p, err := NewParams[float64](cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range p.List {
+		a, ok := g["w/"+q.Name]
+		if !ok || len(a.Data) != len(q.W) {
+			t.Fatalf("golden.npz: weight %q missing or mis-sized", q.Name)
+		}
+		copy(q.W, toF64(a.Data))
+	}
+	B := 3
+	n := NewNet(p, B)
+	// Our own fp32 codes agree with PyTorch's to float32 rounding.
+	for i, v := range g["pe"].Data {
+		if math.Abs(n.pe[i]-float64(v)) > 1e-6 {
+			t.Fatalf("positional code [%d]: %g, PyTorch %g", i, n.pe[i], v)
+		}
+	}
+	tf := make([]float64, TimeFeatures)
+	for b := 0; b < B; b++ {
+		timestepFeatures(tf, int(g["t"].Data[b]))
+		for k, v := range g["tfeat"].Data[b*TimeFeatures : (b+1)*TimeFeatures] {
+			if math.Abs(tf[k]-float64(v)) > 1e-6 {
+				t.Fatalf("timestep features t=%g [%d]: %g, PyTorch %g", g["t"].Data[b], k, tf[k], v)
+			}
+		}
+	}
+	// The fp32 sin/cos of the positional code and timestep features are
+	// PyTorch's own, so only the float64 arithmetic is compared.
+	copy(n.pe, toF64(g["pe"].Data))
+	n.timeFeatures = toF64(g["tfeat"].Data)
+	ts := g["t"].Data
+	tt := []int{int(ts[0]), int(ts[1]), int(ts[2])}
+	m := g["masks"]
+	var masks [][]float64
+	for k := 0; k < cfg.M; k++ {
+		masks = append(masks, toF64(m.Data[k*n.R:(k+1)*n.R]))
+	}
+	out, err := n.Forward(toF64(g["s0"].Data), tt, toF64(g["y"].Data), masks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(out, toF64(g["final"].Data)); e > 1e-6 {
+		t.Fatalf("final state differs from PyTorch: relative error %.3g", e)
+	}
+	dOut := make([]float64, len(out))
+	mse, vb, err := n.Loss(NewSchedule(1000), out, tt, toF64(g["x0"].Data), toF64(g["xt"].Data), toF64(g["eps"].Data), dOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(mse-float64(g["mse"].Data[0])) > 1e-6*mse || math.Abs(vb-float64(g["vb"].Data[0])) > 1e-6*vb {
+		t.Fatalf("loss (mse %.8g, vb %.8g), PyTorch (%.8g, %.8g)", mse, vb, g["mse"].Data[0], g["vb"].Data[0])
+	}
+	p.ZeroGrad()
+	n.Backward(dOut)
+	for _, q := range p.List {
+		e := relErr(q.G, toF64(g["grad/"+q.Name].Data))
+		if e > 1e-6 {
+			t.Errorf("%s: gradient differs from PyTorch autograd: relative error %.3g", q.Name, e)
+		} else {
+			t.Logf("%-45s rel err %.2g", q.Name, e)
+		}
+	}
+}
