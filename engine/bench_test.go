@@ -2,7 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"syscall"
 	"testing"
+	"time"
 
 	"geca/engine/compute"
 )
@@ -54,6 +56,7 @@ func BenchmarkUpdate(b *testing.B) {
 						}
 					}
 					*prof = Profile{}
+					cpu0 := cpuTime()
 					b.ResetTimer()
 					for i := 0; i < b.N; i++ {
 						b.StopTimer()
@@ -64,7 +67,7 @@ func BenchmarkUpdate(b *testing.B) {
 						}
 					}
 					b.StopTimer()
-					prof.report(b)
+					prof.report(b, cpu0)
 				})
 			}
 		}
@@ -82,6 +85,7 @@ func BenchmarkCall(b *testing.B) {
 				x := make([]float32, batch*m.Cfg.InChannels*m.Cfg.Cells())
 				prof := &Profile{}
 				u.Profile = prof
+				cpu0 := cpuTime()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					NewStream(uint64(i), "x").Normal(x)
@@ -92,13 +96,22 @@ func BenchmarkCall(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				prof.report(b)
+				prof.report(b, cpu0)
 			})
 		}
 	}
 }
 
-func (p *Profile) report(b *testing.B) {
+// cpuTime is the user+system CPU time of the process so far: on a shared
+// machine it is steadier than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (p *Profile) report(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 	tot := p.Gemm + p.Elementwise + p.Attention
 	if tot <= 0 {
 		return

@@ -20,35 +20,15 @@ func (m Mod) chunk(b, c int) []float32 {
 	return m.Vec[o : o+m.Dim : o+m.Dim]
 }
 
-// layerNorm writes (x − mean)/sqrt(var + eps)·γ + β (γ, β nil: no affine),
-// then ·(1 + scale) + shift, into dst. Statistics are accumulated in float64.
+// layerNormMod writes (x − mean)/sqrt(var + eps)·γ + β (γ, β nil: no
+// affine), then ·(1 + scale) + shift, into dst, with the biased variance as
+// torch.nn.LayerNorm computes it (two passes: mean, then squared deviations).
 func layerNormMod(dst, x, gamma, beta, shift, scale []float32, eps float32) {
-	n := len(x)
-	dst = dst[:n]
-	var s float64
-	for _, v := range x {
-		s += float64(v)
-	}
-	mean := float32(s / float64(n))
-	var q float64
-	for _, v := range x {
-		d := float64(v - mean)
-		q += d * d
-	}
-	rstd := float32(1 / math.Sqrt(q/float64(n)+float64(eps)))
-	shift, scale = shift[:n], scale[:n]
-	if gamma != nil {
-		gamma, beta = gamma[:n], beta[:n]
-		for i, v := range x {
-			y := (v-mean)*rstd*gamma[i] + beta[i]
-			dst[i] = y*(1+scale[i]) + shift[i]
-		}
-		return
-	}
-	for i, v := range x {
-		y := (v - mean) * rstd
-		dst[i] = y*(1+scale[i]) + shift[i]
-	}
+	n := float32(len(x))
+	mean := vSum(x) / n
+	v := vSqDev(x, mean) / n
+	rstd := float32(1 / math.Sqrt(float64(v)+float64(eps)))
+	vNormMod(dst, x, gamma, beta, scale, shift, mean, rstd)
 }
 
 // EmbedKernel finishes the cell embedding of gathered rows and prepares their
@@ -74,10 +54,7 @@ func (k *EmbedKernel) Run(lo, hi int) {
 		g := k.G[r*d : (r+1)*d]
 		pe := k.PE[n*d : (n+1)*d]
 		e := k.E[cell*d : (cell+1)*d]
-		bias := k.Bias[:d]
-		for i := range e {
-			e[i] = g[i] + bias[i] + pe[i]
-		}
+		vAdd3(e, g, k.Bias, pe)
 		a := k.A[cell*d : (cell+1)*d]
 		layerNormMod(a, e, k.Gamma, k.Beta, k.Mod.chunk(b, 0), k.Mod.chunk(b, 1), k.Eps)
 		copy(k.AG[r*d:(r+1)*d], a)
@@ -154,82 +131,69 @@ func (k *LocalAttentionKernel) Run(lo, hi int) {
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	n := k.H * k.W
 	var kvRow [9]int // flat cell of each slot, -1 outside
-	var logits [9]float32
+	// Logits and weights, slot-major: [s·heads + h].
+	var stack [9 * 64]float32
+	var lg []float32
+	if 9*heads <= len(stack) {
+		lg = stack[:9*heads]
+	} else {
+		lg = make([]float32, 9*heads) // more than 64 heads: rare, allowed to allocate
+	}
 	for r := lo; r < hi; r++ {
 		cell := int(k.Idx[r])
 		b, p := cell/n, cell%n
 		i, j := p/k.W, p%k.W
+		q := k.Q[r*d : (r+1)*d]
 		for a := 0; a < 3; a++ {
 			for c := 0; c < 3; c++ {
 				ii, jj := i+a-1, j+c-1
 				s := 3*a + c
+				ls := lg[s*heads : (s+1)*heads]
 				if ii < 0 || ii >= k.H || jj < 0 || jj >= k.W {
+					// Zero-padded neighbour: zero key, so logit 0 (it still
+					// takes softmax weight), zero value.
 					kvRow[s] = -1
-				} else {
-					kvRow[s] = b*n + ii*k.W + jj
+					clear(ls)
+					continue
 				}
+				kvRow[s] = b*n + ii*k.W + jj
+				c0 := kvRow[s] * 2 * d
+				vHeadDots(q, k.KV[c0:c0+d], ls, hd)
 			}
 		}
-		q := k.Q[r*d : (r+1)*d]
-		out := k.Out[r*d : (r+1)*d]
 		for h := 0; h < heads; h++ {
-			qh := q[h*hd : (h+1)*hd]
 			mx := float32(math.Inf(-1))
 			for s := 0; s < 9; s++ {
-				var l float32
-				if c := kvRow[s]; c >= 0 {
-					kh := k.KV[c*2*d+h*hd : c*2*d+(h+1)*hd]
-					l = dot(qh, kh) * scale
-				}
-				logits[s] = l
-				if l > mx {
-					mx = l
-				}
+				l := lg[s*heads+h] * scale
+				lg[s*heads+h] = l
+				mx = max(mx, l)
 			}
 			var sum float32
 			for s := 0; s < 9; s++ {
-				e := float32(math.Exp(float64(logits[s] - mx)))
-				logits[s] = e
+				e := float32(math.Exp(float64(lg[s*heads+h] - mx)))
+				lg[s*heads+h] = e
 				sum += e
 			}
 			inv := 1 / sum
-			oh := out[h*hd : (h+1)*hd]
-			clear(oh)
 			for s := 0; s < 9; s++ {
-				pw := logits[s] * inv
-				logits[s] = pw
-				if c := kvRow[s]; c >= 0 {
-					vh := k.KV[c*2*d+d+h*hd : c*2*d+d+(h+1)*hd]
-					axpy(oh, vh, pw)
-				}
-			}
-			if r == k.ObsRow && len(k.ObsP) >= heads*9 {
-				copy(k.ObsP[h*9:(h+1)*9], logits[:])
+				lg[s*heads+h] *= inv
 			}
 		}
-	}
-}
-
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func axpy(dst, x []float32, a float32) {
-	x = x[:len(dst)]
-	for i := range dst {
-		dst[i] += a * x[i]
+		out := k.Out[r*d : (r+1)*d]
+		clear(out)
+		for s := 0; s < 9; s++ {
+			if kvRow[s] >= 0 {
+				c0 := kvRow[s]*2*d + d
+				vHeadAxpy(out, k.KV[c0:c0+d], lg[s*heads:(s+1)*heads], hd)
+			}
+		}
+		if r == k.ObsRow && len(k.ObsP) >= heads*9 {
+			for h := 0; h < heads; h++ {
+				for s := 0; s < 9; s++ {
+					k.ObsP[h*9+s] = lg[s*heads+h]
+				}
+			}
+		}
 	}
 }
 
@@ -271,11 +235,7 @@ func (k *ResidualNormKernel) Run(lo, hi int) {
 		}
 		t := k.T[r*d : (r+1)*d]
 		h := k.H[r*d : (r+1)*d]
-		gate := k.Gate.chunk(b, k.GateC)
-		bias := k.Bias[:d]
-		for i := range h {
-			h[i] = base[i] + gate[i]*(t[i]+bias[i])
-		}
+		vGatedAdd(h, base, k.Gate.chunk(b, k.GateC), t, k.Bias)
 		layerNormMod(k.F[r*d:(r+1)*d], h, k.Gamma, k.Beta, k.NormMod.chunk(b, k.ShiftC), k.NormMod.chunk(b, k.ShiftC+1), k.Eps)
 	}
 }
@@ -289,13 +249,8 @@ type BiasGELUKernel struct {
 
 func (k *BiasGELUKernel) Run(lo, hi int) {
 	w := k.W
-	bias := k.Bias[:w]
 	for r := lo; r < hi; r++ {
-		x := k.X[r*w : (r+1)*w]
-		for i, v := range x {
-			v += bias[i]
-			x[i] = 0.5 * v * (1 + Erf(v*0.70710678118654752))
-		}
+		vGELUBias(k.X[r*w:(r+1)*w], k.Bias)
 	}
 }
 
