@@ -155,9 +155,13 @@ func (c *Controller) newRun(s Settings, parent *Run) (*Run, error) {
 	if c.selected[0] >= 0 {
 		smp.Observe(c.selected[0], c.selected[1])
 	}
+	f, err := smp.Current()
+	if err != nil {
+		return nil, err
+	}
 	c.nextID++
 	r := &Run{ID: c.nextID, Settings: s, Parent: parent, sampler: smp, resume: map[[2]int]Sampler{}}
-	c.record(r, smp.Current(), smp)
+	c.record(r, f, smp)
 	return r, nil
 }
 
@@ -312,8 +316,8 @@ func (c *Controller) Frame(r *Run, k, u int) (*Frame, error) {
 	return c.recordAt(o, k).Frames[u], nil
 }
 
-// refill recomputes the evicted frames of timestep k of run r from its
-// resume point; the random streams make the replay exact.
+// refill recomputes the evicted frames of timestep k of run r from the
+// nearest resume point; the random streams make the replay exact.
 func (c *Controller) refill(r *Run, k int) error {
 	i := k - r.ForkIndex
 	rec := r.steps[i]
@@ -321,11 +325,10 @@ func (c *Controller) refill(r *Run, k int) error {
 	if k == r.ForkIndex {
 		start = r.ForkUpdate
 	}
-	rp := r.resume[[2]int{k, start}]
-	if rp == nil {
-		return fmt.Errorf("no resume point for step %d", k)
+	s, err := c.sampleAt(r, k, start)
+	if err != nil {
+		return err
 	}
-	s := rp.Branch()
 	nr := *rec
 	nr.Frames = append([]*Frame(nil), rec.Frames...)
 	for u := start + 1; u < len(nr.Frames); u++ {
@@ -343,33 +346,45 @@ func (c *Controller) refill(r *Run, k int) error {
 }
 
 // sampleAt returns a new sampler positioned at (k, u) of run r: a clone of the
-// nearest resume point before it, stepped forward.
+// head when it is there, else of the nearest resume point before (k, u),
+// stepped forward. Within one run the settings never change, so the replay
+// is exact.
 func (c *Controller) sampleAt(r *Run, k, u int) (Sampler, error) {
 	o := owner(r, k, u)
-	if h := o.sampler.Current(); h.Index == k && h.Update == u {
+	if h, err := o.sampler.Current(); err == nil && h.Index == k && h.Update == u {
 		return o.sampler.Branch(), nil
 	}
-	start := 0
-	if k == o.ForkIndex && o.Parent != nil {
-		start = o.ForkUpdate
+	best, found := [2]int{}, false
+	for pos := range o.resume {
+		if (pos[0] < k || pos[0] == k && pos[1] <= u) && (!found || pos[0] > best[0] || pos[0] == best[0] && pos[1] > best[1]) {
+			best, found = pos, true
+		}
 	}
-	rp := o.resume[[2]int{k, start}]
-	if rp == nil {
-		return nil, fmt.Errorf("cannot rewind to step %d: no resume point", k)
+	if !found {
+		return nil, fmt.Errorf("cannot rewind to step %d update %d: no resume point", k, u)
 	}
-	s := rp.Branch()
-	for i := start; i < u; i++ {
+	s := o.resume[best].Branch()
+	for guard := 0; ; guard++ {
+		f, err := s.Current()
+		if err != nil {
+			return nil, err
+		}
+		if f.Index == k && f.Update == u {
+			return s, nil
+		}
+		if f.Index > k || f.Done || guard > 1<<20 {
+			return nil, fmt.Errorf("cannot rewind to step %d update %d: replay passed it", k, u)
+		}
 		if _, err := s.StepUpdate(); err != nil {
 			return nil, err
 		}
 	}
-	return s, nil
 }
 
 // atHead reports whether pane p's playhead is at its run's newest frame.
 func (c *Controller) atHead(p *Pane) bool {
-	h := p.Run.sampler.Current()
-	return p.K == h.Index && p.U == h.Update
+	h, err := p.Run.sampler.Current()
+	return err == nil && p.K == h.Index && p.U == h.Update
 }
 
 // PaneFrame returns the frame under pane i's playhead.
@@ -396,8 +411,8 @@ func (c *Controller) advance(p *Pane) error {
 	if !c.atHead(p) {
 		return fmt.Errorf("step %d update %d is not recorded and not the head", p.K, p.U)
 	}
-	if p.Run.sampler.Current().Done {
-		return nil
+	if h, err := p.Run.sampler.Current(); err != nil || h.Done {
+		return err
 	}
 	f, err := p.Run.sampler.StepUpdate()
 	if err != nil {
@@ -551,46 +566,36 @@ func (c *Controller) ChangeSetting(ch Change) error {
 }
 
 // branchPane starts a new run for pane p at the start of its current
-// timestep with the change applied.
+// timestep with the change applied (a setting changed at update 0 applies to
+// that timestep).
 func (c *Controller) branchPane(p *Pane, ch Change) error {
 	s := p.Run.Settings
 	ch.apply(&s)
 	k := p.K
-	var r *Run
-	if k == 0 {
-		nr, err := c.newRun(s, p.Run)
-		if err != nil {
-			return err
-		}
-		r = nr
-	} else {
-		prev := c.recordAt(p.Run, k-1)
-		if prev == nil {
-			return fmt.Errorf("no record of step %d", k-1)
-		}
-		smp, err := c.sampleAt(p.Run, k-1, prev.M)
-		if err != nil {
-			return err
-		}
-		for _, set := range []func() error{
-			func() error { return ifSet(ch.M != nil, func() error { return smp.SetM(s.M) }) },
-			func() error { return ifSet(ch.GHG != nil, func() error { return smp.SetGHG(s.GHG) }) },
-			func() error { return ifSet(ch.CFG != nil, func() error { return smp.SetCFG(s.CFG) }) },
-			func() error { return ifSet(ch.Rate != nil, func() error { return smp.SetRate(s.Rate) }) },
-		} {
-			if err := set(); err != nil {
-				return err
-			}
-		}
-		f, err := smp.StepUpdate()
-		if err != nil {
-			return err
-		}
-		c.nextID++
-		r = &Run{ID: c.nextID, Settings: s, Parent: p.Run, ForkIndex: k, sampler: smp, resume: map[[2]int]Sampler{}}
-		c.record(r, f, smp)
+	smp, err := c.sampleAt(p.Run, k, 0)
+	if err != nil {
+		return err
 	}
-	r.Parent, r.ForkIndex = p.Run, k
+	for _, set := range []func() error{
+		func() error { return ifSet(ch.M != nil, func() error { return smp.SetM(s.M) }) },
+		func() error { return ifSet(ch.GHG != nil, func() error { return smp.SetGHG(s.GHG) }) },
+		func() error { return ifSet(ch.CFG != nil, func() error { return smp.SetCFG(s.CFG) }) },
+		func() error { return ifSet(ch.Rate != nil, func() error { return smp.SetRate(s.Rate) }) },
+	} {
+		if err := set(); err != nil {
+			return err
+		}
+	}
+	if c.selected[0] >= 0 {
+		smp.Observe(c.selected[0], c.selected[1])
+	}
+	f, err := smp.Current()
+	if err != nil {
+		return err
+	}
+	c.nextID++
+	r := &Run{ID: c.nextID, Settings: s, Parent: p.Run, ForkIndex: k, sampler: smp, resume: map[[2]int]Sampler{}}
+	c.record(r, f, smp)
 	r.Label = fmt.Sprintf("%s @ step %d", ch, k)
 	if p.Label != "" {
 		r.Label = p.Label + ", " + r.Label
@@ -712,7 +717,11 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 	if err != nil {
 		return err
 	}
-	st := smp.Current().State.Clone()
+	cur, err := smp.Current()
+	if err != nil {
+		return err
+	}
+	st := cur.State.Clone()
 	c.strokes++
 	rng := rand.New(rand.NewPCG(uint64(c.strokes), 0x9e3779b97f4a7c15))
 	applyBrush(c.cfg, st, cells, radius, mode, rng)
@@ -723,7 +732,10 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 	r := &Run{ID: c.nextID, Settings: p.Run.Settings, Parent: p.Run, ForkIndex: p.K, ForkUpdate: p.U,
 		sampler: smp, resume: map[[2]int]Sampler{}, Damage: true}
 	r.Label = fmt.Sprintf("damage @ step %d.%d", p.K, p.U)
-	nf := smp.Current()
+	nf, err := smp.Current()
+	if err != nil {
+		return err
+	}
 	c.record(r, nf, nil)
 	r.resume[[2]int{p.K, p.U}] = smp.Branch()
 	c.runs = append(c.runs, r)

@@ -83,7 +83,7 @@ type Frame struct {
 // Sampler is a steppable GeCA sampling run, as the runner drives it.
 type Sampler interface {
 	// Current returns the frame at the sampler's position.
-	Current() *Frame
+	Current() (*Frame, error)
 	// StepUpdate advances by one cell update. At the end of a timestep
 	// (Update == M) it instead finishes the reverse diffusion step and
 	// returns the first frame (Update 0) of the next timestep.
@@ -91,9 +91,10 @@ type Sampler interface {
 	// Branch returns an independent copy at the same position (state, noise
 	// streams and settings), for branching and rewinding.
 	Branch() Sampler
-	// SetM, SetGHG, SetCFG and SetRate change the settings from the next
-	// timestep on (M also applies to the current one when it has not
-	// started, i.e. at Update 0).
+	// SetM, SetGHG, SetCFG and SetRate change the settings. At update 0 of
+	// a timestep they apply to that timestep (the sampler prepares it again:
+	// a fresh seed or the carry); later, from the next timestep on at the
+	// latest.
 	SetM(m int) error
 	SetGHG(on bool) error
 	SetCFG(scale float32) error

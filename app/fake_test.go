@@ -36,8 +36,8 @@ func (e *fakeEngine) NewSampler(s Settings) (Sampler, error) {
 	for p := 0; p < e.cfg.Cells(); p++ {
 		f.st.Data[p*f.st.C] = float32(noise.NormFloat64())
 	}
+	f.pre = f.st.Clone()
 	f.seed()
-	f.mag = nil
 	return f, nil
 }
 
@@ -52,6 +52,7 @@ type fakeSampler struct {
 	obs      [2]int
 	failNext bool
 	nextM    int
+	pre      *engine.State // the grid before this timestep was prepared
 }
 
 func (f *fakeSampler) seed() {
@@ -66,7 +67,7 @@ func (f *fakeSampler) seed() {
 	c[cin], c[cin+1] = 1, 0.5
 }
 
-func (f *fakeSampler) Current() *Frame {
+func (f *fakeSampler) Current() (*Frame, error) {
 	cfg := f.eng.cfg
 	n := cfg.Cells()
 	xt := make([]float32, n)
@@ -87,7 +88,7 @@ func (f *fakeSampler) Current() *Frame {
 			fr.Attn[h*9+4] = 1
 		}
 	}
-	return fr
+	return fr, nil
 }
 
 func (f *fakeSampler) StepUpdate() (*Frame, error) {
@@ -108,11 +109,10 @@ func (f *fakeSampler) StepUpdate() (*Frame, error) {
 		for p := 0; p < cfg.Cells(); p++ {
 			f.st.Data[p*f.st.C] *= 0.9
 		}
-		if !f.s.GHG {
-			f.seed()
-		}
+		f.pre = f.st.Clone()
+		f.begin()
 		f.mag = nil
-		return f.Current(), nil
+		return f.Current()
 	}
 	h, w := f.st.H, f.st.W
 	reached := make([]bool, h*w)
@@ -144,17 +144,26 @@ func (f *fakeSampler) StepUpdate() (*Frame, error) {
 		}
 	}
 	f.u++
-	return f.Current(), nil
+	return f.Current()
 }
 
 func (f *fakeSampler) Branch() Sampler {
 	c := *f
 	c.st = f.st.Clone()
+	c.pre = f.pre.Clone()
 	c.mag = append([]float32(nil), f.mag...)
 	if f.mag == nil {
 		c.mag = nil
 	}
 	return &c
+}
+
+// begin prepares a timestep: a fresh seed without GHG (and always at the
+// first step), else the carried grid.
+func (f *fakeSampler) begin() {
+	if !f.s.GHG || f.k == 0 {
+		f.seed()
+	}
 }
 
 func (f *fakeSampler) SetM(m int) error {

@@ -1,0 +1,203 @@
+package app
+
+import (
+	"fmt"
+	"math"
+
+	"geca/engine"
+	"geca/engine/ckpt"
+	"geca/engine/sample"
+	"geca/engine/vae"
+	"geca/render"
+)
+
+// ModelEngine runs a GeCA model with engine/sample, and optionally decodes
+// latents with a VAE.
+type ModelEngine struct {
+	Model *engine.Model
+	// Label names the model in the status line.
+	Label string
+	// Random marks a model with random weights (the status line says so).
+	Random bool
+	// VAE decodes x0 fully for latent models (nil: preview only).
+	VAE *vae.Decoder
+}
+
+func (e *ModelEngine) Config() engine.Config { return e.Model.Cfg }
+func (e *ModelEngine) Name() string          { return e.Label }
+func (e *ModelEngine) Untrained() bool       { return e.Random }
+
+// Preview is the cheap latent-to-RGB map for SD latents (nil for pixel
+// models or latents it does not fit).
+func (e *ModelEngine) Preview() render.Preview {
+	if !e.Model.Cfg.Latent || e.Model.Cfg.InChannels != vae.PreviewChannels {
+		return nil
+	}
+	return vae.Preview
+}
+
+// Decoder decodes one latent (C_in, h, w) to RGB (3, 8h, 8w).
+func (e *ModelEngine) Decoder() func(latent []float32, h, w int) ([]float32, error) {
+	if e.VAE == nil || !e.Model.Cfg.Latent {
+		return nil
+	}
+	d := e.VAE
+	return func(latent []float32, h, w int) ([]float32, error) { return d.Decode(latent, 1, h, w) }
+}
+
+// NewSampler starts one sample (N = 1) with settings s.
+func (e *ModelEngine) NewSampler(s Settings) (Sampler, error) {
+	cfg := e.Model.Cfg
+	opt := sample.Options{Steps: s.Steps, M: s.M, GHG: s.GHG, CFG: s.CFG, UpdateRate: s.Rate, Seed: s.Seed, N: 1}
+	if len(s.Labels) > 0 {
+		y := make([]float32, cfg.NumClasses)
+		for _, l := range s.Labels {
+			if l < 0 || l >= cfg.NumClasses {
+				return nil, fmt.Errorf("label %d out of range [0, %d)", l, cfg.NumClasses)
+			}
+			y[l] = 1
+		}
+		opt.Labels = [][]float32{y}
+	}
+	smp, err := sample.New(e.Model, opt)
+	if err != nil {
+		return nil, err
+	}
+	smp.SetMeasure(true)
+	return &modelSampler{s: smp, watch: [2]int{-1, -1}}, nil
+}
+
+// modelSampler adapts sample.Sampler to the Sampler the controller drives.
+type modelSampler struct {
+	s     *sample.Sampler
+	watch [2]int
+}
+
+func (m *modelSampler) frame(f *sample.Frame) *Frame {
+	i := f.TimestepIndex
+	out := &Frame{Index: f.Timesteps - 1 - i, T: f.T, Update: f.Update, M: f.M, State: f.State,
+		Xt: f.Xt, X0: f.X0, Magnitude: f.Magnitude, Attn: f.Attn, AttnCell: m.watch, Done: f.Done}
+	if tab := m.s.Schedule().SqrtOneMinusAlphasCumprod; i >= 0 && i < len(tab) {
+		out.Sigma = tab[i]
+	}
+	if f.Done && f.XPrev != nil {
+		out.X0 = f.XPrev // the final sample
+		out.Sigma = 0
+	}
+	if len(out.Attn) == 0 {
+		out.Attn = nil
+	}
+	return out
+}
+
+func (m *modelSampler) Current() (*Frame, error) {
+	f, err := m.s.Current()
+	if err != nil {
+		return nil, err
+	}
+	return m.frame(f), nil
+}
+
+// StepUpdate does one cell update, or at the end of a timestep its
+// diffusion step followed by the preparation of the next timestep.
+func (m *modelSampler) StepUpdate() (*Frame, error) {
+	if m.s.Done() {
+		return nil, sample.ErrDone
+	}
+	if err := m.s.StepUpdate(); err != nil {
+		return nil, err
+	}
+	return m.Current()
+}
+
+func (m *modelSampler) Branch() Sampler {
+	b := &modelSampler{s: m.s.Branch(), watch: m.watch}
+	b.s.SetMeasure(true)
+	if m.watch[0] >= 0 {
+		_ = b.s.WatchCell(0, m.watch[0], m.watch[1])
+	}
+	return b
+}
+
+func (m *modelSampler) SetM(v int) error                { return m.s.SetM(v) }
+func (m *modelSampler) SetGHG(on bool) error            { m.s.SetGHG(on); return nil }
+func (m *modelSampler) SetCFG(v float32) error          { return m.s.SetCFG(v) }
+func (m *modelSampler) SetRate(v float32) error         { return m.s.SetUpdateRate(v) }
+func (m *modelSampler) SetCells(st *engine.State) error { return m.s.SetState(st) }
+
+func (m *modelSampler) Observe(i, j int) {
+	if i < 0 {
+		m.s.UnwatchCell()
+		m.watch = [2]int{-1, -1}
+		return
+	}
+	if m.s.WatchCell(0, i, j) == nil {
+		m.watch = [2]int{i, j}
+	}
+}
+
+// DemoConfig is the small pixel-space model the viewer opens when no
+// checkpoint is given and none is embedded: 32x32 grey cells, cheap enough to
+// animate smoothly on a laptop CPU.
+func DemoConfig() engine.Config {
+	return engine.Config{Name: "demo (random)", GridH: 32, GridW: 32, InChannels: 1, HiddenChannels: 16,
+		EmbedDim: 64, Heads: 4, MLPDim: 128, NumClasses: 10, M: 12, UpdateRate: 0.5}
+}
+
+// NewDemoEngine returns an engine on a random model with DemoConfig.
+func NewDemoEngine(seed uint64) (*ModelEngine, error) {
+	m, err := engine.NewRandomModel(DemoConfig(), seed, 0.5)
+	if err != nil {
+		return nil, err
+	}
+	return &ModelEngine{Model: m, Label: "demo model (32x32 grey)", Random: true}, nil
+}
+
+// LoadEngine opens a checkpoint (.pt or .safetensors) and, when vaePath is
+// not empty, a VAE decoder.
+func LoadEngine(path, vaePath string) (Engine, error) {
+	m, _, err := ckpt.LoadModel(path, ckpt.Options{})
+	if err != nil {
+		return nil, err
+	}
+	e := &ModelEngine{Model: m, Label: fmt.Sprintf("%s (%s, %.1fM params)", baseName(path), m.Cfg.Name, float64(m.ParamCount())/1e6)}
+	if vaePath != "" {
+		d, err := vae.LoadDecoder(vaePath)
+		if err != nil {
+			return nil, fmt.Errorf("VAE %s: %w", vaePath, err)
+		}
+		e.VAE = d
+	}
+	return e, nil
+}
+
+func baseName(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' || p[i] == '\\' {
+			return p[i+1:]
+		}
+	}
+	return p
+}
+
+// DefaultSettings are the viewer's starting settings for a model: the
+// model's M and update rate, GHG on, no guidance (CFG doubles the cost), 50
+// steps, seed 1.
+func DefaultSettings(cfg engine.Config) Settings {
+	m := cfg.M
+	if m <= 0 {
+		m = 12
+	}
+	rate := cfg.UpdateRate
+	if !(rate > 0) || math.IsNaN(float64(rate)) {
+		rate = 0.5
+	}
+	return Settings{Steps: "50", M: m, GHG: true, CFG: 1, Rate: rate, Seed: 1}
+}
+
+// DefaultEngine is the model the viewer opens without --ckpt: the embedded
+// default model when the build has one, else the random demo model (the
+// status line marks it as untrained).
+func DefaultEngine() (Engine, error) {
+	return NewDemoEngine(1)
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	gioapp "gioui.org/app"
+
+	"geca/app"
+)
+
+func init() {
+	c := &command{
+		name:    "view",
+		summary: "open the viewer: watch an image grow from one seeded pix-cell (the default command)",
+		usage:   "[--ckpt FILE] [--vae DIR] [--out DIR] [--paused]",
+	}
+	c.run = func(args []string) error {
+		fs := newFlags(c)
+		ckptPath := fs.String("ckpt", "", "checkpoint to open (.pt or .safetensors); default: the built-in demo model")
+		vaePath := fs.String("vae", "", "VAE folder or .safetensors for full decoding of latent models")
+		out := fs.String("out", "", "folder for exports (PNG, GIF, .npy); default: the working directory")
+		paused := fs.Bool("paused", false, "start paused instead of playing")
+		if err := parseFlags(fs, c, args); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return usagef("unexpected argument %q\nusage: geca view %s", fs.Arg(0), c.usage)
+		}
+		var eng app.Engine
+		if *ckptPath != "" {
+			e, err := app.LoadEngine(*ckptPath, *vaePath)
+			if err != nil {
+				return err
+			}
+			eng = e
+		} else {
+			e, err := app.DefaultEngine()
+			if err != nil {
+				return err
+			}
+			eng = e
+		}
+		go func() {
+			err := app.RunWindow(eng, app.WindowOptions{ExportDir: *out, Paused: *paused})
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "geca view: %v\n", err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		}()
+		gioapp.Main()
+		return nil
+	}
+	register(c)
+}
