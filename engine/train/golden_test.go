@@ -30,7 +30,9 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 	}
 	B := 3
 	n := NewNet(p, B)
-	// Our own fp32 codes agree with PyTorch's to float32 rounding.
+	// Our own fp32 codes agree with PyTorch's to float32 rounding, except that
+	// torch's vectorised fp32 exp may be 1 ulp off the correctly rounded φ_k,
+	// which t·φ_k (up to ~10³ rad) turns into a phase error of up to ~1e-4.
 	for i, v := range g["pe"].Data {
 		if math.Abs(n.pe[i]-float64(v)) > 1e-6 {
 			t.Fatalf("positional code [%d]: %g, PyTorch %g", i, n.pe[i], v)
@@ -40,7 +42,7 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 	for b := 0; b < B; b++ {
 		timestepFeatures(tf, int(g["t"].Data[b]))
 		for k, v := range g["tfeat"].Data[b*TimeFeatures : (b+1)*TimeFeatures] {
-			if math.Abs(tf[k]-float64(v)) > 1e-6 {
+			if math.Abs(tf[k]-float64(v)) > 2e-4 {
 				t.Fatalf("timestep features t=%g [%d]: %g, PyTorch %g", g["t"].Data[b], k, tf[k], v)
 			}
 		}
