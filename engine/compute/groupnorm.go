@@ -34,10 +34,7 @@ func GroupNorm(dst, src []float32, batch, c, hw, groups int, gamma, beta []float
 				x := in[ci*hw : (ci+1)*hw]
 				y := out[ci*hw : (ci+1)*hw]
 				if silu {
-					for i, v := range x {
-						t := float32(v*a) + b
-						y[i] = t / (1 + gnExp(-t))
-					}
+					siluAffine(y, x, a, b)
 				} else {
 					for i, v := range x {
 						y[i] = float32(v*a) + b
@@ -46,6 +43,15 @@ func GroupNorm(dst, src []float32, batch, c, hw, groups int, gamma, beta []float
 			}
 		}
 	})
+}
+
+// siluAffineGo is the portable siluAffine.
+func siluAffineGo(y, x []float32, a, b float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		t := float32(v*a) + b
+		y[i] = t / (1 + gnExp(-t))
+	}
 }
 
 // groupStats returns the mean and 1/sqrt(var+eps) of x (biased variance).

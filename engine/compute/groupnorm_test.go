@@ -72,3 +72,51 @@ func TestGnExp(t *testing.T) {
 		t.Error("exp(NaN) is not NaN")
 	}
 }
+
+func TestSiLUAffine(t *testing.T) {
+	// Every length up to 40 (assembly blocks of 8 plus the Go tail), values
+	// across the whole range, NaN and ±Inf.
+	r := rand.New(rand.NewPCG(7, 8))
+	for n := 0; n <= 40; n++ {
+		x := randSlice(r, n)
+		for i := range x {
+			x[i] *= 30
+		}
+		if n > 3 {
+			x[0], x[1], x[2] = float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))
+		}
+		y := make([]float32, n)
+		a, b := float32(1.5), float32(-0.25)
+		siluAffine(y, x, a, b)
+		for i := range x {
+			// Exact t: the assembly rounds x·a + b once (FMA), Go twice.
+			tv := float64(x[i])*float64(a) + float64(b)
+			want := tv / (1 + math.Exp(-tv))
+			if math.IsInf(tv, -1) {
+				want = math.NaN() // -Inf·0, as in PyTorch
+			}
+			got := float64(y[i])
+			if math.IsNaN(want) || math.IsNaN(got) {
+				if math.IsNaN(want) != math.IsNaN(got) && !math.IsInf(tv, -1) {
+					t.Fatalf("n=%d i=%d: silu(%v) = %v, want %v", n, i, tv, got, want)
+				}
+				continue
+			}
+			if math.Abs(got-want) > 3e-7*math.Abs(want)+1.2e-7*math.Abs(float64(x[i]*a)) {
+				t.Fatalf("n=%d i=%d: silu(%v) = %v, want %v", n, i, tv, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkGroupNormSiLU(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const c, hw = 128, 256 * 256
+	x := randSlice(r, c*hw)
+	y := make([]float32, c*hw)
+	g, be := randSlice(r, c), randSlice(r, c)
+	for b.Loop() {
+		GroupNorm(y, x, 1, c, hw, 32, g, be, 1e-6, true)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(c*hw), "ns/value")
+}

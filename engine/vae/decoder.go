@@ -151,7 +151,8 @@ func (d *Decoder) maxActivation(h, w int) int {
 	return max(m, d.Cfg.OutChannels*h*w)
 }
 
-// ParamCount is the number of decoder parameters (49,490,179 for SD).
+// ParamCount is the number of parameters, post_quant_conv included: 49,490,199
+// for SD (the often quoted 49,490,179 is the Decoder module alone).
 func (d *Decoder) ParamCount() int {
 	n := 0
 	conv := func(c *compute.Conv) {
