@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"geca/engine"
+	"geca/engine/ckpt"
+	"geca/engine/sample"
 	"geca/engine/train"
 )
 
@@ -41,7 +44,19 @@ func TestModelQuality(t *testing.T) {
 	per, steps := envInt("GECA_EVAL_PER_CLASS", 100), envInt("GECA_EVAL_STEPS", 50)
 	cfgScale, _ := strconv.ParseFloat(os.Getenv("GECA_EVAL_CFG"), 64)
 	start = time.Now()
-	res, err := Agreement(c, p, per, envInt("GECA_EVAL_BATCH", 50), train.SampleOptions{Steps: steps, CFG: cfgScale, Seed: 1})
+	var res *Result
+	samplerName := os.Getenv("GECA_EVAL_SAMPLER")
+	if samplerName == "train" {
+		res, err = Agreement(c, p, per, envInt("GECA_EVAL_BATCH", 50), train.SampleOptions{Steps: steps, CFG: cfgScale, Seed: 1})
+	} else {
+		samplerName = "engine/sample"
+		var m *engine.Model
+		m, _, err = ckpt.LoadModel(path, ckpt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err = AgreementApp(c, m, per, envInt("GECA_EVAL_BATCH", 50), sample.Options{Steps: strconv.Itoa(steps), GHG: true, CFG: float32(cfgScale), Seed: 1})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +64,7 @@ func TestModelQuality(t *testing.T) {
 	for k, a := range res.ByClass {
 		by = append(by, fmt.Sprintf("%d:%.2f", k, a))
 	}
-	t.Logf("samples: %d per class, %d steps, CFG %g: agreement %.4f (%s)\nper class %s", per, steps, cfgScale, res.Agreement, time.Since(start).Round(time.Second), strings.Join(by, " "))
+	t.Logf("samples (%s): %d per class, %d steps, CFG %g: agreement %.4f (%s)\nper class %s", samplerName, per, steps, cfgScale, res.Agreement, time.Since(start).Round(time.Second), strings.Join(by, " "))
 	for k, row := range res.Confusion {
 		t.Logf("confusion requested %d -> %v", k, row)
 	}
