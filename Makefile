@@ -68,11 +68,11 @@ bench: deps-build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(BENCHPKG)
 
 # Each script runs from its own testdata folder and writes its fixtures there.
-# Scripts whose name starts with _ are helpers imported by the others.
+# Not run: helpers imported by the others (_*.py) and benchmarks (bench*.py).
 golden: deps-golden
 	@set -e; found=0; \
 	for f in $$(find . -path ./.git -prune -o -path '*/testdata/*.py' -type f -print | sort); do \
-		case "$$(basename $$f)" in _*) continue;; esac; \
+		case "$$(basename $$f)" in _* | bench*) continue;; esac; \
 		found=1; echo "== $$f"; \
 		(cd "$$(dirname $$f)" && OPENBLAS_NUM_THREADS=1 $(PYTHON) "$$(basename $$f)"); \
 	done; \
