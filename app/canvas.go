@@ -33,6 +33,7 @@ type canvas struct {
 	origin f32.Point
 	cell   float32
 	gw, gh int
+	screen image.Point // the pane's top-left corner in the window
 }
 
 func (c *canvas) cellAt(p f32.Point) (int, int, bool) {
@@ -47,7 +48,7 @@ func (c *canvas) cellAt(p f32.Point) (int, int, bool) {
 // source builds the render input of a frame.
 func source(cfg engine.Config, f *Frame) *render.Source {
 	return &render.Source{Cfg: cfg, State: f.State, Xt: f.Xt, X0: f.X0, Magnitude: f.Magnitude, Attn: f.Attn,
-		AttnCell: image.Pt(f.AttnCell[1], f.AttnCell[0])}
+		AttnCell: image.Pt(f.AttnCell[1], f.AttnCell[0]), Reached: f.Reached}
 }
 
 // paneFrame is the frame pane i shows: the local scrub position while a
@@ -70,17 +71,34 @@ func (u *UI) layoutCanvases(gtx C) D {
 	for len(u.canvases) < n {
 		u.canvases = append(u.canvases, &canvas{zoom: 1})
 	}
-	children := make([]layout.FlexChild, 0, 2*n)
+	size := gtx.Constraints.Max
+	w := (size.X - (n - 1)) / n
+	x := 0
 	for i := 0; i < n; i++ {
-		i := i
 		if i > 0 {
-			children = append(children, layout.Rigid(func(gtx C) D {
-				return fillSize(gtx, colLine, image.Pt(1, gtx.Constraints.Max.Y))
-			}))
+			fillRect(gtx.Ops, colLine, image.Rect(x, 0, x+1, size.Y))
+			x++
 		}
-		children = append(children, layout.Flexed(1, func(gtx C) D { return u.layoutPane(gtx, i) }))
+		pw := w
+		if i == n-1 {
+			pw = size.X - x
+		}
+		u.canvases[i].screen = image.Pt(x, u.topH)
+		st := op.Offset(image.Pt(x, 0)).Push(gtx.Ops)
+		pg := gtx
+		pg.Constraints = layout.Exact(image.Pt(pw, size.Y))
+		u.layoutPane(pg, i)
+		st.Pop()
+		x += pw
 	}
-	return layout.Flex{}.Layout(gtx, children...)
+	return D{Size: size}
+}
+
+// CellCentre returns the window position of the centre of cell (i, j) of
+// pane p as drawn in the last frame (for tests and scripted drivers).
+func (u *UI) CellCentre(p, i, j int) image.Point {
+	cv := u.canvases[p]
+	return image.Pt(cv.screen.X+int(cv.origin.X+(float32(j)+0.5)*cv.cell), cv.screen.Y+int(cv.origin.Y+(float32(i)+0.5)*cv.cell))
 }
 
 func fillSize(gtx C, c color.NRGBA, sz image.Point) D {
@@ -217,6 +235,9 @@ func (u *UI) layoutPane(gtx C, i int) D {
 			total = fmt.Sprint(steps)
 		}
 		where = fmt.Sprintf("step %d/%s · t=%d · update %d/%d · σ=%.3f", k+1, total, f.T, uu, f.M, f.Sigma)
+		if len(u.snap.Panes) > 1 {
+			where = fmt.Sprintf("step %d/%s · update %d/%d", k+1, total, uu, f.M)
+		}
 		if f.Done {
 			where += " · final"
 		}

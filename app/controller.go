@@ -182,6 +182,23 @@ func (c *Controller) Timeline(r *Run) []*StepRecord {
 
 // record appends frame f, just produced by r's sampler s, to r's history.
 func (c *Controller) record(r *Run, f *Frame, s Sampler) {
+	if f.Reached == nil {
+		var prev *Frame
+		if f.Update > 0 {
+			rec := c.recordAt(r, f.Index)
+			if rec == nil && r.Parent != nil {
+				rec = c.recordAt(r.Parent, f.Index)
+			}
+			if rec != nil && f.Update-1 < len(rec.Frames) {
+				prev = rec.Frames[f.Update-1]
+			}
+		} else if f.Index > 0 {
+			if rec := c.recordAt(r, f.Index-1); rec != nil {
+				prev = rec.Last()
+			}
+		}
+		c.reach(f, prev, r.Settings.GHG)
+	}
 	mean, reached := frameStats(c.cfg, f)
 	n := len(r.steps)
 	if n == 0 || r.steps[n-1].Index != f.Index {
@@ -215,6 +232,29 @@ func (c *Controller) record(r *Run, f *Frame, s Sampler) {
 	c.evict()
 }
 
+// reach sets f.Reached, the cells the growth from the seed has reached, from
+// the frame before it on the same timeline: an update spreads it through the
+// cells it changed (render.Spread); a timestep starts from the seed cell, plus
+// what the previous timestep reached when GHG carries the grid.
+func (c *Controller) reach(f, prev *Frame, ghg bool) {
+	h, w := c.cfg.GridH, c.cfg.GridW
+	n := h * w
+	switch {
+	case f.Reached != nil:
+	case f.Update > 0 && prev != nil && prev.Reached != nil && len(f.Magnitude) >= n:
+		f.Reached = render.Spread(prev.Reached, f.Magnitude[:n], h, w)
+	case f.Update > 0 && prev != nil && prev.Reached != nil:
+		f.Reached = prev.Reached
+	default:
+		r := make([]bool, n)
+		if ghg && f.Index > 0 && prev != nil && len(prev.Reached) == n {
+			copy(r, prev.Reached)
+		}
+		r[(h/2)*w+w/2] = true
+		f.Reached = r
+	}
+}
+
 func frameBytes(f *Frame) int64 {
 	n := len(f.Xt) + len(f.X0) + len(f.Magnitude) + len(f.Attn)
 	if f.State != nil {
@@ -224,7 +264,7 @@ func frameBytes(f *Frame) int64 {
 }
 
 // frameStats returns the mean |update| over the cells of sample 0 and the
-// fraction of its cells reached from the seed.
+// fraction of its cells reached from the seed (Frame.Reached).
 func frameStats(cfg engine.Config, f *Frame) (float32, float32) {
 	var mean float32
 	n := cfg.Cells()
@@ -236,7 +276,16 @@ func frameStats(cfg engine.Config, f *Frame) (float32, float32) {
 		mean = float32(s / float64(n))
 	}
 	var frac float64
-	if f.State != nil && f.State.B > 0 {
+	switch {
+	case len(f.Reached) == n && n > 0:
+		k := 0
+		for _, r := range f.Reached {
+			if r {
+				k++
+			}
+		}
+		frac = float64(k) / float64(n)
+	case f.State != nil && f.State.B > 0:
 		_, frac = render.Reached(f.State, 0, cfg.InChannels)
 	}
 	return mean, float32(frac)
@@ -337,6 +386,7 @@ func (c *Controller) refill(r *Run, k int) error {
 			return err
 		}
 		if nr.Frames[u] == nil {
+			c.reach(f, nr.Frames[u-1], r.Settings.GHG)
 			nr.Frames[u] = f
 			c.bytes += frameBytes(f)
 		}
@@ -597,7 +647,7 @@ func (c *Controller) branchPane(p *Pane, ch Change) error {
 	r := &Run{ID: c.nextID, Settings: s, Parent: p.Run, ForkIndex: k, sampler: smp, resume: map[[2]int]Sampler{}}
 	c.record(r, f, smp)
 	r.Label = fmt.Sprintf("%s @ step %d", ch, k)
-	if p.Label != "" {
+	if p.Label != "" && p.Label != ch.String() {
 		r.Label = p.Label + ", " + r.Label
 	}
 	c.runs = append(c.runs, r)
@@ -735,6 +785,19 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 	nf, err := smp.Current()
 	if err != nil {
 		return err
+	}
+	if len(f.Reached) == st.H*st.W {
+		// erased cells are no longer reached
+		nf.Reached = make([]bool, len(f.Reached))
+		for p, was := range f.Reached {
+			cell := nf.State.Cell(0, p/st.W, p%st.W)[c.cfg.InChannels:]
+			for _, x := range cell {
+				if x != 0 {
+					nf.Reached[p] = was
+					break
+				}
+			}
+		}
 	}
 	c.record(r, nf, nil)
 	r.resume[[2]int{p.K, p.U}] = smp.Branch()

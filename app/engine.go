@@ -78,6 +78,9 @@ type Frame struct {
 	Attn      []float32 // heads·9 attention of the observed cell; nil if none
 	AttnCell  [2]int    // observed cell (row, column)
 	Done      bool      // the run has produced its final sample
+	// Reached marks the cells of sample 0 the growth from the seed has
+	// reached; the controller fills it in.
+	Reached []bool
 }
 
 // Sampler is a steppable GeCA sampling run, as the runner drives it.

@@ -33,9 +33,9 @@ func (u *UI) layoutPanel(gtx C) D {
 
 func (u *UI) panelRun(gtx C) D {
 	s := u.snap
-	play := "▶ Play"
+	play := "Play"
 	if s.Playing {
-		play = "❚❚ Pause"
+		play = "Pause"
 	}
 	return section(gtx, u.th, "RUN", func(gtx C) D {
 		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
@@ -115,7 +115,7 @@ func (u *UI) panelSampling(gtx C) D {
 						return label(u.th, 12, colMuted, "labels").Layout(gtx)
 					},
 					func(gtx C) D { return editorBox(gtx, u.th, &u.labelEd, "e.g. 3,7", 90) },
-					label(u.th, 11, colMuted, fmt.Sprintf("of %d classes ⏎", s.Cfg.NumClasses)).Layout,
+					label(u.th, 11, colMuted, fmt.Sprintf("of %d classes, Enter", s.Cfg.NumClasses)).Layout,
 				)
 			}),
 			layout.Rigid(layout.Spacer{Height: 6}.Layout),
@@ -126,7 +126,7 @@ func (u *UI) panelSampling(gtx C) D {
 						return label(u.th, 12, colMuted, "seed").Layout(gtx)
 					},
 					func(gtx C) D { return editorBox(gtx, u.th, &u.seedEd, "seed", 90) },
-					func(gtx C) D { return button(gtx, u.th, &u.btnDice, "⚄ dice", false) },
+					func(gtx C) D { return button(gtx, u.th, &u.btnDice, "Dice", false) },
 				)
 			}),
 		)
@@ -143,7 +143,7 @@ func (u *UI) panelInspector(gtx C) D {
 		if u.hoverCell[0] >= 0 && f != nil && f.State != nil {
 			i, j := u.hoverCell[0], u.hoverCell[1]
 			cell := f.State.Cell(0, i, j)
-			hover = fmt.Sprintf("cell (%d, %d)  x_t %s  |ε̂| %.2f  |h| %.2f", i, j, fmtVec(cell[:min(cfg.InChannels, 3)]),
+			hover = fmt.Sprintf("cell (%d, %d)  x_t %s  |ε| %.2f  |h| %.2f", i, j, fmtVec(cell[:min(cfg.InChannels, 3)]),
 				norm(cell[cfg.InChannels:cfg.InChannels*2]), norm(cell[cfg.InChannels+cfg.OutChannels():]))
 			if f.Magnitude != nil {
 				hover += fmt.Sprintf("  |Δ| %.3f", f.Magnitude[i*cfg.GridW+j])
@@ -158,7 +158,7 @@ func (u *UI) panelInspector(gtx C) D {
 				layout.Rigid(layout.Spacer{Height: 6}.Layout),
 				layout.Rigid(bold(label(u.th, 12, colAccent, fmt.Sprintf("selected cell (%d, %d)", sel[0], sel[1]))).Layout),
 				layout.Rigid(func(gtx C) D {
-					return barChart(gtx, u.th, "ε̂ | v", cell[cin:cin+cout], cin)
+					return barChart(gtx, u.th, "ε | v", cell[cin:cin+cout], cin)
 				}),
 				layout.Rigid(func(gtx C) D {
 					return barChart(gtx, u.th, fmt.Sprintf("hidden (%d)", cfg.HiddenChannels), cell[cin+cout:], 0)
@@ -263,7 +263,7 @@ func (u *UI) panelFiles(gtx C) D {
 			layout.Rigid(layout.Spacer{Height: 8}.Layout),
 			layout.Rigid(func(gtx C) D {
 				return row(gtx, 6,
-					func(gtx C) D { return editorBox(gtx, u.th, &u.ckptEd, "checkpoint path ⏎", 210) },
+					func(gtx C) D { return editorBox(gtx, u.th, &u.ckptEd, "checkpoint path, Enter", 210) },
 					func(gtx C) D { return button(gtx, u.th, &u.btnOpen, "Open…", false) },
 				)
 			}),

@@ -369,3 +369,16 @@ func (r *Runner) buildSnapshot() *Snapshot {
 	}
 	return s
 }
+
+// drain applies the queued commands now, on the caller's goroutine (for
+// tests and headless drivers that do not start Run).
+func (r *Runner) drain() {
+	r.mu.Lock()
+	cmds := r.queue
+	r.queue = nil
+	r.mu.Unlock()
+	for _, c := range cmds {
+		r.apply(c)
+	}
+	r.publish(true)
+}

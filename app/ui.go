@@ -85,6 +85,7 @@ type UI struct {
 	runClicks   []widget.Clickable
 	lastSnapSeq uint64
 	seedFocus   bool
+	topH        int
 	labelFocus  bool
 
 	btnPlay, btnStep, btnStepT, btnReset, btnDice, btnUndo          widget.Clickable
@@ -207,7 +208,11 @@ func (u *UI) Layout(gtx C) D {
 			return layout.Flex{}.Layout(gtx,
 				layout.Flexed(1, func(gtx C) D {
 					return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
-						layout.Rigid(u.layoutTopBar),
+						layout.Rigid(func(gtx C) D {
+							d := u.layoutTopBar(gtx)
+							u.topH = d.Size.Y
+							return d
+						}),
 						layout.Flexed(1, u.layoutCanvases),
 						layout.Rigid(u.layoutTimeline),
 					)
@@ -246,7 +251,7 @@ func viewName(v render.View) string {
 	case render.ViewXt:
 		return "x_t"
 	case render.ViewEps:
-		return "ε̂"
+		return "ε"
 	case render.ViewV:
 		return "v"
 	case render.ViewHidden:
@@ -682,7 +687,7 @@ var shortcuts = [][2]string{
 	{"[  /  ]", "M − 1 / M + 1 (branches)"},
 	{"G", "GHG on / off (branches)"},
 	{",  /  .", "slower / faster"},
-	{"1 … 9", "views: x₀, x_t, ε̂, v, hidden, PCA, |update|, alive, attention"},
+	{"1 … 9", "views: x₀, x_t, ε, v, hidden, PCA, |update|, alive, attention"},
 	{"V  /  C", "next view / next channel"},
 	{"+  /  −  /  0", "zoom in / out / fit"},
 	{"B", "damage brush: off → erase → perturb"},

@@ -508,3 +508,40 @@ func TestWriters(t *testing.T) {
 		t.Error("no error for a missing directory")
 	}
 }
+
+func TestSpread(t *testing.T) {
+	// 3x4 grid, seed at (1, 1); the update changed every cell but (0, 0)
+	// and (1, 3); (2, 3) is outside the light cone of (1, 1)
+	prev := []bool{
+		false, false, false, false,
+		false, true, false, false,
+		false, false, false, false,
+	}
+	mag := []float32{
+		0, 1, 1, 1,
+		1, 1, 1, 0,
+		1, 1, 1, 1,
+	}
+	got := Spread(prev, mag, 3, 4)
+	want := []bool{
+		false, true, true, false,
+		true, true, true, false,
+		true, true, true, false,
+	}
+	for p := range want {
+		if got[p] != want[p] {
+			t.Errorf("cell %d: %v, want %v", p, got[p], want[p])
+		}
+	}
+	if prev[0] || !prev[5] || prev[6] {
+		t.Error("Spread modified its input")
+	}
+	// the alive view draws the given mask rather than the state's non-zeros
+	src := &Source{Cfg: tinyCfg(), State: tinyState(), Reached: []bool{true, false, false, false, false, false}}
+	img, err := Render(ViewAlive, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := UnreachedColor
+	wantPixels(t, img, 3, []color.RGBA{Heat[89], u, u, u, u, u})
+}

@@ -49,6 +49,10 @@ type Source struct {
 	Magnitude []float32     // (B, H, W): L2 norm of the last applied update per cell
 	Attn      []float32     // heads·9 softmax weights of the selected cell, slot k = 3a+b
 	AttnCell  image.Point   // selected cell: X = column j, Y = row i
+	// Reached marks the cells of sample Options.Sample that the growth from
+	// the seed has reached (see Spread); nil: cells with any non-zero C_out
+	// or hidden value (Reached).
+	Reached []bool
 }
 
 // Options tune a view.
@@ -140,7 +144,10 @@ func Render(v View, src *Source, opt Options) (*image.RGBA, error) {
 			}
 			mag = m
 		}
-		reached, _ := Reached(src.State, opt.Sample, cin)
+		reached := src.Reached
+		if len(reached) != h*w {
+			reached, _ = Reached(src.State, opt.Sample, cin)
+		}
 		return AliveImage(reached, mag, h, w), nil
 	case ViewAttention:
 		heads := cfg.Heads
@@ -459,6 +466,33 @@ func Reached(st *engine.State, b, cin int) ([]bool, float64) {
 		}
 	}
 	return out, float64(count) / float64(n)
+}
+
+// Spread advances the set of cells reached from the seed by one cell update.
+// Information moves only through the 3x3 attention neighbourhood, and only
+// into cells the update changed (mag > 0, i.e. the stochastic mask let them
+// update): a cell becomes reached when it was updated while itself or one of
+// its eight neighbours was reached. prev is not modified.
+func Spread(prev []bool, mag []float32, h, w int) []bool {
+	out := append([]bool(nil), prev...)
+	for i := 0; i < h; i++ {
+		for j := 0; j < w; j++ {
+			p := i*w + j
+			if prev[p] || !(mag[p] > 0) {
+				continue
+			}
+			for di := -1; di <= 1 && !out[p]; di++ {
+				for dj := -1; dj <= 1; dj++ {
+					y, x := i+di, j+dj
+					if y >= 0 && x >= 0 && y < h && x < w && prev[y*w+x] {
+						out[p] = true
+						break
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Colours of the alive view.

@@ -1,0 +1,297 @@
+package app
+
+import (
+	"image"
+	"image/color"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gioui.org/f32"
+	"gioui.org/io/key"
+	"gioui.org/io/pointer"
+
+	"geca/internal/guitest"
+	"geca/render"
+)
+
+// harness drives the real UI on the demo model without a window: input goes
+// through the guitest router, commands run synchronously between frames.
+type harness struct {
+	t   *testing.T
+	win *guitest.Window
+	r   *Runner
+	ui  *UI
+}
+
+func newHarness(t *testing.T, eng Engine, s Settings) *harness {
+	t.Helper()
+	ctrl, err := NewController(eng, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(eng, ctrl, nil, nil)
+	win := guitest.New(t, 1280, 800)
+	ui := NewUI(r, Options{Shaper: guitest.NewShaper(), ExportDir: t.TempDir()})
+	h := &harness{t: t, win: win, r: r, ui: ui}
+	h.frame()
+	return h
+}
+
+// frame delivers the queued input, runs the commands it produced and draws
+// the result.
+func (h *harness) frame() {
+	h.win.Frame(h.ui.Layout)
+	h.r.drain()
+	h.win.Frame(h.ui.Layout)
+}
+
+func (h *harness) key(name key.Name, mods key.Modifiers) {
+	h.win.Key(name, mods)
+	h.frame()
+}
+
+// drag presses at from, moves to to with the button down and releases (the
+// router turns the moves into drags).
+func (h *harness) drag(from, to image.Point) {
+	h.win.Press(from)
+	h.win.Queue(pointer.Event{Kind: pointer.Move, Source: pointer.Mouse, Buttons: pointer.ButtonPrimary,
+		Position: f32.Pt(float32(to.X), float32(to.Y))})
+	h.win.Release(to)
+	h.frame()
+}
+
+func (h *harness) shot(name string) *image.RGBA {
+	img := h.win.Screenshot()
+	if dir := os.Getenv("GECA_SCREENSHOTS"); dir != "" {
+		if err := render.WritePNG(filepath.Join(dir, name+".png"), img); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return img
+}
+
+// cell returns the colour at the centre of cell (i, j) of pane p.
+func (h *harness) cell(img *image.RGBA, p, i, j int) color.RGBA {
+	pt := h.ui.CellCentre(p, i, j)
+	return img.RGBAAt(pt.X, pt.Y)
+}
+
+func (h *harness) snap() *Snapshot { return h.r.Snapshot() }
+
+// reachedCells counts the cells of pane p that the alive view draws as
+// reached (anything but the unreached colour).
+func (h *harness) reachedCells(img *image.RGBA, p int) int {
+	cfg := h.snap().Cfg
+	n := 0
+	for i := 0; i < cfg.GridH; i++ {
+		for j := 0; j < cfg.GridW; j++ {
+			if !guitest.Near(h.cell(img, p, i, j), render.UnreachedColor, 6) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func demoHarness(t *testing.T) *harness {
+	guitest.RequireRenderer(t)
+	eng, err := NewDemoEngine(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := DefaultSettings(eng.Config())
+	s.Steps = "10"
+	return newHarness(t, eng, s)
+}
+
+func TestGUISeedGrowthAndM(t *testing.T) {
+	h := demoHarness(t)
+	cfg := h.snap().Cfg
+	h.key("8", 0) // alive view
+	img := h.shot("alive-reset")
+	// after reset only the seed cell, at (H/2, W/2), is reached
+	if got := h.reachedCells(img, 0); got != 1 {
+		t.Errorf("%d cells reached at reset, want only the seed", got)
+	}
+	if c := h.cell(img, 0, cfg.GridH/2, cfg.GridW/2); guitest.Near(c, render.UnreachedColor, 6) {
+		t.Errorf("seed cell not visible at the centre: %v", c)
+	}
+	// growth spreads, update by update
+	prev := 1
+	for step := 1; step <= 4; step++ {
+		h.key(key.NameRightArrow, 0)
+		img = h.shot("alive-step")
+		got := h.reachedCells(img, 0)
+		if got <= prev {
+			t.Errorf("after %d updates %d cells reached, not more than %d", step, got, prev)
+		}
+		prev = got
+		if p := h.snap().Panes[0]; p.U != step {
+			t.Fatalf("playhead at update %d after %d steps", p.U, step)
+		}
+	}
+	// the x0 view after two timesteps, then the same with M = 9 from step 0
+	h.key("1", 0)
+	h.key("T", 0)
+	h.key("T", 0)
+	if p := h.snap().Panes[0]; p.K != 2 || p.U != 0 {
+		t.Fatalf("after two timestep steps at %d.%d", p.K, p.U)
+	}
+	a := h.shot("x0-M12")
+	h.key(key.NameHome, 0)
+	for i := 0; i < 3; i++ {
+		h.key("[", 0)
+	}
+	s := h.snap()
+	if s.Settings.M != 9 || len(s.Runs) != 4 || s.Panes[0].RunLabel != "M=9 @ step 0" {
+		t.Fatalf("after [[[: M %d, %d runs, label %q", s.Settings.M, len(s.Runs), s.Panes[0].RunLabel)
+	}
+	h.key("T", 0)
+	h.key("T", 0)
+	b := h.shot("x0-M9")
+	diff := 0
+	for i := 0; i < cfg.GridH; i++ {
+		for j := 0; j < cfg.GridW; j++ {
+			if h.cell(a, 0, i, j) != h.cell(b, 0, i, j) {
+				diff++
+			}
+		}
+	}
+	if diff < cfg.Cells()/100 {
+		t.Errorf("x0 after M change differs in only %d cells", diff)
+	}
+}
+
+func TestGUIGHGAndSelection(t *testing.T) {
+	h := demoHarness(t)
+	cfg := h.snap().Cfg
+	h.key("8", 0)
+	h.key("T", 0) // to step 1: with GHG the grown cells are carried
+	img := h.shot("alive-ghg-on")
+	carried := h.reachedCells(img, 0)
+	if carried <= 1 {
+		t.Fatalf("GHG on: %d cells at the start of step 1", carried)
+	}
+	h.key("G", 0) // GHG off: branch at the start of this step, fresh seed
+	s := h.snap()
+	if s.Settings.GHG || s.Panes[0].RunLabel != "GHG off @ step 1" {
+		t.Fatalf("GHG toggle: %v %q", s.Settings.GHG, s.Panes[0].RunLabel)
+	}
+	img = h.shot("alive-ghg-off")
+	if got := h.reachedCells(img, 0); got != 1 {
+		t.Errorf("GHG off: %d cells at the start of step 1, want the seed only", got)
+	}
+	// click a cell: it is selected; after an update the attention view shows
+	// its 3x3 neighbourhood
+	ci, cj := cfg.GridH/2, cfg.GridW/2-1
+	h.win.Click(h.ui.CellCentre(0, ci, cj))
+	h.frame()
+	if sel := h.snap().Selected; sel != [2]int{ci, cj} {
+		t.Fatalf("selected %v, want (%d, %d)", sel, ci, cj)
+	}
+	h.key(key.NameRightArrow, 0)
+	f := h.snap().Panes[0].Frame
+	if len(f.Attn) != cfg.Heads*9 || f.AttnCell != [2]int{ci, cj} {
+		t.Fatalf("frame attention %d values for %v", len(f.Attn), f.AttnCell)
+	}
+	h.key("9", 0)
+	img = h.shot("attention")
+	for i := 0; i < cfg.GridH; i++ {
+		for j := 0; j < cfg.GridW; j++ {
+			in := i >= ci-1 && i <= ci+1 && j >= cj-1 && j <= cj+1
+			c := h.cell(img, 0, i, j)
+			if dark := guitest.Near(c, render.UnreachedColor, 6); dark == in {
+				t.Errorf("attention view cell (%d,%d): %v (in neighbourhood %v)", i, j, c, in)
+			}
+		}
+	}
+	// Esc clears the selection
+	h.key(key.NameEscape, 0)
+	if sel := h.snap().Selected; sel[0] != -1 {
+		t.Errorf("Esc left %v selected", sel)
+	}
+}
+
+func TestGUICompareDamageHelp(t *testing.T) {
+	h := demoHarness(t)
+	cfg := h.snap().Cfg
+	h.key("K", 0) // compare M = 4, 12, 24 (the field's default)
+	s := h.snap()
+	if len(s.Panes) != 3 || s.Compare != "M" || s.Panes[0].Settings.M != 4 || s.Panes[2].Settings.M != 24 {
+		t.Fatalf("compare: %d panes, %q", len(s.Panes), s.Compare)
+	}
+	for i := 0; i < 5; i++ {
+		h.key(key.NameRightArrow, 0)
+	}
+	s = h.snap()
+	if s.Panes[0].K != 0 || s.Panes[0].U != 4 || s.Panes[1].U != 5 || s.Panes[2].U != 5 {
+		t.Errorf("lock-step positions %d.%d %d.%d %d.%d", s.Panes[0].K, s.Panes[0].U, s.Panes[1].K, s.Panes[1].U, s.Panes[2].K, s.Panes[2].U)
+	}
+	h.key("8", 0)
+	img := h.shot("compare-alive")
+	for p := 0; p < 3; p++ {
+		if n := h.reachedCells(img, p); n <= 1 {
+			t.Errorf("pane %d: %d cells reached", p, n)
+		}
+	}
+	h.key("K", 0) // compare off
+	if n := len(h.snap().Panes); n != 1 {
+		t.Fatalf("compare off left %d panes", n)
+	}
+	// damage: erase the centre with the brush, then undo
+	before := h.reachedCells(h.shot("before-damage"), 0)
+	h.key("B", 0)
+	c := h.ui.CellCentre(0, cfg.GridH/2, cfg.GridW/2)
+	h.drag(c, c.Add(image.Pt(3, 0)))
+	if !h.snap().CanUndo {
+		t.Fatal("no damage recorded")
+	}
+	img = h.shot("after-damage")
+	if got := h.reachedCells(img, 0); got >= before {
+		t.Errorf("erase left %d reached cells (before %d)", got, before)
+	}
+	if cc := h.cell(img, 0, cfg.GridH/2, cfg.GridW/2); !guitest.Near(cc, render.UnreachedColor, 6) {
+		t.Errorf("erased centre drawn as %v", cc)
+	}
+	h.key("Z", key.ModCtrl)
+	if got := h.reachedCells(h.shot("undo"), 0); got != before {
+		t.Errorf("undo: %d reached cells, want %d", got, before)
+	}
+	// exports: PNG and GIFs of the view, the grid as .npy
+	h.key("P", 0)
+	h.key("P", key.ModShift)
+	h.key("R", key.ModShift)
+	h.key("E", 0)
+	want := map[string]bool{".png": false, ".gif": false, ".npy": false}
+	for wait := 0; wait < 200; wait++ {
+		files, _ := filepath.Glob(filepath.Join(h.ui.opt.ExportDir, "geca-*"))
+		gifs := 0
+		for _, f := range files {
+			want[filepath.Ext(f)] = true
+			if filepath.Ext(f) == ".gif" {
+				gifs++
+			}
+		}
+		if want[".png"] && gifs == 2 && want[".npy"] {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for ext, ok := range want {
+		if !ok {
+			t.Errorf("no %s export written", ext)
+		}
+	}
+	// help overlay
+	h.key("?", 0)
+	if !h.ui.help {
+		t.Error("? did not open the help")
+	}
+	h.shot("help")
+	h.key(key.NameEscape, 0)
+	if h.ui.help {
+		t.Error("Esc did not close the help")
+	}
+}
