@@ -67,6 +67,9 @@ func writeSafetensors(path string, names []string, ts map[string]stTensor, meta 
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
 	return os.Rename(tmp.Name(), path)
 }
 
