@@ -64,8 +64,8 @@ func LoadFolder(dir string, size, channels int) (*Dataset, error) {
 			}
 			b := img.Bounds()
 			side := min(b.Dx(), b.Dy())
-			crop := image.Rect(b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2, 0, 0)
-			crop.Max = crop.Min.Add(image.Pt(side, side))
+			at := image.Pt(b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2)
+			crop := image.Rectangle{Min: at, Max: at.Add(image.Pt(side, side))}
 			draw.CatmullRom.Scale(dst, dst.Bounds(), img, crop, draw.Src, nil)
 			for i := 0; i < size*size; i++ {
 				px := dst.Pix[4*i : 4*i+3]
