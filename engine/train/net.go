@@ -344,6 +344,17 @@ func (n *Net[T]) updateFwd(u *update[T], mask []T, next []T) {
 
 // geluRows writes dst = GELU(x) = x·Φ(x) (exact erf form) and phi = Φ(x).
 func geluRows[T Float](dst, phi, x []T) {
+	if xf, ok := any(x).([]float32); ok {
+		df, pf := any(dst).([]float32), any(phi).([]float32)
+		parallelFor(len(xf), 4096, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				p := 0.5 * (1 + erf32(xf[i]*(1/math.Sqrt2)))
+				pf[i] = p
+				df[i] = xf[i] * p
+			}
+		})
+		return
+	}
 	parallelFor(len(x), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			p := 0.5 * (1 + math.Erf(float64(x[i])/math.Sqrt2))

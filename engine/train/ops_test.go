@@ -261,3 +261,14 @@ func toF64(a []float32) []float64 {
 	}
 	return o
 }
+
+func TestErf32(t *testing.T) {
+	var worst float64
+	for x := -6.0; x <= 6; x += 1e-3 {
+		worst = max(worst, math.Abs(float64(erf32(float32(x)))-math.Erf(float64(float32(x)))))
+	}
+	t.Logf("max |erf32 − erf| = %.2g", worst)
+	if worst > 5e-7 {
+		t.Fatalf("erf32 error %.3g", worst)
+	}
+}
