@@ -84,3 +84,20 @@ func TestGELUScalar(t *testing.T) {
 		t.Errorf("GELU max abs error %g on [-8, 8]", worst)
 	}
 }
+
+func TestExpf(t *testing.T) {
+	var worst float64
+	for i := -870000; i <= 880000; i++ {
+		x := float32(i) * 1e-4
+		want := math.Exp(float64(x))
+		if e := math.Abs(float64(expf(x))-want) / want; e > worst {
+			worst = e
+		}
+	}
+	if worst > 3e-7 {
+		t.Errorf("expf max relative error %g", worst)
+	}
+	if expf(-100) != 0 || !math.IsInf(float64(expf(100)), 1) {
+		t.Error("expf out of range")
+	}
+}
