@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -26,8 +25,10 @@ func init() {
 func runDenoise(args []string) error {
 	c := commands["denoise"]
 	fs := newFlags(c)
-	ckptPath := fs.String("ckpt", "", "weights: .safetensors (with geca.config metadata) or .npz of tensors keyed by the official state_dict names (optionally prefixed w/)")
-	preset := fs.String("config", "", "model preset for an .npz without a config array: GeCA-S or GeCA-XS")
+	ckptPath := fs.String("ckpt", "", "checkpoint: official .pt, .safetensors, or .npz of tensors keyed by the official state_dict names (optionally prefixed w/)")
+	preset := fs.String("config", "", "model preset (GeCA-S or GeCA-XS) instead of the one the file implies; needed for an .npz without a config array")
+	weights := fs.String("weights", "", "which weights of an official checkpoint: ema (default when present) or model")
+	heads := fs.Int("heads", 0, "attention heads when the checkpoint does not say (0: derive)")
 	statePath := fs.String("state", "", "input grid, float32 (B, C_in+C_out+C_h, H, W), channel-first as in PyTorch")
 	tFlag := fs.String("t", "", "original diffusion timestep (0..999): one value for every sample, or one per sample, comma-separated")
 	yPath := fs.String("y", "", "labels, float32 (B, K) or (K,) multi-hot")
@@ -71,7 +72,7 @@ func runDenoise(args []string) error {
 	if b < 1 || h < 1 || w < 1 {
 		return fmt.Errorf("%s: empty grid of shape %v", *statePath, in.Shape)
 	}
-	model, err := loadDenoiser(*ckptPath, *preset, h, w)
+	model, err := loadDenoiser(*ckptPath, *preset, ckpt.Options{Weights: *weights, Heads: *heads}, h, w)
 	if err != nil {
 		return err
 	}
@@ -137,7 +138,7 @@ func runDenoise(args []string) error {
 
 // loadDenoiser reads a model for an h×w grid. The grid is not part of the
 // weights (positional codes are computed), so it comes from the state.
-func loadDenoiser(path, preset string, h, w int) (*engine.Model, error) {
+func loadDenoiser(path, preset string, opt ckpt.Options, h, w int) (*engine.Model, error) {
 	var cfg engine.Config
 	var tensors map[string]*tensor.Dense
 	switch {
@@ -191,32 +192,23 @@ func loadDenoiser(path, preset string, h, w int) (*engine.Model, error) {
 		default:
 			return nil, usagef("%s has no config array: give --config GeCA-S or GeCA-XS", path)
 		}
-	case strings.HasSuffix(path, ".safetensors"):
-		ts, _, meta, err := ckpt.LoadSafetensors(path)
+	default:
+		ck, err := ckpt.Load(path, opt)
 		if err != nil {
 			return nil, err
 		}
-		js, ok := meta[ckpt.MetaConfig]
-		if !ok && preset == "" {
-			return nil, usagef("%s has no %s metadata: give --config GeCA-S or GeCA-XS", path, ckpt.MetaConfig)
-		}
-		if ok {
-			if err := json.Unmarshal([]byte(js), &cfg); err != nil {
-				return nil, fmt.Errorf("%s: %s metadata: %w", path, ckpt.MetaConfig, err)
-			}
-		}
+		tensors = ck.Tensors
 		if preset != "" {
 			k := 1
-			if yw, ok := ts["y_embedder.embedding_table.0.weight"]; ok && yw.Dims() == 2 {
+			if yw, ok := tensors["y_embedder.embedding_table.0.weight"]; ok && yw.Dims() == 2 {
 				k = yw.Shape()[1]
 			}
 			if cfg, err = engine.Preset(preset, k); err != nil {
 				return nil, usagef("--config: %v", err)
 			}
+		} else if cfg, err = ck.Config(); err != nil {
+			return nil, err
 		}
-		tensors = ts
-	default:
-		return nil, fmt.Errorf("%s: unsupported weights file (want .safetensors or .npz)", path)
 	}
 	cfg.GridH, cfg.GridW = h, w
 	m, err := engine.NewModel(cfg, tensors)

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"geca/engine"
+	"geca/engine/ckpt"
 	"geca/internal/npy"
+
+	"gorgonia.org/tensor"
 )
 
 const goldenTiny = "../../engine/testdata/golden_tiny.npz"
@@ -60,6 +65,31 @@ func TestDenoiseGolden(t *testing.T) {
 		t.Errorf("relative error %g after 12 updates", e)
 	}
 
+	// The same weights from a .safetensors file with the config in its metadata.
+	st := filepath.Join(dir, "w.safetensors")
+	tensors := map[string]*tensor.Dense{}
+	var names []string
+	for k, v := range g {
+		if name, ok := strings.CutPrefix(k, "w/"); ok {
+			tensors[name] = tensor.New(tensor.WithShape(v.Shape...), tensor.WithBacking(v.Data))
+			names = append(names, name)
+		}
+	}
+	cf := g["config"].Data
+	cfg := engine.Config{Name: "tiny", GridH: int(cf[0]), GridW: int(cf[1]), InChannels: int(cf[2]), HiddenChannels: int(cf[3]),
+		EmbedDim: int(cf[4]), Heads: int(cf[5]), MLPDim: int(cf[6]), NumClasses: int(cf[7]), M: 12, UpdateRate: 0.5}
+	js, _ := json.Marshal(cfg)
+	if err := ckpt.SaveSafetensors(st, tensors, names, map[string]string{ckpt.MetaConfig: string(js)}); err != nil {
+		t.Fatal(err)
+	}
+	out4 := filepath.Join(dir, "o4.npy")
+	if code, _, stderr := capture(t, "denoise", "--ckpt", st, "--state", in, "--t", ts, "--y", y, "--masks", masks, "--out", out4); code != 0 {
+		t.Fatalf("safetensors: exit %d: %s", code, stderr)
+	}
+	if o4, _ := npy.ReadFile(out4); fmt.Sprint(o4.Data) != fmt.Sprint(got.Data) {
+		t.Error("safetensors weights gave a different result from the .npz weights")
+	}
+
 	// Random masks from a seed are reproducible; --update-rate 1 runs unmasked.
 	out2, out3 := filepath.Join(dir, "o2.npy"), filepath.Join(dir, "o3.npy")
 	for _, o := range []string{out2, out3} {
@@ -96,7 +126,7 @@ func TestDenoiseErrors(t *testing.T) {
 		{[]string{"--ckpt", goldenTiny, "--state", in, "--t", "1", "--class", "0", "--update-rate", "2", "--out", out}, 2, "update-rate"},
 		{[]string{"--ckpt", goldenTiny, "--state", bad, "--t", "1", "--class", "0", "--out", out}, 1, "13 channels"},
 		{[]string{"--ckpt", goldenTiny, "--state", filepath.Join(dir, "none.npy"), "--t", "1", "--class", "0", "--out", out}, 1, "none.npy"},
-		{[]string{"--ckpt", in, "--state", in, "--t", "1", "--class", "0", "--out", out}, 1, "unsupported weights"},
+		{[]string{"--ckpt", in, "--state", in, "--t", "1", "--class", "0", "--out", out}, 1, "unrecognised format"},
 		{[]string{"--ckpt", goldenTiny, "--state", in, "--t", "1", "--y", bad, "--out", out}, 1, "want (1, 3) or (3,)"},
 		{[]string{"--ckpt", goldenTiny, "--state", in, "--t", "1", "--class", "0", "--masks", in, "--out", out}, 1, "want (M, 1, 1, 5, 7)"},
 	}
