@@ -59,12 +59,11 @@ type Updater struct {
 
 	// per-update row lists and scratch (rows ≤ B·N)
 	dirty, active []int32
-	ones          []float32
 	maskBuf       []float32
 	xg            []float32 // rows×cell_dim
-	g1            []float32 // rows×D
+	g1            []float32 // rows×D (shares o)
 	ag            []float32 // rows×D
-	kvg           []float32 // rows×2D
+	kvg           []float32 // rows×2D (shares hid)
 	q             []float32 // rows×D
 	o             []float32 // rows×D
 	h             []float32 // rows×D
@@ -145,26 +144,24 @@ func (m *Model) NewUpdater(batch int) *Updater {
 		modF:     make([]float32, batch*2*d),
 		dirty:    make([]int32, 0, rows),
 		active:   make([]int32, 0, rows),
-		ones:     make([]float32, rows),
 		maskBuf:  make([]float32, rows),
 		xg:       make([]float32, rows*c.CellDim()),
-		g1:       make([]float32, rows*d),
 		ag:       make([]float32, rows*d),
-		kvg:      make([]float32, rows*2*d),
 		q:        make([]float32, rows*d),
 		o:        make([]float32, rows*d),
 		h:        make([]float32, rows*d),
 		f:        make([]float32, rows*d),
-		hid:      make([]float32, rows*c.MLPDim),
 		u:        make([]float32, rows*c.UpdateDim()),
 		siluC:    make([]float32, batch*d),
 		obsQ:     make([]float32, d),
 		obsO:     make([]float32, d),
 		obsNorm:  make([]float32, d),
 	}
-	for i := range u.ones {
-		u.ones[i] = 1
-	}
+	// Scratch that is dead between phases is shared: the embedding product
+	// with the attention output, the new keys/values with the MLP hidden layer.
+	u.g1 = u.o
+	big := make([]float32, rows*max(2*d, c.MLPDim))
+	u.kvg, u.hid = big[:rows*2*d], big[:rows*c.MLPDim]
 	return u
 }
 
