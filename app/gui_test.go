@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func newHarness(t *testing.T, eng Engine, s Settings) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRunner(eng, ctrl, nil, nil)
+	r := NewRunner(eng, ctrl, LoadEngine, nil)
 	win := guitest.New(t, 1280, 800)
 	ui := NewUI(r, Options{Shaper: guitest.NewShaper(), ExportDir: t.TempDir()})
 	h := &harness{t: t, win: win, r: r, ui: ui}
@@ -294,4 +295,82 @@ func TestGUICompareDamageHelp(t *testing.T) {
 	if h.ui.help {
 		t.Error("Esc did not close the help")
 	}
+}
+
+func TestGUIErrorsStayInTheWindow(t *testing.T) {
+	h := demoHarness(t)
+	// a checkpoint that does not exist: the error shows in the window and
+	// the model keeps running
+	bad := filepath.Join(t.TempDir(), "missing.safetensors")
+	h.ui.ckptEd.SetText(bad)
+	h.ui.openPaths()
+	h.frame()
+	s := h.snap()
+	if s.Error == "" || !strings.Contains(s.Error, "missing.safetensors") {
+		t.Fatalf("error %q does not name the file", s.Error)
+	}
+	img := h.shot("error")
+	red := 0
+	for x := 0; x < 900; x += 3 {
+		for y := 40; y < 120; y += 3 {
+			if guitest.Near(img.RGBAAt(x, y), color.RGBA{0xc9, 0x3c, 0x3c, 0xff}, 10) {
+				red++
+			}
+		}
+	}
+	if red < 100 {
+		t.Errorf("no error banner drawn (%d red samples)", red)
+	}
+	h.key(key.NameRightArrow, 0)
+	if p := h.snap().Panes[0]; p.U != 1 {
+		t.Errorf("app unusable after the error: at update %d", p.U)
+	}
+	h.win.Click(h.ui.errorDismissAt())
+	h.frame()
+	if e := h.snap().Error; e != "" {
+		t.Errorf("dismiss left the error %q", e)
+	}
+}
+
+// TestGUIReferenceScreenshots renders the README's screenshots from the
+// built-in model when GECA_SCREENSHOTS names a folder:
+//
+//	GECA_SCREENSHOTS=$PWD/app/testdata/screenshots go test -run ReferenceScreenshots ./app
+func TestGUIReferenceScreenshots(t *testing.T) {
+	if os.Getenv("GECA_SCREENSHOTS") == "" {
+		t.Skip("set GECA_SCREENSHOTS to a folder to write the reference screenshots")
+	}
+	guitest.RequireRenderer(t)
+	eng, err := DefaultEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, eng, DefaultSettings(eng.Config()))
+	cfg := h.snap().Cfg
+	// mid-growth inside the first timestep, the light cone in the alive view
+	for i := 0; i < 5; i++ {
+		h.key(key.NameRightArrow, 0)
+	}
+	h.win.Click(h.ui.CellCentre(0, cfg.GridH/2-1, cfg.GridW/2+1))
+	h.frame()
+	h.key(key.NameRightArrow, 0)
+	h.key("8", 0)
+	h.win.Move(h.ui.CellCentre(0, cfg.GridH/2, cfg.GridW/2))
+	h.frame()
+	h.shot("viewer-growth")
+	// the finished sample in the x0 view
+	h.key("1", 0)
+	for i := 0; i < 1000 && !h.snap().Panes[0].Frame.Done; i++ {
+		h.key("T", 0)
+	}
+	h.shot("viewer-final")
+	// compare M in lock-step, from the start
+	h.key(key.NameHome, 0)
+	h.ui.compareEd.SetText("2, 8, 16")
+	h.key("K", 0)
+	for i := 0; i < 3; i++ {
+		h.key("T", 0)
+	}
+	h.key("6", 0)
+	h.shot("viewer-compare")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"geca/assets"
 	"geca/engine"
 	"geca/engine/ckpt"
 	"geca/engine/sample"
@@ -21,7 +22,12 @@ type ModelEngine struct {
 	Random bool
 	// VAE decodes x0 fully for latent models (nil: preview only).
 	VAE *vae.Decoder
+	// Classes names the labels, when known.
+	Classes []string
 }
+
+// ClassNames names the model's classes (nil when unknown).
+func (e *ModelEngine) ClassNames() []string { return e.Classes }
 
 func (e *ModelEngine) Config() engine.Config { return e.Model.Cfg }
 func (e *ModelEngine) Name() string          { return e.Label }
@@ -182,7 +188,7 @@ func baseName(p string) string {
 
 // DefaultSettings are the viewer's starting settings for a model: the
 // model's M and update rate, GHG on, no guidance (CFG doubles the cost), 50
-// steps, seed 1.
+// steps, seed 1, and class 1 for class-conditional models.
 func DefaultSettings(cfg engine.Config) Settings {
 	m := cfg.M
 	if m <= 0 {
@@ -192,12 +198,20 @@ func DefaultSettings(cfg engine.Config) Settings {
 	if !(rate > 0) || math.IsNaN(float64(rate)) {
 		rate = 0.5
 	}
-	return Settings{Steps: "50", M: m, GHG: true, CFG: 1, Rate: rate, Seed: 1}
+	s := Settings{Steps: "50", M: m, GHG: true, CFG: 1, Rate: rate, Seed: 1}
+	if cfg.NumClasses > 1 {
+		s.Labels = []int{1 % cfg.NumClasses}
+	}
+	return s
 }
 
 // DefaultEngine is the model the viewer opens without --ckpt: the embedded
-// default model when the build has one, else the random demo model (the
-// status line marks it as untrained).
+// Fashion-MNIST model (assets), or the random demo model if it cannot be
+// loaded (the status line then marks the model as untrained).
 func DefaultEngine() (Engine, error) {
-	return NewDemoEngine(1)
+	m, _, err := assets.DefaultModel()
+	if err != nil {
+		return NewDemoEngine(1)
+	}
+	return &ModelEngine{Model: m, Label: "Fashion-MNIST 28x28 (built in)", Classes: assets.DefaultClasses}, nil
 }

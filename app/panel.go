@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"image"
+	"strings"
 
 	"gioui.org/layout"
 	"gioui.org/widget/material"
@@ -115,7 +116,7 @@ func (u *UI) panelSampling(gtx C) D {
 						return label(u.th, 12, colMuted, "labels").Layout(gtx)
 					},
 					func(gtx C) D { return editorBox(gtx, u.th, &u.labelEd, "e.g. 3,7", 90) },
-					label(u.th, 11, colMuted, fmt.Sprintf("of %d classes, Enter", s.Cfg.NumClasses)).Layout,
+					label(u.th, 11, colMuted, u.labelHint()).Layout,
 				)
 			}),
 			layout.Rigid(layout.Spacer{Height: 6}.Layout),
@@ -277,4 +278,17 @@ func (u *UI) panelFiles(gtx C) D {
 			layout.Rigid(layout.Spacer{Height: 6}.Layout),
 		)
 	})
+}
+
+// labelHint names the chosen classes, or says how many there are.
+func (u *UI) labelHint() string {
+	s := u.snap
+	if len(s.Settings.Labels) > 0 && len(s.Classes) == s.Cfg.NumClasses {
+		var names []string
+		for _, l := range s.Settings.Labels {
+			names = append(names, s.Classes[l])
+		}
+		return strings.Join(names, " + ") + " (Enter applies)"
+	}
+	return fmt.Sprintf("of %d classes, Enter applies", s.Cfg.NumClasses)
 }

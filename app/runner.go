@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +92,9 @@ func (c LoadModel) run(r *Runner) error {
 	})
 	if err != nil {
 		r.status = ""
+		if strings.Contains(err.Error(), c.Ckpt) {
+			return err
+		}
 		return fmt.Errorf("open %s: %w", c.Ckpt, err)
 	}
 	s := AdaptSettings(r.ctrl.base, eng.Config())
@@ -283,6 +287,7 @@ type Snapshot struct {
 	Untrained bool
 	Preview   render.Preview                                      // latent -> RGB, nil for pixel models
 	Decode    func(latent []float32, h, w int) ([]float32, error) // full decoder, nil if none
+	Classes   []string                                            // class names, when the model knows them
 	Panes     []PaneSnap
 	Active    int
 	Runs      []RunInfo
@@ -348,6 +353,9 @@ func (r *Runner) buildSnapshot() *Snapshot {
 	}
 	if d, ok := r.eng.(decoder); ok {
 		s.Decode = d.Decoder()
+	}
+	if n, ok := r.eng.(interface{ ClassNames() []string }); ok {
+		s.Classes = n.ClassNames()
 	}
 	for i, p := range c.panes {
 		f, err := c.Frame(p.Run, p.K, p.U)

@@ -37,7 +37,7 @@ type Options struct {
 	Shaper *text.Shaper
 }
 
-var speeds = []float64{1, 4, 16, 60, 0} // updates per second; 0 = max
+var speeds = []float64{1, 4, 8, 16, 60, 0} // updates per second; 0 = max
 
 // UI is the visualizer's widget tree. Only the UI goroutine touches it.
 type UI struct {
@@ -86,6 +86,7 @@ type UI struct {
 	lastSnapSeq uint64
 	seedFocus   bool
 	topH        int
+	dismissAt   image.Point
 	labelFocus  bool
 
 	btnPlay, btnStep, btnStepT, btnReset, btnDice, btnUndo          widget.Clickable
@@ -94,7 +95,7 @@ type UI struct {
 	btnBrushOff, btnErase, btnPerturb, btnChPrev, btnChNext         widget.Clickable
 	btnDecoded                                                      widget.Clickable
 	viewBtns                                                        [render.NumViews]widget.Clickable
-	speedBtns                                                       [5]widget.Clickable
+	speedBtns                                                       [6]widget.Clickable
 	stepsBtns                                                       [5]widget.Clickable
 
 	// messages from background work (exports, file dialogs), shown in the status line
@@ -292,6 +293,24 @@ func (u *UI) layoutTopBar(gtx C) D {
 					}
 					return wrapRow(gtx, 4, ws...)
 				}),
+				layout.Rigid(func(gtx C) D {
+					var txt string
+					switch u.view {
+					case render.ViewEps, render.ViewV:
+						txt = fmt.Sprintf("channel %d/%d", u.channel+1, max(u.snap.Cfg.InChannels, 1))
+					case render.ViewHidden:
+						txt = fmt.Sprintf("hidden %d,%d,%d", u.hidden[0], u.hidden[1], u.hidden[2])
+					default:
+						return D{}
+					}
+					return layout.Inset{Right: 8}.Layout(gtx, func(gtx C) D {
+						return row(gtx, 4,
+							func(gtx C) D { return chip(gtx, u.th, &u.btnChPrev, "<", false) },
+							label(u.th, 12, colText, txt).Layout,
+							func(gtx C) D { return chip(gtx, u.th, &u.btnChNext, ">", false) },
+						)
+					})
+				}),
 				layout.Rigid(func(gtx C) D { return chip(gtx, u.th, &u.btnHelp, "? keys", u.help) }),
 			)
 		})
@@ -363,10 +382,12 @@ func (u *UI) meanFrameMs() float64 {
 }
 
 func (u *UI) layoutError(gtx C) {
-	defer op.Offset(image.Pt(gtx.Dp(16), gtx.Dp(48))).Push(gtx.Ops).Pop()
-	gtx.Constraints.Min = image.Point{}
-	gtx.Constraints.Max.X = min(gtx.Constraints.Max.X-gtx.Dp(32+340), gtx.Dp(800))
-	withBg(gtx, colError, func(gtx C) D {
+	off := image.Pt(gtx.Dp(16), u.topH+gtx.Dp(8))
+	defer op.Offset(off).Push(gtx.Ops).Pop()
+	w := min(gtx.Constraints.Max.X-gtx.Dp(32+340), gtx.Dp(820))
+	gtx.Constraints = layout.Constraints{Min: image.Pt(w, 0), Max: image.Pt(w, gtx.Constraints.Max.Y)}
+	var btn D
+	d := withBg(gtx, colError, func(gtx C) D {
 		return layout.Inset{Left: 12, Right: 8, Top: 8, Bottom: 8}.Layout(gtx, func(gtx C) D {
 			return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
 				layout.Flexed(1, func(gtx C) D {
@@ -375,11 +396,19 @@ func (u *UI) layoutError(gtx C) {
 					return l.Layout(gtx)
 				}),
 				layout.Rigid(layout.Spacer{Width: 8}.Layout),
-				layout.Rigid(func(gtx C) D { return button(gtx, u.th, &u.btnCloseErr, "dismiss", false) }),
+				layout.Rigid(func(gtx C) D {
+					btn = button(gtx, u.th, &u.btnCloseErr, "dismiss", false)
+					return btn
+				}),
 			)
 		})
 	})
+	u.dismissAt = off.Add(image.Pt(d.Size.X-gtx.Dp(8)-btn.Size.X/2, d.Size.Y/2))
 }
+
+// errorDismissAt is the window position of the error banner's dismiss
+// button in the last frame.
+func (u *UI) errorDismissAt() image.Point { return u.dismissAt }
 
 // handleControls reacts to clicks and slider moves of the last frame.
 func (u *UI) handleControls(gtx C) {
