@@ -120,9 +120,10 @@ func Conv2d(dst, src, weight, bias []float32, batch int, s Conv2dSpec, ws *ConvW
 // 3x3 kernels, im2col (or a plain matrix product for 1x1) otherwise.
 type Conv struct {
 	COut, CIn, K int
-	Weight       []float32 // (COut, CIn, K, K) as stored by PyTorch
+	Weight       []float32 // (COut, CIn, K, K) as stored by PyTorch; nil after ReleaseWeight
 	Bias         []float32 // (COut) or nil
-	// Im2col forces the im2col path for 3x3 kernels (reference and benchmarks).
+	// Im2col forces the im2col path for 3x3 kernels (reference and
+	// benchmarks); it needs Weight.
 	Im2col bool
 	wino   []float32 // Winograd-transformed 3x3 weights, 16 × COut × CIn
 }
@@ -146,12 +147,27 @@ func NewConv(cout, cin, k int, weight, bias []float32) (*Conv, error) {
 	return c, nil
 }
 
+// ReleaseWeight drops Weight when the prepared form is all Forward needs
+// (3x3 kernels, which run on their Winograd transform), so a large model
+// does not hold its convolutions twice. It reports whether it did.
+func (c *Conv) ReleaseWeight() bool {
+	if c.wino == nil {
+		return false
+	}
+	c.Weight = nil
+	c.Im2col = false
+	return true
+}
+
+// Params is the number of weights and biases.
+func (c *Conv) Params() int { return c.COut*c.CIn*c.K*c.K + len(c.Bias) }
+
 // Forward computes dst = conv(src) + bias for batch images of h×w outputs
 // (src is (CIn, h, w) per image, or (CIn, h/2, w/2) read through a nearest
 // 2x upsample when up2x). With acc the result is added to dst. ws may be nil.
 func (c *Conv) Forward(dst, src []float32, batch, h, w int, up2x, acc bool, ws *ConvWorkspace) {
 	s := Conv2dSpec{CIn: c.CIn, COut: c.COut, K: c.K, H: h, W: w, Upsample2x: up2x, Accumulate: acc}
-	if c.wino == nil || c.Im2col {
+	if c.wino == nil || (c.Im2col && c.Weight != nil) {
 		Conv2d(dst, src, c.Weight, c.Bias, batch, s, ws)
 		return
 	}

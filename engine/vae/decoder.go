@@ -157,7 +157,7 @@ func (d *Decoder) ParamCount() int {
 	n := 0
 	conv := func(c *compute.Conv) {
 		if c != nil {
-			n += len(c.Weight) + len(c.Bias)
+			n += c.Params()
 		}
 	}
 	norm := func(g *GroupNorm) { n += len(g.Weight) + len(g.Bias) }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -67,7 +68,12 @@ func LoadDecoder(path string) (*Decoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vae: %w", err)
 	}
-	return newDecoder(cfg, tensors, weights)
+	d, err := newDecoder(cfg, tensors, weights)
+	// The file's tensors (the encoder's too, and the decoder's 3x3 kernels,
+	// now held in Winograd form) are garbage: hand the memory back now
+	// rather than after the next collections.
+	debug.FreeOSMemory()
+	return d, err
 }
 
 // NewDecoder builds a decoder from state-dict tensors in any of the layouts
@@ -306,7 +312,9 @@ func (s *source) conv(name string, cout, cin, k int) *compute.Conv {
 	c, err := compute.NewConv(cout, cin, k, w, b)
 	if err != nil {
 		s.err = fmt.Errorf("vae: %s: %s: %w", s.file, name, err)
+		return nil
 	}
+	c.ReleaseWeight() // 3x3 kernels keep only their Winograd form
 	return c
 }
 
