@@ -36,26 +36,58 @@ type Net[T Float] struct {
 	NoGrad bool
 	masks  [][]T // the masks of the last Forward, one B·N slice per update
 
-	// scratch for the backward pass
-	dS, dE, dE1, dTmp, dTmp2, dQKV, dH, dLogit []T
-	dmod, dfmod                                []T
-	tmpA, tmpH                                 []T
+	all rowSet // every row of the batch
+
+	// scratch
+	e0, eC                                 []T // R×D: E before the attention residual (all rows), E of the active rows
+	dS, dEC, dEF, dX1, dX2, dO, dQKV, dH, dLogit []T
+	dmod, dfmod                            []T
+	tmpA, tmpH, dU                         []T
+}
+
+// rowSet is a set of rows of the state in ascending order: every row (idx
+// nil) or the cells that update in one step. start[b] is the position of
+// sample b's first row, start[B] the count.
+//
+// Only the active cells of an update need the attention output, the MLP and
+// the final layer (an inactive cell's update is multiplied by 0); every cell
+// needs its keys and values, so the embedding, LN1 and QKV run on all rows.
+// With the official update rate 0.5 this halves most of the work.
+type rowSet struct {
+	idx   []int32
+	start []int
+	n     int // cells per sample
+}
+
+func (rs *rowSet) count() int { return rs.start[len(rs.start)-1] }
+
+func (rs *rowSet) row(i int) int {
+	if rs.idx == nil {
+		return i
+	}
+	return int(rs.idx[i])
 }
 
 // update holds the activations of one cell update that the backward pass needs.
 // Cheap element-wise results (the modulated LayerNorm outputs, the GELU) are
 // recomputed instead of stored.
+//
+// X, xhat1, rstd1 and qkv cover every row; the rest only the active rows (in
+// the order of act).
 type update[T Float] struct {
 	X                   []T // R×Cd input state
-	xhat1, xhat2, xhatf []T // R×D normalised activations
-	rstd1, rstd2, rstdf []T // R reciprocal standard deviations
+	xhat1, xhat2, xhatf []T // ·×D normalised activations
+	rstd1, rstd2, rstdf []T // reciprocal standard deviations
 	qkv                 []T // R×3D
-	p                   []T // R×heads×9 attention weights
-	o                   []T // R×D merged heads
-	attn                []T // R×D output projection
-	h                   []T // R×Mlp pre-GELU
-	phi                 []T // R×Mlp Φ(h), so GELU(h) = h·Φ(h) and its derivative need no second erf
-	y                   []T // R×D MLP output
+	p                   []T // heads×9 attention weights per active row
+	o                   []T // merged heads
+	attn                []T // output projection
+	h                   []T // pre-GELU
+	phi                 []T // Φ(h), so GELU(h) = h·Φ(h) and its derivative need no second erf
+	y                   []T // MLP output
+
+	act rowSet  // the active rows
+	pos []int32 // row -> position in act, or −1
 }
 
 // NewNet sizes the buffers of a network for batches of up to b samples.
@@ -70,9 +102,14 @@ func NewNet[T Float](p *Params[T], b int) *Net[T] {
 	n.tfeat, n.th, n.temb, n.yIn, n.yh, n.c, n.sc = mk(b*TimeFeatures), mk(b*D), mk(b*D), mk(b*n.K), mk(b*D), mk(b*D), mk(b*D)
 	n.mod, n.fmod, n.dmod, n.dfmod = mk(b*6*D), mk(b*2*D), mk(b*6*D), mk(b*2*D)
 	n.out = mk(R * n.Cd)
-	n.dS, n.dE, n.dE1, n.dTmp, n.dTmp2 = mk(R*n.Cd), mk(R*D), mk(R*D), mk(R*D), mk(R*D)
+	n.e0, n.eC = mk(R*D), mk(R*D)
+	n.dS, n.dEC, n.dEF, n.dX1, n.dX2, n.dO = mk(R*n.Cd), mk(R*D), mk(R*D), mk(R*D), mk(R*D), mk(R*D)
 	n.dQKV, n.dH, n.dLogit = mk(R*3*D), mk(R*n.Mlp), mk(R*n.Heads*9)
-	n.tmpA, n.tmpH = mk(R*D), mk(R*n.Mlp)
+	n.tmpA, n.tmpH, n.dU = mk(R*D), mk(R*n.Mlp), mk(R*n.Ud)
+	n.all = rowSet{start: make([]int, b+1), n: n.N}
+	for i := range n.all.start {
+		n.all.start[i] = i * n.N
+	}
 	return n
 }
 
@@ -84,6 +121,7 @@ func (n *Net[T]) ensureUpdates(m int) {
 			rstd1: make([]T, R), rstd2: make([]T, R), rstdf: make([]T, R),
 			qkv: make([]T, R*3*D), p: make([]T, R*n.Heads*9), o: make([]T, R*D), attn: make([]T, R*D),
 			h: make([]T, R*n.Mlp), phi: make([]T, R*n.Mlp), y: make([]T, R*D),
+			act: rowSet{idx: make([]int32, 0, R), start: make([]int, n.B+1), n: n.N}, pos: make([]int32, R),
 		})
 	}
 }
@@ -242,17 +280,17 @@ func layerNormBwd[T Float](dx, dxhat, xhat, rstd []T, rows, d int) {
 	})
 }
 
-// modulate writes A = (xhat·γ + β)·(1 + scale_b) + shift_b (γ, β nil: no affine)
-// for every row of sample b, whose modulation vectors are shift and scale.
-func (n *Net[T]) modulate(a, xhat, g, beta []T, mod []T, modStride, shiftOff, scaleOff int) {
+// modulate writes A = (xhat·γ + β)·(1 + scale_b) + shift_b (γ, β nil: no
+// affine) for the rows of rs, whose modulation vectors are shift and scale.
+func (n *Net[T]) modulate(a, xhat, g, beta []T, mod []T, modStride, shiftOff, scaleOff int, rs *rowSet) {
 	D, N := n.D, n.N
-	parallelFor(n.R, 64, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			b := r / N
+	parallelFor(rs.count(), 64, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			b := rs.row(i) / N
 			shift := mod[b*modStride+shiftOff*D : b*modStride+shiftOff*D+D]
 			scale := mod[b*modStride+scaleOff*D : b*modStride+scaleOff*D+D]
-			xh := xhat[r*D : (r+1)*D]
-			out := a[r*D : (r+1)*D]
+			xh := xhat[i*D : (i+1)*D]
+			out := a[i*D : (i+1)*D]
 			for k := 0; k < D; k++ {
 				v := xh[k]
 				if g != nil {
@@ -276,67 +314,86 @@ func (n *Net[T]) neighbour(r, k int) int {
 	return r - cell + i*W + j
 }
 
+// setActive records which rows update (mask ≠ 0; nil = all).
+func (n *Net[T]) setActive(u *update[T], mask []T) {
+	u.act.idx = u.act.idx[:0]
+	for b := 0; b < n.B; b++ {
+		u.act.start[b] = len(u.act.idx)
+		for r := b * n.N; r < (b+1)*n.N; r++ {
+			if mask == nil || mask[r] != 0 {
+				u.pos[r] = int32(len(u.act.idx))
+				u.act.idx = append(u.act.idx, int32(r))
+			} else {
+				u.pos[r] = -1
+			}
+		}
+	}
+	u.act.start[n.B] = len(u.act.idx)
+}
+
 // updateFwd runs one cell update f (spec §3) on u.X and writes the new state
 // into next.
 func (n *Net[T]) updateFwd(u *update[T], mask []T, next []T) {
 	p := n.P
 	R, D, Cd, Mlp := n.R, n.D, n.Cd, n.Mlp
-	// 2-3: cell embedding plus positional code.
-	e := n.dE1 // E0 lives in scratch during the forward pass
-	linearFwd(e, u.X, p.CellW.W, p.CellB.W, R, Cd, D)
+	n.setActive(u, mask)
+	act := &u.act
+	Ra := act.count()
+	// 2-3: cell embedding plus positional code (every row: all are keys).
+	e0 := n.e0
+	linearFwd(e0, u.X, p.CellW.W, p.CellB.W, R, Cd, D)
 	parallelFor(R, 256, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			pe := n.pe[(r%n.N)*D : (r%n.N+1)*D]
-			row := e[r*D : (r+1)*D]
+			row := e0[r*D : (r+1)*D]
 			for k := range row {
 				row[k] += pe[k]
 			}
 		}
 	})
 	// 6: A = LN1(E)·(1 + scale_msa) + shift_msa.
-	layerNorm(u.xhat1, u.rstd1, e, R, D, 1e-5)
-	n.modulate(n.tmpA, u.xhat1, p.LN1G.W, p.LN1B.W, n.mod, 6*D, 0, 1)
-	// 7-9: QKV, 3x3 local attention, output projection.
+	layerNorm(u.xhat1, u.rstd1, e0, R, D, 1e-5)
+	n.modulate(n.tmpA, u.xhat1, p.LN1G.W, p.LN1B.W, n.mod, 6*D, 0, 1, &n.all)
+	// 7-9: QKV (every row), 3x3 local attention and output projection (active rows).
 	linearFwd(u.qkv, n.tmpA, p.QKVW.W, nil, R, D, 3*D)
 	n.attentionFwd(u)
-	linearFwd(u.attn, u.o, p.OutW.W, p.OutB.W, R, D, D)
-	// 10: E += gate_msa·Attn.
-	n.gatedAdd(e, u.attn, 2)
+	linearFwd(u.attn, u.o, p.OutW.W, p.OutB.W, Ra, D, D)
+	// 10: E += gate_msa·Attn, from here on for the active rows only.
+	e := n.eC
+	parallelFor(Ra, 256, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := act.row(i)
+			copy(e[i*D:(i+1)*D], e0[r*D:(r+1)*D])
+		}
+	})
+	n.gatedAdd(e, u.attn, 2, act)
 	// 11: F = LN2(E)·(1 + scale_mlp) + shift_mlp; MLP with exact GELU.
-	layerNorm(u.xhat2, u.rstd2, e, R, D, 1e-5)
-	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4)
-	linearFwd(u.h, n.tmpA, p.MLP1W.W, p.MLP1B.W, R, D, Mlp)
-	geluRows(n.tmpH, u.phi, u.h)
-	linearFwd(u.y, n.tmpH, p.MLP2W.W, p.MLP2B.W, R, Mlp, D)
+	layerNorm(u.xhat2, u.rstd2, e, Ra, D, 1e-5)
+	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4, act)
+	linearFwd(u.h, n.tmpA, p.MLP1W.W, p.MLP1B.W, Ra, D, Mlp)
+	geluRows(n.tmpH[:Ra*Mlp], u.phi[:Ra*Mlp], u.h[:Ra*Mlp])
+	linearFwd(u.y, n.tmpH, p.MLP2W.W, p.MLP2B.W, Ra, Mlp, D)
 	// 12: E += gate_mlp·F.
-	n.gatedAdd(e, u.y, 5)
+	n.gatedAdd(e, u.y, 5, act)
 	// 13: final layer: LN (eps 1e-6, no affine), its own adaLN, Linear.
-	layerNorm(u.xhatf, u.rstdf, e, R, D, 1e-6)
-	n.modulate(n.tmpA, u.xhatf, nil, nil, n.fmod, 2*D, 0, 1)
-	uo := n.dTmp2[:0]
-	if len(n.dTmp2) >= R*n.Ud {
-		uo = n.dTmp2[:R*n.Ud]
-	} else {
-		uo = make([]T, R*n.Ud)
-	}
-	linearFwd(uo, n.tmpA, p.FinW.W, p.FinB.W, R, D, n.Ud)
+	layerNorm(u.xhatf, u.rstdf, e, Ra, D, 1e-6)
+	n.modulate(n.tmpA, u.xhatf, nil, nil, n.fmod, 2*D, 0, 1, act)
+	uo := n.dU
+	linearFwd(uo, n.tmpA, p.FinW.W, p.FinB.W, Ra, D, n.Ud)
 	// 15-16: masked residual update of C_out and C_h; C_in kept.
 	Cin, Ud := n.Cin, n.Ud
-	parallelFor(R, 256, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			src := u.X[r*Cd : (r+1)*Cd]
-			dst := next[r*Cd : (r+1)*Cd]
-			copy(dst, src)
+	copy(next[:R*Cd], u.X)
+	parallelFor(Ra, 256, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := act.row(i)
 			m := T(1)
 			if mask != nil {
 				m = mask[r]
 			}
-			if m == 0 {
-				continue
-			}
-			up := uo[r*Ud : (r+1)*Ud]
-			for k := 0; k < Ud; k++ {
-				dst[Cin+k] += m * up[k]
+			dst := next[r*Cd+Cin : r*Cd+Cin+Ud]
+			up := uo[i*Ud : (i+1)*Ud]
+			for k := range dst {
+				dst[k] += m * up[k]
 			}
 		}
 	})
@@ -364,14 +421,15 @@ func geluRows[T Float](dst, phi, x []T) {
 	})
 }
 
-// gatedAdd does E += gate_b ⊙ X with gate = chunk `chunk` of the block modulation.
-func (n *Net[T]) gatedAdd(e, x []T, chunk int) {
+// gatedAdd does E += gate_b ⊙ X for the rows of rs, gate = chunk `chunk` of
+// the block modulation.
+func (n *Net[T]) gatedAdd(e, x []T, chunk int, rs *rowSet) {
 	D, N := n.D, n.N
-	parallelFor(n.R, 256, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			b := r / N
+	parallelFor(rs.count(), 256, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			b := rs.row(i) / N
 			g := n.mod[b*6*D+chunk*D : b*6*D+chunk*D+D]
-			er, xr := e[r*D:(r+1)*D], x[r*D:(r+1)*D]
+			er, xr := e[i*D:(i+1)*D], x[i*D:(i+1)*D]
 			for k := range er {
 				er[k] += g[k] * xr[k]
 			}
@@ -379,16 +437,18 @@ func (n *Net[T]) gatedAdd(e, x []T, chunk int) {
 	})
 }
 
-// attentionFwd is the localised attention (spec §3 step 8): every cell attends
-// to the 9 cells of its 3x3 window (itself included); slots outside the grid
-// hold a zero key and value, so they take part in the softmax with logit 0.
+// attentionFwd is the localised attention (spec §3 step 8) for the active
+// rows: every cell attends to the 9 cells of its 3x3 window (itself
+// included); slots outside the grid hold a zero key and value, so they take
+// part in the softmax with logit 0.
 func (n *Net[T]) attentionFwd(u *update[T]) {
 	D, Hd, heads := n.D, n.Hd, n.Heads
 	scale := 1 / math.Sqrt(float64(Hd))
-	parallelFor(n.R, 64, func(lo, hi int) {
+	parallelFor(u.act.count(), 64, func(lo, hi int) {
 		var logit [9]float64
 		var nb [9]int
-		for r := lo; r < hi; r++ {
+		for i := lo; i < hi; i++ {
+			r := u.act.row(i)
 			for k := 0; k < 9; k++ {
 				nb[k] = n.neighbour(r, k)
 			}
@@ -411,8 +471,8 @@ func (n *Net[T]) attentionFwd(u *update[T]) {
 					logit[k] = math.Exp(logit[k] - mx)
 					sum += logit[k]
 				}
-				pr := u.p[(r*heads+h)*9 : (r*heads+h)*9+9]
-				o := u.o[r*D+h*Hd : r*D+h*Hd+Hd]
+				pr := u.p[(i*heads+h)*9 : (i*heads+h)*9+9]
+				o := u.o[i*D+h*Hd : i*D+h*Hd+Hd]
 				zero(o)
 				for k := 0; k < 9; k++ {
 					pk := logit[k] / sum
@@ -449,11 +509,11 @@ func (n *Net[T]) Backward(dOut []T) []T {
 	return n.dS
 }
 
-// modulateBwd back-propagates A = (xhat·γ + β)·(1 + scale_b) + shift_b: it
-// accumulates dscale, dshift into dmod, dγ, dβ into the parameters, and writes
-// dxhat.
-func (n *Net[T]) modulateBwd(dxhat, dA, xhat []T, g, beta *Param[T], mod, dmod []T, modStride, shiftOff, scaleOff int) {
-	D, N, B := n.D, n.N, n.B
+// modulateBwd back-propagates A = (xhat·γ + β)·(1 + scale_b) + shift_b over
+// the rows of rs: it accumulates dscale, dshift into dmod, dγ, dβ into the
+// parameters, and writes dxhat.
+func (n *Net[T]) modulateBwd(dxhat, dA, xhat []T, g, beta *Param[T], mod, dmod []T, modStride, shiftOff, scaleOff int, rs *rowSet) {
+	D, B := n.D, n.B
 	var pg, pb []T
 	if g != nil {
 		pg, pb = make([]T, B*D), make([]T, B*D)
@@ -463,10 +523,10 @@ func (n *Net[T]) modulateBwd(dxhat, dA, xhat []T, g, beta *Param[T], mod, dmod [
 			scale := mod[b*modStride+scaleOff*D : b*modStride+scaleOff*D+D]
 			dshift := dmod[b*modStride+shiftOff*D : b*modStride+shiftOff*D+D]
 			dscale := dmod[b*modStride+scaleOff*D : b*modStride+scaleOff*D+D]
-			for r := b * N; r < (b+1)*N; r++ {
-				da := dA[r*D : (r+1)*D]
-				xh := xhat[r*D : (r+1)*D]
-				dx := dxhat[r*D : (r+1)*D]
+			for i := rs.start[b]; i < rs.start[b+1]; i++ {
+				da := dA[i*D : (i+1)*D]
+				xh := xhat[i*D : (i+1)*D]
+				dx := dxhat[i*D : (i+1)*D]
 				for k := 0; k < D; k++ {
 					v := xh[k]
 					if g != nil {
@@ -495,16 +555,16 @@ func (n *Net[T]) modulateBwd(dxhat, dA, xhat []T, g, beta *Param[T], mod, dmod [
 	}
 }
 
-// gatedAddBwd back-propagates E_out = E_in + gate_b ⊙ X: dgate_b += Σ dE·X,
-// dX = dE·gate (dE itself passes through unchanged).
-func (n *Net[T]) gatedAddBwd(dx, dE, x []T, chunk int) {
-	D, N := n.D, n.N
+// gatedAddBwd back-propagates E_out = E_in + gate_b ⊙ X over the rows of rs:
+// dgate_b += Σ dE·X, dX = dE·gate (dE itself passes through unchanged).
+func (n *Net[T]) gatedAddBwd(dx, dE, x []T, chunk int, rs *rowSet) {
+	D := n.D
 	parallelFor(n.B, 1, func(lo, hi int) {
 		for b := lo; b < hi; b++ {
 			g := n.mod[b*6*D+chunk*D : b*6*D+chunk*D+D]
 			dg := n.dmod[b*6*D+chunk*D : b*6*D+chunk*D+D]
-			for r := b * N; r < (b+1)*N; r++ {
-				de, xr, dxr := dE[r*D:(r+1)*D], x[r*D:(r+1)*D], dx[r*D:(r+1)*D]
+			for i := rs.start[b]; i < rs.start[b+1]; i++ {
+				de, xr, dxr := dE[i*D:(i+1)*D], x[i*D:(i+1)*D], dx[i*D:(i+1)*D]
 				for k := range de {
 					dg[k] += de[k] * xr[k]
 					dxr[k] = de[k] * g[k]
@@ -519,93 +579,110 @@ func (n *Net[T]) gatedAddBwd(dx, dE, x []T, chunk int) {
 func (n *Net[T]) updateBwd(u *update[T], mask []T) {
 	p := n.P
 	R, D, Cd, Cin, Ud, Mlp := n.R, n.D, n.Cd, n.Cin, n.Ud, n.Mlp
-	// 16: S' = S + m·U on C_out|C_h. dS passes through; dU = m·dS'.
-	dU := make([]T, R*Ud)
-	parallelFor(R, 256, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
+	act := &u.act
+	Ra := act.count()
+	// 16: S' = S + m·U on C_out|C_h. dS passes through; dU = m·dS' (active rows).
+	dU := n.dU
+	parallelFor(Ra, 256, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := act.row(i)
 			m := T(1)
 			if mask != nil {
 				m = mask[r]
 			}
-			if m == 0 {
-				continue
-			}
 			src := n.dS[r*Cd+Cin : r*Cd+Cin+Ud]
-			dst := dU[r*Ud : (r+1)*Ud]
+			dst := dU[i*Ud : (i+1)*Ud]
 			for k := range dst {
 				dst[k] = m * src[k]
 			}
 		}
 	})
 	// 13: final layer.
-	n.modulate(n.tmpA, u.xhatf, nil, nil, n.fmod, 2*D, 0, 1)
-	dZ := n.dTmp
-	linearBwd(dZ, p.FinW.G, p.FinB.G, dU, n.tmpA, p.FinW.W, R, D, Ud, false)
-	dxh := n.dTmp2
-	n.modulateBwd(dxh, dZ, u.xhatf, nil, nil, n.fmod, n.dfmod, 2*D, 0, 1)
-	dE := n.dE // gradient w.r.t. E after step 12
-	zero(dE)
-	layerNormBwd(dE, dxh, u.xhatf, u.rstdf, R, D)
+	n.modulate(n.tmpA, u.xhatf, nil, nil, n.fmod, 2*D, 0, 1, act)
+	dZ := n.dX1
+	linearBwd(dZ, p.FinW.G, p.FinB.G, dU, n.tmpA, p.FinW.W, Ra, D, Ud, false)
+	dxh := n.dX2
+	n.modulateBwd(dxh, dZ, u.xhatf, nil, nil, n.fmod, n.dfmod, 2*D, 0, 1, act)
+	dE := n.dEC // gradient w.r.t. E (active rows) after step 12
+	zero(dE[:Ra*D])
+	layerNormBwd(dE, dxh, u.xhatf, u.rstdf, Ra, D)
 	// 12: E2 = E1 + gate_mlp·Y.
-	dY := n.dTmp
-	n.gatedAddBwd(dY, dE, u.y, 5)
+	dY := n.dX1
+	n.gatedAddBwd(dY, dE, u.y, 5, act)
 	// 11: MLP.
-	parallelFor(len(u.h), 4096, func(lo, hi int) {
+	parallelFor(Ra*Mlp, 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			n.tmpH[i] = u.h[i] * u.phi[i]
 		}
 	})
-	linearBwd(n.dH, p.MLP2W.G, p.MLP2B.G, dY, n.tmpH, p.MLP2W.W, R, Mlp, D, false)
+	linearBwd(n.dH, p.MLP2W.G, p.MLP2B.G, dY, n.tmpH, p.MLP2W.W, Ra, Mlp, D, false)
 	// GELU'(x) = Φ(x) + x·φ(x).
-	parallelFor(len(n.dH), 4096, func(lo, hi int) {
+	parallelFor(Ra*Mlp, 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(u.h[i])
 			n.dH[i] *= T(float64(u.phi[i]) + x*invSqrt2Pi*math.Exp(-0.5*x*x))
 		}
 	})
-	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4)
-	dF := n.dTmp
-	linearBwd(dF, p.MLP1W.G, p.MLP1B.G, n.dH, n.tmpA, p.MLP1W.W, R, D, Mlp, false)
-	n.modulateBwd(dxh, dF, u.xhat2, p.LN2G, p.LN2B, n.mod, n.dmod, 6*D, 3, 4)
-	layerNormBwd(dE, dxh, u.xhat2, u.rstd2, R, D)
+	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4, act)
+	dF := n.dX1
+	linearBwd(dF, p.MLP1W.G, p.MLP1B.G, n.dH, n.tmpA, p.MLP1W.W, Ra, D, Mlp, false)
+	n.modulateBwd(dxh, dF, u.xhat2, p.LN2G, p.LN2B, n.mod, n.dmod, 6*D, 3, 4, act)
+	layerNormBwd(dE, dxh, u.xhat2, u.rstd2, Ra, D)
 	// 10: E1 = E0 + gate_msa·Attn.
-	dAttn := n.dTmp
-	n.gatedAddBwd(dAttn, dE, u.attn, 2)
+	dAttn := n.dX1
+	n.gatedAddBwd(dAttn, dE, u.attn, 2, act)
 	// 9: output projection.
-	dO := n.dTmp2
-	linearBwd(dO, p.OutW.G, p.OutB.G, dAttn, u.o, p.OutW.W, R, D, D, false)
-	// 8: attention.
-	n.attentionBwd(u, dO)
-	// 7: QKV.
-	n.modulate(n.tmpA, u.xhat1, p.LN1G.W, p.LN1B.W, n.mod, 6*D, 0, 1)
-	dA := n.dTmp
+	linearBwd(n.dO, p.OutW.G, p.OutB.G, dAttn, u.o, p.OutW.W, Ra, D, D, false)
+	// 8: attention, into dQKV of every row.
+	n.attentionBwd(u, n.dO)
+	// 7: QKV (every row).
+	n.modulate(n.tmpA, u.xhat1, p.LN1G.W, p.LN1B.W, n.mod, 6*D, 0, 1, &n.all)
+	dA := n.dX1
 	linearBwd(dA, p.QKVW.G, nil, n.dQKV, n.tmpA, p.QKVW.W, R, D, 3*D, false)
 	// 6: LN1 + modulation.
-	n.modulateBwd(dxh, dA, u.xhat1, p.LN1G, p.LN1B, n.mod, n.dmod, 6*D, 0, 1)
-	layerNormBwd(dE, dxh, u.xhat1, u.rstd1, R, D)
+	n.modulateBwd(dxh, dA, u.xhat1, p.LN1G, p.LN1B, n.mod, n.dmod, 6*D, 0, 1, &n.all)
+	// dE0 = the residual path (active rows) + the LN1 path (every row).
+	dEF := n.dEF
+	zero(dEF)
+	parallelFor(Ra, 256, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := act.row(i)
+			copy(dEF[r*D:(r+1)*D], dE[i*D:(i+1)*D])
+		}
+	})
+	layerNormBwd(dEF, dxh, u.xhat1, u.rstd1, R, D)
 	// 2: cell embedding (the positional code is a constant). dS += dE·W_ce.
-	linearBwd(n.dS, p.CellW.G, p.CellB.G, dE, u.X, p.CellW.W, R, Cd, D, true)
+	linearBwd(n.dS, p.CellW.G, p.CellB.G, dEF, u.X, p.CellW.W, R, Cd, D, true)
 }
 
-// attentionBwd back-propagates the localised attention from dO into n.dQKV.
-// It gathers instead of scattering: a cell's key/value gradient is collected
-// from the 9 cells whose windows contain it, so rows can run in parallel.
+// attentionBwd back-propagates the localised attention from dO (active rows)
+// into n.dQKV (every row). It gathers instead of scattering: a cell's
+// key/value gradient is collected from the active cells whose windows contain
+// it, so rows can run in parallel.
 func (n *Net[T]) attentionBwd(u *update[T], dO []T) {
 	D, Hd, heads := n.D, n.Hd, n.Heads
 	scale := 1 / math.Sqrt(float64(Hd))
-	// Pass 1: dlogits and dq per row.
-	parallelFor(n.R, 64, func(lo, hi int) {
+	// Pass 1: dlogits and dq per active row (dq of inactive rows is zero).
+	parallelFor(n.R, 256, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			if u.pos[r] < 0 {
+				zero(n.dQKV[r*3*D : r*3*D+D])
+			}
+		}
+	})
+	parallelFor(u.act.count(), 64, func(lo, hi int) {
 		var dp [9]float64
 		var nb [9]int
-		for r := lo; r < hi; r++ {
+		for i := lo; i < hi; i++ {
+			r := u.act.row(i)
 			for k := 0; k < 9; k++ {
 				nb[k] = n.neighbour(r, k)
 			}
 			dq := n.dQKV[r*3*D : r*3*D+D]
 			zero(dq)
 			for h := 0; h < heads; h++ {
-				do := dO[r*D+h*Hd : r*D+h*Hd+Hd]
-				pr := u.p[(r*heads+h)*9 : (r*heads+h)*9+9]
+				do := dO[i*D+h*Hd : i*D+h*Hd+Hd]
+				pr := u.p[(i*heads+h)*9 : (i*heads+h)*9+9]
 				var dot float64
 				for k := 0; k < 9; k++ {
 					dp[k] = 0
@@ -619,7 +696,7 @@ func (n *Net[T]) attentionBwd(u *update[T], dO []T) {
 					}
 					dot += float64(pr[k]) * dp[k]
 				}
-				dl := n.dLogit[(r*heads+h)*9 : (r*heads+h)*9+9]
+				dl := n.dLogit[(i*heads+h)*9 : (i*heads+h)*9+9]
 				dqh := dq[h*Hd : h*Hd+Hd]
 				for k := 0; k < 9; k++ {
 					g := float64(pr[k]) * (dp[k] - dot) * scale
@@ -635,8 +712,8 @@ func (n *Net[T]) attentionBwd(u *update[T], dO []T) {
 			}
 		}
 	})
-	// Pass 2: dk, dv of row r gathered from the rows that see r. Row r is in
-	// slot k of row r' when r' is r's neighbour in the opposite slot 8 − k.
+	// Pass 2: dk, dv of row r gathered from the active rows that see r. Row r
+	// is in slot k of row r' when r' is r's neighbour in the opposite slot 8 − k.
 	parallelFor(n.R, 64, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			dk := n.dQKV[r*3*D+D : r*3*D+2*D]
@@ -645,14 +722,15 @@ func (n *Net[T]) attentionBwd(u *update[T], dO []T) {
 			zero(dv)
 			for k := 0; k < 9; k++ {
 				rp := n.neighbour(r, 8-k)
-				if rp < 0 {
+				if rp < 0 || u.pos[rp] < 0 {
 					continue
 				}
+				ip := int(u.pos[rp])
 				for h := 0; h < heads; h++ {
-					g := n.dLogit[(rp*heads+h)*9+k]
-					pk := u.p[(rp*heads+h)*9+k]
+					g := n.dLogit[(ip*heads+h)*9+k]
+					pk := u.p[(ip*heads+h)*9+k]
 					q := u.qkv[rp*3*D+h*Hd : rp*3*D+h*Hd+Hd]
-					do := dO[rp*D+h*Hd : rp*D+h*Hd+Hd]
+					do := dO[ip*D+h*Hd : ip*D+h*Hd+Hd]
 					dkh, dvh := dk[h*Hd:h*Hd+Hd], dv[h*Hd:h*Hd+Hd]
 					for d := range dkh {
 						dkh[d] += g * q[d]

@@ -130,13 +130,13 @@ func TestGradModulate(t *testing.T) {
 		} else {
 			g, be, mod, stride = nil, nil, n.fmod, 2*D
 		}
-		f := func() float64 { n.modulate(a, xh, gw, bw, mod, stride, 0, 1); return dot(a, wy) }
+		f := func() float64 { n.modulate(a, xh, gw, bw, mod, stride, 0, 1, &n.all); return dot(a, wy) }
 		dxh := make([]float64, n.R*D)
 		dmod := make([]float64, len(mod))
 		if affine {
 			n.P.ZeroGrad()
 		}
-		n.modulateBwd(dxh, wy, xh, g, be, mod, dmod, stride, 0, 1)
+		n.modulateBwd(dxh, wy, xh, g, be, mod, dmod, stride, 0, 1, &n.all)
 		checkGrad(t, "modulate dxhat", xh, dxh, f)
 		checkGrad(t, "modulate dshift,dscale", mod, dmod, f)
 		if affine {
@@ -151,10 +151,10 @@ func TestGradGatedAdd(t *testing.T) {
 	D := n.D
 	x, e0, wy := randVec(r, n.R*D, 1), randVec(r, n.R*D, 1), randVec(r, n.R*D, 1)
 	e := make([]float64, n.R*D)
-	f := func() float64 { copy(e, e0); n.gatedAdd(e, x, 2); return dot(e, wy) }
+	f := func() float64 { copy(e, e0); n.gatedAdd(e, x, 2, &n.all); return dot(e, wy) }
 	dx := make([]float64, n.R*D)
 	zero(n.dmod)
-	n.gatedAddBwd(dx, wy, x, 2)
+	n.gatedAddBwd(dx, wy, x, 2, &n.all)
 	checkGrad(t, "gated residual dX", x, dx, f)
 	checkGrad(t, "gated residual dgate", n.mod, n.dmod, f)
 }
@@ -162,6 +162,11 @@ func TestGradGatedAdd(t *testing.T) {
 func TestGradAttention(t *testing.T) {
 	n, r := opNet(t)
 	u := n.ups[0]
+	mask := make([]float64, n.R)
+	for i := range mask {
+		mask[i] = float64(r.IntN(2))
+	}
+	n.setActive(u, mask) // queries only from the active cells, keys from all
 	copy(u.qkv, randVec(r, len(u.qkv), 1))
 	wy := randVec(r, n.R*n.D, 1)
 	f := func() float64 { n.attentionFwd(u); return dot(u.o, wy) }
