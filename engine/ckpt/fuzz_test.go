@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gorgonia.org/tensor"
 )
@@ -38,7 +39,10 @@ func FuzzSafetensors(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("\x02\x00\x00\x00\x00\x00\x00\x00{}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ts, names, _, err := decodeSafetensors(bytes.NewReader(data), int64(len(data)))
+		var ts map[string]*tensor.Dense
+		var names []string
+		var err error
+		within(t, data, func() { ts, names, _, err = decodeSafetensors(bytes.NewReader(data), int64(len(data))) })
 		if err != nil {
 			return
 		}
@@ -66,7 +70,9 @@ func FuzzTorchZip(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := loadTorch("fuzz.pt", bytes.NewReader(data), int64(len(data)), Options{})
+		var c *Checkpoint
+		var err error
+		within(t, data, func() { c, err = loadTorch("fuzz.pt", bytes.NewReader(data), int64(len(data)), Options{}) })
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz.pt: ") {
 				t.Fatalf("error does not name the file: %v", err)
@@ -121,9 +127,25 @@ func FuzzPickle(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, pkl []byte) {
 		data := pickleArchive(pkl)
-		if _, err := loadTorch("fuzz.pt", bytes.NewReader(data), int64(len(data)), Options{}); err != nil &&
-			!strings.HasPrefix(err.Error(), "fuzz.pt: ") {
+		var err error
+		within(t, pkl, func() { _, err = loadTorch("fuzz.pt", bytes.NewReader(data), int64(len(data)), Options{}) })
+		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.pt: ") {
 			t.Fatalf("error does not name the file: %v", err)
 		}
 	})
+}
+
+// within runs fn and fails if it takes longer than a generous bound: the
+// readers are linear in their input, so a slow input is a hang bug.
+func within(t *testing.T, input []byte, fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("input of %d bytes took over 20 s: %q", len(input), input)
+	}
 }
