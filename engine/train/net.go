@@ -39,10 +39,10 @@ type Net[T Float] struct {
 	all rowSet // every row of the batch
 
 	// scratch
-	e0, eC                                 []T // R×D: E before the attention residual (all rows), E of the active rows
+	e0, eC                                       []T // R×D: E before the attention residual (all rows), E of the active rows
 	dS, dEC, dEF, dX1, dX2, dO, dQKV, dH, dLogit []T
-	dmod, dfmod                            []T
-	tmpA, tmpH, dU                         []T
+	dmod, dfmod                                  []T
+	tmpA, tmpH, dU                               []T
 }
 
 // rowSet is a set of rows of the state in ascending order: every row (idx
