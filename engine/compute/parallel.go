@@ -74,7 +74,12 @@ func ParallelBlocks(n, blocks int, k Kernel) {
 	g := groups.Get().(*group)
 	g.pending.Store(int32(blocks - 1))
 	for i := 1; i < blocks; i++ {
-		jobs <- job{k: k, lo: i * n / blocks, hi: (i + 1) * n / blocks, g: g}
+		j := job{k: k, lo: i * n / blocks, hi: (i + 1) * n / blocks, g: g}
+		select {
+		case jobs <- j:
+		default:
+			j.run() // queue full (many concurrent callers): never block on it
+		}
 	}
 	k.Run(0, n/blocks)
 	for {
