@@ -21,6 +21,9 @@ Good files:
                      ema/<name>, model/<name> (fp32), fp16/<name>, bf16/<name>
                      (torch's own half->float conversion), st/<name>.
 
+With --geca-s PATH it writes only a GeCA-S-sized checkpoint (about 213 MB, for
+the load benchmark; not committed).
+
 Hostile files (each must be refused with an error naming it; nothing in them
 is ever executed, and nothing here executes them either: the pickles are
 written as raw protocol bytes):
@@ -52,43 +55,47 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Tiny GeCA: same keys and shape rules as GeCA-S (spec section 8).
 D, HEADS, C_IN, C_H, MLP, K, FREQ = 16, 2, 4, 4, 8, 3, 256
-CELL_DIM = C_IN + 2 * C_IN + C_H
-UPDATE_DIM = 2 * C_IN + C_H
-
-SHAPES = [
-    ("t_embedder.mlp.0.weight", (D, FREQ)),
-    ("t_embedder.mlp.0.bias", (D,)),
-    ("t_embedder.mlp.2.weight", (D, D)),
-    ("t_embedder.mlp.2.bias", (D,)),
-    ("y_embedder.embedding_table.0.weight", (D, K)),
-    ("y_embedder.embedding_table.0.bias", (D,)),
-    ("y_embedder.embedding_table.1.weight", (D, D)),
-    ("y_embedder.embedding_table.1.bias", (D,)),
-    ("cell_to_embedding.weight", (D, CELL_DIM)),
-    ("cell_to_embedding.bias", (D,)),
-    ("transformer.layers.0.0.norm.weight", (D,)),
-    ("transformer.layers.0.0.norm.bias", (D,)),
-    ("transformer.layers.0.0.fn.to_qkv.weight", (3 * D, D)),
-    ("transformer.layers.0.0.fn.to_out.0.weight", (D, D)),
-    ("transformer.layers.0.0.fn.to_out.0.bias", (D,)),
-    ("transformer.layers.0.1.norm.weight", (D,)),
-    ("transformer.layers.0.1.norm.bias", (D,)),
-    ("transformer.layers.0.1.fn.net.0.weight", (MLP, D)),
-    ("transformer.layers.0.1.fn.net.0.bias", (MLP,)),
-    ("transformer.layers.0.1.fn.net.3.weight", (D, MLP)),
-    ("transformer.layers.0.1.fn.net.3.bias", (D,)),
-    ("transformer.adaLN_modulation.1.weight", (6 * D, D)),
-    ("transformer.adaLN_modulation.1.bias", (6 * D,)),
-    ("final_layer.linear.weight", (UPDATE_DIM, D)),
-    ("final_layer.linear.bias", (UPDATE_DIM,)),
-    ("final_layer.adaLN_modulation.1.weight", (2 * D, D)),
-    ("final_layer.adaLN_modulation.1.bias", (2 * D,)),
-]
 
 
-def state_dict(gen, scale):
+def shapes(d, k, c_in, c_h, mlp):
+    cell_dim, update_dim = 3 * c_in + c_h, 2 * c_in + c_h
+    return [
+        ("t_embedder.mlp.0.weight", (d, FREQ)),
+        ("t_embedder.mlp.0.bias", (d,)),
+        ("t_embedder.mlp.2.weight", (d, d)),
+        ("t_embedder.mlp.2.bias", (d,)),
+        ("y_embedder.embedding_table.0.weight", (d, k)),
+        ("y_embedder.embedding_table.0.bias", (d,)),
+        ("y_embedder.embedding_table.1.weight", (d, d)),
+        ("y_embedder.embedding_table.1.bias", (d,)),
+        ("cell_to_embedding.weight", (d, cell_dim)),
+        ("cell_to_embedding.bias", (d,)),
+        ("transformer.layers.0.0.norm.weight", (d,)),
+        ("transformer.layers.0.0.norm.bias", (d,)),
+        ("transformer.layers.0.0.fn.to_qkv.weight", (3 * d, d)),
+        ("transformer.layers.0.0.fn.to_out.0.weight", (d, d)),
+        ("transformer.layers.0.0.fn.to_out.0.bias", (d,)),
+        ("transformer.layers.0.1.norm.weight", (d,)),
+        ("transformer.layers.0.1.norm.bias", (d,)),
+        ("transformer.layers.0.1.fn.net.0.weight", (mlp, d)),
+        ("transformer.layers.0.1.fn.net.0.bias", (mlp,)),
+        ("transformer.layers.0.1.fn.net.3.weight", (d, mlp)),
+        ("transformer.layers.0.1.fn.net.3.bias", (d,)),
+        ("transformer.adaLN_modulation.1.weight", (6 * d, d)),
+        ("transformer.adaLN_modulation.1.bias", (6 * d,)),
+        ("final_layer.linear.weight", (update_dim, d)),
+        ("final_layer.linear.bias", (update_dim,)),
+        ("final_layer.adaLN_modulation.1.weight", (2 * d, d)),
+        ("final_layer.adaLN_modulation.1.bias", (2 * d,)),
+    ]
+
+
+SHAPES = shapes(D, K, C_IN, C_H, MLP)
+
+
+def state_dict(gen, scale, shape_list=SHAPES):
     sd = collections.OrderedDict()
-    for name, shape in SHAPES:
+    for name, shape in shape_list:
         sd[name] = (torch.randn(shape, generator=gen) * scale).float()
     # What nn.Module.state_dict() attaches; torch.save pickles it via BUILD.
     sd._metadata = collections.OrderedDict([("", {"version": 1})])
@@ -115,11 +122,11 @@ def adamw_state(sd):
     return opt.state_dict()
 
 
-def official(ema, model, args, opt_of=None):
+def official(ema, model, args, opt_of=None, opt_state=None):
     return {
         "model": collections.OrderedDict(("module." + k, v) for k, v in model.items()),
         "ema": ema,
-        "opt": adamw_state(opt_of if opt_of is not None else model),
+        "opt": opt_state if opt_state is not None else adamw_state(opt_of if opt_of is not None else model),
         "args": args,
     }
 
@@ -262,5 +269,25 @@ def main():
     write_zip("bad_torchscript.pt", [("data.pkl", b"\x80\x02}."), ("constants.pkl", b"\x80\x02)."), ("version", b"3\n")])
 
 
+def geca_s(path):
+    """A GeCA-S checkpoint (K = 11, 13,312,584 parameters) in the official
+    shape, about 213 MB: for the load benchmark, never committed."""
+    gen = torch.Generator().manual_seed(1)
+    sl = shapes(768, 11, 4, 64, 3072)
+    ema, model = state_dict(gen, 0.02, sl), state_dict(gen, 0.02, sl)
+    opt = torch.optim.AdamW([torch.nn.Parameter(v) for v in model.values()], lr=1e-4, weight_decay=0)
+    state = opt.state_dict()
+    for i, v in enumerate(model.values()):  # what one optimiser step leaves
+        state["state"][i] = {"step": torch.tensor(1.0), "exp_avg": torch.randn(v.shape, generator=gen) * 1e-3,
+                             "exp_avg_sq": torch.rand(v.shape, generator=gen) * 1e-6}
+    args = train_args("GeCA-S")
+    args.image_size, args.num_classes, args.heads = 256, 11, None
+    torch.save(official(ema, model, args, opt_state=state), path)
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--geca-s":
+        geca_s(sys.argv[2])
+    else:
+        main()
