@@ -52,6 +52,27 @@ func TestDecodeCommand(t *testing.T) {
 		t.Errorf("PNG is %v, want a 2x1 grid of 20x28 with a 2-pixel gap", b)
 	}
 
+	// TAESD through the same command.
+	tg, err := npy.ReadNPZ("../../engine/vae/testdata/taesd/golden.npz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := npy.WriteFile(latPath, tg["latent"].Shape, tg["latent"].Data); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := capture(t, "decode", "--vae", "../../engine/vae/testdata/taesd", "--latent", latPath, "--npy", outNpy); code != 0 {
+		t.Fatalf("taesd: exit %d: %s", code, stderr)
+	}
+	got, err = npy.ReadFile(outNpy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range tg["image"].Data {
+		if math.Abs(float64(got.Data[i]-v)) > 1e-4 {
+			t.Fatalf("taesd value %d: %v, want %v", i, got.Data[i], v)
+		}
+	}
+
 	// Bad calls.
 	for _, c := range []struct {
 		args []string

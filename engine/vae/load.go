@@ -64,9 +64,9 @@ func LoadDecoder(path string) (*Decoder, error) {
 			return nil, err
 		}
 	}
-	tensors, _, _, err := ckpt.LoadSafetensors(weights)
+	tensors, err := loadTensors(weights)
 	if err != nil {
-		return nil, fmt.Errorf("vae: %w", err)
+		return nil, err
 	}
 	d, err := newDecoder(cfg, tensors, weights)
 	// The file's tensors (the encoder's too, and the decoder's 3x3 kernels,
@@ -74,6 +74,23 @@ func LoadDecoder(path string) (*Decoder, error) {
 	// rather than after the next collections.
 	debug.FreeOSMemory()
 	return d, err
+}
+
+// loadTensors reads a weights file: safetensors, or a PyTorch zip checkpoint
+// (a bare state_dict such as taesd_decoder.pth) through ckpt.Load.
+func loadTensors(path string) (map[string]*tensor.Dense, error) {
+	if strings.EqualFold(filepath.Ext(path), ".safetensors") {
+		t, _, _, err := ckpt.LoadSafetensors(path)
+		if err != nil {
+			return nil, fmt.Errorf("vae: %w", err)
+		}
+		return t, nil
+	}
+	c, err := ckpt.Load(path, ckpt.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("vae: %w", err)
+	}
+	return c.Tensors, nil
 }
 
 // NewDecoder builds a decoder from state-dict tensors in any of the layouts

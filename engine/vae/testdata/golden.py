@@ -20,7 +20,12 @@ and golden.npz with `latent` (as the sampler produces it, i.e. scaled) and `imag
              weights, old attention names (query/key/value/proj_attn) with
              1x1-conv-shaped (C, C, 1, 1) weights, latent (2, 4, 7, 5),
              scaling_factor 0.13025, shift_factor 0.0609.
-  taesd/     TAESD decoder weights (tiny widths), golden.npz: latent, image.
+  taesd/     a diffusers AutoencoderTiny folder (decoder.layers.N keys, plus encoder
+             tensors), TAESD's decoder at width 8 instead of 64, F32; golden.npz:
+             latent (as the sampler produces it: TAESD's latent scale is 1) and
+             image = 2·decoder(latent) − 1 (diffusers' [-1, 1] convention).
+  taesd_decoder.pth  the same weights as torch.save of taesd.py's Decoder()
+             state_dict (keys 1.weight, 3.conv.0.weight, ...).
 """
 import json
 import os
@@ -324,6 +329,31 @@ def main():
            "norm_num_groups": 8, "scaling_factor": 0.13025, "shift_factor": 0.0609}
     write_kl_fixture("mid", mid, seed=2, batch=2, h=7, w=5, dtype=np.float16,
                      old_attention_names=True, conv_shaped_attention=True)
+
+    # TAESD at width 8.
+    ch, lc = 8, 4
+    tp = taesd_random(lc, ch, seed=5)
+    d = os.path.join(HERE, "taesd")
+    os.makedirs(d, exist_ok=True)
+    stored = {"encoder.layers.0.weight": torch.zeros(ch, 3, 3, 3, dtype=torch.float64)}
+    for k, v in tp.items():
+        i, rest = k.split(".", 1)
+        stored[f"decoder.layers.{int(i) - 1}.{rest}"] = v
+    save_safetensors(os.path.join(d, "diffusion_pytorch_model.safetensors"), {k: v.numpy() for k, v in stored.items()})
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"_class_name": "AutoencoderTiny", "act_fn": "relu", "decoder_block_out_channels": [ch] * 4,
+                   "encoder_block_out_channels": [ch] * 4, "num_decoder_blocks": [3, 3, 3, 1],
+                   "num_encoder_blocks": [1, 3, 3, 3], "latent_channels": lc, "out_channels": 3,
+                   "upsampling_scaling_factor": 2, "upsample_fn": "nearest", "scaling_factor": 1.0,
+                   "latent_magnitude": 3, "latent_shift": 0.5, "force_upcast": False}, f, indent=2)
+    g = torch.Generator().manual_seed(6)
+    latent = (torch.randn(2, lc, 5, 6, generator=g) * 0.18215 * 4).float()
+    with torch.no_grad():
+        img = taesd_decode(tp, latent.double(), lc, ch) * 2 - 1
+    np.savez(os.path.join(d, "golden.npz"), latent=latent.numpy(), image=img.float().numpy())
+    from collections import OrderedDict
+    torch.save(OrderedDict((k, v.float()) for k, v in tp.items()), os.path.join(HERE, "taesd_decoder.pth"))
+    print("taesd image", tuple(img.shape), "range", float(img.min()), float(img.max()))
 
 
 if __name__ == "__main__":
