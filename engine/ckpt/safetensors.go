@@ -385,9 +385,19 @@ func SaveSafetensors(path string, tensors map[string]*tensor.Dense, names []stri
 		hdr.WriteByte(' ')
 	}
 
-	tmp, err := os.CreateTemp(dirOf(path), ".safetensors-*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	// A temporary file next to path (O_EXCL; mode 0666 less the umask, like
+	// os.Create), renamed into place once complete.
+	var tmp *os.File
+	var err error
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("%s.tmp%d-%d", path, os.Getpid(), i)
+		tmp, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if err == nil {
+			break
+		}
+		if !os.IsExist(err) || i == 100 {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	ok := false
 	defer func() {
@@ -417,15 +427,6 @@ func SaveSafetensors(path string, tensors map[string]*tensor.Dense, names []stri
 	}
 	ok = true
 	return nil
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if os.IsPathSeparator(path[i]) {
-			return path[:i+1]
-		}
-	}
-	return "."
 }
 
 // denseFloat32 returns the values of t in row-major order.
