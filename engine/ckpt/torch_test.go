@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -411,5 +412,52 @@ func TestCyclicArgs(t *testing.T) {
 	}
 	if _, ok := c.Args["x"].([]any); !ok || len(c.Tensors) != 1 {
 		t.Fatalf("args %T tensors %d", c.Args["x"], len(c.Tensors))
+	}
+}
+
+// rawRecordZip writes a torch-style archive whose storage record "0"
+// declares sizes it does not hold.
+func rawRecordZip(t *testing.T, method uint16, compressed, uncompressed uint64, body []byte) string {
+	t.Helper()
+	pkl := "\x80\x02}(X\x03\x00\x00\x00emaccollections\nOrderedDict\n)R(X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ\x00\x00\x00\x10tQK\x00J\x00\x00\x00\x10\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRuu."
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "archive/data.pkl", Method: zip.Store})
+	w.Write([]byte(pkl))
+	w, err := zw.CreateRaw(&zip.FileHeader{Name: "archive/data/0", Method: method, CompressedSize64: compressed, UncompressedSize64: uncompressed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(body)
+	zw.Close()
+	p := filepath.Join(t.TempDir(), "huge.pt")
+	os.WriteFile(p, buf.Bytes(), 0o644)
+	return p
+}
+
+// TestHugeDeclaredSizes: records and storages that declare far more than the
+// file holds are refused before anything of that size is allocated.
+func TestHugeDeclaredSizes(t *testing.T) {
+	body := make([]byte, 64)
+	cases := []struct {
+		p, want string
+	}{
+		{rawRecordZip(t, zip.Store, 1<<40, 1<<40, body), "runs past the end of the"},
+		{rawRecordZip(t, zip.Store, 64, 1<<40, body), "is stored but declares 64 bytes compressed"},
+		{rawRecordZip(t, zip.Deflate, 64, 1<<40, body), "impossible for deflate"},
+		{rawRecordZip(t, zip.Store, 64, 64, body), "declares 268435456 float32 elements (1073741824 bytes) but its record archive/data/0 holds 64 bytes"},
+		{rawRecordZip(t, 99, 64, 64, body), "compression method 99"},
+	}
+	var before, after runtime.MemStats
+	for _, c := range cases {
+		runtime.ReadMemStats(&before)
+		_, err := Load(c.p, Options{})
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.p) {
+			t.Errorf("error %v, want one naming the file and containing %q", err, c.want)
+		}
+		if d := after.TotalAlloc - before.TotalAlloc; d > 4<<20 {
+			t.Errorf("%q: refusing it allocated %d bytes", c.want, d)
+		}
 	}
 }
