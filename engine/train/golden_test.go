@@ -84,3 +84,32 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 		}
 	}
 }
+
+// TestAdamWMatchesPyTorch: two AdamW steps with fixed gradients give what
+// torch.optim.AdamW gives (lr 1e-3, weight decay 0.01).
+func TestAdamWMatchesPyTorch(t *testing.T) {
+	g, err := npy.ReadNPZ("testdata/golden.npz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewParams[float32](tinyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range p.List {
+		copy(q.W, g["w/"+q.Name].Data)
+		copy(q.G, g["grad/"+q.Name].Data)
+	}
+	a := NewAdamW(p, 1e-3)
+	a.WeightDecay = 0.01
+	a.Update(p)
+	a.Update(p)
+	for _, q := range p.List {
+		want := g["adamw2/"+q.Name].Data
+		for i, v := range q.W {
+			if math.Abs(float64(v-want[i])) > 1e-6*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("%s[%d] after two AdamW steps: %.9g, PyTorch %.9g", q.Name, i, v, want[i])
+			}
+		}
+	}
+}

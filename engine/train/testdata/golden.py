@@ -171,8 +171,15 @@ out = {"s0": s0.numpy(), "t": t.numpy().astype(np.float64), "y": y.numpy(), "x0"
        "eps": eps.numpy(), "masks": masks.numpy(), "final": s.detach().numpy(),
        "pe": pe.numpy(), "tfeat": tfeat.numpy(), "mse": mse.mean().detach().numpy(), "vb": vb.mean().detach().numpy()}
 for name, _ in shapes:
-    out["w/" + name] = P[name].detach().numpy()
-    out["grad/" + name] = P[name].grad.numpy()
+    out["w/" + name] = P[name].detach().numpy().copy()
+    out["grad/" + name] = P[name].grad.numpy().copy()
+# Two AdamW steps (torch.optim.AdamW, lr 1e-3, weight decay 0.01) with these
+# gradients, for the optimiser test.
+opt = torch.optim.AdamW([P[n] for n, _ in shapes], lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+opt.step()
+opt.step()
+for name, _ in shapes:
+    out["adamw2/" + name] = P[name].detach().numpy()
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden.npz")
 np.savez(path, **out)
 print("wrote", path, "loss", float(loss))
