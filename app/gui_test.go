@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"image"
 	"image/color"
 	"os"
@@ -373,4 +374,80 @@ func TestGUIReferenceScreenshots(t *testing.T) {
 	}
 	h.key("6", 0)
 	h.shot("viewer-compare")
+}
+
+// The full decode runs off the UI goroutine: the first request returns
+// nothing (the canvas shows the preview), a later one the decoded image.
+func TestDecodeCacheIsAsync(t *testing.T) {
+	release := make(chan struct{})
+	calls := 0
+	decode := func(lat []float32, h, w int) ([]float32, error) {
+		calls++
+		<-release
+		out := make([]float32, 3*4*h*w) // 2x upscale
+		for i := range out {
+			out[i] = 1
+		}
+		return out, nil
+	}
+	cfg := newFakeEngine().cfg
+	f := &Frame{X0: make([]float32, cfg.InChannels*cfg.Cells())}
+	d := newDecodeCache(nil)
+	if img := d.get(f, cfg, decode); img != nil || !d.pending() {
+		t.Fatal("decode did not start in the background")
+	}
+	if img := d.get(f, cfg, decode); img != nil {
+		t.Fatal("decode finished before it was released")
+	}
+	close(release)
+	var img *image.RGBA
+	for i := 0; i < 200 && img == nil; i++ {
+		time.Sleep(5 * time.Millisecond)
+		img = d.get(f, cfg, decode)
+	}
+	if img == nil || img.Rect.Dx() != 2*cfg.GridW || img.RGBAAt(0, 0) != (color.RGBA{255, 255, 255, 255}) {
+		t.Fatalf("decoded image %v", img)
+	}
+	if calls != 1 {
+		t.Errorf("%d decodes for one frame", calls)
+	}
+}
+
+// TestRunnerConcurrentUI plays the runner on its own goroutine at full speed
+// while the UI lays out frames and sends commands, as in the real window;
+// run with -race it checks that only immutable data crosses goroutines.
+func TestRunnerConcurrentUI(t *testing.T) {
+	eng := newFakeEngine()
+	s := defaultTestSettings()
+	s.Steps = "50"
+	ctrl, err := NewController(eng, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(eng, ctrl, nil, nil)
+	r.speed = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	win := guitest.New(t, 1000, 700)
+	ui := NewUI(r, Options{Shaper: guitest.NewShaper(), ExportDir: t.TempDir()})
+	cmds := []Command{Play{On: true}, Select{I: 3, J: 4}, Compare{Field: "M", Ms: []int{2, 6}}, Seek{K: 0, U: 1},
+		Play{On: true}, Compare{}, SetSpeed{UpdatesPerSecond: 0}, Stroke{Cells: [][2]int{{4, 4}}, Radius: 1}, Undo{}, Play{On: true}}
+	views := []key.Name{"1", "5", "6", "7", "8", "9"}
+	for i := 0; i < 120; i++ {
+		if i%10 == 0 {
+			r.Send(cmds[(i/10)%len(cmds)])
+		}
+		if i%7 == 0 {
+			win.Key(views[(i/7)%len(views)], 0)
+		}
+		win.Frame(ui.Layout)
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	r.Send(ClearError{})
+	<-done
+	if s := r.Snapshot(); s.Error != "" {
+		t.Errorf("runner error: %s", s.Error)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,7 +340,7 @@ func (u *UI) layoutStatus(gtx C) D {
 			if s.Status != "" {
 				state += " · " + s.Status
 			}
-			perf := fmt.Sprintf("update %.0f ms · ui %.1f ms", float64(s.LastUpdate.Microseconds())/1000, u.meanFrameMs())
+			perf := fmt.Sprintf("update %.0f ms · ui %.1f ms", float64(s.LastUpdate.Microseconds())/1000, u.medianFrameMs())
 			u.msgMu.Lock()
 			msg, msgErr := u.message, u.msgErr
 			u.msgMu.Unlock()
@@ -369,16 +370,14 @@ func (u *UI) layoutStatus(gtx C) D {
 	})
 }
 
-func (u *UI) meanFrameMs() float64 {
+// medianFrameMs is the median CPU time of the recent frames.
+func (u *UI) medianFrameMs() float64 {
 	ts := u.FrameTimes()
 	if len(ts) == 0 {
 		return 0
 	}
-	var s time.Duration
-	for _, t := range ts {
-		s += t
-	}
-	return float64(s.Microseconds()) / 1000 / float64(len(ts))
+	slices.Sort(ts)
+	return float64(ts[len(ts)/2].Microseconds()) / 1000
 }
 
 func (u *UI) layoutError(gtx C) {
