@@ -19,7 +19,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --images DIR [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --images DIR | --latents DIR [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -31,6 +31,7 @@ func runTrain(args []string) error {
 	dataDir := fs.String("data-dir", "", "directory holding the Fashion-MNIST IDX files (default "+data.FashionMNISTDir+")")
 	images := fs.String("images", "", "folder of images, one subfolder per class")
 	rgb := fs.Bool("rgb", false, "with --images: train on RGB (3 channels) instead of grayscale")
+	latents := fs.String("latents", "", "folder of pre-extracted SD-VAE latents: features*/{i}.npy (1,4,32,32) and labels*/{i}.npy (1,K), as extract_features.py writes")
 	config := fs.String("config", "default", "model size: default (the embedded Fashion-MNIST model), tiny, XS, S")
 	size := fs.Int("size", 0, "grid side in pixels (0: 28 for Fashion-MNIST, 32 for folders); Fashion-MNIST is padded with -1")
 	m := fs.Int("M", 0, "cell updates per denoiser call (0: the config's)")
@@ -58,8 +59,14 @@ func runTrain(args []string) error {
 	if !strings.HasSuffix(*out, ".safetensors") {
 		return usagef("--out %q must end in .safetensors", *out)
 	}
-	if (*dataName == "") == (*images == "") {
-		return usagef("give exactly one of --data fashion-mnist and --images DIR")
+	sources := 0
+	for _, v := range []string{*dataName, *images, *latents} {
+		if v != "" {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return usagef("give exactly one of --data fashion-mnist, --images DIR and --latents DIR")
 	}
 	if *batch < 1 || *steps < 0 || *minutes < 0 || *lr <= 0 || *ema < 0 || *ema >= 1 || *size < 0 || *m < 0 || *hidden < 0 {
 		return usagef("--batch, --steps, --minutes, --lr, --ema, --size, --M, --hidden out of range")
@@ -84,6 +91,12 @@ func runTrain(args []string) error {
 			}
 		}
 		dsName = fmt.Sprintf("fashion-mnist train (%d images, %dx%d)", ds.N, ds.H, ds.W)
+	case *latents != "":
+		ds, err = data.LoadLatents(*latents)
+		if err != nil {
+			return err
+		}
+		dsName = fmt.Sprintf("latents %s (%d, %d classes, %dx%dx%d)", *latents, ds.N, len(ds.Classes), ds.H, ds.W, ds.C)
 	default:
 		sz := *size
 		if sz == 0 {
@@ -112,7 +125,7 @@ func runTrain(args []string) error {
 			return err
 		}
 	} else {
-		cfg, err := trainConfig(*config, ds)
+		cfg, err := trainConfig(*config, ds, *latents != "")
 		if err != nil {
 			return err
 		}
@@ -219,7 +232,7 @@ func runTrain(args []string) error {
 }
 
 // trainConfig picks the model size for a dataset.
-func trainConfig(name string, ds *data.Dataset) (engine.Config, error) {
+func trainConfig(name string, ds *data.Dataset, latent bool) (engine.Config, error) {
 	var cfg engine.Config
 	switch strings.ToLower(name) {
 	case "default", "fmnist":
@@ -233,7 +246,7 @@ func trainConfig(name string, ds *data.Dataset) (engine.Config, error) {
 		}
 		cfg = p
 	}
-	cfg.GridH, cfg.GridW, cfg.InChannels, cfg.NumClasses, cfg.Latent = ds.H, ds.W, ds.C, len(ds.Classes), false
+	cfg.GridH, cfg.GridW, cfg.InChannels, cfg.NumClasses, cfg.Latent = ds.H, ds.W, ds.C, len(ds.Classes), latent
 	if err := cfg.Validate(); err != nil {
 		return engine.Config{}, err
 	}
@@ -252,6 +265,9 @@ func writeTrainImages(tr *train.Trainer, out string) error {
 // writePreview samples two images per class from the EMA weights and writes
 // them as NAME.samples.png (one row per class).
 func writePreview(tr *train.Trainer, out string, steps int) error {
+	if tr.Cfg.Latent || (tr.Cfg.InChannels != 1 && tr.Cfg.InChannels != 3) {
+		return nil // latents need the VAE decoder to be looked at: use geca sample --vae
+	}
 	const per = 2
 	K := tr.Cfg.NumClasses
 	var labels []int

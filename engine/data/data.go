@@ -16,6 +16,10 @@ type Dataset struct {
 	Pixels     []float32
 	Labels     []int
 	Classes    []string // class names, indexed by label
+	// Multi, when set, holds multi-hot float labels (N×K) that replace the
+	// one-hot of Labels (official latent datasets); Labels is then the
+	// largest entry, for bookkeeping.
+	Multi []float32
 }
 
 // Image returns the pixels of image i (a view).
@@ -28,6 +32,9 @@ func (d *Dataset) Image(i int) []float32 {
 func (d *Dataset) Validate() error {
 	if d.N < 1 || d.H < 1 || d.W < 1 || d.C < 1 {
 		return fmt.Errorf("empty dataset (%d images of %dx%dx%d)", d.N, d.H, d.W, d.C)
+	}
+	if d.Multi != nil && len(d.Multi) != d.N*len(d.Classes) {
+		return fmt.Errorf("dataset has %d multi-hot label values for %d images of %d classes", len(d.Multi), d.N, len(d.Classes))
 	}
 	if len(d.Pixels) != d.N*d.H*d.W*d.C || len(d.Labels) != d.N {
 		return fmt.Errorf("dataset has %d pixel values and %d labels for %d images of %dx%dx%d", len(d.Pixels), len(d.Labels), d.N, d.H, d.W, d.C)
@@ -49,7 +56,7 @@ func (d *Dataset) Pad(size int, fill float32) (*Dataset, error) {
 	if size < d.H || size < d.W {
 		return nil, fmt.Errorf("cannot pad %dx%d images to %d", d.H, d.W, size)
 	}
-	out := &Dataset{N: d.N, H: size, W: size, C: d.C, Labels: d.Labels, Classes: d.Classes,
+	out := &Dataset{N: d.N, H: size, W: size, C: d.C, Labels: d.Labels, Classes: d.Classes, Multi: d.Multi,
 		Pixels: make([]float32, d.N*size*size*d.C)}
 	for i := range out.Pixels {
 		out.Pixels[i] = fill
@@ -80,6 +87,10 @@ func (d *Dataset) Subset(perClass int) *Dataset {
 		count[l]++
 		out.Pixels = append(out.Pixels, d.Image(i)...)
 		out.Labels = append(out.Labels, l)
+		if d.Multi != nil {
+			K := len(d.Classes)
+			out.Multi = append(out.Multi, d.Multi[i*K:(i+1)*K]...)
+		}
 		out.N++
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"geca/internal/npy"
 )
 
 func idxBytes(dims []int, data []byte) []byte {
@@ -138,5 +141,43 @@ func TestLoadFolder(t *testing.T) {
 	}
 	if _, err := LoadFolder(t.TempDir(), 8, 3); err == nil {
 		t.Fatal("empty folder accepted")
+	}
+}
+
+func TestLoadLatents(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "features_0"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "labels_0"), 0o755)
+	for i := 0; i < 3; i++ {
+		lat := make([]float32, 4*2*3)
+		for k := range lat {
+			lat[k] = float32(100*i + k)
+		}
+		if err := npy.WriteFile(filepath.Join(dir, "features_0", fmt.Sprintf("%d.npy", i)), []int{1, 4, 2, 3}, lat); err != nil {
+			t.Fatal(err)
+		}
+		lab := []float32{0, 0, 0, 0, 0}
+		lab[i], lab[4] = 1, 1
+		if err := npy.WriteFile(filepath.Join(dir, "labels_0", fmt.Sprintf("%d.npy", i)), []int{1, 5}, lab); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := LoadLatents(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.N != 3 || ds.C != 4 || ds.H != 2 || ds.W != 3 || len(ds.Classes) != 5 || len(ds.Multi) != 15 {
+		t.Fatalf("got %d latents %dx%dx%d, %d classes", ds.N, ds.H, ds.W, ds.C, len(ds.Classes))
+	}
+	// Cell-major: cell (0, 1) of latent 1 holds channels c·6 + 1.
+	if got := ds.Image(1)[1*4 : 2*4]; got[0] != 101 || got[1] != 107 || got[3] != 119 {
+		t.Fatalf("cell (0,1) of latent 1: %v", got)
+	}
+	if ds.Multi[5+1] != 1 || ds.Multi[5+4] != 1 || ds.Multi[5+0] != 0 {
+		t.Fatalf("multi-hot label 1: %v", ds.Multi[5:10])
+	}
+	os.WriteFile(filepath.Join(dir, "labels_0", "2.npy"), []byte("junk"), 0o644)
+	if _, err := LoadLatents(dir); err == nil || !strings.Contains(err.Error(), "2.npy") {
+		t.Fatalf("corrupt label file: %v", err)
 	}
 }

@@ -107,3 +107,44 @@ func TestDeterministicAndResumable(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelDropoutPerEntry: labels are dropped entry by entry with the given
+// probability (spec §4.2), for one-hot and multi-hot datasets.
+func TestLabelDropoutPerEntry(t *testing.T) {
+	ds := toyData(64, 8, 8)
+	ds.Multi = make([]float32, 64*2)
+	for i := range ds.Multi {
+		ds.Multi[i] = 1 // both entries on
+	}
+	opt := DefaultOptions()
+	opt.Batch, opt.LabelDropout = 32, 0.25
+	tr, err := NewTrainer(smallConfig(), opt, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, total, both := 0, 0, 0
+	for s := 0; s < 50; s++ {
+		tr.prepare(s)
+		for b := 0; b < opt.Batch; b++ {
+			on := 0
+			for k := 0; k < 2; k++ {
+				total++
+				if tr.y[b*2+k] == 1 {
+					kept++
+					on++
+				}
+			}
+			if on == 2 {
+				both++
+			}
+		}
+	}
+	frac := float64(kept) / float64(total)
+	t.Logf("kept %.3f of label entries, both entries in %.3f of samples", frac, float64(both)/float64(total/2))
+	if frac < 0.72 || frac > 0.78 {
+		t.Fatalf("kept %.3f of label entries, want 0.75", frac)
+	}
+	if b := float64(both) / float64(total/2); b < 0.52 || b > 0.60 {
+		t.Fatalf("both entries kept in %.3f of samples, want 0.5625 (independent drops)", b)
+	}
+}

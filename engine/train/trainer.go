@@ -140,10 +140,17 @@ func (tr *Trainer) prepare(step int) {
 		for k := 0; k < cfg.OutChannels(); k++ {
 			tr.s0[centre*Cd+Cin+k] = float32(r.NormFloat64())
 		}
-		// Label with per-entry dropout (spec §4.2).
-		lab := tr.Data.Labels[di]
-		if r.Float64() >= tr.Opt.LabelDropout {
-			tr.y[b*cfg.NumClasses+lab] = 1
+		// Label with per-entry dropout (spec §4.2): every non-zero entry is
+		// dropped independently.
+		K := cfg.NumClasses
+		if tr.Data.Multi != nil {
+			for k, v := range tr.Data.Multi[di*K : (di+1)*K] {
+				if v != 0 && r.Float64() >= tr.Opt.LabelDropout {
+					tr.y[b*K+k] = v
+				}
+			}
+		} else if r.Float64() >= tr.Opt.LabelDropout {
+			tr.y[b*K+tr.Data.Labels[di]] = 1
 		}
 	}
 	for _, mk := range tr.masks {

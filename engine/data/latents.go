@@ -1,0 +1,106 @@
+package data
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"geca/internal/npy"
+)
+
+// LoadLatents reads pre-extracted SD-VAE latents in the layout of the official
+// extract_features.py (spec §7): a folder holding features*/{i}.npy, each
+// (1, C, H, W) already scaled by 0.18215, and the matching labels*/{i}.npy,
+// each (1, K) multi-hot. The latents become cell-major pixels and the labels
+// Dataset.Multi; classes are named by index.
+func LoadLatents(dir string) (*Dataset, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var feat, lab string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(e.Name(), "features") && feat == "":
+			feat = e.Name()
+		case strings.HasPrefix(e.Name(), "labels") && lab == "":
+			lab = e.Name()
+		}
+	}
+	if feat == "" || lab == "" {
+		return nil, fmt.Errorf("%s: want subfolders features*/ and labels*/ of .npy files (the layout extract_features.py writes)", dir)
+	}
+	files, err := os.ReadDir(filepath.Join(dir, feat))
+	if err != nil {
+		return nil, err
+	}
+	var ids []int
+	for _, f := range files {
+		if id, err := strconv.Atoi(strings.TrimSuffix(f.Name(), ".npy")); err == nil && strings.HasSuffix(f.Name(), ".npy") {
+			ids = append(ids, id)
+		}
+	}
+	sort.Ints(ids)
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s: no {i}.npy latents", filepath.Join(dir, feat))
+	}
+	d := &Dataset{}
+	K := 0
+	for _, id := range ids {
+		fp := filepath.Join(dir, feat, strconv.Itoa(id)+".npy")
+		a, err := npy.ReadFile(fp)
+		if err != nil {
+			return nil, err
+		}
+		sh := a.Shape
+		if len(sh) == 3 {
+			sh = append([]int{1}, sh...)
+		}
+		if len(sh) != 4 || sh[0] != 1 {
+			return nil, fmt.Errorf("%s: shape %v, want (1, C, H, W)", fp, a.Shape)
+		}
+		c, h, w := sh[1], sh[2], sh[3]
+		if d.N == 0 {
+			d.C, d.H, d.W = c, h, w
+		} else if c != d.C || h != d.H || w != d.W {
+			return nil, fmt.Errorf("%s: shape %v differs from the first latent's (1, %d, %d, %d)", fp, a.Shape, d.C, d.H, d.W)
+		}
+		for p := 0; p < h*w; p++ {
+			for ch := 0; ch < c; ch++ {
+				d.Pixels = append(d.Pixels, a.Data[ch*h*w+p])
+			}
+		}
+		lp := filepath.Join(dir, lab, strconv.Itoa(id)+".npy")
+		l, err := npy.ReadFile(lp)
+		if err != nil {
+			return nil, err
+		}
+		if K == 0 {
+			K = len(l.Data)
+			if K < 1 || K > 100000 {
+				return nil, fmt.Errorf("%s: %d label entries", lp, K)
+			}
+		} else if len(l.Data) != K {
+			return nil, fmt.Errorf("%s: %d label entries, the first label has %d", lp, len(l.Data), K)
+		}
+		d.Multi = append(d.Multi, l.Data...)
+		best := 0
+		for k, v := range l.Data {
+			if v > l.Data[best] {
+				best = k
+			}
+		}
+		d.Labels = append(d.Labels, best)
+		d.N++
+	}
+	for k := 0; k < K; k++ {
+		d.Classes = append(d.Classes, strconv.Itoa(k))
+	}
+	return d, d.Validate()
+}
