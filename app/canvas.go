@@ -136,15 +136,15 @@ func (u *UI) layoutPane(gtx C, i int) D {
 	p := u.snap.Panes[i]
 
 	// geometry: fit the grid with a margin, integer scale when it fits
-	head := gtx.Dp(30)
-	availW, availH := float32(size.X)-float32(gtx.Dp(24)), float32(size.Y-head)-float32(gtx.Dp(16))
+	head, foot := gtx.Dp(30), gtx.Dp(28)
+	availW, availH := float32(size.X)-float32(gtx.Dp(24)), float32(size.Y-head-foot)
 	fit := min(availW/float32(cfg.GridW), availH/float32(cfg.GridH))
 	if fit >= 2 {
 		fit = float32(math.Floor(float64(fit)))
 	}
 	cv.cell = max(fit*cv.zoom, 0.5)
 	imgW, imgH := cv.cell*float32(cfg.GridW), cv.cell*float32(cfg.GridH)
-	cv.origin = f32.Pt((float32(size.X)-imgW)/2+cv.pan.X, float32(head)+(float32(size.Y-head)-imgH)/2+cv.pan.Y)
+	cv.origin = f32.Pt((float32(size.X)-imgW)/2+cv.pan.X, float32(head)+(float32(size.Y-head-foot)-imgH)/2+cv.pan.Y)
 
 	defer clip.Rect{Max: size}.Push(gtx.Ops).Pop()
 	u.canvasEvents(gtx, cv, i)
@@ -243,6 +243,7 @@ func (u *UI) layoutPane(gtx C, i int) D {
 		}
 	}
 	hd := op.Offset(image.Pt(gtx.Dp(12), gtx.Dp(8))).Push(gtx.Ops)
+	gtx.Constraints.Min = image.Point{}
 	row(gtx, 12, bold(label(u.th, 13, colText, title)).Layout, label(u.th, 12, colMuted, where).Layout,
 		func(gtx C) D {
 			if p.RunLabel != "" && p.RunLabel != "main" {
@@ -251,12 +252,15 @@ func (u *UI) layoutPane(gtx C, i int) D {
 			return D{}
 		})
 	hd.Pop()
+	lg := op.Offset(image.Pt(gtx.Dp(12), size.Y-gtx.Dp(20))).Push(gtx.Ops)
+	u.layoutLegend(gtx, f)
+	lg.Pop()
 	if u.brushOn && i == u.snap.Active {
 		mode := "erase"
 		if u.brush == BrushPerturb {
 			mode = "perturb"
 		}
-		bd := op.Offset(image.Pt(gtx.Dp(12), size.Y-gtx.Dp(24))).Push(gtx.Ops)
+		bd := op.Offset(image.Pt(gtx.Dp(12), size.Y-gtx.Dp(40))).Push(gtx.Ops)
 		bold(label(u.th, 12, colWarn, "damage brush: "+mode+" (B to change, drag on the grid)")).Layout(gtx)
 		bd.Pop()
 	}
@@ -498,4 +502,86 @@ func (d *decodeCache) start(f *Frame, cfg engine.Config, decode func([]float32, 
 			d.invalidate()
 		}
 	}()
+}
+
+// legend images: one 256x1 strip per colour map, built once.
+var (
+	legendOnce sync.Once
+	legendOps  map[*render.Colormap]paint.ImageOp
+)
+
+func legendOp(cm *render.Colormap) paint.ImageOp {
+	legendOnce.Do(func() {
+		legendOps = map[*render.Colormap]paint.ImageOp{}
+		for _, m := range []*render.Colormap{&render.Heat, &render.Diverging} {
+			img := image.NewRGBA(image.Rect(0, 0, 256, 1))
+			for i, c := range m {
+				img.SetRGBA(i, 0, c)
+			}
+			op := paint.NewImageOp(img)
+			op.Filter = paint.FilterLinear
+			legendOps[m] = op
+		}
+	})
+	return legendOps[cm]
+}
+
+// layoutLegend explains the colours of the current view of frame f.
+func (u *UI) layoutLegend(gtx C, f *Frame) D {
+	if f == nil || f.State == nil {
+		return D{}
+	}
+	cfg := u.snap.Cfg
+	gtx.Constraints.Min = image.Point{}
+	bar := func(cm *render.Colormap, lo, hi string) D {
+		w, h := gtx.Dp(120), gtx.Dp(8)
+		return row(gtx, 6,
+			label(u.th, 11, colMuted, lo).Layout,
+			func(gtx C) D {
+				st := opAffineAt(gtx, 0, 0, float32(w)/256, float32(h))
+				op := legendOp(cm)
+				op.Add(gtx.Ops)
+				paint.PaintOp{}.Add(gtx.Ops)
+				st.Pop()
+				return D{Size: image.Pt(w, h)}
+			},
+			label(u.th, 11, colMuted, hi).Layout,
+		)
+	}
+	swatch := func(c color.RGBA, txt string) layout.Widget {
+		return func(gtx C) D {
+			s := gtx.Dp(10)
+			return row(gtx, 4, func(gtx C) D {
+				fillRect(gtx.Ops, color.NRGBA{R: c.R, G: c.G, B: c.B, A: 255}, image.Rect(0, 0, s, s))
+				return D{Size: image.Pt(s, s)}
+			}, label(u.th, 11, colMuted, txt).Layout)
+		}
+	}
+	switch u.view {
+	case render.ViewEps, render.ViewV:
+		ch := cfg.InChannels + u.channel
+		if u.view == render.ViewV {
+			ch += cfg.InChannels
+		}
+		l := render.ChannelLimit(f.State, 0, ch)
+		return bar(&render.Diverging, fmt.Sprintf("%.3g", -l), fmt.Sprintf("+%.3g", l))
+	case render.ViewUpdate:
+		if len(f.Magnitude) < cfg.Cells() {
+			return label(u.th, 11, colMuted, "no update yet in this timestep").Layout(gtx)
+		}
+		return bar(&render.Heat, "0", fmt.Sprintf("%.3g", render.MaxValue(f.Magnitude[:cfg.Cells()])))
+	case render.ViewAttention:
+		return bar(&render.Heat, "0", "largest weight (mean over heads)")
+	case render.ViewAlive:
+		return row(gtx, 12, swatch(render.UnreachedColor, "not reached"), swatch(render.Heat[89], "reached from the seed"),
+			swatch(render.Heat[255], "changed most by the last update"))
+	case render.ViewHidden, render.ViewHiddenPCA:
+		return label(u.th, 11, colMuted, "R, G, B; each scaled to its largest |value|, grey = 0").Layout(gtx)
+	case render.ViewX0, render.ViewXt:
+		if cfg.Latent {
+			return label(u.th, 11, colMuted, "latent shown through the 4x3 RGB preview").Layout(gtx)
+		}
+		return label(u.th, 11, colMuted, "black −1 … white +1").Layout(gtx)
+	}
+	return D{}
 }

@@ -545,3 +545,19 @@ func TestSpread(t *testing.T) {
 	u := UnreachedColor
 	wantPixels(t, img, 3, []color.RGBA{Heat[89], u, u, u, u, u})
 }
+
+func TestRanges(t *testing.T) {
+	st := tinyState()
+	if l := ChannelLimit(st, 0, 1); l != 2 {
+		t.Errorf("eps limit %v, want 2", l)
+	}
+	if l := ChannelLimit(engine.NewState(1, 1, 1, 2), 0, 1); l != 1 {
+		t.Errorf("zero channel limit %v, want 1", l)
+	}
+	if m := MaxValue([]float32{0, 3, float32(math.Inf(1)), 2}); m != 3 {
+		t.Errorf("max %v, want 3", m)
+	}
+	if m := MaxValue(nil); m != 1 {
+		t.Errorf("max of nothing %v, want 1", m)
+	}
+}

@@ -234,6 +234,32 @@ func symLimit(lim float32, vals func(yield func(float32))) float32 {
 	return m
 }
 
+// ChannelLimit is the largest finite |value| of channel ch of sample b (1
+// when all are zero): the range ChannelImage uses when given no limit.
+func ChannelLimit(st *engine.State, b, ch int) float32 {
+	n := st.H * st.W
+	return symLimit(0, func(y func(float32)) {
+		for p := 0; p < n; p++ {
+			y(st.Data[(b*n+p)*st.C+ch])
+		}
+	})
+}
+
+// MaxValue is the largest finite value of vals (1 when none is positive):
+// the range HeatImage uses when given no maximum.
+func MaxValue(vals []float32) float32 {
+	var m float32
+	for _, x := range vals {
+		if x > m && !math.IsInf(float64(x), 0) {
+			m = x
+		}
+	}
+	if m == 0 {
+		return 1
+	}
+	return m
+}
+
 // ChannelImage draws channel ch of sample b with the Diverging map on the
 // symmetric range [-lim, lim] (lim 0: the channel's largest |value|).
 // Colour index: round(255·(0.5 + 0.5·x/lim)).
