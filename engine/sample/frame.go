@@ -95,3 +95,19 @@ func (s *Sampler) timestepFrame() *Frame {
 	f.Done = s.i == 0
 	return f
 }
+
+// clone deep-copies a frame.
+func (f *Frame) clone() *Frame {
+	c := *f
+	cp := func(x []float32) []float32 {
+		if x == nil {
+			return nil
+		}
+		return append([]float32(nil), x...)
+	}
+	if f.State != nil {
+		c.State = f.State.Clone()
+	}
+	c.Xt, c.X0, c.XPrev, c.Magnitude, c.Attn = cp(f.Xt), cp(f.X0), cp(f.XPrev), cp(f.Magnitude), cp(f.Attn)
+	return &c
+}

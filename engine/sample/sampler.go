@@ -847,8 +847,7 @@ func (s *Sampler) Current() (*Frame, error) {
 		if s.final == nil {
 			return nil, fmt.Errorf("sample: no final frame")
 		}
-		f := *s.final
-		return &f, nil
+		return s.final.clone(), nil
 	}
 	if !s.begun {
 		if err := s.begin(); err != nil {
