@@ -52,6 +52,14 @@ type Options struct {
 	// C_out is re-seeded every timestep; without CFG both C_out and C_h are
 	// inherited. Off, every timestep starts from a fresh seed (C_h = 0,
 	// centre-seeded C_out). The official code always has it on.
+	//
+	// DDIM follows the same switch. The official DDIM loops
+	// (ddim_sample_loop_progressive) never update the carry, so they behave
+	// as GHG off: with CFG exactly this package's GHG-off mode (C_h = 0,
+	// C_out re-seeded from the seed stream every step); without CFG they
+	// pass the initial seed, centre values included, to every step, where
+	// GHG off here draws a fresh centre each step. No official script uses
+	// DDIM.
 	GHG bool
 	// CFG is the classifier-free guidance scale; guidance is on iff CFG > 1
 	// (official default 1.5). With guidance the grid batch is
