@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -135,6 +136,19 @@ func BenchmarkConv2d3x3(b *testing.B) {
 }
 
 func TestConvWinograd(t *testing.T) {
+	for _, m := range []int{2, 4} {
+		t.Run(fmt.Sprintf("F%d", m), func(t *testing.T) { testConvWinograd(t, m) })
+	}
+}
+
+func testConvWinograd(t *testing.T, m int) {
+	// F(4x4, 3x3)'s transforms grow values by up to 100x, so its rounding
+	// error is ~5x that of im2col (measured rms 5e-6 relative at 600 input
+	// channels); F(2x2, 3x3) is as accurate as im2col.
+	tol := 1e-5
+	if m == 4 {
+		tol = 1e-4
+	}
 	r := rand.New(rand.NewPCG(5, 6))
 	cases := []Conv2dSpec{
 		{CIn: 3, COut: 5, H: 7, W: 6},
@@ -142,6 +156,8 @@ func TestConvWinograd(t *testing.T) {
 		{CIn: 3, COut: 4, H: 8, W: 6, Upsample2x: true},
 		{CIn: 2, COut: 2, H: 1, W: 1},
 		{CIn: 2, COut: 2, H: 2, W: 3},
+		{CIn: 3, COut: 2, H: 9, W: 13},
+		{CIn: 2, COut: 3, H: 4, W: 4, Upsample2x: true},
 		{CIn: 5, COut: 3, H: 10, W: 4, Upsample2x: true, Accumulate: true},
 		// Enough channels and width that the tiles are split into bands.
 		{CIn: 600, COut: 3, H: 12, W: 30},
@@ -160,17 +176,27 @@ func TestConvWinograd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			c.ReleaseWeight()
+			c.PrepareWinograd(m)
+			if c.WinogradTile() != m || c.Weight != nil {
+				t.Fatalf("prepared F%d, weight released: got F%d, %v", m, c.WinogradTile(), c.Weight != nil)
+			}
 			dst := randSlice(r, batch*s.DstLen())
 			old := append([]float32(nil), dst...)
 			c.Forward(dst, src, batch, s.H, s.W, s.Upsample2x, s.Accumulate, nil)
 			for n := 0; n < batch; n++ {
 				want := refConv(src[n*s.SrcLen():(n+1)*s.SrcLen()], w, b, s)
+				// Winograd's error scales with the outputs' magnitude, not each value's.
+				scale := 1.0
+				for _, v := range want {
+					scale = math.Max(scale, math.Abs(v))
+				}
 				for i, v := range want {
 					if s.Accumulate {
 						v += float64(old[n*s.DstLen()+i])
 					}
 					got := float64(dst[n*s.DstLen()+i])
-					if math.Abs(got-v) > 1e-4*(1+math.Abs(v)) {
+					if math.Abs(got-v) > tol*scale {
 						t.Fatalf("%+v bias=%v image %d index %d: got %v, want %v", s, withBias, n, i, got, v)
 					}
 				}
@@ -182,22 +208,32 @@ func TestConvWinograd(t *testing.T) {
 	}
 }
 
-func benchConv(b *testing.B, c, hw int, im2col bool) {
+func benchConv(b *testing.B, c, hw int, algo int) {
 	r := rand.New(rand.NewPCG(1, 2))
 	conv, _ := NewConv(c, c, 3, randSlice(r, c*c*9), randSlice(r, c))
-	conv.Im2col = im2col
+	conv.Im2col = algo == 0
+	if algo > 0 {
+		conv.PrepareWinograd(algo)
+	}
 	src := randSlice(r, c*hw*hw)
 	dst := make([]float32, c*hw*hw)
 	var ws ConvWorkspace
+	conv.Forward(dst, src, 1, hw, hw, false, false, &ws)
+	cpu0 := convCPUSeconds()
 	for b.Loop() {
 		conv.Forward(dst, src, 1, hw, hw, false, false, &ws)
 	}
-	b.ReportMetric(2*float64(c*c*9*hw*hw)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s(direct-equivalent)")
+	// CPU time is steadier than wall time on a shared machine.
+	cpu := (convCPUSeconds() - cpu0) / float64(b.N)
+	b.ReportMetric(cpu*1e3, "cpu-ms/op")
+	b.ReportMetric(2*float64(c*c*9*hw*hw)/cpu/1e9, "direct-GFLOP/cpu-s")
 }
 
-func BenchmarkConv3x3Winograd256x64(b *testing.B)  { benchConv(b, 256, 64, false) }
-func BenchmarkConv3x3Im2col256x64(b *testing.B)    { benchConv(b, 256, 64, true) }
-func BenchmarkConv3x3Winograd128x256(b *testing.B) { benchConv(b, 128, 256, false) }
-func BenchmarkConv3x3Im2col128x256(b *testing.B)   { benchConv(b, 128, 256, true) }
-func BenchmarkConv3x3Winograd512x32(b *testing.B)  { benchConv(b, 512, 32, false) }
-func BenchmarkConv3x3Im2col512x32(b *testing.B)    { benchConv(b, 512, 32, true) }
+// algorithm 0: im2col, 2: F(2x2, 3x3), 4: F(4x4, 3x3).
+func BenchmarkConv3x3(b *testing.B) {
+	for _, sz := range [][2]int{{512, 32}, {512, 64}, {256, 128}, {128, 256}} {
+		for _, algo := range []int{0, 2, 4} {
+			b.Run(fmt.Sprintf("c%d_%dx%d_algo%d", sz[0], sz[1], sz[1], algo), func(b *testing.B) { benchConv(b, sz[0], sz[1], algo) })
+		}
+	}
+}

@@ -23,6 +23,27 @@ type Config struct {
 	UpBlockTypes     []string `json:"up_block_types"`
 	MidBlockAttn     *bool    `json:"mid_block_add_attention"`
 	UsePostQuantConv *bool    `json:"use_post_quant_conv"`
+	SampleSize       any      `json:"sample_size"` // image size the VAE was trained at: 256 (sd-vae-ft-ema), 512, or [h, w]
+}
+
+// latentSize is the latent size matching sample_size (32x32 when absent).
+func (c Config) latentSize() (int, int) {
+	s := c.Upscale()
+	switch v := c.SampleSize.(type) {
+	case float64:
+		if v >= float64(s) && v <= 1<<15 {
+			return int(v) / s, int(v) / s
+		}
+	case []any:
+		if len(v) == 2 {
+			h, hok := v[0].(float64)
+			w, wok := v[1].(float64)
+			if hok && wok && h >= float64(s) && w >= float64(s) && h <= 1<<15 && w <= 1<<15 {
+				return int(h) / s, int(w) / s
+			}
+		}
+	}
+	return 32, 32
 }
 
 // DefaultConfig is the sd-vae-ft-ema decoder: block_out_channels

@@ -111,6 +111,33 @@ func (d *Decoder) forward(img []float32, h, w int) {
 	d.ConvOut.Forward(img, t1[:c*h*w], 1, h, w, false, false, ws)
 }
 
+// Prepare readies every convolution for an h×w latent (see compute.Conv:
+// the Winograd form depends on the image size), so the first Decode is not
+// slower than the others. Decodes of other sizes still work.
+func (d *Decoder) Prepare(h, w int) {
+	if d.PostQuantConv != nil {
+		d.PostQuantConv.Prepare(h, w)
+	}
+	d.ConvIn.Prepare(h, w)
+	res := func(r *ResnetBlock2D) {
+		r.Conv1.Prepare(h, w)
+		r.Conv2.Prepare(h, w)
+	}
+	for _, r := range d.MidBlock.Resnets {
+		res(r)
+	}
+	for _, up := range d.UpBlocks {
+		for _, r := range up.Resnets {
+			res(r)
+		}
+		for _, u := range up.Upsamplers {
+			h, w = 2*h, 2*w
+			u.Conv.Prepare(h, w)
+		}
+	}
+	d.ConvOut.Prepare(h, w)
+}
+
 // alloc sizes the scratch buffers for an h×w latent (kept between calls).
 func (d *Decoder) alloc(h, w int) {
 	need := d.maxActivation(h, w)

@@ -156,6 +156,9 @@ func newDecoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*De
 	if src.err != nil {
 		return nil, src.err
 	}
+	// Transform the 3x3 kernels now, for the size the VAE was made for
+	// (their original weights are then released).
+	d.Prepare(c.latentSize())
 	return d, nil
 }
 

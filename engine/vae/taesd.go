@@ -348,7 +348,24 @@ func newTinyDecoder(cfg *TinyConfig, tensors map[string]*tensor.Dense, file stri
 	if s.err != nil {
 		return nil, s.err
 	}
+	d.Prepare(32, 32)
 	return d, nil
+}
+
+// Prepare readies every convolution for an h×w latent (see Decoder.Prepare).
+func (d *TinyDecoder) Prepare(h, w int) {
+	d.ConvIn.Prepare(h, w)
+	for _, lv := range d.Levels {
+		for _, b := range lv.Blocks {
+			for _, c := range b.Conv {
+				c.Prepare(h, w)
+			}
+		}
+		if lv.Upsample {
+			h, w = 2*h, 2*w
+		}
+		lv.Conv.Prepare(h, w)
+	}
 }
 
 // convNoBias is a convolution stored without a bias.

@@ -16,7 +16,6 @@ Run from the repository root.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -77,13 +76,16 @@ def main():
     exe = os.path.join(tmp, "geca")
     subprocess.run(["go", "build", *tags, "-o", exe, "./cmd/geca"], check=True)
     outnpy = os.path.join(tmp, "out.npy")
-    r = subprocess.run([exe, "decode", "-v", "--vae", tmp, "--latent", os.path.join(tmp, "latent.npy"),
+    rssfile = os.path.join(tmp, "rss.txt")
+    r = subprocess.run(["/usr/bin/time", "-o", rssfile, "-f", "%M",
+                        exe, "decode", "-v", "--vae", tmp, "--latent", os.path.join(tmp, "latent.npy"),
                         "--npy", outnpy, "--out", os.path.join(tmp, "out.png")], env=env, capture_output=True, text=True)
     print("geca decode:", r.stderr.strip())
     if r.returncode != 0:
         sys.exit(1)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak RSS of the largest child (geca decode: load + decode): {rss:.0f} MiB")
+    with open(rssfile) as f:
+        rss = int(f.read().split()[-1]) / 1024
+    print(f"peak RSS of geca decode (load + one decode): {rss:.0f} MiB")
     got = np.load(outnpy)
     want = ref.numpy()
     diff = np.abs(got - want).max()
