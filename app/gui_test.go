@@ -14,6 +14,7 @@ import (
 	"gioui.org/io/key"
 	"gioui.org/io/pointer"
 
+	"geca/assets"
 	"geca/internal/guitest"
 	"geca/render"
 )
@@ -300,12 +301,16 @@ func TestGUICompareDamageHelp(t *testing.T) {
 
 func TestGUIErrorsStayInTheWindow(t *testing.T) {
 	h := demoHarness(t)
-	// a checkpoint that does not exist: the error shows in the window and
-	// the model keeps running
+	// a checkpoint that does not exist, typed in the path field and
+	// submitted with Enter: the error shows in the window and the model
+	// keeps running
 	bad := filepath.Join(t.TempDir(), "missing.safetensors")
-	h.ui.ckptEd.SetText(bad)
-	h.ui.openPaths()
-	h.frame()
+	h.key("O", 0) // no file dialog in tests: the path field takes the focus
+	h.win.Type(bad)
+	h.key(key.NameReturn, 0)
+	if got := h.ui.ckptEd.Text(); got != bad {
+		t.Fatalf("path field holds %q", got)
+	}
 	s := h.snap()
 	if s.Error == "" || !strings.Contains(s.Error, "missing.safetensors") {
 		t.Fatalf("error %q does not name the file", s.Error)
@@ -322,6 +327,7 @@ func TestGUIErrorsStayInTheWindow(t *testing.T) {
 	if red < 100 {
 		t.Errorf("no error banner drawn (%d red samples)", red)
 	}
+	h.key(key.NameEscape, 0) // focus back to the canvas: shortcuts work again
 	h.key(key.NameRightArrow, 0)
 	if p := h.snap().Panes[0]; p.U != 1 {
 		t.Errorf("app unusable after the error: at update %d", p.U)
@@ -330,6 +336,21 @@ func TestGUIErrorsStayInTheWindow(t *testing.T) {
 	h.frame()
 	if e := h.snap().Error; e != "" {
 		t.Errorf("dismiss left the error %q", e)
+	}
+	// a real checkpoint opens in place of the demo model
+	good := filepath.Join(t.TempDir(), "fmnist.safetensors")
+	if err := assets.WriteDefaultModel(good); err != nil {
+		t.Fatal(err)
+	}
+	h.ui.ckptEd.SetText(good)
+	h.ui.openPaths()
+	h.frame()
+	s = h.snap()
+	if s.Error != "" || !strings.HasPrefix(s.Model, "fmnist.safetensors") || s.Cfg.GridH != 28 || s.Untrained {
+		t.Errorf("after opening %s: model %q (%dx%d), error %q", good, s.Model, s.Cfg.GridH, s.Cfg.GridW, s.Error)
+	}
+	if p := s.Panes[0]; p.K != 0 || p.U != 0 || p.Frame == nil {
+		t.Error("the opened model does not start a fresh run")
 	}
 }
 

@@ -44,6 +44,8 @@ type (
 	LoadModel struct{ Ckpt, VAE string }
 	// ClearError dismisses the error banner.
 	ClearError struct{}
+	// ShowError puts a message in the error banner.
+	ShowError struct{ Msg string }
 )
 
 func (c Play) run(r *Runner) error {
@@ -78,7 +80,8 @@ func (c SetActive) run(r *Runner) error { r.ctrl.SetActive(c.Pane); return nil }
 func (c Change) run(r *Runner) error {
 	return r.compute(func() error { return r.ctrl.ChangeSetting(c) })
 }
-func (ClearError) run(r *Runner) error { r.err = ""; return nil }
+func (ClearError) run(r *Runner) error  { r.err = ""; return nil }
+func (c ShowError) run(r *Runner) error { r.err = c.Msg; return nil }
 func (c LoadModel) run(r *Runner) error {
 	if r.loader == nil {
 		return errors.New("loading models is not available")

@@ -87,6 +87,7 @@ type UI struct {
 	lastSnapSeq uint64
 	seedFocus   bool
 	topH        int
+	focusPath   bool
 	dismissAt   image.Point
 	labelFocus  bool
 
@@ -197,6 +198,11 @@ func (u *UI) Layout(gtx C) D {
 		u.syncControls()
 	}
 	u.runActions()
+	if u.focusPath {
+		u.focusPath = false
+		gtx.Execute(key.FocusCmd{Tag: &u.ckptEd})
+		u.panel.Position.First, u.panel.Position.Offset = 7, 0
+	}
 	u.handleKeys(gtx)
 	u.handleControls(gtx)
 	u.images.beginFrame()
@@ -354,6 +360,7 @@ func (u *UI) layoutStatus(gtx C) D {
 				layout.Rigid(label(u.th, 12, colMuted, model).Layout),
 				layout.Rigid(layout.Spacer{Width: 14}.Layout),
 				layout.Rigid(label(u.th, 12, colText, state).Layout),
+				layout.Rigid(layout.Spacer{Width: 14}.Layout),
 				layout.Flexed(1, func(gtx C) D {
 					c := colGreen
 					if msgErr {
@@ -648,6 +655,7 @@ func (u *UI) openPaths() {
 func (u *UI) openDialog(vae bool) {
 	if u.opt.ChooseFile == nil {
 		u.say(true, "no file dialog here: type the path in the field and press Enter")
+		u.focusPath = true
 		return
 	}
 	go func() {
@@ -657,7 +665,11 @@ func (u *UI) openDialog(vae bool) {
 		}
 		p, err := u.opt.ChooseFile(exts...)
 		if err != nil {
-			u.say(true, "file dialog: %v (type the path in the field and press Enter)", err)
+			if err.Error() == "cancelled" {
+				return
+			}
+			u.r.Send(ShowError{Msg: fmt.Sprintf("No file dialog here (%v). Type or paste the path in the field under EXPORT AND MODEL and press Enter.", err)})
+			u.post(func() { u.focusPath = true })
 			return
 		}
 		if vae {
@@ -764,24 +776,30 @@ func (u *UI) layoutHelp(gtx C) {
 	})
 }
 
-// handleKeys runs the keyboard shortcuts (none while an editor has focus).
+// handleKeys runs the keyboard shortcuts. While an editor has the focus
+// the keys are left to it (Enter, arrows, Backspace), except Esc, which gives
+// the focus back to the canvas.
 func (u *UI) handleKeys(gtx C) {
-	filters := []event.Filter{
-		key.Filter{Focus: nil, Name: "", Optional: key.ModShift | key.ModCtrl},
+	if u.editing(gtx) {
+		for {
+			ev, ok := gtx.Event(key.Filter{Name: key.NameEscape})
+			if !ok {
+				break
+			}
+			if e, ok := ev.(key.Event); ok && e.State == key.Press {
+				gtx.Execute(key.FocusCmd{Tag: u})
+			}
+		}
+		return
 	}
 	for {
-		ev, ok := gtx.Event(filters...)
+		ev, ok := gtx.Event(key.Filter{Name: "", Optional: key.ModShift | key.ModCtrl})
 		if !ok {
 			break
 		}
-		e, ok := ev.(key.Event)
-		if !ok || e.State != key.Press {
-			continue
+		if e, ok := ev.(key.Event); ok && e.State == key.Press {
+			u.onKey(gtx, e)
 		}
-		if u.editing(gtx) {
-			continue
-		}
-		u.onKey(gtx, e)
 	}
 }
 
