@@ -205,6 +205,9 @@ func (u *UI) layoutPane(gtx C, i int) D {
 		}
 	}
 
+	// header and footer bands stay readable over a zoomed grid
+	fillRect(gtx.Ops, colorA(colCanvas, 235), image.Rect(0, 0, size.X, head))
+	fillRect(gtx.Ops, colorA(colCanvas, 235), image.Rect(0, size.Y-foot, size.X, size.Y))
 	// header: what this pane shows and where it is
 	var title string
 	if p.Label != "" {
