@@ -136,7 +136,7 @@ func (u *UI) layoutPane(gtx C, i int) D {
 	p := u.snap.Panes[i]
 
 	// geometry: fit the grid with a margin, integer scale when it fits
-	head, foot := gtx.Dp(30), gtx.Dp(28)
+	head, foot := gtx.Dp(34), gtx.Dp(30)
 	availW, availH := float32(size.X)-float32(gtx.Dp(24)), float32(size.Y-head-foot)
 	fit := min(availW/float32(cfg.GridW), availH/float32(cfg.GridH))
 	if fit >= 2 {
@@ -206,8 +206,8 @@ func (u *UI) layoutPane(gtx C, i int) D {
 	}
 
 	// header and footer bands stay readable over a zoomed grid
-	fillRect(gtx.Ops, colorA(colCanvas, 235), image.Rect(0, 0, size.X, head))
-	fillRect(gtx.Ops, colorA(colCanvas, 235), image.Rect(0, size.Y-foot, size.X, size.Y))
+	fillRect(gtx.Ops, colorA(colCanvas, 235), image.Rect(0, 0, size.X, head-gtx.Dp(4)))
+	fillRect(gtx.Ops, colorA(colCanvas, 235), image.Rect(0, size.Y-foot+gtx.Dp(4), size.X, size.Y))
 	// header: what this pane shows and where it is
 	var title string
 	if p.Label != "" {
@@ -249,13 +249,13 @@ func (u *UI) layoutPane(gtx C, i int) D {
 	gtx.Constraints.Min = image.Point{}
 	row(gtx, 12, bold(label(u.th, 13, colText, title)).Layout, label(u.th, 12, colMuted, where).Layout,
 		func(gtx C) D {
-			if p.RunLabel != "" && p.RunLabel != "main" {
+			if p.RunLabel != "" && p.RunLabel != "main" && len(u.snap.Panes) == 1 {
 				return label(u.th, 12, colAccent, "branch: "+p.RunLabel).Layout(gtx)
 			}
 			return D{}
 		})
 	hd.Pop()
-	lg := op.Offset(image.Pt(gtx.Dp(12), size.Y-gtx.Dp(20))).Push(gtx.Ops)
+	lg := op.Offset(image.Pt(gtx.Dp(12), size.Y-gtx.Dp(21))).Push(gtx.Ops)
 	u.layoutLegend(gtx, f)
 	lg.Pop()
 	if u.brushOn && i == u.snap.Active {
