@@ -29,6 +29,10 @@ type Decoder struct {
 	ws   compute.ConvWorkspace
 }
 
+// maxBuffer bounds one activation buffer (float32 values, 4 GiB), so an
+// absurd latent size is an error rather than an out-of-memory crash.
+const maxBuffer = 1 << 30
+
 // OutputSize returns the image size for an h×w latent.
 func (d *Decoder) OutputSize(h, w int) (int, int) { return h * d.Cfg.Upscale(), w * d.Cfg.Upscale() }
 
@@ -43,6 +47,9 @@ func (d *Decoder) Decode(latent []float32, b, h, w int) ([]float32, error) {
 	}
 	if h > 1<<12 || w > 1<<12 || b > 1<<16 {
 		return nil, fmt.Errorf("vae: decode: latent %dx%d (batch %d) is too large", h, w, b)
+	}
+	if need := d.maxActivation(h, w); need > maxBuffer {
+		return nil, fmt.Errorf("vae: decode: a %dx%d latent needs %d MiB per activation buffer (limit %d MiB); decode smaller latents", h, w, need>>18, maxBuffer>>18)
 	}
 	lc := cfg.LatentChannels
 	if len(latent) != b*lc*h*w {

@@ -99,6 +99,14 @@ func TestDecodeBadInput(t *testing.T) {
 	if _, err := d.Decode(nil, 1, -1, 4); err == nil {
 		t.Error("negative size: want an error")
 	}
+	// Too large to allocate: an error, before anything is allocated.
+	mid, err := LoadDecoder("testdata/mid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mid.Decode(nil, 1, 4096, 4096); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("huge latent: %v", err)
+	}
 }
 
 // copyDir copies a fixture folder so a test can damage it.

@@ -137,6 +137,9 @@ func (d *TinyDecoder) Decode(latent []float32, b, h, w int) ([]float32, error) {
 	oh, ow := d.OutputSize(h, w)
 	width := d.ConvIn.COut
 	need := max(lc*h*w, width*oh*ow, d.Cfg.OutChannels*oh*ow)
+	if need > maxBuffer {
+		return nil, fmt.Errorf("vae: tiny decode: a %dx%d latent needs %d MiB per activation buffer (limit %d MiB); decode smaller latents", h, w, need>>18, maxBuffer>>18)
+	}
 	for i := range d.bufs {
 		if len(d.bufs[i]) < need {
 			d.bufs[i] = nil
