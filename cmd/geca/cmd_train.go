@@ -43,6 +43,7 @@ func runTrain(args []string) error {
 	ema := fs.Float64("ema", 0.9999, "EMA decay")
 	emaWarmup := fs.Bool("ema-warmup", false, "EMA decay min(ema, (1+step)/(10+step)), for short runs")
 	seed := fs.Uint64("seed", 1, "seed of initialisation, batches and noise")
+	carry := fs.Float64("carry", 0, "fraction of steps that start from the state an earlier call left (GHG-style carry) instead of a fresh seed; 0 is the official recipe")
 	perClass := fs.Int("per-class", 0, "use at most this many training images per class (0: all)")
 	resume := fs.String("resume", "", "continue from this checkpoint (its .train.safetensors state file)")
 	out := fs.String("out", "", "output model file (.safetensors); the training state goes to NAME.train.safetensors")
@@ -67,6 +68,9 @@ func runTrain(args []string) error {
 	}
 	if sources != 1 {
 		return usagef("give exactly one of --data fashion-mnist, --images DIR and --latents DIR")
+	}
+	if *carry < 0 || *carry > 1 {
+		return usagef("--carry %g out of range [0, 1]", *carry)
 	}
 	if *batch < 1 || *steps < 0 || *minutes < 0 || *lr <= 0 || *ema < 0 || *ema >= 1 || *size < 0 || *m < 0 || *hidden < 0 {
 		return usagef("--batch, --steps, --minutes, --lr, --ema, --size, --M, --hidden out of range")
@@ -119,7 +123,7 @@ func runTrain(args []string) error {
 	wall0 := 0.0
 	if *resume != "" {
 		tr, wall0, err = train.Resume(*resume, ds, func(o *train.Options) {
-			o.Batch, o.LR, o.EMADecay, o.EMAWarmup = *batch, *lr, *ema, *emaWarmup
+			o.Batch, o.LR, o.EMADecay, o.EMAWarmup, o.CarryProb = *batch, *lr, *ema, *emaWarmup, *carry
 		})
 		if err != nil {
 			return err
@@ -136,7 +140,7 @@ func runTrain(args []string) error {
 			cfg.HiddenChannels = *hidden
 		}
 		opt := train.DefaultOptions()
-		opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup, opt.Seed = *batch, *lr, *ema, *emaWarmup, *seed
+		opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup, opt.Seed, opt.CarryProb = *batch, *lr, *ema, *emaWarmup, *seed, *carry
 		tr, err = train.NewTrainer(cfg, opt, ds)
 		if err != nil {
 			return err
@@ -146,9 +150,9 @@ func runTrain(args []string) error {
 		return err
 	}
 	cfg := tr.Cfg
-	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d (%d parameters); batch %d, lr %g, step %d\n",
+	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d (%d parameters); batch %d, lr %g, carry %g, step %d\n",
 		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M,
-		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, tr.Step)
+		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, tr.Opt.CarryProb, tr.Step)
 
 	// Stop cleanly (with a checkpoint) on Ctrl-C or SIGTERM.
 	stop := make(chan os.Signal, 1)
@@ -262,8 +266,9 @@ func writeTrainImages(tr *train.Trainer, out string) error {
 	return nil
 }
 
-// writePreview samples two images per class from the EMA weights and writes
-// them as NAME.samples.png (one row per class).
+// writePreview samples two images per class from the EMA weights with the
+// app's default sampling (GHG on, CFG 1.5) and writes them as
+// NAME.samples.png (one row per class).
 func writePreview(tr *train.Trainer, out string, steps int) error {
 	if tr.Cfg.Latent || (tr.Cfg.InChannels != 1 && tr.Cfg.InChannels != 3) {
 		return nil // latents need the VAE decoder to be looked at: use geca sample --vae
@@ -276,7 +281,7 @@ func writePreview(tr *train.Trainer, out string, steps int) error {
 			labels = append(labels, k)
 		}
 	}
-	imgs, err := train.Sample(tr.EMAParams(), labels, train.SampleOptions{Steps: steps, Seed: 1})
+	imgs, err := train.Sample(tr.EMAParams(), labels, train.SampleOptions{Steps: steps, CFG: 1.5, Seed: 1})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,9 @@ type SampleOptions struct {
 	Steps int     // respaced DDPM steps (e.g. 50)
 	CFG   float64 // classifier-free guidance scale; ≤ 1 is off
 	Seed  uint64
+	// NoGHG starts every timestep from a fresh seed (C_h = 0, centre-seeded
+	// C_out), as training does, instead of carrying the grid (GHG).
+	NoGHG bool
 }
 
 // Sample draws one image per label with the official sampler (spec §5-6):
@@ -71,7 +74,10 @@ func Sample(p *Params[float32], labels []int, opt SampleOptions) ([]float32, err
 	}
 	ts := make([]int, NB)
 	for i := sch.T - 1; i >= 0; i-- {
-		if cfgOn && i < sch.T-1 {
+		if opt.NoGHG && i < sch.T-1 {
+			zero(state)
+		}
+		if (cfgOn || opt.NoGHG) && i < sch.T-1 {
 			for b := 0; b < NB; b++ {
 				seedOut(b)
 			}

@@ -66,8 +66,14 @@ func TestTrainingLossFalls(t *testing.T) {
 // TestDeterministicAndResumable: two runs with one seed give identical
 // weights, and stopping, saving and resuming half-way changes nothing.
 func TestDeterministicAndResumable(t *testing.T) {
+	for _, carry := range []float64{0, 0.5} {
+		testDeterministic(t, carry)
+	}
+}
+
+func testDeterministic(t *testing.T, carry float64) {
 	opt := DefaultOptions()
-	opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup = 4, 1e-3, 0.99, true
+	opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup, opt.CarryProb = 4, 1e-3, 0.99, true, carry
 	ds := toyData(16, 8, 8)
 	run := func(steps int) *Trainer {
 		tr, err := NewTrainer(smallConfig(), opt, ds)
@@ -146,5 +152,40 @@ func TestLabelDropoutPerEntry(t *testing.T) {
 	}
 	if b := float64(both) / float64(total/2); b < 0.52 || b > 0.60 {
 		t.Fatalf("both entries kept in %.3f of samples, want 0.5625 (independent drops)", b)
+	}
+}
+
+// TestCarriedStates: with CarryProb 1 every step starts from the state of an
+// earlier call: hidden channels carried everywhere, C_out for some samples.
+func TestCarriedStates(t *testing.T) {
+	opt := DefaultOptions()
+	opt.Batch, opt.CarryProb, opt.LR = 8, 1, 3e-3
+	tr, err := NewTrainer(smallConfig(), opt, toyData(64, 8, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ { // make the update non-zero
+		if _, err := tr.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.prepare(5); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tr.Cfg
+	hidden, outs := 0, 0
+	for r := 0; r < tr.Net.R; r++ {
+		cell := tr.s0[r*tr.Net.Cd : (r+1)*tr.Net.Cd]
+		for k, v := range cell[cfg.InChannels:] {
+			if v != 0 && k >= cfg.OutChannels() {
+				hidden++
+			}
+			if v != 0 && k < cfg.OutChannels() {
+				outs++
+			}
+		}
+	}
+	if hidden < tr.Net.R || outs < tr.Net.R/4 {
+		t.Fatalf("carried grids have %d non-zero hidden and %d non-zero C_out values", hidden, outs)
 	}
 }

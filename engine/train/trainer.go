@@ -23,6 +23,10 @@ type Options struct {
 	EMAWarmup    bool    `json:"ema_warmup"`    // decay min(EMADecay, (1+s)/(10+s))
 	LabelDropout float64 `json:"label_dropout"` // per label entry (spec §4.2)
 	Seed         uint64  `json:"seed"`
+	// CarryProb is the fraction of steps whose grids do not start from a
+	// fresh seed but carry the state a previous denoiser call left, as GHG
+	// sampling does (spec §5); 0 is the official recipe. See carry.
+	CarryProb float64 `json:"carry_prob,omitempty"`
 }
 
 // DefaultOptions: batch 32, AdamW lr 1e-4, EMA 0.9999, label dropout 0.1.
@@ -60,6 +64,11 @@ type Trainer struct {
 	s0, x0, xt, eps, y, dOut []float32
 	t                        []int
 	masks                    [][]float32
+
+	// the no-gradient calls that make carried states (Options.CarryProb)
+	pre      *Net[float32]
+	preS     []float32
+	preMasks [][]float32
 }
 
 // HistoryEvery is how many steps one loss-curve point averages.
@@ -113,7 +122,7 @@ func (tr *Trainer) batchIndices(step int) []int {
 
 // prepare draws everything random of step s from a generator seeded by
 // (seed, s), so a resumed run repeats exactly what an uninterrupted one does.
-func (tr *Trainer) prepare(step int) {
+func (tr *Trainer) prepare(step int) error {
 	cfg, N, Cin, Cd := tr.Cfg, tr.Cfg.Cells(), tr.Cfg.InChannels, tr.Net.Cd
 	r := rand.New(rand.NewPCG(tr.Opt.Seed^0x7472616e, uint64(step)))
 	idx := tr.batchIndices(step)
@@ -153,11 +162,113 @@ func (tr *Trainer) prepare(step int) {
 			tr.y[b*K+tr.Data.Labels[di]] = 1
 		}
 	}
-	for _, mk := range tr.masks {
+	tr.drawMasks(r, tr.masks)
+	if tr.Opt.CarryProb > 0 && r.Float64() < tr.Opt.CarryProb {
+		return tr.carry(r)
+	}
+	return nil
+}
+
+func (tr *Trainer) drawMasks(r *rand.Rand, masks [][]float32) {
+	for _, mk := range masks {
 		for i := range mk {
-			mk[i] = float32(math.Floor(float64(float32(r.Float64()) + cfg.UpdateRate)))
+			mk[i] = float32(math.Floor(float64(float32(r.Float64()) + tr.Cfg.UpdateRate)))
 		}
 	}
+}
+
+// carry replaces the fresh seed of this step's grids by the state that one or
+// two earlier denoiser calls (no gradient) leave, as Gene Heredity Guidance
+// does at sampling time (spec §5): the official trainer only ever starts from
+// a fresh seed, so its models meet carried states for the first time when
+// sampling, and a small model's hidden state can then grow without bound
+// over the hundreds of carried calls. Each earlier call runs at a slightly
+// noisier t' = t + s, s ~ U{1..25} (the stride of 40- to 250-step sampling),
+// on x_t' built from the same x0 and ε. The hidden channels are always
+// carried; C_out too for half the samples (GHG without CFG) and re-seeded for
+// the others (GHG with CFG).
+func (tr *Trainer) carry(r *rand.Rand) error {
+	cfg, N, Cin, Cd, Cout := tr.Cfg, tr.Cfg.Cells(), tr.Cfg.InChannels, tr.Net.Cd, tr.Cfg.OutChannels()
+	B := tr.Opt.Batch
+	if tr.pre == nil {
+		tr.pre = NewNet(tr.P, B)
+		tr.pre.NoGrad = true
+		tr.preS = make([]float32, len(tr.s0))
+		for m := 0; m < cfg.M; m++ {
+			tr.preMasks = append(tr.preMasks, make([]float32, B*N))
+		}
+	}
+	calls := 1 + r.IntN(2)
+	// The earlier timesteps, noisiest first.
+	ts := make([][]int, calls)
+	for b := 0; b < B; b++ {
+		t := tr.t[b]
+		for c := calls - 1; c >= 0; c-- {
+			t = min(t+1+r.IntN(25), tr.Sched.T-1)
+			if ts[c] == nil {
+				ts[c] = make([]int, B)
+			}
+			ts[c][b] = t
+		}
+	}
+	keepOut := make([]bool, B)
+	for b := range keepOut {
+		keepOut[b] = r.IntN(2) == 0
+	}
+	seedCentre := func(st []float32, b int) {
+		centre := b*N + (cfg.GridH/2)*cfg.GridW + cfg.GridW/2
+		for k := 0; k < Cout; k++ {
+			st[centre*Cd+Cin+k] = float32(r.NormFloat64())
+		}
+	}
+	zero(tr.preS)
+	for b := 0; b < B; b++ {
+		seedCentre(tr.preS, b)
+	}
+	setXt := func(st []float32, t []int) {
+		for b := 0; b < B; b++ {
+			sa, sb := float32(tr.Sched.SqrtAC[t[b]]), float32(tr.Sched.SqrtOneMinusAC[t[b]])
+			for c := 0; c < N; c++ {
+				row := b*N + c
+				for k := 0; k < Cin; k++ {
+					st[row*Cd+k] = sa*tr.x0[row*Cin+k] + sb*tr.eps[row*Cin+k]
+				}
+			}
+		}
+	}
+	// The carry rule of one sample from a finished state into the next grid.
+	inherit := func(dst, src []float32, b int) {
+		for c := 0; c < N; c++ {
+			row := (b*N + c) * Cd
+			if keepOut[b] {
+				copy(dst[row+Cin:row+Cd], src[row+Cin:row+Cd])
+			} else {
+				for k := 0; k < Cout; k++ {
+					dst[row+Cin+k] = 0
+				}
+				copy(dst[row+Cin+Cout:row+Cd], src[row+Cin+Cout:row+Cd])
+			}
+		}
+		if !keepOut[b] {
+			seedCentre(dst, b)
+		}
+	}
+	for c := 0; c < calls; c++ {
+		setXt(tr.preS, ts[c])
+		tr.drawMasks(r, tr.preMasks)
+		out, err := tr.pre.Forward(tr.preS, ts[c], tr.y, tr.preMasks)
+		if err != nil {
+			return err
+		}
+		next := tr.s0
+		if c+1 < calls {
+			next = tr.preS
+		}
+		for b := 0; b < B; b++ {
+			inherit(next, out, b)
+		}
+	}
+	return nil
 }
 
 // StepStats reports one optimisation step.
@@ -168,7 +279,9 @@ type StepStats struct {
 
 // TrainStep runs one optimisation step.
 func (tr *Trainer) TrainStep() (StepStats, error) {
-	tr.prepare(tr.Step)
+	if err := tr.prepare(tr.Step); err != nil {
+		return StepStats{}, err
+	}
 	out, err := tr.Net.Forward(tr.s0, tr.t, tr.y, tr.masks)
 	if err != nil {
 		return StepStats{}, err
