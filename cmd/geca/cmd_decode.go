@@ -15,7 +15,7 @@ func init() {
 	register(&command{
 		name:    "decode",
 		summary: "decode latents to images with the Stable Diffusion VAE (or TAESD)",
-		usage:   "--vae DIR --latent L.npy [--out IMG.png] [--npy OUT.npy] [--cols N]",
+		usage:   "(--vae DIR | --approx) --latent L.npy [--out IMG.png] [--npy OUT.npy] [--cols N]",
 		run:     runDecode,
 	})
 }
@@ -27,6 +27,7 @@ func runDecode(args []string) error {
 	latPath := fs.String("latent", "", "latents as the sampler writes them (scaled by the VAE's scaling_factor), float32 (B, C, H, W) or (C, H, W)")
 	outPath := fs.String("out", "", "PNG of the decoded batch, laid out as a grid")
 	npyPath := fs.String("npy", "", "float32 decoder output (B, 3, H, W) before the uint8 mapping")
+	approx := fs.Bool("approx", false, "no VAE: the fixed 4x3 latent-to-RGB approximation (SD latents), upscaled 8x by pixel repetition")
 	cols := fs.Int("cols", 0, "grid columns (default: about the square root of the batch)")
 	verbose := fs.Bool("v", false, "print the decode time")
 	if err := parseFlags(fs, c, args); err != nil {
@@ -36,8 +37,10 @@ func runDecode(args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	switch {
-	case *vaePath == "":
-		return usagef("--vae DIR is required\nusage: geca decode %s", c.usage)
+	case *vaePath == "" && !*approx:
+		return usagef("--vae DIR (or --approx) is required\nusage: geca decode %s", c.usage)
+	case *vaePath != "" && *approx:
+		return usagef("give either --vae DIR or --approx, not both")
 	case *latPath == "":
 		return usagef("--latent L.npy is required")
 	case *outPath == "" && *npyPath == "":
@@ -57,12 +60,14 @@ func runDecode(args []string) error {
 		return fmt.Errorf("%s: shape %v, want (B, C, H, W) or (C, H, W)", *latPath, lat.Shape)
 	}
 	b, ch, h, w := shape[0], shape[1], shape[2], shape[3]
-	dec, err := vae.Load(*vaePath)
-	if err != nil {
-		return err
+	var dec vae.LatentDecoder = approxDecoder{}
+	if !*approx {
+		if dec, err = vae.Load(*vaePath); err != nil {
+			return err
+		}
 	}
 	if ch != dec.LatentChannels() {
-		return fmt.Errorf("%s: %d latent channels, but the VAE in %s takes %d", *latPath, ch, *vaePath, dec.LatentChannels())
+		return fmt.Errorf("%s: %d latent channels, but the decoder (%s) takes %d", *latPath, ch, decoderName(*vaePath), dec.LatentChannels())
 	}
 	start := time.Now()
 	img, err := dec.Decode(lat.Data, b, h, w)
@@ -100,4 +105,39 @@ func runDecode(args []string) error {
 		}
 	}
 	return nil
+}
+
+func decoderName(vaePath string) string {
+	if vaePath == "" {
+		return "--approx"
+	}
+	return vaePath
+}
+
+// approxDecoder is vae.Preview as a LatentDecoder, upscaled 8x so its
+// pictures have the size of a real decode.
+type approxDecoder struct{}
+
+const approxScale = 8
+
+func (approxDecoder) LatentChannels() int { return vae.PreviewChannels }
+
+func (approxDecoder) OutputSize(h, w int) (int, int) { return approxScale * h, approxScale * w }
+
+func (approxDecoder) Decode(latent []float32, b, h, w int) ([]float32, error) {
+	small := make([]float32, b*3*h*w)
+	if err := vae.PreviewInto(small, latent, b, h, w); err != nil {
+		return nil, err
+	}
+	oh, ow := approxScale*h, approxScale*w
+	out := make([]float32, b*3*oh*ow)
+	for p := 0; p < b*3; p++ {
+		in, o := small[p*h*w:(p+1)*h*w], out[p*oh*ow:(p+1)*oh*ow]
+		for y := 0; y < oh; y++ {
+			for x := 0; x < ow; x++ {
+				o[y*ow+x] = in[(y/approxScale)*w+x/approxScale]
+			}
+		}
+	}
+	return out, nil
 }

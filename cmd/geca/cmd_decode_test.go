@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"geca/engine/vae"
 	"geca/internal/npy"
 )
 
@@ -73,13 +74,39 @@ func TestDecodeCommand(t *testing.T) {
 		}
 	}
 
+	// The 4x3 approximation: pixel (y, x) of the output is Preview's pixel (y/8, x/8).
+	if code, _, stderr := capture(t, "decode", "--approx", "--latent", latPath, "--npy", outNpy); code != 0 {
+		t.Fatalf("approx: exit %d: %s", code, stderr)
+	}
+	got, err = npy.ReadFile(outNpy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := tg["latent"]
+	pb, ph, pw := tl.Shape[0], tl.Shape[2], tl.Shape[3]
+	pv := vae.Preview(tl.Data, pb, ph, pw)
+	if len(got.Shape) != 4 || got.Shape[2] != 8*ph || got.Shape[3] != 8*pw {
+		t.Fatalf("approx shape %v", got.Shape)
+	}
+	oh, ow := 8*ph, 8*pw
+	for p := 0; p < pb*3; p++ {
+		for y := 0; y < oh; y++ {
+			for x := 0; x < ow; x++ {
+				if g, w := got.Data[(p*oh+y)*ow+x], pv[(p*ph+y/8)*pw+x/8]; g != w {
+					t.Fatalf("approx plane %d (%d, %d): %v, want %v", p, y, x, g, w)
+				}
+			}
+		}
+	}
+
 	// Bad calls.
 	for _, c := range []struct {
 		args []string
 		code int
 		want string
 	}{
-		{[]string{"decode", "--latent", latPath, "--out", out}, 2, "--vae DIR is required"},
+		{[]string{"decode", "--latent", latPath, "--out", out}, 2, "--vae DIR (or --approx) is required"},
+		{[]string{"decode", "--approx", "--vae", "x", "--latent", latPath, "--out", out}, 2, "not both"},
 		{[]string{"decode", "--vae", "x", "--latent", latPath}, 2, "--out IMG.png and/or --npy"},
 		{[]string{"decode", "--vae", dir, "--latent", latPath, "--out", out}, 1, "no config.json"},
 		{[]string{"decode", "--vae", "../../engine/vae/testdata/mid", "--latent", filepath.Join(dir, "none.npy"), "--out", out}, 1, "none.npy"},
