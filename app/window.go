@@ -19,6 +19,9 @@ type WindowOptions struct {
 	ExportDir string
 	// Paused starts without playing (the default plays at once).
 	Paused bool
+	// StartError is shown in the error banner when the window opens (for
+	// example a --ckpt that could not be loaded).
+	StartError string
 }
 
 // RunWindow opens the viewer window on eng and blocks until the window closes.
@@ -34,6 +37,9 @@ func RunWindow(eng Engine, wo WindowOptions) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)
+	if wo.StartError != "" {
+		r.Send(ShowError{Msg: wo.StartError})
+	}
 	if !wo.Paused {
 		r.Send(Play{On: true})
 	}

@@ -17,7 +17,7 @@ func init() {
 	}
 	c.run = func(args []string) error {
 		fs := newFlags(c)
-		ckptPath := fs.String("ckpt", "", "checkpoint to open (.pt or .safetensors); default: the built-in demo model")
+		ckptPath := fs.String("ckpt", "", "checkpoint to open (.pt or .safetensors); default: the built-in Fashion-MNIST model")
 		vaePath := fs.String("vae", "", "VAE folder or .safetensors for full decoding of latent models")
 		out := fs.String("out", "", "folder for exports (PNG, GIF, .npy); default: the working directory")
 		paused := fs.Bool("paused", false, "start paused instead of playing")
@@ -27,14 +27,19 @@ func init() {
 		if fs.NArg() > 0 {
 			return usagef("unexpected argument %q\nusage: geca view %s", fs.Arg(0), c.usage)
 		}
+		wo := app.WindowOptions{ExportDir: *out, Paused: *paused}
 		var eng app.Engine
 		if *ckptPath != "" {
 			e, err := app.LoadEngine(*ckptPath, *vaePath)
 			if err != nil {
-				return err
+				// the window opens anyway, on the built-in model, with the error shown
+				fmt.Fprintf(os.Stderr, "geca view: %v\n", err)
+				wo.StartError = err.Error() + " (showing the built-in model instead)"
+			} else {
+				eng = e
 			}
-			eng = e
-		} else {
+		}
+		if eng == nil {
 			e, err := app.DefaultEngine()
 			if err != nil {
 				return err
@@ -42,7 +47,7 @@ func init() {
 			eng = e
 		}
 		go func() {
-			err := app.RunWindow(eng, app.WindowOptions{ExportDir: *out, Paused: *paused})
+			err := app.RunWindow(eng, wo)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "geca view: %v\n", err)
 				os.Exit(1)
