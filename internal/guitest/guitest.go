@@ -167,15 +167,18 @@ func (w *Window) Click(p image.Point) {
 	w.Release(p)
 }
 
-// Drag queues a press at from, steps drag moves ending at to, and a release
-// at to (steps < 1 counts as 1).
+// Drag queues a press at from, steps moves with the primary button held
+// ending at to, and a release at to (steps < 1 counts as 1). Platforms report
+// such moves as pointer.Move with Buttons set; the router turns them into
+// pointer.Drag for the handler that grabbed the press, and refuses Drag
+// events queued directly.
 func (w *Window) Drag(from, to image.Point, steps int) {
 	steps = max(steps, 1)
 	w.Press(from)
 	a, b := pt(from), pt(to)
 	for i := 1; i <= steps; i++ {
 		f := float32(i) / float32(steps)
-		w.Queue(pointer.Event{Kind: pointer.Drag, Source: pointer.Mouse, Buttons: pointer.ButtonPrimary,
+		w.Queue(pointer.Event{Kind: pointer.Move, Source: pointer.Mouse, Buttons: pointer.ButtonPrimary,
 			Position: a.Add(b.Sub(a).Mul(f))})
 	}
 	w.Release(to)

@@ -178,3 +178,20 @@ func TestNear(t *testing.T) {
 		t.Error("Near tolerance is wrong")
 	}
 }
+
+// TestDragMovesSlider drags a slider's thumb: the router must accept the
+// queued moves and deliver them to the slider as a drag.
+func TestDragMovesSlider(t *testing.T) {
+	w := New(t, 200, 40)
+	var f widget.Float
+	ui := func(gtx layout.Context) layout.Dimensions {
+		gtx.Constraints.Min.X = gtx.Constraints.Max.X
+		return material.Slider(w.Theme, &f).Layout(gtx)
+	}
+	w.Frame(ui)
+	w.Drag(image.Pt(5, 10), image.Pt(150, 10), 5)
+	w.Frame(ui)
+	if f.Value < 0.6 || f.Value > 0.9 {
+		t.Fatalf("slider value after dragging to x=150 of 200: %v, want about 0.75", f.Value)
+	}
+}
