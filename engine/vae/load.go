@@ -165,11 +165,10 @@ func newDecoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*De
 // source hands out decoder tensors by their diffusers names, whatever layout
 // the file uses, and keeps the first error (naming the file and tensor).
 type source struct {
-	file    string
-	byName  map[string]entry // diffusers name -> tensor
-	layout  string           // "diffusers" or "original SD"
-	err     error
-	checked map[string]bool
+	file   string
+	byName map[string]entry // diffusers name -> tensor
+	layout string           // "diffusers" or "original SD"
+	err    error
 }
 
 type entry struct {
@@ -178,7 +177,7 @@ type entry struct {
 }
 
 func newSource(tensors map[string]*tensor.Dense, file string) (*source, error) {
-	s := &source{file: file, byName: map[string]entry{}, layout: "diffusers", checked: map[string]bool{}}
+	s := &source{file: file, byName: map[string]entry{}, layout: "diffusers"}
 	names := make([]string, 0, len(tensors))
 	for k := range tensors {
 		names = append(names, k)

@@ -283,7 +283,7 @@ func newTinyDecoder(cfg *TinyConfig, tensors map[string]*tensor.Dense, file stri
 	// Key layouts: diffusers "decoder.layers.J.…"; taesd.py "I.…" or, for a
 	// whole TAESD module, "decoder.I.…", with I = J + 1 (its Sequential
 	// starts with the clamp). Everything is renamed to decoder.layers.J.
-	s := &source{file: file, byName: map[string]entry{}, layout: "TAESD", checked: map[string]bool{}}
+	s := &source{file: file, byName: map[string]entry{}, layout: "TAESD"}
 	for k, t := range tensors {
 		name := k
 		switch {
