@@ -42,7 +42,7 @@ type Net[T Float] struct {
 	e0, eC                                       []T // R×D: E before the attention residual (all rows), E of the active rows
 	dS, dEC, dEF, dX1, dX2, dO, dQKV, dH, dLogit []T
 	dmod, dfmod                                  []T
-	tmpA, tmpH, dU                               []T
+	tmpH, dU                                     []T
 }
 
 // rowSet is a set of rows of the state in ascending order: every row (idx
@@ -85,6 +85,7 @@ type update[T Float] struct {
 	h                   []T // pre-GELU
 	phi                 []T // Φ(h), so GELU(h) = h·Φ(h) and its derivative need no second erf
 	y                   []T // MLP output
+	a1, a2, af          []T // modulated LayerNorm outputs: the inputs of QKV, MLP and the final linear
 
 	act rowSet  // the active rows
 	pos []int32 // row -> position in act, or −1
@@ -105,7 +106,7 @@ func NewNet[T Float](p *Params[T], b int) *Net[T] {
 	n.e0, n.eC = mk(R*D), mk(R*D)
 	n.dS, n.dEC, n.dEF, n.dX1, n.dX2, n.dO = mk(R*n.Cd), mk(R*D), mk(R*D), mk(R*D), mk(R*D), mk(R*D)
 	n.dQKV, n.dH, n.dLogit = mk(R*3*D), mk(R*n.Mlp), mk(R*n.Heads*9)
-	n.tmpA, n.tmpH, n.dU = mk(R*D), mk(R*n.Mlp), mk(R*n.Ud)
+	n.tmpH, n.dU = mk(R*n.Mlp), mk(R*n.Ud)
 	n.all = rowSet{start: make([]int, b+1), n: n.N}
 	for i := range n.all.start {
 		n.all.start[i] = i * n.N
@@ -121,6 +122,7 @@ func (n *Net[T]) ensureUpdates(m int) {
 			rstd1: make([]T, R), rstd2: make([]T, R), rstdf: make([]T, R),
 			qkv: make([]T, R*3*D), p: make([]T, R*n.Heads*9), o: make([]T, R*D), attn: make([]T, R*D),
 			h: make([]T, R*n.Mlp), phi: make([]T, R*n.Mlp), y: make([]T, R*D),
+			a1: make([]T, R*D), a2: make([]T, R*D), af: make([]T, R*D),
 			act: rowSet{idx: make([]int32, 0, R), start: make([]int, n.B+1), n: n.N}, pos: make([]int32, R),
 		})
 	}
@@ -353,9 +355,9 @@ func (n *Net[T]) updateFwd(u *update[T], mask []T, next []T) {
 	})
 	// 6: A = LN1(E)·(1 + scale_msa) + shift_msa.
 	layerNorm(u.xhat1, u.rstd1, e0, R, D, 1e-5)
-	n.modulate(n.tmpA, u.xhat1, p.LN1G.W, p.LN1B.W, n.mod, 6*D, 0, 1, &n.all)
+	n.modulate(u.a1, u.xhat1, p.LN1G.W, p.LN1B.W, n.mod, 6*D, 0, 1, &n.all)
 	// 7-9: QKV (every row), 3x3 local attention and output projection (active rows).
-	linearFwd(u.qkv, n.tmpA, p.QKVW.W, nil, R, D, 3*D)
+	linearFwd(u.qkv, u.a1, p.QKVW.W, nil, R, D, 3*D)
 	n.attentionFwd(u)
 	linearFwd(u.attn, u.o, p.OutW.W, p.OutB.W, Ra, D, D)
 	// 10: E += gate_msa·Attn, from here on for the active rows only.
@@ -369,17 +371,17 @@ func (n *Net[T]) updateFwd(u *update[T], mask []T, next []T) {
 	n.gatedAdd(e, u.attn, 2, act)
 	// 11: F = LN2(E)·(1 + scale_mlp) + shift_mlp; MLP with exact GELU.
 	layerNorm(u.xhat2, u.rstd2, e, Ra, D, 1e-5)
-	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4, act)
-	linearFwd(u.h, n.tmpA, p.MLP1W.W, p.MLP1B.W, Ra, D, Mlp)
+	n.modulate(u.a2, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4, act)
+	linearFwd(u.h, u.a2, p.MLP1W.W, p.MLP1B.W, Ra, D, Mlp)
 	geluRows(n.tmpH[:Ra*Mlp], u.phi[:Ra*Mlp], u.h[:Ra*Mlp])
 	linearFwd(u.y, n.tmpH, p.MLP2W.W, p.MLP2B.W, Ra, Mlp, D)
 	// 12: E += gate_mlp·F.
 	n.gatedAdd(e, u.y, 5, act)
 	// 13: final layer: LN (eps 1e-6, no affine), its own adaLN, Linear.
 	layerNorm(u.xhatf, u.rstdf, e, Ra, D, 1e-6)
-	n.modulate(n.tmpA, u.xhatf, nil, nil, n.fmod, 2*D, 0, 1, act)
+	n.modulate(u.af, u.xhatf, nil, nil, n.fmod, 2*D, 0, 1, act)
 	uo := n.dU
-	linearFwd(uo, n.tmpA, p.FinW.W, p.FinB.W, Ra, D, n.Ud)
+	linearFwd(uo, u.af, p.FinW.W, p.FinB.W, Ra, D, n.Ud)
 	// 15-16: masked residual update of C_out and C_h; C_in kept.
 	Cin, Ud := n.Cin, n.Ud
 	copy(next[:R*Cd], u.X)
@@ -444,6 +446,7 @@ func (n *Net[T]) gatedAdd(e, x []T, chunk int, rs *rowSet) {
 func (n *Net[T]) attentionFwd(u *update[T]) {
 	D, Hd, heads := n.D, n.Hd, n.Heads
 	scale := 1 / math.Sqrt(float64(Hd))
+	f32 := isF32[T]()
 	parallelFor(u.act.count(), 64, func(lo, hi int) {
 		var logit [9]float64
 		var nb [9]int
@@ -468,7 +471,11 @@ func (n *Net[T]) attentionFwd(u *update[T]) {
 				}
 				var sum float64
 				for k := 0; k < 9; k++ {
-					logit[k] = math.Exp(logit[k] - mx)
+					if f32 {
+						logit[k] = float64(exp32(float32(logit[k] - mx)))
+					} else {
+						logit[k] = math.Exp(logit[k] - mx)
+					}
 					sum += logit[k]
 				}
 				pr := u.p[(i*heads+h)*9 : (i*heads+h)*9+9]
@@ -598,9 +605,8 @@ func (n *Net[T]) updateBwd(u *update[T], mask []T) {
 		}
 	})
 	// 13: final layer.
-	n.modulate(n.tmpA, u.xhatf, nil, nil, n.fmod, 2*D, 0, 1, act)
 	dZ := n.dX1
-	linearBwd(dZ, p.FinW.G, p.FinB.G, dU, n.tmpA, p.FinW.W, Ra, D, Ud, false)
+	linearBwd(dZ, p.FinW.G, p.FinB.G, dU, u.af, p.FinW.W, Ra, D, Ud, false)
 	dxh := n.dX2
 	n.modulateBwd(dxh, dZ, u.xhatf, nil, nil, n.fmod, n.dfmod, 2*D, 0, 1, act)
 	dE := n.dEC // gradient w.r.t. E (active rows) after step 12
@@ -617,15 +623,24 @@ func (n *Net[T]) updateBwd(u *update[T], mask []T) {
 	})
 	linearBwd(n.dH, p.MLP2W.G, p.MLP2B.G, dY, n.tmpH, p.MLP2W.W, Ra, Mlp, D, false)
 	// GELU'(x) = Φ(x) + x·φ(x).
-	parallelFor(Ra*Mlp, 4096, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			x := float64(u.h[i])
-			n.dH[i] *= T(float64(u.phi[i]) + x*invSqrt2Pi*math.Exp(-0.5*x*x))
-		}
-	})
-	n.modulate(n.tmpA, u.xhat2, p.LN2G.W, p.LN2B.W, n.mod, 6*D, 3, 4, act)
+	if hf, ok := any(u.h).([]float32); ok {
+		dh, ph := any(n.dH).([]float32), any(u.phi).([]float32)
+		parallelFor(Ra*Mlp, 4096, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				x := hf[i]
+				dh[i] *= ph[i] + x*invSqrt2Pi*exp32(-0.5*x*x)
+			}
+		})
+	} else {
+		parallelFor(Ra*Mlp, 4096, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				x := float64(u.h[i])
+				n.dH[i] *= T(float64(u.phi[i]) + x*invSqrt2Pi*math.Exp(-0.5*x*x))
+			}
+		})
+	}
 	dF := n.dX1
-	linearBwd(dF, p.MLP1W.G, p.MLP1B.G, n.dH, n.tmpA, p.MLP1W.W, Ra, D, Mlp, false)
+	linearBwd(dF, p.MLP1W.G, p.MLP1B.G, n.dH, u.a2, p.MLP1W.W, Ra, D, Mlp, false)
 	n.modulateBwd(dxh, dF, u.xhat2, p.LN2G, p.LN2B, n.mod, n.dmod, 6*D, 3, 4, act)
 	layerNormBwd(dE, dxh, u.xhat2, u.rstd2, Ra, D)
 	// 10: E1 = E0 + gate_msa·Attn.
@@ -636,9 +651,8 @@ func (n *Net[T]) updateBwd(u *update[T], mask []T) {
 	// 8: attention, into dQKV of every row.
 	n.attentionBwd(u, n.dO)
 	// 7: QKV (every row).
-	n.modulate(n.tmpA, u.xhat1, p.LN1G.W, p.LN1B.W, n.mod, 6*D, 0, 1, &n.all)
 	dA := n.dX1
-	linearBwd(dA, p.QKVW.G, nil, n.dQKV, n.tmpA, p.QKVW.W, R, D, 3*D, false)
+	linearBwd(dA, p.QKVW.G, nil, n.dQKV, u.a1, p.QKVW.W, R, D, 3*D, false)
 	// 6: LN1 + modulation.
 	n.modulateBwd(dxh, dA, u.xhat1, p.LN1G, p.LN1B, n.mod, n.dmod, 6*D, 0, 1, &n.all)
 	// dE0 = the residual path (active rows) + the LN1 path (every row).

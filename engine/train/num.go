@@ -214,3 +214,27 @@ func erf32(x float32) float32 {
 	q = q*x2 + -1.42647390514189e-02
 	return p / q
 }
+
+// isF32 reports whether T is float32 (the fast training path).
+func isF32[T Float]() bool {
+	var z T
+	_, ok := any(z).(float32)
+	return ok
+}
+
+// exp32 is e^x in float32 precision (a few ulps) without calling math.Exp:
+// e^x = 2^n · e^f with n = round(x / ln 2), |f| ≤ ln 2 / 2, e^f by a
+// degree-6 Taylor polynomial. Inputs are clamped to [−87, 88].
+func exp32(x float32) float32 {
+	x = min(max(x, -87), 88)
+	n := float32(math.Round(float64(x * 1.4426950408889634)))
+	f := x - n*0.693145751953125 - n*1.428606765330187e-06
+	p := float32(1.0 / 720)
+	p = p*f + 1.0/120
+	p = p*f + 1.0/24
+	p = p*f + 1.0/6
+	p = p*f + 0.5
+	p = p*f + 1
+	p = p*f + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}

@@ -277,3 +277,15 @@ func TestErf32(t *testing.T) {
 		t.Fatalf("erf32 error %.3g", worst)
 	}
 }
+
+func TestExp32(t *testing.T) {
+	var worst float64
+	for x := -80.0; x <= 80; x += 1e-3 {
+		want := math.Exp(float64(float32(x)))
+		worst = max(worst, math.Abs(float64(exp32(float32(x)))-want)/want)
+	}
+	t.Logf("max relative error of exp32: %.2g", worst)
+	if worst > 1e-6 {
+		t.Fatalf("exp32 relative error %.3g", worst)
+	}
+}
