@@ -1,0 +1,724 @@
+package remote
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"geca/engine"
+	"geca/engine/sample"
+)
+
+// Server serves the engine to clients: sampling runs, their frames and
+// denoiser calls on the models the clients upload.
+type Server struct {
+	// Token, when not empty, must be presented by every client (compared in
+	// constant time). A server on a network address must have one.
+	Token string
+	// Worker and Device describe the worker in the welcome (version line;
+	// the device it computes on).
+	Worker, Device string
+	// Prepare, if set, is called on every model before first use (to put
+	// it on a GPU).
+	Prepare func(*engine.Model) error
+	// Logf receives one line per connection event; nil is silent.
+	Logf func(format string, a ...any)
+	// MaxConns bounds the connections served at once (0: 8).
+	MaxConns int
+	// HandshakeTimeout bounds the time to the hello (0: 10 s).
+	HandshakeTimeout time.Duration
+	// Heartbeat is the interval of the keep-alive messages sent while a
+	// request runs (0: 2 s).
+	Heartbeat time.Duration
+
+	once    sync.Once
+	models  *modelCache
+	compute sync.Mutex // one request computes at a time: the device is shared
+	conns   atomic.Int32
+}
+
+func (s *Server) init() {
+	s.once.Do(func() { s.models = newModelCache(2) })
+}
+
+func (s *Server) logf(format string, a ...any) {
+	if s.Logf != nil {
+		s.Logf(format, a...)
+	}
+}
+
+func (s *Server) maxConns() int {
+	if s.MaxConns > 0 {
+		return s.MaxConns
+	}
+	return 8
+}
+
+// GenerateToken returns a random 128-bit token in hex.
+func GenerateToken() (string, error) {
+	return randomHex(16)
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// tokenOK compares tokens in constant time (hashes first, so the time does
+// not depend on the length either).
+func tokenOK(want, got string) bool {
+	a, b := sha256.Sum256([]byte(want)), sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// Serve accepts connections on l until ctx ends. A server listening on a
+// network must have a Token.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if s.Token == "" {
+		return errors.New("remote: a worker listening on a network address needs a token")
+	}
+	s.init()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if int(s.conns.Load()) >= s.maxConns() {
+			s.logf("refused %s: %d connections already", c.RemoteAddr(), s.maxConns())
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = writeMsg(c, tError, encode(&errorMsg{Code: codeFailed, Msg: "the worker is serving the maximum number of connections"}))
+			c.Close()
+			continue
+		}
+		s.conns.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer s.conns.Add(-1)
+			peer := c.RemoteAddr().String()
+			if err := s.ServeConn(ctx, c); err != nil {
+				s.logf("%s: %v", peer, err)
+			} else {
+				s.logf("%s: disconnected", peer)
+			}
+		}()
+	}
+}
+
+// ServeConn serves one client on rwc until it disconnects, ctx ends or the
+// client breaks the protocol; rwc is closed on return. A clean disconnect
+// returns nil.
+func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
+	s.init()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { rwc.Close() })
+	defer stop()
+	defer rwc.Close()
+
+	c := &conn{s: s, rwc: rwc, w: bufio.NewWriterSize(rwc, 64<<10),
+		samplers: map[uint32]*sample.Sampler{}, models: map[uint32]*engine.Model{}}
+	br := bufio.NewReaderSize(rwc, 64<<10)
+	if err := c.handshake(br); err != nil {
+		return err
+	}
+
+	reqs := make(chan inMsg)
+	var readErr error
+	go func() {
+		defer close(reqs)
+		var seq uint64
+		for {
+			t, b, err := readMsg(br, MaxMessage, nil)
+			if err != nil {
+				readErr = err
+				c.cancelOp(0, true)
+				return
+			}
+			if t == tCancel {
+				var m seqMsg
+				if decode(t, b, &m) == nil {
+					c.cancelOp(m.Seq, false)
+				}
+				continue
+			}
+			seq++
+			select {
+			case reqs <- inMsg{t, b, seq}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	hb := s.Heartbeat
+	if hb <= 0 {
+		hb = 2 * time.Second
+	}
+	tick := time.NewTicker(hb)
+	defer tick.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if c.busy.Load() {
+					_ = c.send(tHeartbeat, nil)
+				}
+			}
+		}
+	}()
+
+	for m := range reqs {
+		if err := c.handle(ctx, m, reqs); err != nil {
+			return err
+		}
+		if err := c.writeErr(); err != nil {
+			return err
+		}
+	}
+	if readErr == nil || errors.Is(readErr, io.EOF) || errors.Is(readErr, net.ErrClosed) || ctx.Err() != nil {
+		return nil
+	}
+	return readErr
+}
+
+type inMsg struct {
+	t   msgType
+	b   []byte
+	seq uint64
+}
+
+// seqMsg names a request by its sequence number on the connection (every
+// client message but hello and cancel counts, from 1).
+type seqMsg struct{ Seq uint64 }
+
+func (m *seqMsg) put(e *enc) { e.u64(m.Seq) }
+func (m *seqMsg) get(d *dec) { m.Seq = d.u64() }
+
+// conn is one client connection.
+type conn struct {
+	s   *Server
+	rwc io.ReadWriteCloser
+	w   *bufio.Writer
+	wmu sync.Mutex
+	// werr is the first write error (the client is gone).
+	werr error
+
+	samplers map[uint32]*sample.Sampler
+	models   map[uint32]*engine.Model
+	next     uint32
+
+	busy atomic.Bool
+	// the running request and its cancel function; a cancel that arrives
+	// before its request starts is remembered in cancelled.
+	opMu      sync.Mutex
+	opSeq     uint64
+	opCancel  context.CancelFunc
+	cancelled uint64
+}
+
+func (c *conn) send(t msgType, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	err := writeMsg(c.w, t, payload)
+	if err == nil {
+		err = c.w.Flush()
+	}
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+func (c *conn) writeErr() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.werr
+}
+
+func (c *conn) sendError(code uint8, err error) error {
+	return c.send(tError, encode(&errorMsg{Code: code, Msg: err.Error()}))
+}
+
+// cancelOp cancels request seq (all: whatever runs).
+func (c *conn) cancelOp(seq uint64, all bool) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	if c.opCancel != nil && (all || c.opSeq == seq) {
+		c.opCancel()
+		return
+	}
+	if !all {
+		c.cancelled = seq
+	}
+}
+
+// begin starts request seq: it takes the compute lock, marks the connection
+// busy (heartbeats) and returns the request's context.
+func (c *conn) begin(ctx context.Context, seq uint64) (context.Context, func()) {
+	c.s.compute.Lock()
+	c.busy.Store(true)
+	opCtx, cancel := context.WithCancel(ctx)
+	c.opMu.Lock()
+	c.opSeq, c.opCancel = seq, cancel
+	if c.cancelled == seq {
+		cancel()
+	}
+	c.opMu.Unlock()
+	return opCtx, func() {
+		c.opMu.Lock()
+		c.opSeq, c.opCancel = 0, nil
+		c.opMu.Unlock()
+		cancel()
+		c.busy.Store(false)
+		c.s.compute.Unlock()
+	}
+}
+
+func (c *conn) handshake(br *bufio.Reader) error {
+	to := c.s.HandshakeTimeout
+	if to <= 0 {
+		to = 10 * time.Second
+	}
+	if d, ok := c.rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(time.Now().Add(to))
+		defer d.SetReadDeadline(time.Time{})
+	}
+	t, b, err := readMsg(br, maxHello, nil)
+	if err != nil {
+		var pe *ProtocolError
+		var he *headerError
+		if errors.As(err, &pe) || errors.As(err, &he) {
+			_ = c.sendError(codeFailed, fmt.Errorf("not a geca worker client: %w", err))
+		}
+		return fmt.Errorf("handshake: %w", err)
+	}
+	var h helloMsg
+	if t != tHello {
+		err = protoErr("expected a hello, got a %s message", t)
+	} else {
+		err = decode(t, b, &h)
+	}
+	if err != nil {
+		_ = c.sendError(codeFailed, err)
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if h.Version != Version {
+		err := fmt.Errorf("protocol version %d, this worker speaks %d (use the same geca version on both ends)", h.Version, Version)
+		_ = c.sendError(codeVersion, err)
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if c.s.Token != "" && !tokenOK(c.s.Token, h.Token) {
+		_ = c.sendError(codeAuth, errors.New("authentication failed: wrong or missing token"))
+		return errors.New("handshake: refused a peer with a wrong or missing token")
+	}
+	c.s.logf("client %q connected", h.Client)
+	return c.send(tWelcome, encode(&welcomeMsg{Version: Version, Worker: c.s.Worker, Device: c.s.Device}))
+}
+
+// handle serves one request. It returns an error only when the connection
+// must close (the client broke the protocol).
+func (c *conn) handle(ctx context.Context, m inMsg, reqs <-chan inMsg) error {
+	switch m.t {
+	case tModelQuery:
+		var q modelQueryMsg
+		if err := decode(m.t, m.b, &q); err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		md := c.s.models.get(q.Hash)
+		if md == nil {
+			return c.send(tModel, encode(&modelMsg{}))
+		}
+		return c.send(tModel, encode(&modelMsg{ID: c.addModel(md), Found: true}))
+	case tLoadModel:
+		return c.loadModel(ctx, m, reqs)
+	case tClose:
+		var q idMsg
+		if err := decode(m.t, m.b, &q); err == nil {
+			delete(c.samplers, q.ID)
+		}
+		return nil // no reply
+	case tCall:
+		return c.call(ctx, m)
+	case tNewSampler, tBranch, tStep, tSet, tSetState, tCurrent, tResult:
+		return c.samplerOp(ctx, m)
+	default:
+		return c.sendError(codeFailed, protoErr("unexpected %s message from a client", m.t))
+	}
+}
+
+func (c *conn) addModel(md *engine.Model) uint32 {
+	for id, have := range c.models {
+		if have == md {
+			return id
+		}
+	}
+	c.next++
+	c.models[c.next] = md
+	return c.next
+}
+
+// loadModel reads an upload: the config, then exactly the announced number
+// of tensor messages (all of them are read even after an error, so the
+// stream stays in step), and answers once.
+func (c *conn) loadModel(ctx context.Context, m inMsg, reqs <-chan inMsg) error {
+	var lm loadModelMsg
+	if err := decode(m.t, m.b, &lm); err != nil {
+		// The count is unknown: the tensors that follow cannot be skipped.
+		_ = c.sendError(codeFailed, err)
+		return err
+	}
+	var fail error
+	var cfg engine.Config
+	if err := json.Unmarshal([]byte(lm.Config), &cfg); err != nil {
+		fail = fmt.Errorf("model config: %w", err)
+	} else if err := cfg.Validate(); err != nil {
+		fail = err
+	}
+	tensors := make([]*tensorMsg, 0, min(lm.Tensors, 64))
+	var total int64
+	for i := 0; i < lm.Tensors; i++ {
+		tm, ok := <-reqs
+		if !ok {
+			return errors.New("connection closed during a model upload")
+		}
+		if tm.t != tTensor {
+			err := protoErr("model upload: tensor %d of %d expected, got a %s message", i+1, lm.Tensors, tm.t)
+			_ = c.sendError(codeFailed, err)
+			return err
+		}
+		if fail != nil {
+			continue
+		}
+		var t tensorMsg
+		if err := decode(tm.t, tm.b, &t); err != nil {
+			fail = err
+			continue
+		}
+		total += 4 * int64(len(t.Data))
+		if total > MaxModelBytes {
+			fail = fmt.Errorf("model upload exceeds %d GiB", MaxModelBytes>>30)
+			tensors = nil
+			continue
+		}
+		tensors = append(tensors, &t)
+	}
+	if fail != nil {
+		return c.sendError(codeFailed, fail)
+	}
+	_, done := c.begin(ctx, m.seq)
+	defer done()
+	md, err := c.buildModel(cfg, tensors)
+	if err != nil {
+		return c.sendError(codeFailed, err)
+	}
+	return c.send(tModel, encode(&modelMsg{ID: c.addModel(md), Found: true}))
+}
+
+func (c *conn) buildModel(cfg engine.Config, msgs []*tensorMsg) (*engine.Model, error) {
+	ts, err := modelTensors(msgs)
+	if err != nil {
+		return nil, err
+	}
+	md, err := engine.NewModel(cfg, ts)
+	if err != nil {
+		return nil, err
+	}
+	h, err := modelHash(md)
+	if err != nil {
+		return nil, err
+	}
+	if have := c.s.models.get(h); have != nil {
+		return have, nil
+	}
+	if c.s.Prepare != nil {
+		if err := c.s.Prepare(md); err != nil {
+			return nil, err
+		}
+	}
+	c.s.models.put(h, md)
+	return md, nil
+}
+
+func (c *conn) model(id uint32) (*engine.Model, error) {
+	md, ok := c.models[id]
+	if !ok {
+		return nil, fmt.Errorf("no model %d on this connection", id)
+	}
+	return md, nil
+}
+
+func (c *conn) sampler(id uint32) (*sample.Sampler, error) {
+	s, ok := c.samplers[id]
+	if !ok {
+		return nil, fmt.Errorf("no sampler %d on this connection", id)
+	}
+	return s, nil
+}
+
+func (c *conn) addSampler(s *sample.Sampler) (uint32, error) {
+	if len(c.samplers) >= maxSamplers {
+		return 0, fmt.Errorf("%d samplers open on this connection; close some", maxSamplers)
+	}
+	c.next++
+	c.samplers[c.next] = s
+	return c.next, nil
+}
+
+func errCode(err error) uint8 {
+	switch {
+	case errors.Is(err, sample.ErrDone):
+		return codeDone
+	case errors.Is(err, context.Canceled):
+		return codeCanceled
+	}
+	return codeFailed
+}
+
+func statusOf(s *sample.Sampler, err error) *statusMsg {
+	st := &statusMsg{Index: s.Index(), UpdatesDone: s.UpdatesDone(), M: s.M(), GHG: s.GHG(), CFG: s.CFG(), Rate: s.UpdateRate()}
+	if e := s.Err(); e != nil {
+		st.Err = e.Error()
+	}
+	if err != nil {
+		st.OpCode, st.OpErr = errCode(err), err.Error()
+	}
+	return st
+}
+
+func infoOf(id uint32, s *sample.Sampler) *samplerMsg {
+	sc := s.Schedule()
+	m := &samplerMsg{ID: id, N: s.N(), DDIM: s.DDIM(), Status: *statusOf(s, nil)}
+	m.Timesteps = make([]int, s.Len())
+	m.Sigma = make([]float64, s.Len())
+	for i := range m.Timesteps {
+		m.Timesteps[i] = sc.Timestep(i)
+		if i < len(sc.SqrtOneMinusAlphasCumprod) {
+			m.Sigma[i] = sc.SqrtOneMinusAlphasCumprod[i]
+		}
+	}
+	return m
+}
+
+// samplerOp serves the requests on a sampler. Each ends with a status
+// message (carrying the request's error, if any), after any frames or data.
+func (c *conn) samplerOp(ctx context.Context, m inMsg) error {
+	opCtx, done := c.begin(ctx, m.seq)
+	defer done()
+	switch m.t {
+	case tNewSampler:
+		var q newSamplerMsg
+		if err := decode(m.t, m.b, &q); err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		md, err := c.model(q.Model)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		s, err := sample.New(md, q.Opt)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		id, err := c.addSampler(s)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		return c.send(tSampler, encode(infoOf(id, s)))
+	case tBranch:
+		var q idMsg
+		if err := decode(m.t, m.b, &q); err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		s, err := c.sampler(q.ID)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		b := s.Branch()
+		id, err := c.addSampler(b)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		return c.send(tSampler, encode(infoOf(id, b)))
+	case tStep:
+		var q stepMsg
+		if err := decode(m.t, m.b, &q); err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		s, err := c.sampler(q.ID)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		if q.CellFrames || q.StepFrames {
+			s.SetObserver(func(f *sample.Frame) {
+				if f.Kind == sample.FrameTimestep && !q.StepFrames {
+					return
+				}
+				_ = c.send(tFrame, encode(&frameMsg{f}))
+			}, q.CellFrames)
+			defer s.SetObserver(nil, false)
+		}
+		switch q.Kind {
+		case stepUpdate:
+			err = s.StepUpdate()
+		case stepTimestep:
+			err = s.StepTimestep(opCtx)
+		case stepRunTo:
+			err = s.RunTo(opCtx, q.Arg)
+		case stepRewind:
+			err = s.Rewind(opCtx, q.Arg)
+		}
+		return c.send(tStatus, encode(statusOf(s, err)))
+	case tSet:
+		var q setMsg
+		if err := decode(m.t, m.b, &q); err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		s, err := c.sampler(q.ID)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		switch q.Key {
+		case setM:
+			err = s.SetM(q.A)
+		case setRate:
+			err = s.SetUpdateRate(q.F)
+		case setCFG:
+			err = s.SetCFG(q.F)
+		case setGHG:
+			s.SetGHG(q.A != 0)
+		case setMeasure:
+			s.SetMeasure(q.A != 0)
+		case setWatch:
+			err = s.WatchCell(q.A, q.B, q.C)
+		case setUnwatch:
+			s.UnwatchCell()
+		}
+		return c.send(tStatus, encode(statusOf(s, err)))
+	case tSetState:
+		var q setStateMsg
+		if err := decode(m.t, m.b, &q); err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		s, err := c.sampler(q.ID)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		return c.send(tStatus, encode(statusOf(s, s.SetState(q.State))))
+	case tCurrent, tResult:
+		var q idMsg
+		if err := decode(m.t, m.b, &q); err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		s, err := c.sampler(q.ID)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		if m.t == tCurrent {
+			var f *sample.Frame
+			if f, err = s.Current(); err == nil {
+				if err := c.send(tFrame, encode(&frameMsg{f})); err != nil {
+					return err
+				}
+			}
+		} else {
+			var x []float32
+			if x, err = s.Result(); err == nil {
+				if err := c.send(tData, encode(&dataMsg{x})); err != nil {
+					return err
+				}
+			}
+		}
+		return c.send(tStatus, encode(statusOf(s, err)))
+	}
+	return nil
+}
+
+// call runs one denoiser call (geca denoise).
+func (c *conn) call(ctx context.Context, m inMsg) error {
+	_, done := c.begin(ctx, m.seq)
+	defer done()
+	var q callMsg
+	if err := decode(m.t, m.b, &q); err != nil {
+		return c.sendError(codeFailed, err)
+	}
+	md, err := c.model(q.Model)
+	if err != nil {
+		return c.sendError(codeFailed, err)
+	}
+	st, err := Denoise(md, q.State, q.T, q.Y, q.M, q.Rate, q.Seed, q.Masks)
+	if err != nil {
+		return c.sendError(codeFailed, err)
+	}
+	return c.send(tGrid, encode(&gridMsg{st}))
+}
+
+// Denoise runs one denoiser call of M updates on st in place and returns
+// it: the conditioning of timesteps t and labels y; masks (M·B·H·W 0/1,
+// cell-major) when given, else masks drawn from the mask stream of seed at
+// rate (every cell when rate >= 1). It is what `geca denoise` computes,
+// locally or in a worker.
+func Denoise(md *engine.Model, st *engine.State, t []int, y [][]float32, M int, rate float32, seed uint64, masks []float32) (*engine.State, error) {
+	if st == nil {
+		return nil, errors.New("denoise: no grid")
+	}
+	if M < 0 || M > 10000 {
+		return nil, fmt.Errorf("denoise: M = %d out of range [0, 10000]", M)
+	}
+	if !(rate > 0 && rate <= 1) {
+		return nil, fmt.Errorf("denoise: update rate %v out of range (0, 1]", rate)
+	}
+	cond, err := md.Condition(t, y)
+	if err != nil {
+		return nil, err
+	}
+	cells := st.B * st.H * st.W
+	u := md.NewUpdater(st.B)
+	switch {
+	case masks != nil:
+		if len(masks) != M*cells {
+			return nil, fmt.Errorf("denoise: %d mask values, want M·B·H·W = %d", len(masks), M*cells)
+		}
+		for i := 0; i < M; i++ {
+			if err := u.Update(st, cond, masks[i*cells:(i+1)*cells], nil); err != nil {
+				return nil, fmt.Errorf("mask %d: %w", i, err)
+			}
+		}
+	case rate >= 1:
+		err = u.Call(st, cond, M, 1, nil, nil)
+	default:
+		err = u.Call(st, cond, M, rate, engine.NewStream(seed, engine.StreamMask), nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
