@@ -108,6 +108,7 @@ type Model struct {
 
 	pe      []float32 // (H·W)×D positional code, added after the cell embedding
 	tensors map[string]*tensor.Dense
+	accel   Accelerator // where updates run; nil: the CPU
 }
 
 type paramSpec struct {

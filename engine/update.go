@@ -85,6 +85,10 @@ type Updater struct {
 	gelu     compute.BiasGELUKernel
 	resid2   compute.ResidualNormKernel
 	apply    compute.ApplyKernel
+
+	// the device side when the model has an accelerator
+	dev    DeviceUpdater
+	devErr error
 }
 
 // Profile splits the time of updates between matrix products, the fused
@@ -130,6 +134,14 @@ func (m *Model) NewUpdater(batch int) *Updater {
 	if batch < 1 {
 		batch = 1
 	}
+	if m.accel != nil {
+		// The device holds the caches and scratch.
+		c := m.Cfg
+		u := &Updater{m: m, batch: batch, n: c.Cells(), d: c.EmbedDim, cd: c.CellDim(), ud: c.UpdateDim(), mlp: c.MLPDim,
+			maskBuf: make([]float32, batch*c.Cells())}
+		u.dev, u.devErr = m.accel.NewUpdater(m, batch)
+		return u
+	}
 	c := m.Cfg
 	n, d := c.Cells(), c.EmbedDim
 	rows := batch * n
@@ -169,7 +181,12 @@ func (m *Model) NewUpdater(batch int) *Updater {
 func (u *Updater) Batch() int { return u.batch }
 
 // Reset drops every cache (the next update recomputes all cells).
-func (u *Updater) Reset() { u.snapValid, u.modValid = false, false }
+func (u *Updater) Reset() {
+	u.snapValid, u.modValid = false, false
+	if u.dev != nil {
+		u.dev.Reset()
+	}
+}
 
 func finite(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 
@@ -240,6 +257,15 @@ func (u *Updater) Update(st *State, c *Cond, mask []float32, obs *Observe) error
 				return fmt.Errorf("update: observed cell (%d, %d, %d) outside the batch of %d grids of %dx%d", obs.AttnB, obs.AttnI, obs.AttnJ, st.B, st.H, st.W)
 			}
 		}
+	}
+	if u.devErr != nil {
+		return fmt.Errorf("update: %w", u.devErr)
+	}
+	if u.dev != nil {
+		if err := u.dev.Update(st, c, mask, obs, u.Dense); err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+		return nil
 	}
 	if err := u.prepareMod(c); err != nil {
 		return fmt.Errorf("update: %w", err)
@@ -415,6 +441,9 @@ func (u *Updater) Call(st *State, c *Cond, M int, rate float32, masks Stream, ea
 	if rows > len(u.maskBuf) {
 		return fmt.Errorf("call: state batch %d, updater made for batch %d", st.B, u.batch)
 	}
+	if u.dev != nil && each == nil && M > 0 {
+		return u.deviceCall(st, c, M, rate, masks)
+	}
 	for i := 0; i < M; i++ {
 		var mask []float32
 		if rate < 1 {
@@ -433,6 +462,42 @@ func (u *Updater) Call(st *State, c *Cond, M int, rate float32, masks Stream, ea
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// deviceCall is Call on the device without a callback: all M masks are drawn
+// first (the same draws, in the same order, as update by update) and the
+// updates run with one copy of the state each way.
+func (u *Updater) deviceCall(st *State, c *Cond, M int, rate float32, masks Stream) error {
+	if u.devErr != nil {
+		return fmt.Errorf("call: %w", u.devErr)
+	}
+	if err := checkState(u.m.Cfg, st); err != nil {
+		return fmt.Errorf("call: %w", err)
+	}
+	if st.B != u.batch {
+		return fmt.Errorf("call: state batch %d, updater made for batch %d", st.B, u.batch)
+	}
+	if err := c.check(st.B, u.m.Cfg.EmbedDim); err != nil {
+		return fmt.Errorf("call: %w", err)
+	}
+	rows := st.B * st.H * st.W
+	ms := make([][]float32, M)
+	switch {
+	case rate < 1:
+		buf := make([]float32, M*rows)
+		for i := range ms {
+			ms[i] = buf[i*rows : (i+1)*rows]
+			if err := DrawMask(ms[i], rate, masks); err != nil {
+				return fmt.Errorf("call: update %d: %w", i, err)
+			}
+		}
+	case !(rate >= 1):
+		return fmt.Errorf("call: update rate %v out of range (0, 1]", rate)
+	}
+	if err := u.dev.Updates(st, c, ms, u.Dense); err != nil {
+		return fmt.Errorf("call: %w", err)
 	}
 	return nil
 }
