@@ -24,7 +24,14 @@ type ModelEngine struct {
 	VAE *vae.Decoder
 	// Classes names the labels, when known.
 	Classes []string
+	// DeviceInfo says what computes the updates, for the status line ("":
+	// not shown).
+	DeviceInfo string
 }
+
+// Device says what computes the updates (and why, when the GPU was asked
+// for and the CPU is used).
+func (e *ModelEngine) Device() string { return e.DeviceInfo }
 
 // ClassNames names the model's classes (nil when unknown).
 func (e *ModelEngine) ClassNames() []string { return e.Classes }
@@ -53,17 +60,9 @@ func (e *ModelEngine) Decoder() func(latent []float32, h, w int) ([]float32, err
 
 // NewSampler starts one sample (N = 1) with settings s.
 func (e *ModelEngine) NewSampler(s Settings) (Sampler, error) {
-	cfg := e.Model.Cfg
-	opt := sample.Options{Steps: s.Steps, M: s.M, GHG: s.GHG, CFG: s.CFG, UpdateRate: s.Rate, Seed: s.Seed, N: 1}
-	if len(s.Labels) > 0 {
-		y := make([]float32, cfg.NumClasses)
-		for _, l := range s.Labels {
-			if l < 0 || l >= cfg.NumClasses {
-				return nil, fmt.Errorf("label %d out of range [0, %d)", l, cfg.NumClasses)
-			}
-			y[l] = 1
-		}
-		opt.Labels = [][]float32{y}
+	opt, err := e.options(s)
+	if err != nil {
+		return nil, err
 	}
 	smp, err := sample.New(e.Model, opt)
 	if err != nil {
@@ -73,6 +72,23 @@ func (e *ModelEngine) NewSampler(s Settings) (Sampler, error) {
 	return &modelSampler{s: smp, watch: [2]int{-1, -1}}, nil
 }
 
+// options are the sampling options of one sample with settings s.
+func (e *ModelEngine) options(s Settings) (sample.Options, error) {
+	cfg := e.Model.Cfg
+	opt := sample.Options{Steps: s.Steps, M: s.M, GHG: s.GHG, CFG: s.CFG, UpdateRate: s.Rate, Seed: s.Seed, N: 1}
+	if len(s.Labels) > 0 {
+		y := make([]float32, cfg.NumClasses)
+		for _, l := range s.Labels {
+			if l < 0 || l >= cfg.NumClasses {
+				return opt, fmt.Errorf("label %d out of range [0, %d)", l, cfg.NumClasses)
+			}
+			y[l] = 1
+		}
+		opt.Labels = [][]float32{y}
+	}
+	return opt, nil
+}
+
 // modelSampler adapts sample.Sampler to the Sampler the controller drives.
 type modelSampler struct {
 	s     *sample.Sampler
@@ -80,12 +96,19 @@ type modelSampler struct {
 }
 
 func (m *modelSampler) frame(f *sample.Frame) *Frame {
+	var sigma float64
+	if tab, i := m.s.Schedule().SqrtOneMinusAlphasCumprod, f.TimestepIndex; i >= 0 && i < len(tab) {
+		sigma = tab[i]
+	}
+	return viewFrame(f, sigma, m.watch)
+}
+
+// viewFrame turns a sampler frame into the viewer's, with the noise level
+// sigma of its timestep and the watched cell.
+func viewFrame(f *sample.Frame, sigma float64, watch [2]int) *Frame {
 	i := f.TimestepIndex
 	out := &Frame{Index: f.Timesteps - 1 - i, T: f.T, Update: f.Update, M: f.M, State: f.State,
-		Xt: f.Xt, X0: f.X0, Magnitude: f.Magnitude, Attn: f.Attn, AttnCell: m.watch, Done: f.Done}
-	if tab := m.s.Schedule().SqrtOneMinusAlphasCumprod; i >= 0 && i < len(tab) {
-		out.Sigma = tab[i]
-	}
+		Xt: f.Xt, X0: f.X0, Magnitude: f.Magnitude, Attn: f.Attn, AttnCell: watch, Done: f.Done, Sigma: sigma}
 	if f.Done && f.XPrev != nil {
 		out.X0 = f.XPrev // the final sample
 		out.Sigma = 0

@@ -305,6 +305,8 @@ type Snapshot struct {
 	Status    string
 	// LastUpdate is how long the last cell update took.
 	LastUpdate time.Duration
+	// Device says what computes the updates ("" when the engine does not say).
+	Device string
 }
 
 // PaneSnap is one pane: its run's timeline and playhead.
@@ -359,6 +361,9 @@ func (r *Runner) buildSnapshot() *Snapshot {
 	}
 	if n, ok := r.eng.(interface{ ClassNames() []string }); ok {
 		s.Classes = n.ClassNames()
+	}
+	if d, ok := r.eng.(interface{ Device() string }); ok {
+		s.Device = d.Device()
 	}
 	for i, p := range c.panes {
 		f, err := c.Frame(p.Run, p.K, p.U)

@@ -347,6 +347,9 @@ func (u *UI) layoutStatus(gtx C) D {
 				state += " · " + s.Status
 			}
 			perf := fmt.Sprintf("update %.0f ms · ui %.1f ms", float64(s.LastUpdate.Microseconds())/1000, u.medianFrameMs())
+			if s.Device != "" {
+				perf = s.Device + " · " + perf
+			}
 			u.msgMu.Lock()
 			msg, msgErr := u.message, u.msgErr
 			u.msgMu.Unlock()

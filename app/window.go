@@ -22,6 +22,8 @@ type WindowOptions struct {
 	// StartError is shown in the error banner when the window opens (for
 	// example a --ckpt that could not be loaded).
 	StartError string
+	// Loader opens the checkpoints chosen in the window (nil: LoadEngine).
+	Loader Loader
 }
 
 // RunWindow opens the viewer window on eng and blocks until the window closes.
@@ -33,7 +35,11 @@ func RunWindow(eng Engine, wo WindowOptions) error {
 	}
 	w := new(gioapp.Window)
 	w.Option(gioapp.Title("geca: "+eng.Name()), gioapp.Size(unit.Dp(1280), unit.Dp(800)), gioapp.MinSize(unit.Dp(900), unit.Dp(600)))
-	r := NewRunner(eng, ctrl, LoadEngine, w.Invalidate)
+	loader := wo.Loader
+	if loader == nil {
+		loader = LoadEngine
+	}
+	r := NewRunner(eng, ctrl, loader, w.Invalidate)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)

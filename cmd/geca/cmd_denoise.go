@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 
@@ -17,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "denoise",
 		summary: "run one denoiser call (M cell updates) on a given grid, for checking a checkpoint against PyTorch",
-		usage:   "--ckpt FILE --state IN.npy --t T (--y Y.npy | --class K) [--M 12] [--update-rate 0.5] [--masks MASKS.npy] [--seed N] --out OUT.npy",
+		usage:   "--ckpt FILE --state IN.npy --t T (--y Y.npy | --class K) [--M 12] [--update-rate 0.5] [--masks MASKS.npy] [--seed N] --out OUT.npy [--device cpu|cuda|auto | --engine HOST:PORT]",
 		run:     runDenoise,
 	})
 }
@@ -38,6 +39,7 @@ func runDenoise(args []string) error {
 	masksPath := fs.String("masks", "", "update masks, (M, B, 1, H, W) of 0/1 (replaces the random masks)")
 	seed := fs.Uint64("seed", 0, "seed of the random update masks")
 	outPath := fs.String("out", "", "output grid after the call, float32 (B, C, H, W)")
+	dev := addDeviceFlags(fs, "cpu")
 	if err := parseFlags(fs, c, args); err != nil {
 		return err
 	}
@@ -59,6 +61,9 @@ func runDenoise(args []string) error {
 		return usagef("--update-rate %v out of range (0, 1]", *rate)
 	case *mFlag < -1:
 		return usagef("--M %d is negative", *mFlag)
+	}
+	if err := dev.check(); err != nil {
+		return err
 	}
 
 	in, err := npy.ReadFile(*statePath)
@@ -115,6 +120,29 @@ func runDenoise(args []string) error {
 		M = *mFlag
 	}
 
+	be, err := dev.open(os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer be.close()
+	if be.why != "" || be.client != nil || be.accel != nil {
+		fmt.Fprintf(os.Stderr, "geca denoise: %s\n", be.note())
+	}
+	rm, err := be.use(model)
+	if err != nil {
+		return err
+	}
+	if rm != nil {
+		var md []float32
+		if masks != nil {
+			md = masks.Data
+		}
+		out, err := rm.Denoise(st, ts, ys, M, float32(*rate), *seed, md)
+		if err != nil {
+			return err
+		}
+		return npy.WriteFile(*outPath, []int{b, ch, h, w}, out.ToNCHW())
+	}
 	u := model.NewUpdater(b)
 	cells := b * h * w
 	switch {

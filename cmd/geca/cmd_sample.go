@@ -27,7 +27,8 @@ func init() {
 		name:    "sample",
 		summary: "grow samples from a checkpoint: PNG grid, growth GIF, latents (.npy)",
 		usage: "--ckpt FILE [--class 3 | --labels 0,1,0,...] [--n 8] [--steps 250] [--M 12 | --M 2,4,8,12,24] " +
-			"[--ghg on|off] [--cfg 1.5] [--update-rate 0.5] [--seed 0] [--vae DIR] --out grid.png [--gif growth.gif] [--npy latents.npy] [--quiet]",
+			"[--ghg on|off] [--cfg 1.5] [--update-rate 0.5] [--seed 0] [--vae DIR] --out grid.png [--gif growth.gif] [--npy latents.npy] [--quiet] " +
+			"[--device cpu|cuda|auto | --engine HOST:PORT]",
 		run: runSample,
 	})
 }
@@ -37,6 +38,7 @@ type sampleJob struct {
 	model    *engine.Model
 	opt      sample.Options
 	ms       []int // one run (grid row) per M
+	newRun   func(sample.Options) (sampleRun, error)
 	gifSteps string
 	gifDelay int
 	scale    int
@@ -68,11 +70,15 @@ func runSample(args []string) error {
 	npyPath := fs.String("npy", "", "final latents as float32 (rows·n, C, H, W), rows in --M order")
 	scale := fs.Int("scale", 0, "integer upscaling of grid tiles (default: 1 for decoded images, else to about 256 px)")
 	quiet := fs.Bool("quiet", false, "no progress bar or notes on stderr")
+	dev := addDeviceFlags(fs, "auto")
 	if err := parseFlags(fs, c, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if err := dev.check(); err != nil {
+		return err
 	}
 	switch {
 	case *ckptPath == "":
@@ -157,6 +163,16 @@ func runSample(args []string) error {
 	}
 	note("%s (%s weights, %s), %d parameters; %d sample(s) per row, steps %q, M %v, GHG %s, CFG %g",
 		ck.Path, ck.Weights, cfg.Name, model.ParamCount(), *n, *steps, ms, *ghg, *cfgScale)
+
+	be, err := dev.open(os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer be.close()
+	if job.newRun, err = be.sampleRuns(model); err != nil {
+		return err
+	}
+	note("%s", be.note())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -302,9 +318,9 @@ type sampleResult struct {
 // run samples every row and collects the GIF frames.
 func (j *sampleJob) run(ctx context.Context) (*sampleResult, error) {
 	res := &sampleResult{}
-	samplers := make([]*sample.Sampler, len(j.ms))
+	samplers := make([]sampleRun, len(j.ms))
 	for r, m := range j.ms {
-		s, err := sample.New(j.model, j.withM(m))
+		s, err := j.newRun(j.withM(m))
 		if err != nil {
 			return nil, err
 		}
@@ -355,7 +371,7 @@ func (j *sampleJob) run(ctx context.Context) (*sampleResult, error) {
 				}
 				cell = cell[:0]
 			}
-			bar.Set(r*nt+(nt-s.Index()-1), fmt.Sprintf("M=%d t=%d", s.M(), s.Schedule().Timestep(i)))
+			bar.Set(r*nt+(nt-s.Index()-1), fmt.Sprintf("M=%d t=%d", s.M(), s.TimestepOf(i)))
 		}
 		lat, err := s.Result()
 		if err != nil {

@@ -145,6 +145,9 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 		samplers: map[uint32]*sample.Sampler{}, models: map[uint32]*engine.Model{}}
 	br := bufio.NewReaderSize(rwc, 64<<10)
 	if err := c.handshake(br); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // gone before saying hello
+		}
 		return err
 	}
 

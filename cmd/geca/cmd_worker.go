@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"geca/engine"
+	"geca/engine/compute"
+	"geca/engine/remote"
+	"geca/engine/sample"
+)
+
+// openCUDA opens the GPU engine in this process. It is set only in builds
+// with -tags cuda (cmd_worker_cuda.go); such builds have no viewer and die at
+// start without a working NVIDIA driver, which is why the viewer and the
+// CPU binary reach the GPU through a worker process instead.
+var openCUDA func() (engine.Accelerator, error)
+
+// gpuWorkerName is the GPU build of geca that --device cuda starts as a
+// worker.
+const gpuWorkerName = "geca-cuda"
+
+func init() {
+	c := &command{
+		name:    "worker",
+		summary: "serve the engine to a viewer or command: on stdin/stdout (the default) or on TCP with a token",
+		usage:   "[--device cpu|cuda|auto] [--listen HOST:PORT] [--token TOKEN]",
+	}
+	c.run = func(args []string) error { return runWorker(c, args) }
+	register(c)
+}
+
+func runWorker(c *command, args []string) error {
+	fs := newFlags(c)
+	device := fs.String("device", "auto", "what to compute on: cpu, cuda (this binary's GPU engine; needs a build with -tags cuda) or auto")
+	listen := fs.String("listen", "", "serve on this TCP address (HOST:PORT; port 0 picks one) instead of stdin/stdout; clients must present the token")
+	token := fs.String("token", "", "token clients must present with --listen (default $GECA_TOKEN, else a random one, printed)")
+	maxConns := fs.Int("max-conns", 4, "connections served at once with --listen")
+	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q\nusage: geca worker %s", fs.Arg(0), c.usage)
+	}
+	var acc engine.Accelerator
+	desc := cpuDescription()
+	switch *device {
+	case "cpu":
+	case "cuda", "auto":
+		if openCUDA == nil {
+			if *device == "cuda" {
+				return fmt.Errorf("this geca is built without the GPU engine: build it with -tags cuda (go build -tags cuda -o %s ./cmd/geca)", gpuWorkerName)
+			}
+			break
+		}
+		a, err := openCUDA()
+		if err != nil {
+			if *device == "cuda" {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "geca worker: GPU unavailable, computing on the CPU: %v\n", err)
+			break
+		}
+		acc, desc = a, a.Name()
+	default:
+		return usagef("--device %q: want cpu, cuda or auto", *device)
+	}
+	srv := &remote.Server{
+		Worker: versionLine(), Device: desc, MaxConns: *maxConns,
+		Prepare: func(m *engine.Model) error {
+			if acc != nil {
+				m.SetAccelerator(acc)
+			}
+			return nil
+		},
+		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, "geca worker: "+format+"\n", a...) },
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *listen == "" {
+		// The protocol owns stdout; anything else printed goes to stderr.
+		rwc := remote.Stdio()
+		os.Stdout = os.Stderr
+		srv.Logf = nil
+		return srv.ServeConn(ctx, rwc)
+	}
+	tok := *token
+	if tok == "" {
+		tok = os.Getenv("GECA_TOKEN")
+	}
+	if tok == "" {
+		var err error
+		if tok, err = remote.GenerateToken(); err != nil {
+			return err
+		}
+	}
+	srv.Token = tok
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "geca worker: serving %s on %s\n", desc, l.Addr())
+	fmt.Fprintf(os.Stderr, "geca worker: connect with: geca view --engine %s --token %s\n", l.Addr(), tok)
+	if h, _, _ := net.SplitHostPort(l.Addr().String()); !net.ParseIP(h).IsLoopback() {
+		fmt.Fprintln(os.Stderr, "geca worker: the connection is not encrypted; on an untrusted network reach it through an SSH tunnel")
+	}
+	return srv.Serve(ctx, l)
+}
+
+func cpuDescription() string {
+	return fmt.Sprintf("CPU: %d cores, %s", runtime.NumCPU(), compute.BLASName)
+}
+
+// deviceFlags are the flags that choose where a command computes.
+type deviceFlags struct {
+	device, engine, token string
+}
+
+func addDeviceFlags(fs *flag.FlagSet, def string) *deviceFlags {
+	d := &deviceFlags{}
+	fs.StringVar(&d.device, "device", def, "what to compute on: cpu; cuda (the GPU worker "+gpuWorkerName+", found next to geca, on PATH or in $GECA_CUDA_WORKER); auto (cuda when it starts and works, else cpu)")
+	fs.StringVar(&d.engine, "engine", "", "compute on a running `geca worker --listen` at HOST:PORT instead")
+	fs.StringVar(&d.token, "token", "", "token of the --engine worker (default $GECA_TOKEN)")
+	return d
+}
+
+func (d *deviceFlags) check() error {
+	switch d.device {
+	case "cpu", "cuda", "auto":
+		return nil
+	}
+	return usagef("--device %q: want cpu, cuda or auto", d.device)
+}
+
+// backend is where a command computes: in this process (on the CPU, or on
+// the GPU in a -tags cuda build) or in a worker.
+type backend struct {
+	client *remote.Client     // a worker; nil: this process
+	accel  engine.Accelerator // this process's GPU; nil: CPU (or the worker)
+	desc   string             // what computes, for messages
+	why    string             // why auto chose the CPU ("" otherwise)
+}
+
+// open starts or connects to what d asks for. Worker diagnostics go to log.
+func (d *deviceFlags) open(log io.Writer) (*backend, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	if d.engine != "" {
+		tok := d.token
+		if tok == "" {
+			tok = os.Getenv("GECA_TOKEN")
+		}
+		c, err := remote.Dial(context.Background(), d.engine, remote.Options{Token: tok, Client: versionLine()})
+		if err != nil {
+			return nil, err
+		}
+		return &backend{client: c, desc: fmt.Sprintf("worker %s (%s)", d.engine, c.Device())}, nil
+	}
+	if d.device == "cpu" {
+		return &backend{desc: cpuDescription()}, nil
+	}
+	b, err := openGPU(log)
+	if err == nil {
+		return b, nil
+	}
+	if d.device == "cuda" {
+		return nil, err
+	}
+	return &backend{desc: cpuDescription(), why: err.Error()}, nil
+}
+
+// openGPU opens the GPU engine: in this process when it has one, else the
+// GPU worker as a child process.
+func openGPU(log io.Writer) (*backend, error) {
+	if openCUDA != nil {
+		a, err := openCUDA()
+		if err != nil {
+			return nil, err
+		}
+		return &backend{accel: a, desc: a.Name()}, nil
+	}
+	path, err := findGPUWorker()
+	if err != nil {
+		return nil, err
+	}
+	c, err := remote.Start(path, []string{"worker", "--device", "cuda"}, log, remote.Options{Client: versionLine()})
+	if err != nil {
+		return nil, fmt.Errorf("GPU worker: %w", err)
+	}
+	if !strings.HasPrefix(c.Device(), "CUDA") {
+		c.Close()
+		return nil, fmt.Errorf("GPU worker %s computes on %q, not a GPU", path, c.Device())
+	}
+	return &backend{client: c, desc: fmt.Sprintf("GPU worker %s (%s)", filepath.Base(path), c.Device())}, nil
+}
+
+// findGPUWorker looks for geca-cuda: $GECA_CUDA_WORKER, next to this
+// executable, then on PATH.
+func findGPUWorker() (string, error) {
+	if p := os.Getenv("GECA_CUDA_WORKER"); p != "" {
+		return p, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), gpuWorkerName)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(gpuWorkerName)
+	if err != nil {
+		return "", errors.New("no GPU worker: " + gpuWorkerName + " is neither next to geca nor on PATH")
+	}
+	return p, nil
+}
+
+// use readies m for the backend: on this process's GPU, or uploaded to the
+// worker (returned).
+func (b *backend) use(m *engine.Model) (*remote.Model, error) {
+	if b.client != nil {
+		return b.client.LoadModel(m)
+	}
+	if b.accel != nil {
+		m.SetAccelerator(b.accel)
+	}
+	return nil, nil
+}
+
+// note says where the command computes (and why not on the GPU, for auto).
+func (b *backend) note() string {
+	if b.why != "" {
+		return "computing on the " + b.desc + " (" + b.why + ")"
+	}
+	return "computing on the " + b.desc
+}
+
+// status is the short form for the viewer's status line.
+func (b *backend) status() string {
+	if b.why != "" {
+		return b.desc + " (GPU unavailable: " + b.why + ")"
+	}
+	return b.desc
+}
+
+func (b *backend) close() {
+	if b != nil && b.client != nil {
+		b.client.Close()
+	}
+}
+
+// sampleRun is what geca sample drives: a sample.Sampler in this process or
+// a remote.Sampler in a worker.
+type sampleRun interface {
+	Len() int
+	Index() int
+	Done() bool
+	M() int
+	TimestepOf(i int) int
+	SetObserver(fn func(*sample.Frame), cellFrames bool)
+	StepTimestep(ctx context.Context) error
+	Result() ([]float32, error)
+}
+
+type localRun struct{ *sample.Sampler }
+
+func (r localRun) TimestepOf(i int) int { return r.Schedule().Timestep(i) }
+
+// sampleRuns returns the constructor of runs of m on the backend.
+func (b *backend) sampleRuns(m *engine.Model) (func(sample.Options) (sampleRun, error), error) {
+	rm, err := b.use(m)
+	if err != nil {
+		return nil, err
+	}
+	if rm != nil {
+		return func(o sample.Options) (sampleRun, error) { return rm.NewSampler(o) }, nil
+	}
+	return func(o sample.Options) (sampleRun, error) {
+		s, err := sample.New(m, o)
+		if err != nil {
+			return nil, err
+		}
+		return localRun{s}, nil
+	}, nil
+}
