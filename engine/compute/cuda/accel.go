@@ -1,0 +1,283 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"geca/engine"
+)
+
+// Options configure an Accelerator.
+type Options struct {
+	// TF32 multiplies matrices on the tensor cores with operands rounded to
+	// TF32 (10-bit mantissa, FP32 accumulation): several times faster, with
+	// a relative error near 1e-3 instead of 1e-6 (see the tests).
+	TF32 bool
+}
+
+// Accelerator runs the updates of models on a device (engine.Accelerator).
+// Weights go to the device on the first update of a model; the scratch
+// buffers are shared by all its updaters, which the accelerator runs one at
+// a time.
+type Accelerator struct {
+	drv Driver
+	opt Options
+	k   kernels
+
+	models map[*engine.Model]*devModel
+	sc     scratch
+
+	freeMu  sync.Mutex
+	pending []Ptr // freed by the garbage collector's cleanups, released in the next Do
+}
+
+type kernels struct {
+	gemm128v, gemm128s, gemm64v, gemm64s, tf32 Kernel
+	embed, resid, attn, apply, silu            Kernel
+}
+
+// New makes an accelerator on drv and checks that its kernels load.
+func New(drv Driver, opt Options) (*Accelerator, error) {
+	a := &Accelerator{drv: drv, opt: opt, models: map[*engine.Model]*devModel{}}
+	err := drv.Do(func() error {
+		for _, k := range []struct {
+			dst  *Kernel
+			name string
+		}{
+			{&a.k.gemm128v, "gemm128v"}, {&a.k.gemm128s, "gemm128s"}, {&a.k.gemm64v, "gemm64v"}, {&a.k.gemm64s, "gemm64s"},
+			{&a.k.tf32, "gemm_tf32"}, {&a.k.embed, "embed_ln"}, {&a.k.resid, "resid_ln"}, {&a.k.attn, "attn"},
+			{&a.k.apply, "apply_update"}, {&a.k.silu, "silu"},
+		} {
+			var err error
+			if *k.dst, err = drv.Kernel(k.name); err != nil {
+				return fmt.Errorf("kernel %s: %w", k.name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Name describes the device and the precision of the matrix products.
+func (a *Accelerator) Name() string {
+	if a.opt.TF32 {
+		return a.drv.Name() + ", TF32 tensor cores"
+	}
+	return a.drv.Name() + ", FP32"
+}
+
+// Driver returns the accelerator's driver.
+func (a *Accelerator) Driver() Driver { return a.drv }
+
+// buf is a device buffer of n float32 (or int32) values.
+type buf struct {
+	p Ptr
+	n int
+}
+
+func (a *Accelerator) alloc(n int) (buf, error) {
+	if n <= 0 {
+		n = 1
+	}
+	p, err := a.drv.Alloc(4 * n)
+	if err != nil {
+		return buf{}, fmt.Errorf("device memory for %d values: %w", n, err)
+	}
+	return buf{p, n}, nil
+}
+
+// at is the address of value i.
+func (b buf) at(i int) Ptr { return b.p + Ptr(4*i) }
+
+// release frees buffers once the garbage collector drops their owner (it
+// runs on another goroutine: the frees wait for the next Do).
+func (a *Accelerator) release(ps []Ptr) {
+	a.freeMu.Lock()
+	a.pending = append(a.pending, ps...)
+	a.freeMu.Unlock()
+}
+
+// reap frees what release queued (inside Do).
+func (a *Accelerator) reap() {
+	a.freeMu.Lock()
+	ps := a.pending
+	a.pending = nil
+	a.freeMu.Unlock()
+	for _, p := range ps {
+		_ = a.drv.Free(p)
+	}
+}
+
+func (a *Accelerator) upload(b buf, v []float32) error {
+	if len(v) == 0 {
+		return nil
+	}
+	if len(v) > b.n {
+		return fmt.Errorf("upload of %d values into a buffer of %d", len(v), b.n)
+	}
+	return a.drv.HtoD(b.p, f32p(v), 4*len(v))
+}
+
+func (a *Accelerator) uploadInts(b buf, v []int32) error {
+	if len(v) == 0 {
+		return nil
+	}
+	if len(v) > b.n {
+		return fmt.Errorf("upload of %d values into a buffer of %d", len(v), b.n)
+	}
+	return a.drv.HtoD(b.p, i32p(v), 4*len(v))
+}
+
+func (a *Accelerator) download(v []float32, b buf) error {
+	if len(v) == 0 {
+		return nil
+	}
+	if len(v) > b.n {
+		return fmt.Errorf("download of %d values from a buffer of %d", len(v), b.n)
+	}
+	return a.drv.DtoH(f32p(v), b.p, 4*len(v))
+}
+
+// devModel is a model's weights on the device.
+type devModel struct {
+	ce, ceB, pe          buf // cell_to_embedding, positional code
+	ln1G, ln1B           buf
+	qkv, out, outB       buf
+	ln2G, ln2B           buf
+	fc1, fc1B, fc2, fc2B buf
+	ada, adaB            buf // transformer.adaLN_modulation.1
+	fin, finB            buf // final_layer.linear
+	fada, fadaB          buf // final_layer.adaLN_modulation.1
+}
+
+// weights returns m's weights on the device, uploading them the first time.
+func (a *Accelerator) weights(m *engine.Model) (*devModel, error) {
+	if w, ok := a.models[m]; ok {
+		return w, nil
+	}
+	t, ff, fl := &m.Transformer, &m.Transformer.FF, &m.FinalLayer
+	w := &devModel{}
+	var ptrs []Ptr
+	for _, x := range []struct {
+		dst *buf
+		v   []float32
+	}{
+		{&w.ce, m.CellToEmbedding.W()}, {&w.ceB, m.CellToEmbedding.B()}, {&w.pe, m.PE()},
+		{&w.ln1G, t.Attn.Norm.G()}, {&w.ln1B, t.Attn.Norm.Beta()},
+		{&w.qkv, t.Attn.ToQKV.W()}, {&w.out, t.Attn.ToOut.W()}, {&w.outB, t.Attn.ToOut.B()},
+		{&w.ln2G, ff.Norm.G()}, {&w.ln2B, ff.Norm.Beta()},
+		{&w.fc1, ff.Net0.W()}, {&w.fc1B, ff.Net0.B()}, {&w.fc2, ff.Net3.W()}, {&w.fc2B, ff.Net3.B()},
+		{&w.ada, t.AdaLNModulation.W()}, {&w.adaB, t.AdaLNModulation.B()},
+		{&w.fin, fl.Linear.W()}, {&w.finB, fl.Linear.B()},
+		{&w.fada, fl.AdaLNModulation.W()}, {&w.fadaB, fl.AdaLNModulation.B()},
+	} {
+		b, err := a.alloc(len(x.v))
+		if err != nil {
+			for _, p := range ptrs {
+				_ = a.drv.Free(p)
+			}
+			return nil, err
+		}
+		ptrs = append(ptrs, b.p)
+		*x.dst = b
+		if err := a.upload(b, x.v); err != nil {
+			return nil, err
+		}
+	}
+	a.models[m] = w
+	// The weights stay while the model lives.
+	runtime.AddCleanup(m, func(ps []Ptr) { a.release(ps) }, ptrs)
+	return w, nil
+}
+
+// scratch holds the per-row intermediates of an update, shared by the
+// updaters (one runs at a time), grown to the largest row count seen.
+type scratch struct {
+	rows, d, mlp, ud     int
+	g, ag, q, o, t, h, f buf // rows×D
+	hid                  buf // rows×MLP
+	u                    buf // rows×update_dim
+	obsQ, obsO, obsP     buf
+}
+
+func (a *Accelerator) ensureScratch(rows, d, mlp, ud, heads int) error {
+	s := &a.sc
+	if rows <= s.rows && d == s.d && mlp == s.mlp && ud == s.ud && s.obsP.n >= heads*9 {
+		return nil
+	}
+	if d == s.d && mlp == s.mlp && ud == s.ud {
+		rows = max(rows, s.rows)
+	}
+	old := []buf{s.g, s.ag, s.q, s.o, s.t, s.h, s.f, s.hid, s.u, s.obsQ, s.obsO, s.obsP}
+	for _, b := range old {
+		if b.p != 0 {
+			_ = a.drv.Free(b.p)
+		}
+	}
+	*s = scratch{}
+	ns := scratch{rows: rows, d: d, mlp: mlp, ud: ud}
+	for _, x := range []struct {
+		dst *buf
+		n   int
+	}{
+		{&ns.g, rows * d}, {&ns.ag, rows * d}, {&ns.q, rows * d}, {&ns.o, rows * d}, {&ns.t, rows * d}, {&ns.h, rows * d},
+		{&ns.f, rows * d}, {&ns.hid, rows * mlp}, {&ns.u, rows * ud}, {&ns.obsQ, d}, {&ns.obsO, d}, {&ns.obsP, heads * 9},
+	} {
+		b, err := a.alloc(x.n)
+		if err != nil {
+			return err
+		}
+		*x.dst = b
+	}
+	*s = ns
+	return nil
+}
+
+// ---- launches ------------------------------------------------------------------
+
+func iarg(v int) uint64     { return uint64(uint32(int32(v))) }
+func farg(v float32) uint64 { return uint64(math.Float32bits(v)) }
+func cdiv(a, b int) int     { return (a + b - 1) / b }
+
+// Gemm queues C[r] = epi(A[ra]·Bᵀ + bias) for r < M (see kernels.cu): B is
+// N×K (a PyTorch weight), rows of A are gathered by the int32 row indices
+// at aIdx (0: none) and rows of C scattered by cIdx (0: none); bias may be
+// 0; gelu applies the exact GELU. Call it inside the driver's Do.
+func (a *Accelerator) Gemm(M, N, K int, A Ptr, lda int, aIdx Ptr, B Ptr, ldb int, C Ptr, ldc int, cIdx Ptr, bias Ptr, gelu bool) error {
+	return a.gemm(M, N, K, A, lda, aIdx, B, ldb, C, ldc, cIdx, bias, gelu)
+}
+
+func (a *Accelerator) gemm(M, N, K int, A Ptr, lda int, aIdx Ptr, B Ptr, ldb int, C Ptr, ldc int, cIdx Ptr, bias Ptr, gelu bool) error {
+	if M <= 0 || N <= 0 {
+		return nil
+	}
+	epi := 0
+	if gelu {
+		epi = 1
+	}
+	args := []uint64{iarg(M), iarg(N), iarg(K), uint64(A), iarg(lda), uint64(aIdx), uint64(B), iarg(ldb), uint64(C),
+		iarg(ldc), uint64(cIdx), uint64(bias), iarg(epi)}
+	if a.opt.TF32 {
+		return a.drv.Launch(a.k.tf32, [3]int{cdiv(N, 64), cdiv(M, 64), 1}, [3]int{128, 1, 1}, args)
+	}
+	vec := K%4 == 0 && lda%4 == 0 && ldb%4 == 0 && A%16 == 0 && B%16 == 0
+	// Large tiles when they alone fill the device, else small ones for
+	// more blocks.
+	if cdiv(M, 128)*cdiv(N, 128) >= a.drv.SMs() {
+		k := a.k.gemm128s
+		if vec {
+			k = a.k.gemm128v
+		}
+		return a.drv.Launch(k, [3]int{cdiv(N, 128), cdiv(M, 128), 1}, [3]int{256, 1, 1}, args)
+	}
+	k := a.k.gemm64s
+	if vec {
+		k = a.k.gemm64v
+	}
+	return a.drv.Launch(k, [3]int{cdiv(N, 64), cdiv(M, 64), 1}, [3]int{256, 1, 1}, args)
+}

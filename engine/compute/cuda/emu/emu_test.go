@@ -1,0 +1,433 @@
+//go:build cgo
+
+package emu
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"geca/engine"
+	"geca/engine/compute/cuda"
+	"geca/engine/sample"
+)
+
+// The emulator compiles a copy of kernels.cu that must be current.
+func TestKernelsCopyIsCurrent(t *testing.T) {
+	a, err := os.ReadFile("../kernels.cu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("kernels_cu.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatal("emu/kernels_cu.h differs from kernels.cu: run go generate ./engine/compute/cuda")
+	}
+}
+
+func relErr(got, want []float32) float64 {
+	var num, den float64
+	for i := range want {
+		d := float64(got[i]) - float64(want[i])
+		num += d * d
+		den += float64(want[i]) * float64(want[i])
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
+}
+
+func maxRel(got, want []float32) float64 {
+	var scale, worst float64
+	for _, v := range want {
+		scale = max(scale, math.Abs(float64(v)))
+	}
+	for i := range want {
+		worst = max(worst, math.Abs(float64(got[i])-float64(want[i])))
+	}
+	if scale == 0 {
+		return worst
+	}
+	return worst / scale
+}
+
+func upload(t *testing.T, d *Driver, v []float32) cuda.Ptr {
+	t.Helper()
+	p, err := d.Alloc(4 * max(len(v), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v) > 0 {
+		if err := d.HtoD(p, unsafe.Pointer(&v[0]), 4*len(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func uploadInts(t *testing.T, d *Driver, v []int32) cuda.Ptr {
+	t.Helper()
+	p, err := d.Alloc(4 * max(len(v), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.HtoD(p, unsafe.Pointer(&v[0]), 4*len(v)); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func seq(n int, f func(i int) float32) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = f(i)
+	}
+	return v
+}
+
+// The matrix product kernels against a float64 reference: tile sizes,
+// vector and scalar loads, K tails, gathered A rows, scattered C rows,
+// bias and GELU, and the TF32 tensor-core kernel.
+func TestGemmKernels(t *testing.T) {
+	type tc struct{ M, N, K int }
+	cases := []tc{{1, 1, 1}, {5, 7, 3}, {37, 70, 76}, {130, 20, 16}, {64, 64, 64}, {3, 200, 33}}
+	for _, tf32 := range []bool{false, true} {
+		for _, sms := range []int{1, 1 << 20} { // 128-wide tiles, 64-wide tiles
+			d := New(sms)
+			acc, err := cuda.New(d, cuda.Options{TF32: tf32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cases {
+				for _, variant := range []int{0, 1, 2} { // plain; gather+scatter+bias+GELU; odd strides
+					lda, ldb, ldc := c.K, c.K, c.N
+					if variant == 2 {
+						lda, ldb, ldc = c.K+1, c.K+3, c.N+2
+					}
+					aRows := c.M + 3
+					A := seq(aRows*lda, func(i int) float32 { return float32(math.Sin(float64(i)*0.7)) * 0.5 })
+					B := seq(c.N*ldb, func(i int) float32 { return float32(math.Cos(float64(i)*1.3)) * 0.5 })
+					bias := seq(c.N, func(i int) float32 { return float32(i%5) * 0.1 })
+					aIdx := make([]int32, c.M)
+					cIdx := make([]int32, c.M)
+					for r := range aIdx {
+						aIdx[r] = int32((r*7 + 2) % aRows)
+						cIdx[r] = int32(c.M - 1 - r)
+					}
+					want := make([]float32, c.M*ldc)
+					for r := 0; r < c.M; r++ {
+						ra, rc := r, r
+						if variant == 1 {
+							ra, rc = int(aIdx[r]), int(cIdx[r])
+						}
+						for j := 0; j < c.N; j++ {
+							var s float64
+							for k := 0; k < c.K; k++ {
+								s += float64(A[ra*lda+k]) * float64(B[j*ldb+k])
+							}
+							if variant == 1 {
+								s += float64(bias[j])
+								s = 0.5 * s * (1 + math.Erf(s/math.Sqrt2))
+							}
+							want[rc*ldc+j] = float32(s)
+						}
+					}
+					var pa, pb, pc, pBias, pai, pci cuda.Ptr
+					err := d.Do(func() error {
+						pa, pb = upload(t, d, A), upload(t, d, B)
+						pc = upload(t, d, make([]float32, c.M*ldc))
+						if variant == 1 {
+							pBias, pai, pci = upload(t, d, bias), uploadInts(t, d, aIdx), uploadInts(t, d, cIdx)
+						}
+						if err := acc.Gemm(c.M, c.N, c.K, pa, lda, pai, pb, ldb, pc, ldc, pci, pBias, variant == 1); err != nil {
+							return err
+						}
+						got := make([]float32, c.M*ldc)
+						if err := d.DtoH(unsafe.Pointer(&got[0]), pc, 4*len(got)); err != nil {
+							return err
+						}
+						for r := 0; r < c.M; r++ {
+							for j := c.N; j < ldc; j++ {
+								got[r*ldc+j], want[r*ldc+j] = 0, 0 // padding
+							}
+						}
+						tol := 1e-6
+						if tf32 {
+							tol = 1e-2
+						}
+						if e := maxRel(got, want); e > tol {
+							t.Errorf("tf32 %v, sms %d, %+v variant %d: max relative error %.3g", tf32, sms, c, variant, e)
+						}
+						for _, p := range []cuda.Ptr{pa, pb, pc, pBias, pai, pci} {
+							if p != 0 {
+								d.Free(p)
+							}
+						}
+						return nil
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+}
+
+func tinyConfig() engine.Config {
+	return engine.Config{Name: "tiny", GridH: 5, GridW: 7, InChannels: 3, HiddenChannels: 5, EmbedDim: 16, Heads: 2,
+		MLPDim: 24, NumClasses: 3, M: 12, UpdateRate: 0.5}
+}
+
+// xsConfig is GeCA-XS on a small grid: the real widths (D 384, 6 heads of
+// 64, C_h 32), so the kernels see GeCA's shapes.
+func xsConfig() engine.Config {
+	c, _ := engine.Preset("GeCA-XS", 5)
+	c.GridH, c.GridW = 6, 5
+	return c
+}
+
+func randomState(cfg engine.Config, b int, seed uint64) *engine.State {
+	st := engine.NewState(b, cfg.GridH, cfg.GridW, cfg.CellDim())
+	engine.NewStream(seed, "test-state").Normal(st.Data)
+	return st
+}
+
+func twinModels(t *testing.T, cfg engine.Config, acc engine.Accelerator) (cpu, dev *engine.Model) {
+	t.Helper()
+	cpu, err := engine.NewRandomModel(cfg, 7, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, _ = engine.NewRandomModel(cfg, 7, 0.5)
+	dev.SetAccelerator(acc)
+	return cpu, dev
+}
+
+func condition(t *testing.T, m *engine.Model, ts ...int) *engine.Cond {
+	t.Helper()
+	ys := make([][]float32, len(ts))
+	for b := range ys {
+		ys[b] = make([]float32, m.Cfg.NumClasses)
+		ys[b][b%m.Cfg.NumClasses] = 1
+	}
+	c, err := m.Condition(ts, ys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// One denoiser call of 12 updates on the emulated device equals the CPU
+// engine's to rounding (the parity the GPU test checks, at emulator sizes).
+func TestCallMatchesCPU(t *testing.T) {
+	for _, cfg := range []engine.Config{tinyConfig(), xsConfig()} {
+		for _, tf32 := range []bool{false, true} {
+			d := New(1 << 20)
+			acc, err := cuda.New(d, cuda.Options{TF32: tf32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cpu, dev := twinModels(t, cfg, acc)
+			st0 := randomState(cfg, 2, 1)
+			want, got := st0.Clone(), st0.Clone()
+			if err := cpu.NewUpdater(2).Call(want, condition(t, cpu, 10, 900), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
+				t.Fatal(err)
+			}
+			copies := d.Copies
+			if err := dev.NewUpdater(2).Call(got, condition(t, dev, 10, 900), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
+				t.Fatal(err)
+			}
+			e, me := relErr(got.Data, want.Data), maxRel(got.Data, want.Data)
+			t.Logf("%s, tf32 %v: relative error %.3g (max %.3g) after 12 updates; %d copies", cfg.Name, tf32, e, me, d.Copies-copies)
+			tol := 1e-5
+			if tf32 {
+				tol = 2e-2
+			}
+			if e > tol || me > 10*tol {
+				t.Errorf("%s, tf32 %v: relative error %.3g, max %.3g", cfg.Name, tf32, e, me)
+			}
+			if relErr(got.Data, st0.Data) < 1e-3 {
+				t.Errorf("%s: the grid barely changed", cfg.Name)
+			}
+		}
+	}
+}
+
+// Update by update with everything the viewer observes, a dense updater, an
+// edit of the grid and a change of conditioning between updates.
+func TestUpdatesWithObserveEditsDense(t *testing.T) {
+	cfg := tinyConfig()
+	d := New(1 << 20)
+	acc, err := cuda.New(d, cuda.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, dev := twinModels(t, cfg, acc)
+	for _, dense := range []bool{false, true} {
+		st0 := randomState(cfg, 2, 5)
+		want, got := st0.Clone(), st0.Clone()
+		uc, ud := cpu.NewUpdater(2), dev.NewUpdater(2)
+		uc.Dense, ud.Dense = dense, dense
+		masks := engine.NewStream(9, engine.StreamMask)
+		rows := 2 * cfg.Cells()
+		obsC := &engine.Observe{Magnitude: make([]float32, rows), Attn: make([]float32, cfg.Heads*9), AttnB: 1, AttnI: 0, AttnJ: 6}
+		obsD := &engine.Observe{Magnitude: make([]float32, rows), Attn: make([]float32, cfg.Heads*9), AttnB: 1, AttnI: 0, AttnJ: 6}
+		c1, c2 := condition(t, cpu, 10, 900), condition(t, cpu, 500, 3)
+		for i := 0; i < 8; i++ {
+			mask := make([]float32, rows)
+			if err := engine.DrawMask(mask, 0.5, masks); err != nil {
+				t.Fatal(err)
+			}
+			c := c1
+			if i >= 5 {
+				c = c2
+			}
+			if i == 3 {
+				// Damage: the same edit on both grids.
+				for cell := 10; cell < 20; cell++ {
+					for ch := 0; ch < cfg.CellDim(); ch++ {
+						want.Data[cell*cfg.CellDim()+ch] = 0.125
+						got.Data[cell*cfg.CellDim()+ch] = 0.125
+					}
+				}
+			}
+			if err := uc.Update(want, c, mask, obsC); err != nil {
+				t.Fatal(err)
+			}
+			if err := ud.Update(got, c, mask, obsD); err != nil {
+				t.Fatal(err)
+			}
+			if e := maxRel(got.Data, want.Data); e > 1e-5 {
+				t.Fatalf("dense %v, update %d: grid max relative error %.3g", dense, i, e)
+			}
+			if e := maxRel(obsD.Magnitude, obsC.Magnitude); e > 1e-5 {
+				t.Fatalf("dense %v, update %d: |update| max relative error %.3g", dense, i, e)
+			}
+			if e := maxRel(obsD.Attn, obsC.Attn); e > 1e-5 {
+				t.Fatalf("dense %v, update %d: attention weights max relative error %.3g\n%v\n%v", dense, i, e, obsD.Attn, obsC.Attn)
+			}
+			for cell, m := range mask {
+				if m == 0 && obsD.Magnitude[cell] != 0 {
+					t.Fatalf("update %d: |update| %v at a masked cell", i, obsD.Magnitude[cell])
+				}
+			}
+		}
+		// Unmasked update (rate 1) and the Call path after single updates.
+		if err := uc.Update(want, c1, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ud.Update(got, c1, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := uc.Call(want, c1, 3, 0.5, engine.NewStream(4, engine.StreamMask), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ud.Call(got, c1, 3, 0.5, engine.NewStream(4, engine.StreamMask), nil); err != nil {
+			t.Fatal(err)
+		}
+		if e := maxRel(got.Data, want.Data); e > 1e-5 {
+			t.Fatalf("dense %v: after the call, max relative error %.3g", dense, e)
+		}
+	}
+}
+
+// Bad values are refused as on the CPU, and the device recovers.
+func TestNonFinite(t *testing.T) {
+	cfg := tinyConfig()
+	acc, err := cuda.New(New(4), cuda.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, dev := twinModels(t, cfg, acc)
+	st := randomState(cfg, 1, 2)
+	st.Cell(0, 2, 3)[4] = float32(math.Inf(1))
+	errC := cpu.NewUpdater(1).Update(st.Clone(), condition(t, cpu, 5), nil, nil)
+	u := dev.NewUpdater(1)
+	errD := u.Update(st.Clone(), condition(t, dev, 5), nil, nil)
+	if errC == nil || errD == nil || errC.Error() != errD.Error() {
+		t.Fatalf("non-finite state: CPU %v, device %v", errC, errD)
+	}
+	c := condition(t, dev, 5)
+	c.C[3] = float32(math.NaN())
+	if err := u.Update(randomState(cfg, 1, 2), c, nil, nil); err == nil || !strings.Contains(err.Error(), "conditioning") {
+		t.Fatalf("NaN conditioning: %v", err)
+	}
+	if err := u.Update(randomState(cfg, 1, 2), condition(t, dev, 5), nil, nil); err != nil {
+		t.Fatalf("after refusing bad input: %v", err)
+	}
+}
+
+// A sampling run with an accelerated model follows the CPU run.
+func TestSamplerOnDevice(t *testing.T) {
+	cfg := tinyConfig()
+	d := New(1 << 20)
+	acc, err := cuda.New(d, cuda.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, dev := twinModels(t, cfg, acc)
+	opt := sample.Options{Steps: "4", M: 4, GHG: true, CFG: 1.5, Labels: [][]float32{{0, 1, 0}}, Seed: 3}
+	run := func(m *engine.Model) []float32 {
+		s, err := sample.New(m, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetMeasure(true)
+		if err := s.WatchCell(0, 2, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RunToEnd(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		x, err := s.Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	want, got := run(cpu), run(dev)
+	if e := relErr(got, want); e > 1e-4 {
+		t.Fatalf("sample on the device: relative error %.3g", e)
+	}
+}
+
+// Dropped updaters give their device memory back.
+func TestMemoryReleased(t *testing.T) {
+	cfg := tinyConfig()
+	d := New(4)
+	acc, err := cuda.New(d, cuda.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dev := twinModels(t, cfg, acc)
+	c := condition(t, dev, 5, 6, 7)
+	st := randomState(cfg, 3, 1)
+	if err := dev.NewUpdater(3).Update(st, c, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	base := d.Allocated()
+	for i := 0; i < 5; i++ {
+		if err := dev.NewUpdater(3).Update(st, c, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+	}
+	// The next device call frees what the collector released.
+	if err := dev.NewUpdater(3).Update(st, c, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Allocated(); got > base+base/2 {
+		t.Fatalf("device memory %d bytes after dropping 5 updaters, %d with one", got, base)
+	}
+}
