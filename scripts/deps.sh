@@ -4,7 +4,8 @@
 #   scripts/deps.sh [--dry-run] GROUP...
 #
 # Groups:
-#   build   compile geca: make, a C compiler and pkg-config for cgo, the headers Gio's
+#   build   compile geca: make, C and C++ compilers and pkg-config for cgo (C++: the GPU
+#           kernels run on the CPU emulator in tests), the headers Gio's
 #           window backends link against (Wayland, X11, xkbcommon, EGL/GLES,
 #           Vulkan), and OpenBLAS for the fast matrix products (-tags openblas)
 #   run     the shared libraries the geca binary loads at start-up
@@ -19,7 +20,7 @@
 set -euo pipefail
 
 declare -A GROUP
-GROUP[build]="make gcc libc6-dev pkg-config libwayland-dev libx11-dev libx11-xcb-dev libxkbcommon-dev libxkbcommon-x11-dev libegl-dev libgles-dev libffi-dev libxcursor-dev libxfixes-dev libvulkan-dev libopenblas-dev"
+GROUP[build]="make gcc g++ libc6-dev pkg-config libwayland-dev libx11-dev libx11-xcb-dev libxkbcommon-dev libxkbcommon-x11-dev libegl-dev libgles-dev libffi-dev libxcursor-dev libxfixes-dev libvulkan-dev libopenblas-dev"
 GROUP[run]="libc6 libegl1 libegl-mesa0 libgl1-mesa-dri libwayland-client0 libwayland-cursor0 libwayland-egl1 libxkbcommon0 libxkbcommon-x11-0 libx11-6 libx11-xcb1 libxcursor1 libxfixes3 libopenblas0"
 GROUP[test]="libegl1 libegl-mesa0 libgl1-mesa-dri mesa-vulkan-drivers xvfb xauth dataset-fashion-mnist"
 GROUP[golden]="python3 python3-numpy python3-torch"
