@@ -120,7 +120,7 @@ func runDenoise(args []string) error {
 		M = *mFlag
 	}
 
-	be, err := dev.open(os.Stderr)
+	be, err := dev.open()
 	if err != nil {
 		return err
 	}

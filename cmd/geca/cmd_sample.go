@@ -164,7 +164,7 @@ func runSample(args []string) error {
 	note("%s (%s weights, %s), %d parameters; %d sample(s) per row, steps %q, M %v, GHG %s, CFG %g",
 		ck.Path, ck.Weights, cfg.Name, model.ParamCount(), *n, *steps, ms, *ghg, *cfgScale)
 
-	be, err := dev.open(os.Stderr)
+	be, err := dev.open()
 	if err != nil {
 		return err
 	}

@@ -1,3 +1,9 @@
+//go:build !cuda
+
+// The viewer is not part of GPU builds (-tags cuda): they run as workers
+// on machines that may have no display libraries; the viewer reaches them
+// through --device cuda or --engine.
+
 package main
 
 import (
@@ -31,7 +37,7 @@ func init() {
 		if err := dev.check(); err != nil {
 			return err
 		}
-		be, err := dev.open(os.Stderr)
+		be, err := dev.open()
 		if err != nil {
 			return err
 		}

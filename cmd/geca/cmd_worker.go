@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -152,8 +151,8 @@ type backend struct {
 	why    string             // why auto chose the CPU ("" otherwise)
 }
 
-// open starts or connects to what d asks for. Worker diagnostics go to log.
-func (d *deviceFlags) open(log io.Writer) (*backend, error) {
+// open starts or connects to what d asks for.
+func (d *deviceFlags) open() (*backend, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
@@ -171,7 +170,7 @@ func (d *deviceFlags) open(log io.Writer) (*backend, error) {
 	if d.device == "cpu" {
 		return &backend{desc: cpuDescription()}, nil
 	}
-	b, err := openGPU(log)
+	b, err := openGPU()
 	if err == nil {
 		return b, nil
 	}
@@ -183,7 +182,7 @@ func (d *deviceFlags) open(log io.Writer) (*backend, error) {
 
 // openGPU opens the GPU engine: in this process when it has one, else the
 // GPU worker as a child process.
-func openGPU(log io.Writer) (*backend, error) {
+func openGPU() (*backend, error) {
 	if openCUDA != nil {
 		a, err := openCUDA()
 		if err != nil {
@@ -195,7 +194,9 @@ func openGPU(log io.Writer) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := remote.Start(path, []string{"worker", "--device", "cuda"}, log, remote.Options{Client: versionLine()})
+	// The worker's own messages only matter when it fails, and then its
+	// last words are part of the error.
+	c, err := remote.Start(path, []string{"worker", "--device", "cuda"}, nil, remote.Options{Client: versionLine()})
 	if err != nil {
 		return nil, fmt.Errorf("GPU worker: %w", err)
 	}

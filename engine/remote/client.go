@@ -134,6 +134,9 @@ func Start(name string, args []string, log io.Writer, opt Options) (*Client, err
 	}()
 	c, err := NewClient(&pipeConn{r: outR, w: inW}, opt)
 	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = errors.New("it ended before the handshake")
+		}
 		err = p.explain(err)
 		p.stop()
 		return nil, fmt.Errorf("worker %s: %w", name, err)
@@ -179,7 +182,7 @@ func (p *process) explain(err error) error {
 	if p.err != nil {
 		status = p.err.Error()
 	}
-	if t := strings.TrimSpace(p.tail.String()); t != "" {
+	if t := strings.Join(strings.Fields(p.tail.String()), " "); t != "" {
 		return fmt.Errorf("%w (worker %s: %s)", err, status, t)
 	}
 	return fmt.Errorf("%w (worker %s)", err, status)

@@ -1,0 +1,357 @@
+//go:build cuda
+
+package gpu
+
+// GPU tests and benchmarks. They need an NVIDIA GPU: without one, package
+// probe skips them all before anything else runs. Build once, run anywhere:
+//
+//	go test -tags cuda -c -o gpu.test ./engine/compute/cuda/gpu
+//	./gpu.test -test.run Parity -test.v
+//	./gpu.test -test.run '^$' -test.bench . -test.benchtime 1x
+//
+// engine/compute/cuda/devicecheck.sh runs them and prints one table.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+
+	"geca/engine"
+	"geca/engine/ckpt"
+	"geca/engine/compute/cuda"
+	"geca/engine/sample"
+)
+
+var (
+	openOnce    sync.Once
+	fp32, tf32  *cuda.Accelerator
+	openErr     error
+	deviceName  string
+	sharedModel sync.Map // config name → *engine.Model (CPU)
+)
+
+// accelerators opens GPU 0 once, with an FP32 and a TF32 accelerator.
+func accelerators(tb testing.TB) (*cuda.Accelerator, *cuda.Accelerator) {
+	tb.Helper()
+	openOnce.Do(func() {
+		d, err := Open(0)
+		if err != nil {
+			openErr = err
+			return
+		}
+		deviceName = d.Name()
+		if fp32, openErr = cuda.New(d, cuda.Options{}); openErr != nil {
+			return
+		}
+		tf32, openErr = cuda.New(d, cuda.Options{TF32: true})
+	})
+	if openErr != nil {
+		tb.Fatal(openErr)
+	}
+	return fp32, tf32
+}
+
+// geCAS is GeCA-S with 10 classes (the class count only sizes the label
+// embedding).
+func geCAS() engine.Config {
+	c, _ := engine.Preset("GeCA-S", 10)
+	return c
+}
+
+// models returns a random-weight model and its twin on acc (the same
+// weights; std 0.5 as engine.NewRandomModel suggests).
+func models(tb testing.TB, cfg engine.Config, acc engine.Accelerator) (cpu, dev *engine.Model) {
+	tb.Helper()
+	var err error
+	if cpu, err = engine.NewRandomModel(cfg, 1, 0.5); err != nil {
+		tb.Fatal(err)
+	}
+	if acc == nil {
+		return cpu, nil
+	}
+	dev, _ = engine.NewRandomModel(cfg, 1, 0.5)
+	dev.SetAccelerator(acc)
+	return cpu, dev
+}
+
+func randomState(cfg engine.Config, b int, seed uint64) *engine.State {
+	st := engine.NewState(b, cfg.GridH, cfg.GridW, cfg.CellDim())
+	engine.NewStream(seed, "test-state").Normal(st.Data)
+	return st
+}
+
+func condition(tb testing.TB, m *engine.Model, ts ...int) *engine.Cond {
+	tb.Helper()
+	ys := make([][]float32, len(ts))
+	for b := range ys {
+		ys[b] = make([]float32, m.Cfg.NumClasses)
+		if b%2 == 0 { // CFG pairs: conditional, then the null label
+			ys[b][(b/2)%m.Cfg.NumClasses] = 1
+		}
+	}
+	c, err := m.Condition(ts, ys)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// compare returns the norm-wise relative error and the largest error
+// relative to the largest value.
+func compare(got, want []float32) (rel, maxRel float64) {
+	var num, den, worst, scale float64
+	for i := range want {
+		d := float64(got[i]) - float64(want[i])
+		num += d * d
+		den += float64(want[i]) * float64(want[i])
+		worst = max(worst, math.Abs(d))
+		scale = max(scale, math.Abs(float64(want[i])))
+	}
+	return math.Sqrt(num / den), worst / scale
+}
+
+// TestParityCall: one denoiser call (12 updates, update rate 0.5, the same
+// masks) on a GeCA-S batch of 2 grids, GPU against the CPU engine.
+func TestParityCall(t *testing.T) {
+	acc, accTF := accelerators(t)
+	cfg := geCAS()
+	cpu, dev := models(t, cfg, acc)
+	_, devTF := models(t, cfg, accTF)
+	st0 := randomState(cfg, 2, 1)
+	want := st0.Clone()
+	if err := cpu.NewUpdater(2).Call(want, condition(t, cpu, 500, 500), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []struct {
+		name string
+		m    *engine.Model
+		tol  float64
+	}{{"fp32", dev, 1e-4}, {"tf32", devTF, 3e-2}} {
+		got := st0.Clone()
+		if err := v.m.NewUpdater(2).Call(got, condition(t, v.m, 500, 500), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
+			t.Fatal(err)
+		}
+		rel, mx := compare(got.Data, want.Data)
+		t.Logf("PARITY %s %s: relative error %.2e, max error / max value %.2e after a 12-update call (2 grids of 32x32)", v.name, deviceName, rel, mx)
+		if rel > v.tol || mx > v.tol {
+			t.Errorf("%s: relative error %.3g, max %.3g; want at most %g", v.name, rel, mx, v.tol)
+		}
+	}
+}
+
+// TestParityObserve: update by update, with the |update| map and the
+// attention weights the viewer shows, and a dense updater.
+func TestParityObserve(t *testing.T) {
+	acc, _ := accelerators(t)
+	cfg := geCAS()
+	cpu, dev := models(t, cfg, acc)
+	for _, dense := range []bool{false, true} {
+		st0 := randomState(cfg, 2, 2)
+		want, got := st0.Clone(), st0.Clone()
+		uc, ud := cpu.NewUpdater(2), dev.NewUpdater(2)
+		uc.Dense, ud.Dense = dense, dense
+		rows := 2 * cfg.Cells()
+		oc := &engine.Observe{Magnitude: make([]float32, rows), Attn: make([]float32, cfg.Heads*9), AttnB: 1, AttnI: 0, AttnJ: 31}
+		od := &engine.Observe{Magnitude: make([]float32, rows), Attn: make([]float32, cfg.Heads*9), AttnB: 1, AttnI: 0, AttnJ: 31}
+		masks := engine.NewStream(4, engine.StreamMask)
+		c := condition(t, cpu, 999, 999)
+		for i := 0; i < 4; i++ {
+			mask := make([]float32, rows)
+			engine.DrawMask(mask, 0.5, masks)
+			if err := uc.Update(want, c, mask, oc); err != nil {
+				t.Fatal(err)
+			}
+			if err := ud.Update(got, c, mask, od); err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range []struct {
+				what string
+				a, b []float32
+			}{{"grid", got.Data, want.Data}, {"|update|", od.Magnitude, oc.Magnitude}, {"attention", od.Attn, oc.Attn}} {
+				if rel, mx := compare(x.a, x.b); rel > 1e-4 || mx > 1e-4 {
+					t.Errorf("dense %v, update %d, %s: relative error %.3g, max %.3g", dense, i, x.what, rel, mx)
+				}
+			}
+		}
+	}
+}
+
+// TestParitySample: a short CFG sampling run on the GPU follows the CPU
+// run (the differences of rounding grow through the steps a little).
+func TestParitySample(t *testing.T) {
+	acc, _ := accelerators(t)
+	cfg := geCAS()
+	cpu, dev := models(t, cfg, acc)
+	opt := sample.Options{Steps: "10", GHG: true, CFG: 1.5, Labels: [][]float32{oneHot(cfg, 3)}, N: 1, Seed: 5}
+	run := func(m *engine.Model) []float32 {
+		s, err := sample.New(m, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RunToEnd(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		x, err := s.Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	want, got := run(cpu), run(dev)
+	rel, mx := compare(got, want)
+	t.Logf("PARITY sample %s: 10-step CFG sample, relative error %.2e (max %.2e)", deviceName, rel, mx)
+	if rel > 1e-3 {
+		t.Errorf("sample: relative error %.3g", rel)
+	}
+}
+
+func oneHot(cfg engine.Config, k int) []float32 {
+	y := make([]float32, cfg.NumClasses)
+	y[k%cfg.NumClasses] = 1
+	return y
+}
+
+// TestWriteCheckpoint writes the random GeCA-S model as a .safetensors
+// checkpoint to $GECA_WRITE_CKPT (for the end-to-end run of geca-cuda in
+// devicecheck.sh); without the variable it does nothing.
+func TestWriteCheckpoint(t *testing.T) {
+	path := os.Getenv("GECA_WRITE_CKPT")
+	if path == "" {
+		t.Skip("GECA_WRITE_CKPT not set")
+	}
+	m, _ := models(t, geCAS(), nil)
+	js, _ := json.Marshal(m.Cfg)
+	if err := ckpt.SaveSafetensors(path, m.Tensors(), m.Names(), map[string]string{ckpt.MetaConfig: string(js)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ---- benchmarks -------------------------------------------------------------------
+//
+// Names: Benchmark<What>/b<batch>/<engine>, engine cpu, gpu (FP32) or tf32.
+// Batch b is b samples under CFG: 2b grids of 32x32.
+
+type engineCase struct {
+	name string
+	acc  func(testing.TB) engine.Accelerator
+}
+
+func engines() []engineCase {
+	return []engineCase{
+		{"cpu", func(testing.TB) engine.Accelerator { return nil }},
+		{"gpu", func(tb testing.TB) engine.Accelerator { a, _ := accelerators(tb); return a }},
+		{"tf32", func(tb testing.TB) engine.Accelerator { _, a := accelerators(tb); return a }},
+	}
+}
+
+func benchModel(b *testing.B, acc engine.Accelerator) *engine.Model {
+	cpu, dev := models(b, geCAS(), acc)
+	if dev != nil {
+		return dev
+	}
+	return cpu
+}
+
+// BenchmarkUpdate: one cell update at update rate 0.5 with warm caches, as
+// inside a sampling timestep (the grid comes back to the host each time).
+func BenchmarkUpdate(b *testing.B) {
+	for _, batch := range []int{1, 8} {
+		for _, e := range engines() {
+			b.Run(fmt.Sprintf("b%d/%s", batch, e.name), func(b *testing.B) {
+				m := benchModel(b, e.acc(b))
+				nb := 2 * batch
+				st := randomState(m.Cfg, nb, 1)
+				ts := make([]int, nb)
+				c := condition(b, m, ts...)
+				u := m.NewUpdater(nb)
+				mask := make([]float32, nb*m.Cfg.Cells())
+				masks := engine.NewStream(1, engine.StreamMask)
+				engine.DrawMask(mask, 0.5, masks)
+				if err := u.Update(st, c, mask, nil); err != nil { // caches, weights
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					engine.DrawMask(mask, 0.5, masks)
+					if err := u.Update(st, c, mask, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkCall: one denoiser call of 12 updates, each with a new timestep
+// (new conditioning and input channels: every cache recomputed at its
+// first update), as the sampler makes them.
+func BenchmarkCall(b *testing.B) {
+	for _, batch := range []int{1, 8} {
+		for _, e := range engines() {
+			b.Run(fmt.Sprintf("b%d/%s", batch, e.name), func(b *testing.B) {
+				m := benchModel(b, e.acc(b))
+				nb := 2 * batch
+				st := randomState(m.Cfg, nb, 1)
+				conds := [2]*engine.Cond{condition(b, m, make([]int, nb)...), condition(b, m, func() []int {
+					t := make([]int, nb)
+					for i := range t {
+						t[i] = 999
+					}
+					return t
+				}()...)}
+				u := m.NewUpdater(nb)
+				masks := engine.NewStream(1, engine.StreamMask)
+				if err := u.Call(st, conds[1], 1, 0.5, masks, nil); err != nil {
+					b.Fatal(err)
+				}
+				in := m.Cfg.InChannels
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					for cell := 0; cell < nb*m.Cfg.Cells(); cell++ {
+						st.Data[cell*m.Cfg.CellDim()+i%in] += 1e-3 // a new x_t
+					}
+					if err := u.Call(st, conds[i%2], 12, 0.5, masks, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkSample: a whole 250-step CFG sample (guidance 1.5, GHG) with the
+// official settings; GPU only (the CPU takes minutes: devicecheck.sh
+// estimates it from BenchmarkCall).
+func BenchmarkSample(b *testing.B) {
+	for _, batch := range []int{1, 8} {
+		for _, e := range engines()[1:] {
+			b.Run(fmt.Sprintf("b%d/%s", batch, e.name), func(b *testing.B) {
+				m := benchModel(b, e.acc(b))
+				labels := make([][]float32, batch)
+				for i := range labels {
+					labels[i] = oneHot(m.Cfg, i)
+				}
+				opt := sample.Options{Steps: "250", GHG: true, CFG: 1.5, Labels: labels, Seed: 1, SnapshotBytes: -1}
+				for i := 0; i < b.N; i++ {
+					s, err := sample.New(m, opt)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := s.RunToEnd(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	runtime.GOMAXPROCS(runtime.NumCPU())
+	os.Exit(m.Run())
+}
