@@ -23,6 +23,7 @@ import (
 
 	"geca/engine"
 	"geca/engine/ckpt"
+	"geca/engine/compute"
 	"geca/engine/compute/cuda"
 	"geca/engine/sample"
 )
@@ -208,6 +209,11 @@ func TestParitySample(t *testing.T) {
 	if rel > 1e-3 {
 		t.Errorf("sample: relative error %.3g", rel)
 	}
+}
+
+// TestCPUEngine names the CPU engine the CPU figures come from.
+func TestCPUEngine(t *testing.T) {
+	t.Logf("CPUENGINE %s, %d threads", compute.BLASName, runtime.GOMAXPROCS(0))
 }
 
 func oneHot(cfg engine.Config, k int) []float32 {

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# The GPU engine's check on a machine with an NVIDIA GPU: parity with the CPU
+# engine and speed, printed as one table. It builds nothing: it runs two
+# binaries built beforehand on a machine with Go (the GPU machine needs only
+# the NVIDIA driver, glibc 2.34 or newer, bash and coreutils).
+#
+# 1. Build, where the repository, Go and the CUDA headers are (the headers
+#    and the libcuda link stub come from scripts/cuda-headers.sh):
+#
+#      engine/compute/cuda/devicecheck.sh --build DIR [--openblas]
+#
+#    DIR then holds gpu.test (the GPU tests and benchmarks, and the CPU
+#    engine for the CPU figures: pure Go, or with --openblas on OpenBLAS with
+#    its libraries in DIR/lib, about 40 MB more), geca-cuda (the GPU build of
+#    geca: needs only libcuda.so.1) and this script; about 30 MB without
+#    OpenBLAS.
+#
+# 2. Copy DIR to the GPU machine and run:
+#
+#      DIR/devicecheck.sh
+#
+# It stops by itself within DEVICECHECK_SECONDS (default 290 s; each step
+# has its own time limit as well) and exits 0 when the parity tests pass.
+set -uo pipefail
+
+if [[ ${1:-} == --build ]]; then
+	out=${2:?usage: devicecheck.sh --build DIR [--openblas]}
+	tags=cuda
+	[[ ${3:-} == --openblas ]] && tags='cuda openblas'
+	set -e
+	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+	mkdir -p "$out"
+	out=$(cd "$out" && pwd)
+	cd "$root"
+	eval "$(scripts/cuda-headers.sh)"
+	go test -tags "$tags" -ldflags '-s -w' -c -o "$out/gpu.test" ./engine/compute/cuda/gpu
+	go build -tags cuda -ldflags '-s -w' -o "$out/geca-cuda" ./cmd/geca
+	cp engine/compute/cuda/devicecheck.sh "$out/"
+	if [[ $tags == *openblas* ]]; then
+		# OpenBLAS and the Fortran runtime it needs, for machines without them.
+		mkdir -p "$out/lib"
+		for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
+			path=$(ldd "$out/gpu.test" | awk -v l="$lib" '$1 == l {print $3}')
+			[[ -n $path ]] && cp -L "$path" "$out/lib/$lib"
+		done
+	fi
+	echo "built $out ($(du -sh "$out" | cut -f1)):"
+	ls -la "$out"
+	exit 0
+fi
+
+dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+limit=${DEVICECHECK_SECONDS:-290}
+start=$SECONDS
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+for b in gpu.test geca-cuda; do
+	if [[ ! -x $dir/$b ]]; then
+		echo "devicecheck: $dir/$b is missing; build the folder with: engine/compute/cuda/devicecheck.sh --build DIR" >&2
+		exit 2
+	fi
+done
+
+# step NAME SECONDS CMD...: runs CMD with its output in $tmp/NAME.log, within
+# its own limit and what is left of the whole budget.
+step() {
+	local name=$1 t=$2
+	shift 2
+	local left=$((limit - (SECONDS - start)))
+	((t > left)) && t=$left
+	if ((t < 5)); then
+		echo "  $name: skipped (time budget spent)"
+		echo "SKIPPED" >"$tmp/$name.log"
+		return 124
+	fi
+	local s=$SECONDS rc=0
+	timeout -k 5 "$t" "$@" >"$tmp/$name.log" 2>&1 || rc=$?
+	echo "  $name: exit $rc, $((SECONDS - s)) s"
+	return $rc
+}
+
+echo "geca device check ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+if command -v nvidia-smi >/dev/null; then
+	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/  GPU: /'
+fi
+echo "  CPU: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')"
+toolkit=$(ldd "$dir/geca-cuda" | grep -E 'libcudart|libcublas|libnvrtc|libcudnn|libnvJitLink' || true)
+echo "  geca-cuda needs: $(ldd "$dir/geca-cuda" | awk '$1 ~ /^lib/ {print $1}' | tr '\n' ' ')"
+if [[ -n $toolkit ]]; then
+	echo "  FAIL: geca-cuda links CUDA toolkit libraries: $toolkit"
+	fail=1
+fi
+
+echo "steps:"
+step version 30 "$dir/geca-cuda" version || fail=1
+step parity 150 "$dir/gpu.test" -test.run 'Parity|CPUEngine' -test.v || fail=1
+step gpubench 90 "$dir/gpu.test" -test.run '^$' -test.bench '^Benchmark(Update|Call)/b[18]/(gpu|tf32)$' -test.benchtime 20x
+step sample 150 "$dir/gpu.test" -test.run '^$' -test.bench '^BenchmarkSample/' -test.benchtime 1x
+export dir tmp
+ckpt=$tmp/geca-s-random.safetensors
+export ckpt
+# e2e times the GPU build of geca sampling from a checkpoint file.
+e2e() {
+	local s=$EPOCHREALTIME
+	"$dir/geca-cuda" sample --ckpt "$ckpt" --device cuda --steps 250 --cfg 1.5 --n 1 --class 3 --npy "$tmp/x.npy" --quiet || return
+	awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN { printf "E2E %.3f\n", b - a }'
+}
+export -f e2e
+if step ckpt 60 env GECA_WRITE_CKPT="$ckpt" "$dir/gpu.test" -test.run '^TestWriteCheckpoint$'; then
+	step e2e 60 bash -c e2e
+fi
+step cpubench 90 "$dir/gpu.test" -test.run '^$' -test.bench '^Benchmark(Update|Call)/b1/cpu$' -test.benchtime 2x
+step cpubench8 90 "$dir/gpu.test" -test.run '^$' -test.bench '^Benchmark(Update|Call)/b8/cpu$' -test.benchtime 1x
+
+# ---- the table ---------------------------------------------------------------------
+
+declare -A ns
+while read -r name v; do
+	ns[$name]=$v
+done < <(cat "$tmp"/*bench*.log "$tmp/sample.log" 2>/dev/null |
+	awk '/^Benchmark/ && / ns\/op/ { n = $1; sub(/-[0-9]+$/, "", n); sub(/^Benchmark/, "", n); for (i = 2; i <= NF; i++) if ($(i+1) == "ns/op") print n, $i }')
+
+# fmt NS: a duration for the table.
+fmt() {
+	awk -v n="$1" 'BEGIN {
+		if (n == "") { printf "n/a"; exit }
+		s = n / 1e9
+		if (s >= 120) printf "%.1f min", s / 60
+		else if (s >= 1) printf "%.2f s", s
+		else if (s >= 1e-3) printf "%.2f ms", s * 1e3
+		else printf "%.0f us", s * 1e6 }'
+}
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) printf "n/a"; else printf "%.0fx", a / b }'
+}
+
+echo
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+echo "GeCA-S (random weights, 32x32 grid, D 768), CFG 1.5: batch b = 2b grids; ${gpu:-GPU}"
+cpuEngine=$(awk '/CPUENGINE/ {sub(/.*CPUENGINE /, ""); print; exit}' "$tmp/parity.log" 2>/dev/null)
+echo "CPU engine: ${cpuEngine:-unknown}"
+printf '%-44s %12s %12s %18s %10s\n' "" "GPU FP32" "GPU TF32" "CPU" "FP32 gain"
+for b in 1 8; do
+	printf '%-44s %12s %12s %18s %10s\n' "one cell update, batch $b" "$(fmt "${ns[Update/b$b/gpu]:-}")" \
+		"$(fmt "${ns[Update/b$b/tf32]:-}")" "$(fmt "${ns[Update/b$b/cpu]:-}")" "$(ratio "${ns[Update/b$b/cpu]:-}" "${ns[Update/b$b/gpu]:-}")"
+done
+for b in 1 8; do
+	printf '%-44s %12s %12s %18s %10s\n' "one denoiser call (12 updates), batch $b" "$(fmt "${ns[Call/b$b/gpu]:-}")" \
+		"$(fmt "${ns[Call/b$b/tf32]:-}")" "$(fmt "${ns[Call/b$b/cpu]:-}")" "$(ratio "${ns[Call/b$b/cpu]:-}" "${ns[Call/b$b/gpu]:-}")"
+done
+for b in 1 8; do
+	cpu=${ns[Call/b$b/cpu]:-}
+	est=""
+	[[ -n $cpu ]] && est=$(awk -v c="$cpu" 'BEGIN { printf "%.0f", 250 * c }')
+	cpuS=n/a
+	[[ -n $est ]] && cpuS="~$(fmt "$est") (est.)"
+	printf '%-44s %12s %12s %18s %10s\n' "250-step CFG sample, batch $b" "$(fmt "${ns[Sample/b$b/gpu]:-}")" \
+		"$(fmt "${ns[Sample/b$b/tf32]:-}")" "$cpuS" "$(ratio "$est" "${ns[Sample/b$b/gpu]:-}")"
+done
+e2e=$(awk '/^E2E/ {print $2}' "$tmp/e2e.log" 2>/dev/null)
+printf '%-44s %12s\n' "geca-cuda sample, 250 steps, batch 1 (CLI)" "${e2e:+$(awk -v s="$e2e" 'BEGIN { printf "%.2f s", s }')}"
+echo "  (CPU sample: 250 x the CPU denoiser call. CLI: wall time of the whole command, start-up and JIT included.)"
+echo
+echo "parity with the CPU engine (fp32: within 1e-4 relative after a 12-update call):"
+grep -h 'PARITY' "$tmp/parity.log" | sed 's/^ *[a-z_]*\.go:[0-9]*: PARITY /  /'
+if grep -q '^--- FAIL' "$tmp/parity.log" || ! grep -q '^PASS' "$tmp/parity.log"; then
+	echo "  FAIL:"
+	grep -E -- '--- FAIL|gpu_test.go' "$tmp/parity.log" | grep -v PARITY | head -20 | sed 's/^/    /'
+	fail=1
+elif grep -q 'SKIP: no usable' "$tmp/parity.log"; then
+	echo "  SKIPPED: $(grep -h 'SKIP' "$tmp/parity.log" | head -1)"
+	fail=1
+else
+	echo "  PASS"
+fi
+for s in version gpubench sample e2e cpubench cpubench8; do
+	if [[ -f $tmp/$s.log ]] && grep -qE '^(FAIL|panic|--- FAIL)|geca: the GPU engine cannot start' "$tmp/$s.log"; then
+		echo "step $s failed:"
+		tail -15 "$tmp/$s.log" | sed 's/^/  /'
+	fi
+done
+echo "total $((SECONDS - start)) s"
+if ((fail)); then
+	echo "DEVICE CHECK: FAIL"
+	exit 1
+fi
+echo "DEVICE CHECK: PASS"
