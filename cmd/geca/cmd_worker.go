@@ -20,11 +20,17 @@ import (
 	"geca/engine/sample"
 )
 
-// openCUDA opens the GPU engine in this process. It is set only in builds
-// with -tags cuda (cmd_worker_cuda.go); such builds have no viewer and die at
-// start without a working NVIDIA driver, which is why the viewer and the
-// CPU binary reach the GPU through a worker process instead.
-var openCUDA func() (engine.Accelerator, error)
+// openCUDA opens the GPU engine in this process; tf32 multiplies matrices
+// on the tensor cores in TF32. It is set only in builds with -tags cuda
+// (cmd_worker_cuda.go); such builds have no viewer and die at start without
+// a working NVIDIA driver, which is why the viewer and the CPU binary reach
+// the GPU through a worker process instead.
+var openCUDA func(tf32 bool) (engine.Accelerator, error)
+
+// tf32 reports whether $GECA_TF32 asks for TF32 matrix products on the GPU
+// (faster; relative error about 1e-3 instead of 1e-6). A GPU worker started
+// by --device cuda inherits it.
+func tf32() bool { return os.Getenv("GECA_TF32") == "1" }
 
 // gpuWorkerName is the GPU build of geca that --device cuda starts as a
 // worker.
@@ -46,6 +52,7 @@ func runWorker(c *command, args []string) error {
 	listen := fs.String("listen", "", "serve on this TCP address (HOST:PORT; port 0 picks one) instead of stdin/stdout; clients must present the token")
 	token := fs.String("token", "", "token clients must present with --listen (default $GECA_TOKEN, else a random one, printed)")
 	maxConns := fs.Int("max-conns", 4, "connections served at once with --listen")
+	tf := fs.Bool("tf32", tf32(), "GPU: multiply matrices on the tensor cores in TF32 (faster, relative error about 1e-3; default $GECA_TF32=1)")
 	if err := parseFlags(fs, c, args); err != nil {
 		return err
 	}
@@ -63,7 +70,7 @@ func runWorker(c *command, args []string) error {
 			}
 			break
 		}
-		a, err := openCUDA()
+		a, err := openCUDA(*tf)
 		if err != nil {
 			if *device == "cuda" {
 				return err
@@ -128,7 +135,7 @@ type deviceFlags struct {
 
 func addDeviceFlags(fs *flag.FlagSet, def string) *deviceFlags {
 	d := &deviceFlags{}
-	fs.StringVar(&d.device, "device", def, "what to compute on: cpu; cuda (the GPU worker "+gpuWorkerName+", found next to geca, on PATH or in $GECA_CUDA_WORKER); auto (cuda when it starts and works, else cpu)")
+	fs.StringVar(&d.device, "device", def, "what to compute on: cpu; cuda (the GPU worker "+gpuWorkerName+", found next to geca, on PATH or in $GECA_CUDA_WORKER; $GECA_TF32=1 for TF32 tensor cores); auto (cuda when it starts and works, else cpu)")
 	fs.StringVar(&d.engine, "engine", "", "compute on a running `geca worker --listen` at HOST:PORT instead")
 	fs.StringVar(&d.token, "token", "", "token of the --engine worker (default $GECA_TOKEN)")
 	return d
@@ -184,7 +191,7 @@ func (d *deviceFlags) open() (*backend, error) {
 // GPU worker as a child process.
 func openGPU() (*backend, error) {
 	if openCUDA != nil {
-		a, err := openCUDA()
+		a, err := openCUDA(tf32())
 		if err != nil {
 			return nil, err
 		}

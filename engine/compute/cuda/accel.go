@@ -260,6 +260,9 @@ func (a *Accelerator) gemm(M, N, K int, A Ptr, lda int, aIdx Ptr, B Ptr, ldb int
 	if gelu {
 		epi = 1
 	}
+	if cdiv(M, 64) > 65535 {
+		return fmt.Errorf("matrix product of %d rows: more than the grid of one launch allows", M)
+	}
 	args := []uint64{iarg(M), iarg(N), iarg(K), uint64(A), iarg(lda), uint64(aIdx), uint64(B), iarg(ldb), uint64(C),
 		iarg(ldc), uint64(cIdx), uint64(bias), iarg(epi)}
 	if a.opt.TF32 {
