@@ -71,10 +71,11 @@ func (m *remoteSampler) StepUpdate() (*Frame, error) {
 	if m.s.Done() {
 		return nil, sample.ErrDone
 	}
-	if err := m.s.StepUpdate(); err != nil {
+	f, err := m.s.StepUpdateCurrent() // one round trip
+	if err != nil {
 		return nil, err
 	}
-	return m.Current()
+	return m.frame(f), nil
 }
 
 func (m *remoteSampler) Branch() Sampler {

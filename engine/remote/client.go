@@ -322,7 +322,17 @@ func (c *Client) Err() error {
 // request sends one message (after any queued closes) and returns the
 // answer, passing frames that come first to onFrame. A cancelled ctx sends
 // the worker a cancel for this request.
-func (c *Client) request(ctx context.Context, t msgType, p payload, onFrame func(*sample.Frame), onData func([]float32)) (msgType, []byte, error) {
+// answers receives what comes before the answer to a request (nil: dropped).
+type answers struct {
+	frame   func(*sample.Frame) // frames the run emits
+	current func(*sample.Frame) // the frame at the position after a step
+	data    func([]float32)
+}
+
+func (c *Client) request(ctx context.Context, t msgType, p payload, h *answers) (msgType, []byte, error) {
+	if h == nil {
+		h = &answers{}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken != nil {
@@ -353,13 +363,17 @@ func (c *Client) request(ctx context.Context, t msgType, p payload, onFrame func
 		switch rt {
 		case tHeartbeat:
 			continue
-		case tFrame:
+		case tFrame, tCurFrame:
 			var f frameMsg
 			if err := decode(rt, b, &f); err != nil {
 				return 0, nil, c.fail(err)
 			}
-			if onFrame != nil {
-				onFrame(f.F)
+			if fn := h.frame; rt == tCurFrame {
+				if h.current != nil {
+					h.current(f.F)
+				}
+			} else if fn != nil {
+				fn(f.F)
 			}
 			continue
 		case tData:
@@ -367,8 +381,8 @@ func (c *Client) request(ctx context.Context, t msgType, p payload, onFrame func
 			if err := decode(rt, b, &d); err != nil {
 				return 0, nil, c.fail(err)
 			}
-			if onData != nil {
-				onData(d.Data)
+			if h.data != nil {
+				h.data(d.Data)
 			}
 			continue
 		}
@@ -432,7 +446,7 @@ func (c *Client) LoadModel(m *engine.Model) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, b, err := c.request(context.Background(), tModelQuery, &modelQueryMsg{Hash: h}, nil, nil)
+	t, b, err := c.request(context.Background(), tModelQuery, &modelQueryMsg{Hash: h}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -500,7 +514,7 @@ func (c *Client) upload(m *engine.Model) (modelMsg, error) {
 // Denoise runs one denoiser call in the worker (see the package function
 // Denoise) and returns the resulting grid.
 func (m *Model) Denoise(st *engine.State, t []int, y [][]float32, M int, rate float32, seed uint64, masks []float32) (*engine.State, error) {
-	rt, b, err := m.c.request(context.Background(), tCall, &callMsg{Model: m.id, State: st, T: t, Y: y, M: M, Rate: rate, Seed: seed, Masks: masks}, nil, nil)
+	rt, b, err := m.c.request(context.Background(), tCall, &callMsg{Model: m.id, State: st, T: t, Y: y, M: M, Rate: rate, Seed: seed, Masks: masks}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -538,7 +552,7 @@ func (m *Model) NewSampler(opt sample.Options) (*Sampler, error) {
 	if opt.Streams != nil {
 		return nil, errors.New("remote: replay streams cannot be sent to a worker")
 	}
-	t, b, err := m.c.request(context.Background(), tNewSampler, &newSamplerMsg{Model: m.id, Opt: opt}, nil, nil)
+	t, b, err := m.c.request(context.Background(), tNewSampler, &newSamplerMsg{Model: m.id, Opt: opt}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -578,8 +592,8 @@ func (s *Sampler) status(t msgType, b []byte) error {
 	return nil
 }
 
-func (s *Sampler) do(ctx context.Context, t msgType, p payload, onFrame func(*sample.Frame)) error {
-	rt, b, err := s.c.request(ctx, t, p, onFrame, nil)
+func (s *Sampler) do(ctx context.Context, t msgType, p payload, h *answers) error {
+	rt, b, err := s.c.request(ctx, t, p, h)
 	if err != nil {
 		return err
 	}
@@ -658,21 +672,35 @@ func (s *Sampler) SetObserver(fn func(*sample.Frame), cellFrames bool) {
 	s.observer, s.cellFrames = fn, cellFrames
 }
 
-func (s *Sampler) step(ctx context.Context, kind uint8, arg int) error {
-	q := &stepMsg{ID: s.id, Kind: kind, Arg: arg}
+func (s *Sampler) step(ctx context.Context, kind uint8, arg int, current func(*sample.Frame)) error {
+	q := &stepMsg{ID: s.id, Kind: kind, Arg: arg, Current: current != nil}
 	if s.observer != nil && kind != stepRewind {
 		q.CellFrames, q.StepFrames = s.cellFrames, true
 	}
-	return s.do(ctx, tStep, q, s.observer)
+	return s.do(ctx, tStep, q, &answers{frame: s.observer, current: current})
+}
+
+// StepUpdateCurrent is StepUpdate followed by Current, in one round trip.
+func (s *Sampler) StepUpdateCurrent() (*sample.Frame, error) {
+	var f *sample.Frame
+	if err := s.step(context.Background(), stepUpdate, 0, func(fr *sample.Frame) { f = fr }); err != nil {
+		return nil, err
+	}
+	if f == nil {
+		return nil, &Error{Msg: "no frame in the answer"}
+	}
+	return f, nil
 }
 
 // StepUpdate, StepTimestep, RunTo, RunToEnd and Rewind are those of
 // sample.Sampler.
-func (s *Sampler) StepUpdate() error                         { return s.step(context.Background(), stepUpdate, 0) }
-func (s *Sampler) StepTimestep(ctx context.Context) error    { return s.step(ctx, stepTimestep, 0) }
-func (s *Sampler) RunTo(ctx context.Context, idx int) error  { return s.step(ctx, stepRunTo, idx) }
-func (s *Sampler) RunToEnd(ctx context.Context) error        { return s.RunTo(ctx, -1) }
-func (s *Sampler) Rewind(ctx context.Context, idx int) error { return s.step(ctx, stepRewind, idx) }
+func (s *Sampler) StepUpdate() error                        { return s.step(context.Background(), stepUpdate, 0, nil) }
+func (s *Sampler) StepTimestep(ctx context.Context) error   { return s.step(ctx, stepTimestep, 0, nil) }
+func (s *Sampler) RunTo(ctx context.Context, idx int) error { return s.step(ctx, stepRunTo, idx, nil) }
+func (s *Sampler) RunToEnd(ctx context.Context) error       { return s.RunTo(ctx, -1) }
+func (s *Sampler) Rewind(ctx context.Context, idx int) error {
+	return s.step(ctx, stepRewind, idx, nil)
+}
 
 // SetState replaces the grids at the current position (sample.Sampler.SetState).
 func (s *Sampler) SetState(st *engine.State) error {
@@ -685,7 +713,7 @@ func (s *Sampler) SetState(st *engine.State) error {
 // Current returns the frame at the current position.
 func (s *Sampler) Current() (*sample.Frame, error) {
 	var f *sample.Frame
-	err := s.do(context.Background(), tCurrent, &idMsg{s.id}, func(fr *sample.Frame) { f = fr })
+	err := s.do(context.Background(), tCurrent, &idMsg{s.id}, &answers{frame: func(fr *sample.Frame) { f = fr }})
 	if err != nil {
 		return nil, err
 	}
@@ -698,7 +726,7 @@ func (s *Sampler) Current() (*sample.Frame, error) {
 // Result returns the final samples (N, C_in, H, W) once the run is done.
 func (s *Sampler) Result() ([]float32, error) {
 	var x []float32
-	rt, b, err := s.c.request(context.Background(), tResult, &idMsg{s.id}, nil, func(d []float32) { x = d })
+	rt, b, err := s.c.request(context.Background(), tResult, &idMsg{s.id}, &answers{data: func(d []float32) { x = d }})
 	if err != nil {
 		return nil, err
 	}
@@ -714,7 +742,7 @@ func (s *Sampler) Result() ([]float32, error) {
 // Branch returns an independent copy of the run in the worker (its observer
 // and watched cell are not copied, as with sample.Sampler.Branch).
 func (s *Sampler) Branch() (*Sampler, error) {
-	t, b, err := s.c.request(context.Background(), tBranch, &idMsg{s.id}, nil, nil)
+	t, b, err := s.c.request(context.Background(), tBranch, &idMsg{s.id}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ func payloads() map[msgType]func() payload {
 		tFrame: func() payload { return &frameMsg{} }, tStatus: func() payload { return &statusMsg{} },
 		tSet: func() payload { return &setMsg{} }, tSetState: func() payload { return &setStateMsg{} },
 		tData: func() payload { return &dataMsg{} }, tCall: func() payload { return &callMsg{} },
-		tGrid: func() payload { return &gridMsg{} },
+		tGrid: func() payload { return &gridMsg{} }, tCurFrame: func() payload { return &frameMsg{} },
 	}
 }
 
@@ -72,7 +72,7 @@ func FuzzDecode(f *testing.F) {
 		if err := decode(typ, b[1:], p); err != nil {
 			return
 		}
-		if typ == tFrame || typ == tHello || typ == tError || typ == tStatus || typ == tSampler || typ == tModel || typ == tNewSampler || typ == tCall {
+		if typ == tFrame || typ == tCurFrame || typ == tStep || typ == tHello || typ == tError || typ == tStatus || typ == tSampler || typ == tModel || typ == tNewSampler || typ == tCall {
 			// bools and f32 NaN payloads may not round-trip byte for byte; decoding again must agree
 			q := newP()
 			if err := decode(typ, encode(p), q); err != nil {

@@ -255,6 +255,7 @@ type stepMsg struct {
 	Arg        int
 	CellFrames bool // send a frame after every cell update
 	StepFrames bool // send a frame after every timestep
+	Current    bool // then send the frame at the new position (as Current)
 }
 
 func (m *stepMsg) put(e *enc) {
@@ -263,6 +264,7 @@ func (m *stepMsg) put(e *enc) {
 	e.i32(m.Arg)
 	e.bool(m.CellFrames)
 	e.bool(m.StepFrames)
+	e.bool(m.Current)
 }
 
 func (m *stepMsg) get(d *dec) {
@@ -271,6 +273,7 @@ func (m *stepMsg) get(d *dec) {
 	m.Arg = d.i32()
 	m.CellFrames = d.bool()
 	m.StepFrames = d.bool()
+	m.Current = d.bool()
 	if d.err == nil && (m.Kind < stepUpdate || m.Kind > stepRewind) {
 		d.fail("step kind %d", m.Kind)
 	}

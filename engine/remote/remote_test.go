@@ -242,13 +242,26 @@ func TestSteppingBranchEditRewind(t *testing.T) {
 		}
 	}
 	step := func(n int) {
-		for range n {
+		t.Helper()
+		for i := range n {
 			if err := local.StepUpdate(); err != nil {
 				t.Fatal(err)
 			}
-			if err := rs.StepUpdate(); err != nil {
+			if i%2 == 0 {
+				if err := rs.StepUpdate(); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			rf, err := rs.StepUpdateCurrent()
+			if err != nil {
 				t.Fatal(err)
 			}
+			lf, err := local.Current()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameFrame(t, "step and current", rf, lf)
 		}
 	}
 	step(2)

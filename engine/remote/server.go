@@ -600,6 +600,14 @@ func (c *conn) samplerOp(ctx context.Context, m inMsg) error {
 		case stepRewind:
 			err = s.Rewind(opCtx, q.Arg)
 		}
+		if err == nil && q.Current {
+			var f *sample.Frame
+			if f, err = s.Current(); err == nil {
+				if err := c.send(tCurFrame, encode(&frameMsg{f})); err != nil {
+					return err
+				}
+			}
+		}
 		return c.send(tStatus, encode(statusOf(s, err)))
 	case tSet:
 		var q setMsg

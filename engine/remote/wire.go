@@ -71,6 +71,7 @@ const (
 	tData                          // worker → client: float32 values
 	tCall                          // client → worker: one denoiser call on a grid → tGrid
 	tGrid                          // worker → client: a grid
+	tCurFrame                      // worker → client: the frame at the position after a step
 	tLast                          // (end of the types)
 )
 
@@ -80,7 +81,7 @@ var msgNames = [...]string{
 	tModel: "model", tNewSampler: "new sampler", tSampler: "sampler", tBranch: "branch",
 	tClose: "close", tStep: "step", tFrame: "frame", tStatus: "status", tSet: "set",
 	tSetState: "set state", tCurrent: "current", tResult: "result", tData: "data",
-	tCall: "call", tGrid: "grid",
+	tCall: "call", tGrid: "grid", tCurFrame: "current frame",
 }
 
 func (t msgType) String() string {
