@@ -4,6 +4,7 @@
 package assets
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"os"
@@ -30,26 +31,14 @@ var DefaultClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Co
 // with (assets/README.md); it is fast and good for this model.
 const DefaultSteps = 50
 
-// DefaultModel loads the embedded model through engine/ckpt, the same loader
+// DefaultModel loads the embedded model through engine/ckpt, the same checks
 // as any file the user opens.
 func DefaultModel() (*engine.Model, *ckpt.Checkpoint, error) {
-	f, err := os.CreateTemp("", "geca-default-*.safetensors")
+	name := DefaultModelName + " (embedded)"
+	m, c, err := ckpt.ReadModel(name, bytes.NewReader(DefaultModelBytes), int64(len(DefaultModelBytes)), ckpt.Options{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("default model: %w", err)
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(DefaultModelBytes); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("default model: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, nil, fmt.Errorf("default model: %w", err)
-	}
-	m, c, err := ckpt.LoadModel(f.Name(), ckpt.Options{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("default model: %w", err)
-	}
-	c.Path = DefaultModelName + " (embedded)"
 	return m, c, nil
 }
 

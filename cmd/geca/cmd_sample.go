@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	"image/draw"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"geca/assets"
 	"geca/engine"
 	"geca/engine/ckpt"
 	"geca/engine/sample"
@@ -26,7 +28,7 @@ func init() {
 	register(&command{
 		name:    "sample",
 		summary: "grow samples from a checkpoint: PNG grid, growth GIF, latents (.npy)",
-		usage: "--ckpt FILE [--class 3 | --labels 0,1,0,...] [--n 8] [--steps 250] [--M 12 | --M 2,4,8,12,24] " +
+		usage: "[--ckpt FILE] [--class 3 | --labels 0,1,0,...] [--n 8] [--steps 250] [--M 12 | --M 2,4,8,12,24] " +
 			"[--ghg on|off] [--cfg 1.5] [--update-rate 0.5] [--seed 0] [--vae DIR] --out grid.png [--gif growth.gif] [--npy latents.npy] [--quiet] " +
 			"[--device cpu|cuda|auto | --engine HOST:PORT]",
 		run: runSample,
@@ -48,7 +50,7 @@ type sampleJob struct {
 func runSample(args []string) error {
 	c := commands["sample"]
 	fs := newFlags(c)
-	ckptPath := fs.String("ckpt", "", "checkpoint: official .pt (train.py's {model, ema, opt, args}) or .safetensors with geca.config metadata")
+	ckptPath := fs.String("ckpt", "", "checkpoint: official .pt (train.py's {model, ema, opt, args}) or .safetensors with geca.config metadata (default: the built-in Fashion-MNIST model)")
 	weights := fs.String("weights", "", `state_dict of an official .pt to use: "ema" (default when present) or "model"`)
 	heads := fs.Int("heads", 0, "attention heads, when neither the file nor a preset name says (0: derive)")
 	class := fs.String("class", "", "class index for every sample (one-hot), or several, e.g. 3,5 (multi-hot); -1 or none: unconditional")
@@ -81,8 +83,6 @@ func runSample(args []string) error {
 		return err
 	}
 	switch {
-	case *ckptPath == "":
-		return usagef("--ckpt FILE is required (no default model is embedded in this build)\nusage: geca sample %s", c.usage)
 	case *outPath == "" && *gifPath == "" && *npyPath == "":
 		return usagef("nothing to write: give --out grid.png, --gif growth.gif and/or --npy latents.npy")
 	case *n < 1 || *n > 4096:
@@ -116,7 +116,17 @@ func runSample(args []string) error {
 		return usagef("--gif-timesteps: %v", err)
 	}
 
-	model, ck, err := ckpt.LoadModel(*ckptPath, ckpt.Options{Weights: *weights, Heads: *heads})
+	var model *engine.Model
+	var ck *ckpt.Checkpoint
+	if *ckptPath == "" {
+		// No file: the built-in Fashion-MNIST model, as the viewer opens on.
+		model, ck, err = assets.DefaultModel()
+		if !flagSet(fs, "steps") {
+			*steps = strconv.Itoa(assets.DefaultSteps)
+		}
+	} else {
+		model, ck, err = ckpt.LoadModel(*ckptPath, ckpt.Options{Weights: *weights, Heads: *heads})
+	}
 	if err != nil {
 		return err
 	}
@@ -513,4 +523,11 @@ func padFrames(frames []image.Image) []image.Image {
 		out[i] = dst
 	}
 	return out
+}
+
+// flagSet reports whether the flag called name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"image/gif"
 	"image/png"
 	"os"
@@ -134,12 +135,31 @@ func TestSampleCommandPixelModel(t *testing.T) {
 	}
 }
 
+// Without --ckpt, sample grows the built-in model, as the viewer opens on.
+func TestSampleCommandDefaultModel(t *testing.T) {
+	dir := t.TempDir()
+	out, npyOut := filepath.Join(dir, "grid.png"), filepath.Join(dir, "x.npy")
+	code, _, stderr := capture(t, "sample", "--class", "1", "--n", "2", "--steps", "5", "--out", out, "--npy", npyOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "embedded") {
+		t.Errorf("stderr does not say the built-in model is used: %s", stderr)
+	}
+	a, err := npy.ReadFile(npyOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{2, 1, 28, 28}; fmt.Sprint(a.Shape) != fmt.Sprint(want) {
+		t.Errorf("samples shape %v, want %v", a.Shape, want)
+	}
+}
+
 func TestSampleCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	ck := writeTinyCheckpoint(t, dir, true)
 	out := filepath.Join(dir, "o.png")
 	for _, args := range [][]string{
-		{"sample", "--out", out},                                  // no checkpoint
 		{"sample", "--ckpt", ck},                                  // nothing to write
 		{"sample", "--ckpt", ck, "--out", out, "--class", "7"},    // class out of range
 		{"sample", "--ckpt", ck, "--out", out, "--labels", "1,0"}, // wrong label width

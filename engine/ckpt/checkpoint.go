@@ -95,6 +95,21 @@ const legacyTorchMagic = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x
 // The format is told by content, not by name. Nothing in the file is
 // executed; the optimizer state is never read.
 func Load(path string, opt Options) (*Checkpoint, error) {
+	f, size, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Read(path, f, size, opt)
+}
+
+// Read is Load for a checkpoint held in r (size bytes), for example one
+// embedded in the binary; name stands for the file in errors.
+func Read(name string, r io.ReaderAt, size int64, opt Options) (*Checkpoint, error) {
+	path, f := name, r
+	if size <= 0 {
+		return nil, fmt.Errorf("%s: empty file", path)
+	}
 	switch opt.Weights {
 	case "", "ema", "model":
 	default:
@@ -103,22 +118,18 @@ func Load(path string, opt Options) (*Checkpoint, error) {
 	if opt.Heads < 0 {
 		return nil, fmt.Errorf("%s: heads %d is negative", path, opt.Heads)
 	}
-	f, size, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	head := make([]byte, 16)
 	n, _ := f.ReadAt(head, 0)
 	head = head[:n]
 	var c *Checkpoint
+	var err error
 	switch {
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")):
 		c, err = loadTorch(path, f, size, opt)
 	case bytes.HasPrefix(head, []byte(legacyTorchMagic)):
 		err = fmt.Errorf("%s: legacy PyTorch serialization (torch < 1.6) is not supported; re-save it with a newer torch.save", path)
 	case len(head) >= 9 && head[8] == '{' && binary.LittleEndian.Uint64(head) <= uint64(size-8):
-		c, err = loadSafetensorsCheckpoint(path, opt)
+		c, err = loadSafetensorsCheckpoint(path, f, size, opt)
 	case len(head) >= 8 && binary.LittleEndian.Uint64(head) > uint64(size-8) && (len(head) < 9 || head[8] == '{'):
 		err = fmt.Errorf("%s: safetensors: header length %d exceeds the %d bytes left in the file", path, binary.LittleEndian.Uint64(head), size-8)
 	default:
@@ -137,10 +148,10 @@ func Load(path string, opt Options) (*Checkpoint, error) {
 	return c, nil
 }
 
-func loadSafetensorsCheckpoint(path string, opt Options) (*Checkpoint, error) {
-	ts, names, meta, err := LoadSafetensors(path)
+func loadSafetensorsCheckpoint(path string, r io.ReaderAt, size int64, opt Options) (*Checkpoint, error) {
+	ts, names, meta, err := decodeSafetensors(r, size)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if w := meta["geca.weights"]; opt.Weights != "" && w != "" && w != opt.Weights {
 		return nil, fmt.Errorf("%s: holds only the %s weights, %s were asked for", path, w, opt.Weights)
@@ -454,6 +465,20 @@ func LoadModel(path string, opt Options) (*engine.Model, *Checkpoint, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return buildModel(c)
+}
+
+// ReadModel is LoadModel for a checkpoint held in r (see Read).
+func ReadModel(name string, r io.ReaderAt, size int64, opt Options) (*engine.Model, *Checkpoint, error) {
+	c, err := Read(name, r, size, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	return buildModel(c)
+}
+
+func buildModel(c *Checkpoint) (*engine.Model, *Checkpoint, error) {
+	path := c.Path
 	cfg, err := c.Config()
 	if err != nil {
 		return nil, c, err
