@@ -2,7 +2,6 @@ package compute
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 )
 
@@ -245,7 +244,7 @@ func (c *Conv) Forward(dst, src []float32, batch, h, w int, up2x, acc bool, ws *
 
 // addBias sets (or, when acc, adds) bias[c] on every pixel of channel c.
 func addBias(out, bias []float32, hw int, acc bool) {
-	convParallel(len(bias), func(c0, c1 int) {
+	ParallelFunc(len(bias), func(c0, c1 int) {
 		for c := c0; c < c1; c++ {
 			o := out[c*hw : (c+1)*hw]
 			b := bias[c]
@@ -272,7 +271,7 @@ func im2col(col, src []float32, s Conv2dSpec, y0, r int) {
 	if s.Upsample2x {
 		sh, sw = s.H/2, s.W/2
 	}
-	convParallel(s.CIn*k, func(i0, i1 int) {
+	ParallelFunc(s.CIn*k, func(i0, i1 int) {
 		for i := i0; i < i1; i++ { // i = ci·K + ky
 			ci, ky := i/k, i%k
 			plane := src[ci*sh*sw : (ci+1)*sh*sw]
@@ -310,7 +309,7 @@ func UpsampleNearest2x(dst, src []float32, planes, h, w int) {
 	if len(src) != planes*h*w || len(dst) != 4*planes*h*w {
 		panic(fmt.Sprintf("compute.UpsampleNearest2x: src/dst have %d/%d values, want %d/%d", len(src), len(dst), planes*h*w, 4*planes*h*w))
 	}
-	convParallel(planes, func(p0, p1 int) {
+	ParallelFunc(planes, func(p0, p1 int) {
 		for p := p0; p < p1; p++ {
 			in := src[p*h*w : (p+1)*h*w]
 			out := dst[p*4*h*w : (p+1)*4*h*w]
@@ -324,24 +323,4 @@ func UpsampleNearest2x(dst, src []float32, planes, h, w int) {
 			}
 		}
 	})
-}
-
-// convParallel splits [0, n) into contiguous chunks, one per available CPU,
-// and runs fn on each; small n runs inline.
-func convParallel(n int, fn func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for t := 0; t < workers; t++ {
-		lo, hi := n*t/workers, n*(t+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
 }

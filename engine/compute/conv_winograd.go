@@ -46,7 +46,7 @@ func winoWeights(weight []float32, cout, cin, m int) []float32 {
 	a := m + 2
 	u := make([]float32, a*a*cout*cin)
 	plane := cout * cin
-	convParallel(cout, func(o0, o1 int) {
+	ParallelFunc(cout, func(o0, o1 int) {
 		var t [6][3]float64
 		for o := o0; o < o1; o++ {
 			for i := 0; i < cin; i++ {
@@ -151,7 +151,7 @@ func winoInput2(v, src []float32, s Conv2dSpec, ty0, r, tw int) {
 	pw := 2*tw + 2
 	stride := s.CIn * nt // between ξ blocks
 	ps := s.srcPlane()
-	convParallel(s.CIn, func(i0, i1 int) {
+	ParallelFunc(s.CIn, func(i0, i1 int) {
 		buf := make([]float32, 8*pw)
 		p := make([][]float32, 4)
 		var e [4][]float32
@@ -198,7 +198,7 @@ func winoInput2(v, src []float32, s Conv2dSpec, ty0, r, tw int) {
 func winoOutput2(dst, m, bias []float32, s Conv2dSpec, ty0, r, tw int) {
 	nt := r * tw
 	stride := s.COut * nt
-	convParallel(s.COut, func(o0, o1 int) {
+	ParallelFunc(s.COut, func(o0, o1 int) {
 		buf := make([]float32, 8*tw+2*(2*tw))
 		var a [4][2][]float32 // a[j][k] = (q A)[j][k] for every tile of the row
 		for j := 0; j < 4; j++ {
@@ -264,7 +264,7 @@ func winoInput4(v, src []float32, s Conv2dSpec, ty0, r, tw int) {
 	pw := 4*tw + 2
 	stride := s.CIn * nt
 	ps := s.srcPlane()
-	convParallel(s.CIn, func(i0, i1 int) {
+	ParallelFunc(s.CIn, func(i0, i1 int) {
 		buf := make([]float32, 12*pw)
 		p := make([][]float32, 6)
 		var e [6][]float32
@@ -323,7 +323,7 @@ func winoInput4(v, src []float32, s Conv2dSpec, ty0, r, tw int) {
 func winoOutput4(dst, m, bias []float32, s Conv2dSpec, ty0, r, tw int) {
 	nt := r * tw
 	stride := s.COut * nt
-	convParallel(s.COut, func(o0, o1 int) {
+	ParallelFunc(s.COut, func(o0, o1 int) {
 		buf := make([]float32, 24*tw+4*(4*tw))
 		var a [6][4][]float32 // a[j][k] = (q A)[j][k] for every tile of the row
 		for j := 0; j < 6; j++ {

@@ -21,7 +21,7 @@ func GroupNorm(dst, src []float32, batch, c, hw, groups int, gamma, beta []float
 	}
 	cg := c / groups
 	gsize := cg * hw
-	convParallel(batch*groups, func(j0, j1 int) {
+	ParallelFunc(batch*groups, func(j0, j1 int) {
 		for j := j0; j < j1; j++ {
 			g := j % groups
 			in := src[j*gsize : (j+1)*gsize]

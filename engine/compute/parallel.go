@@ -92,3 +92,14 @@ func ParallelBlocks(n, blocks int, k Kernel) {
 		}
 	}
 }
+
+// KernelFunc adapts a closure to Kernel, for callers outside the hot loop
+// where one allocation per call does not matter.
+type KernelFunc func(lo, hi int)
+
+// Run calls f(lo, hi).
+func (f KernelFunc) Run(lo, hi int) { f(lo, hi) }
+
+// ParallelFunc runs fn over [0, n) in about GOMAXPROCS contiguous chunks on
+// the shared workers (see Parallel).
+func ParallelFunc(n int, fn func(lo, hi int)) { Parallel(n, 1, KernelFunc(fn)) }

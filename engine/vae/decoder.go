@@ -3,7 +3,6 @@ package vae
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 
 	"geca/engine/compute"
@@ -226,24 +225,6 @@ func (d *Decoder) ParamCount() int {
 	norm(d.ConvNormOut)
 	conv(d.ConvOut)
 	return n
-}
-
-// parallel splits [0, n) into one contiguous chunk per CPU.
-func parallel(n int, fn func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for t := 0; t < workers; t++ {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(n*t/workers, n*(t+1)/workers)
-	}
-	wg.Wait()
 }
 
 // finite reports whether every value is finite.

@@ -120,7 +120,7 @@ func (a *Attention) forward(x, t []float32, n int, scores []float32) {
 // softmaxRows replaces each of the m rows of s (length n) by its softmax,
 // computed in float64 after subtracting the row maximum.
 func softmaxRows(s []float32, m, n int) {
-	parallel(m, func(i0, i1 int) {
+	compute.ParallelFunc(m, func(i0, i1 int) {
 		for i := i0; i < i1; i++ {
 			row := s[i*n : (i+1)*n]
 			mx := row[0]

@@ -202,7 +202,7 @@ func (d *TinyDecoder) forward(img []float32, h, w int) {
 }
 
 func relu(x []float32) {
-	parallel((len(x)+8191)/8192, func(b0, b1 int) {
+	compute.ParallelFunc((len(x)+8191)/8192, func(b0, b1 int) {
 		s := x[b0*8192 : min(b1*8192, len(x))]
 		for i, v := range s {
 			if v < 0 {
