@@ -41,17 +41,10 @@ deps: deps-test
 build: deps-build
 	$(GO) build -tags '$(TAGS)' -o $(BIN) ./cmd/geca
 
-# The viewer is the command `view`; until it is part of the binary, run
-# falls back to a headless sample of the default model.
+# Without a command geca opens the viewer, on the embedded default model
+# unless ARGS names a checkpoint (ARGS="--ckpt FILE").
 run: build
-	@if ./$(BIN) help | grep -q '^  view '; then \
-		echo "./$(BIN) view $(ARGS)"; exec ./$(BIN) view $(ARGS); \
-	elif ./$(BIN) help | grep -q '^  sample '; then \
-		echo "geca: no viewer in this build yet; sampling headlessly instead"; \
-		echo "./$(BIN) sample $(ARGS)"; exec ./$(BIN) sample $(ARGS); \
-	else \
-		echo "geca: neither the viewer nor the sampler is in this build yet:"; ./$(BIN) help; exit 1; \
-	fi
+	./$(BIN) view $(ARGS)
 
 # GUI tests render with Mesa's software renderer without any display:
 # EGL_PLATFORM=surfaceless picks Mesa's display-less EGL platform.
