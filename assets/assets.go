@@ -31,6 +31,11 @@ var DefaultClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Co
 // with (assets/README.md); it is fast and good for this model.
 const DefaultSteps = 50
 
+// DefaultCFG is the guidance scale the default model's samples are most
+// recognisable with (assets/README.md: 52 % class agreement at 1.5, 41 %
+// without guidance).
+const DefaultCFG = 1.5
+
 // DefaultModel loads the embedded model through engine/ckpt, the same checks
 // as any file the user opens.
 func DefaultModel() (*engine.Model, *ckpt.Checkpoint, error) {
