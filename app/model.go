@@ -24,6 +24,9 @@ type ModelEngine struct {
 	VAE *vae.Decoder
 	// Classes names the labels, when known.
 	Classes []string
+	// CFG is the guidance scale the viewer starts at (0: no guidance), for a
+	// model known to need it.
+	CFG float32
 	// DeviceInfo says what computes the updates, for the status line ("":
 	// not shown).
 	DeviceInfo string
@@ -209,6 +212,17 @@ func baseName(p string) string {
 	return p
 }
 
+// StartSettings are the settings the window opens with: DefaultSettings, at
+// the guidance scale the engine's model asks for (the built-in model samples
+// its classes far more faithfully with guidance; assets/README.md).
+func StartSettings(eng Engine) Settings {
+	s := DefaultSettings(eng.Config())
+	if me, ok := eng.(*ModelEngine); ok && me.CFG > 1 {
+		s.CFG = me.CFG
+	}
+	return s
+}
+
 // DefaultSettings are the viewer's starting settings for a model: the
 // model's M and update rate, GHG on, no guidance (CFG doubles the cost), 50
 // steps, seed 1, and class 1 for class-conditional models.
@@ -236,5 +250,5 @@ func DefaultEngine() (Engine, error) {
 	if err != nil {
 		return NewDemoEngine(1)
 	}
-	return &ModelEngine{Model: m, Label: "Fashion-MNIST 28x28 (built in)", Classes: assets.DefaultClasses}, nil
+	return &ModelEngine{Model: m, Label: "Fashion-MNIST 28x28 (built in)", Classes: assets.DefaultClasses, CFG: assets.DefaultCFG}, nil
 }

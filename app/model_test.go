@@ -118,3 +118,22 @@ func TestExportFrameCompare(t *testing.T) {
 		t.Error("no error for a missing frame")
 	}
 }
+
+// The window opens the built-in model at the guidance it is measured with;
+// other models start without guidance.
+func TestStartSettings(t *testing.T) {
+	eng, err := DefaultEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := StartSettings(eng); s.CFG != 3 {
+		t.Errorf("built-in model starts at CFG %v, want 3", s.CFG)
+	}
+	demo, err := NewDemoEngine(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := StartSettings(demo); s.CFG != 1 {
+		t.Errorf("demo model starts at CFG %v, want 1 (off)", s.CFG)
+	}
+}

@@ -29,7 +29,7 @@ type WindowOptions struct {
 // RunWindow opens the viewer window on eng and blocks until the window closes.
 // It must not run on the main goroutine: the caller runs gioapp.Main there.
 func RunWindow(eng Engine, wo WindowOptions) error {
-	ctrl, err := NewController(eng, DefaultSettings(eng.Config()))
+	ctrl, err := NewController(eng, StartSettings(eng))
 	if err != nil {
 		return err
 	}
