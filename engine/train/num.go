@@ -192,28 +192,10 @@ func zero[T Float](s []T) {
 	}
 }
 
-// erf32 is a float32 rational approximation of erf (the one Eigen and XLA use
-// for float: x clamped to [−4, 4], odd polynomial over even polynomial in x²),
-// accurate to a few float32 ulps and free of exp: the float32 training path
-// evaluates it ~10⁷ times per step.
-func erf32(x float32) float32 {
-	x = min(max(x, -4), 4)
-	x2 := x * x
-	p := float32(-2.72614225801306e-10)
-	p = p*x2 + 2.77068142495902e-08
-	p = p*x2 + -2.10102402082508e-06
-	p = p*x2 + -5.69250639462346e-05
-	p = p*x2 + -7.34990630326855e-04
-	p = p*x2 + -2.95459980854025e-03
-	p = p*x2 + -1.60960333262415e-02
-	p *= x
-	q := float32(-1.45660718464996e-05)
-	q = q*x2 + -2.13374055278905e-04
-	q = q*x2 + -1.68282697438203e-03
-	q = q*x2 + -7.37332916720468e-03
-	q = q*x2 + -1.42647390514189e-02
-	return p / q
-}
+// erf32 is the float32 erf of the inference kernels (compute.Erf: a rational
+// approximation accurate to a few ulps and free of exp), so training and
+// inference evaluate the same GELU.
+func erf32(x float32) float32 { return compute.Erf(x) }
 
 // isF32 reports whether T is float32 (the fast training path).
 func isF32[T Float]() bool {
