@@ -533,6 +533,15 @@ func infoOf(id uint32, s *sample.Sampler) *samplerMsg {
 	return m
 }
 
+// samplerRequest decodes request m into q and looks up the sampler that
+// id (reading q) names.
+func (c *conn) samplerRequest(m inMsg, q payload, id func() uint32) (*sample.Sampler, error) {
+	if err := decode(m.t, m.b, q); err != nil {
+		return nil, err
+	}
+	return c.sampler(id())
+}
+
 // samplerOp serves the requests on a sampler. Each ends with a status
 // message (carrying the request's error, if any), after any frames or data.
 func (c *conn) samplerOp(ctx context.Context, m inMsg) error {
@@ -559,10 +568,7 @@ func (c *conn) samplerOp(ctx context.Context, m inMsg) error {
 		return c.send(tSampler, encode(infoOf(id, s)))
 	case tBranch:
 		var q idMsg
-		if err := decode(m.t, m.b, &q); err != nil {
-			return c.sendError(codeFailed, err)
-		}
-		s, err := c.sampler(q.ID)
+		s, err := c.samplerRequest(m, &q, func() uint32 { return q.ID })
 		if err != nil {
 			return c.sendError(codeFailed, err)
 		}
@@ -574,10 +580,7 @@ func (c *conn) samplerOp(ctx context.Context, m inMsg) error {
 		return c.send(tSampler, encode(infoOf(id, b)))
 	case tStep:
 		var q stepMsg
-		if err := decode(m.t, m.b, &q); err != nil {
-			return c.sendError(codeFailed, err)
-		}
-		s, err := c.sampler(q.ID)
+		s, err := c.samplerRequest(m, &q, func() uint32 { return q.ID })
 		if err != nil {
 			return c.sendError(codeFailed, err)
 		}
@@ -611,10 +614,7 @@ func (c *conn) samplerOp(ctx context.Context, m inMsg) error {
 		return c.send(tStatus, encode(statusOf(s, err)))
 	case tSet:
 		var q setMsg
-		if err := decode(m.t, m.b, &q); err != nil {
-			return c.sendError(codeFailed, err)
-		}
-		s, err := c.sampler(q.ID)
+		s, err := c.samplerRequest(m, &q, func() uint32 { return q.ID })
 		if err != nil {
 			return c.sendError(codeFailed, err)
 		}
@@ -637,20 +637,14 @@ func (c *conn) samplerOp(ctx context.Context, m inMsg) error {
 		return c.send(tStatus, encode(statusOf(s, err)))
 	case tSetState:
 		var q setStateMsg
-		if err := decode(m.t, m.b, &q); err != nil {
-			return c.sendError(codeFailed, err)
-		}
-		s, err := c.sampler(q.ID)
+		s, err := c.samplerRequest(m, &q, func() uint32 { return q.ID })
 		if err != nil {
 			return c.sendError(codeFailed, err)
 		}
 		return c.send(tStatus, encode(statusOf(s, s.SetState(q.State))))
 	case tCurrent, tResult:
 		var q idMsg
-		if err := decode(m.t, m.b, &q); err != nil {
-			return c.sendError(codeFailed, err)
-		}
-		s, err := c.sampler(q.ID)
+		s, err := c.samplerRequest(m, &q, func() uint32 { return q.ID })
 		if err != nil {
 			return c.sendError(codeFailed, err)
 		}
