@@ -77,7 +77,7 @@ type Updater struct {
 	obsNorm       []float32
 
 	embedK   compute.EmbedKernel
-	gatherX  compute.GatherStridedKernel
+	gatherX  compute.GatherKernel
 	gatherA  compute.GatherKernel
 	scatterK compute.ScatterKernel
 	attnK    compute.LocalAttentionKernel
@@ -332,7 +332,7 @@ func (u *Updater) refresh(st *State) {
 	}
 	m, d, cd := u.m, u.d, u.cd
 	g := &u.gatherX
-	*g = compute.GatherStridedKernel{Src: st.Data, Dst: u.xg, Idx: u.dirty, SrcStride: cd, Off: 0, W: cd}
+	*g = compute.GatherKernel{Src: st.Data, Dst: u.xg, Idx: u.dirty, Width: cd}
 	compute.Parallel(nd, 64, g)
 	u.Profile.mark(profElem)
 	sc := &u.scatterK

@@ -91,22 +91,6 @@ func (k *GatherKernel) Run(lo, hi int) {
 	}
 }
 
-// GatherStridedKernel copies Width values of each row Idx[r] of Src (rows
-// SrcStride apart, starting at column Off) to row r of Dst.
-type GatherStridedKernel struct {
-	Src, Dst          []float32
-	Idx               []int32
-	SrcStride, Off, W int
-}
-
-func (k *GatherStridedKernel) Run(lo, hi int) {
-	for r := lo; r < hi; r++ {
-		c := int(k.Idx[r])
-		o := c*k.SrcStride + k.Off
-		copy(k.Dst[r*k.W:(r+1)*k.W], k.Src[o:o+k.W])
-	}
-}
-
 // LocalAttentionKernel is the 9-slot 3x3 local attention (spec §3 step 8)
 // for gathered query rows. KV holds, for every cell of the batch, its keys
 // then values (2·D wide, head h at columns [h·hd, (h+1)·hd) of each half).
