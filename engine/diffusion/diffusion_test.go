@@ -400,3 +400,52 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestFloat64Likelihood: the float64 CDF and decoder NLL agree with the fp32
+// functions (themselves checked against PyTorch above) and their derivatives
+// with central differences, in every bin kind and in the clamped tail.
+func TestFloat64Likelihood(t *testing.T) {
+	for _, x := range []float64{-3, -1.2, -0.3, 0, 0.01, 0.7, 2.5} {
+		cdf, d := ApproxStandardNormalCDF64(x)
+		if want := float64(ApproxStandardNormalCDF(float32(x))); math.Abs(cdf-want) > 1e-6 {
+			t.Errorf("Φ64(%g) = %.9g, fp32 %.9g", x, cdf, want)
+		}
+		const h = 1e-6
+		p, _ := ApproxStandardNormalCDF64(x + h)
+		m, _ := ApproxStandardNormalCDF64(x - h)
+		if fd := (p - m) / (2 * h); math.Abs(d-fd) > 1e-8 {
+			t.Errorf("dΦ64/dx at %g = %.9g, finite difference %.9g", x, d, fd)
+		}
+	}
+	cases := []struct{ x, mean, logScale float64 }{
+		{-1, -0.95, -3}, // lower edge bin
+		{1, 0.9, -2.5},  // upper edge bin
+		{0.2, 0.18, -4}, // interior
+		{-0.4, 0.1, -1},
+		{0.6, 0.6, -6},  // narrow σ: nearly all mass in the bin
+		{0.3, -0.5, -5}, // tail: clamped, zero gradient
+	}
+	for _, c := range cases {
+		nll, d := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale)
+		want := -float64(DiscretizedGaussianLogLikelihood(float32(c.x), float32(c.mean), float32(c.logScale)))
+		if math.Abs(nll-want) > 1e-4*math.Abs(want)+1e-5 {
+			t.Errorf("%+v: NLL64 %.8g, fp32 %.8g", c, nll, want)
+		}
+		const h = 1e-6
+		p, _ := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale+h)
+		m, _ := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale-h)
+		if fd := (p - m) / (2 * h); math.Abs(d-fd) > 1e-6*math.Abs(fd)+1e-8 {
+			t.Errorf("%+v: dNLL/dlogScale %.9g, finite difference %.9g", c, d, fd)
+		}
+		// The fp32 VB gradient uses the same core; it centres x in fp32, as
+		// the fp32 likelihood does, hence the float32-sized slack.
+		x32, m32, s32 := float32(c.x), float32(c.mean), float32(c.logScale)
+		_, d32 := DiscretizedGaussianNLL64(float64(x32), float64(m32), float64(s32))
+		if g := dLogLikelihoodDLogScale(x32, m32, s32); math.Abs(g+d32) > 1e-6*math.Abs(d32)+1e-12 {
+			t.Errorf("%+v: fp32-input derivative %.9g, float64 %.9g", c, g, -d32)
+		}
+	}
+	if nll, d := DiscretizedGaussianNLL64(0.3, -0.5, -5); d != 0 || math.Abs(nll+math.Log(1e-12)) > 1e-9 {
+		t.Errorf("tail bin: NLL %g, gradient %g; want the clamp −log 1e-12 and 0", nll, d)
+	}
+}

@@ -66,17 +66,14 @@ func ApproxStandardNormalCDF(x float32) float32 {
 	return 0.5 * (1.0 + float32(math.Tanh(float64(inner))))
 }
 
-// approxCDF64 is ApproxStandardNormalCDF in float64 (for gradients, where the
-// fp32 difference of two close CDF values would lose the digits that matter).
-func approxCDF64(x float64) float64 {
-	return 0.5 * (1 + math.Tanh(math.Sqrt(2.0/math.Pi)*(x+0.044715*x*x*x)))
-}
-
-// approxCDFDeriv is d ApproxStandardNormalCDF / dx.
-func approxCDFDeriv(x float64) float64 {
+// ApproxStandardNormalCDF64 is ApproxStandardNormalCDF evaluated in float64,
+// with its derivative. Gradients need it: the fp32 difference of two close CDF
+// values loses the digits that matter, and float64 gradient checks need every
+// digit.
+func ApproxStandardNormalCDF64(x float64) (cdf, deriv float64) {
 	a := math.Sqrt(2.0 / math.Pi)
 	th := math.Tanh(a * (x + 0.044715*x*x*x))
-	return 0.5 * (1 - th*th) * a * (1 + 3*0.044715*x*x)
+	return 0.5 * (1 + th), 0.5 * (1 - th*th) * a * (1 + 3*0.044715*x*x)
 }
 
 // DiscretizedGaussianLogLikelihood is discretized_gaussian_log_likelihood for
@@ -87,44 +84,78 @@ func DiscretizedGaussianLogLikelihood(x, mean, logScale float32) float32 {
 	inv := exp32(-logScale)
 	cdfPlus := ApproxStandardNormalCDF(inv * (centered + 1.0/255.0))
 	cdfMin := ApproxStandardNormalCDF(inv * (centered - 1.0/255.0))
-	switch {
-	case x < -0.999:
-		return log32(max(cdfPlus, 1e-12))
-	case x > 0.999:
-		return log32(max(1.0-cdfMin, 1e-12))
+	switch binOf(x) {
+	case binLower:
+		return log32(max(cdfPlus, clampProb))
+	case binUpper:
+		return log32(max(1.0-cdfMin, clampProb))
 	default:
-		return log32(max(cdfPlus-cdfMin, 1e-12))
+		return log32(max(cdfPlus-cdfMin, clampProb))
 	}
 }
 
-// dLogLikelihoodDLogScale is the derivative of DiscretizedGaussianLogLikelihood
-// with respect to logScale, evaluated in float64 (clamped branches have zero
-// gradient, as torch's clamp does).
-func dLogLikelihoodDLogScale(x, mean, logScale float32) float64 {
-	centered := float64(x - mean)
-	inv := math.Exp(-float64(logScale))
-	up, um := inv*(centered+1.0/255.0), inv*(centered-1.0/255.0)
-	// d u / d logScale = −u for u = e^(−logScale)·const.
-	dPlus := approxCDFDeriv(up) * -up
-	dMin := approxCDFDeriv(um) * -um
-	cdfPlus, cdfMin := approxCDF64(up), approxCDF64(um)
+// The bins of the discretised likelihood: the two edge bins are open.
+const (
+	binInterior = iota
+	binLower    // x < −0.999: (−∞, x + 1/255]
+	binUpper    // x > 0.999: [x − 1/255, ∞)
+)
+
+// binOf is the bin kind of pixel x, compared in x's own precision as the
+// official code compares the fp32 tensor.
+func binOf[F float32 | float64](x F) int {
 	switch {
 	case x < -0.999:
-		if cdfPlus < 1e-12 {
-			return 0
-		}
-		return dPlus / cdfPlus
+		return binLower
 	case x > 0.999:
-		if 1-cdfMin < 1e-12 {
-			return 0
-		}
-		return -dMin / (1 - cdfMin)
-	default:
-		if cdfPlus-cdfMin < 1e-12 {
-			return 0
-		}
-		return (dPlus - dMin) / (cdfPlus - cdfMin)
+		return binUpper
 	}
+	return binInterior
+}
+
+// clampProb is the floor discretized_gaussian_log_likelihood clamps bin
+// probabilities to before the log.
+const clampProb = 1e-12
+
+// DiscretizedGaussianNLL64 is −DiscretizedGaussianLogLikelihood evaluated in
+// float64, with its derivative with respect to logScale: the decoder NLL of
+// L_vb at t = 0 and its gradient, for float64 training code. A clamped bin
+// has zero gradient, as torch's clamp gives below its floor.
+func DiscretizedGaussianNLL64(x, mean, logScale float64) (nll, dLogScale float64) {
+	return discretizedNLL64(x-mean, logScale, binOf(x))
+}
+
+// discretizedNLL64 is DiscretizedGaussianNLL64 of the bin kind given, for an
+// already centred x − mean.
+func discretizedNLL64(centered, logScale float64, bin int) (nll, dLogScale float64) {
+	inv := math.Exp(-logScale)
+	up, um := inv*(centered+1.0/255.0), inv*(centered-1.0/255.0)
+	cdfPlus, dPlus := ApproxStandardNormalCDF64(up)
+	cdfMin, dMin := ApproxStandardNormalCDF64(um)
+	// d u / d logScale = −u for u = e^(−logScale)·const.
+	dPlus *= -up
+	dMin *= -um
+	var p, dp float64 // the bin's probability and its derivative
+	switch bin {
+	case binLower:
+		p, dp = cdfPlus, dPlus
+	case binUpper:
+		p, dp = 1-cdfMin, -dMin
+	default:
+		p, dp = cdfPlus-cdfMin, dPlus-dMin
+	}
+	if p < clampProb {
+		return -math.Log(clampProb), 0
+	}
+	return -math.Log(p), -dp / p
+}
+
+// dLogLikelihoodDLogScale is the derivative of DiscretizedGaussianLogLikelihood
+// with respect to logScale, evaluated in float64 from the same fp32 x − mean
+// and the same bin choice as the fp32 likelihood.
+func dLogLikelihoodDLogScale(x, mean, logScale float32) float64 {
+	_, d := discretizedNLL64(float64(x-mean), float64(logScale), binOf(x))
+	return -d
 }
 
 // VBTerm is _vb_terms_bpd for one sample at step index i with the model's ε̂
