@@ -66,7 +66,7 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 		t.Fatalf("final state differs from PyTorch: relative error %.3g", e)
 	}
 	dOut := make([]float64, len(out))
-	mse, vb, err := n.Loss(NewSchedule(1000), out, tt, toF64(g["x0"].Data), toF64(g["xt"].Data), toF64(g["eps"].Data), dOut)
+	mse, vb, err := n.Loss(trainingSchedule(t), out, tt, toF64(g["x0"].Data), toF64(g["xt"].Data), toF64(g["eps"].Data), dOut)
 	if err != nil {
 		t.Fatal(err)
 	}

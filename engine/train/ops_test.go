@@ -175,8 +175,18 @@ func TestGradAttention(t *testing.T) {
 	checkGrad(t, "3x3 local attention", u.qkv, append([]float64(nil), n.dQKV...), f)
 }
 
+// trainingSchedule is the unrespaced 1000-step process the loss is taken on.
+func trainingSchedule(t *testing.T) *diffusion.Schedule {
+	t.Helper()
+	s, err := diffusion.New(diffusion.DefaultSteps, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestGradLoss(t *testing.T) {
-	s := NewSchedule(1000)
+	s := trainingSchedule(t)
 	r := rand.New(rand.NewPCG(7, 7))
 	const n = 12
 	for _, tt := range []int{0, 1, 10, 500, 999} {
@@ -185,7 +195,7 @@ func TestGradLoss(t *testing.T) {
 		eps := randVec(r, n, 1)
 		xt := make([]float64, n)
 		for i := range xt {
-			xt[i] = s.SqrtAC[tt]*x0[i] + s.SqrtOneMinusAC[tt]*eps[i]
+			xt[i] = s.SqrtAlphasCumprod[tt]*x0[i] + s.SqrtOneMinusAlphasCumprod[tt]*eps[i]
 		}
 		eh, v := randVec(r, n, 1), randVec(r, n, 0.5)
 		frozen := append([]float64(nil), eh...)
@@ -214,11 +224,7 @@ func TestGradLoss(t *testing.T) {
 // TestLossMatchesDiffusion: L_vb and its v-gradient agree with
 // engine/diffusion's VBTerm (tested there against PyTorch's IDDPM code).
 func TestLossMatchesDiffusion(t *testing.T) {
-	ds, err := diffusion.New(1000, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewSchedule(1000)
+	s := trainingSchedule(t)
 	r := rand.New(rand.NewPCG(8, 8))
 	const n = 64
 	for _, tt := range []int{0, 3, 250, 998} {
@@ -234,13 +240,13 @@ func TestLossMatchesDiffusion(t *testing.T) {
 			return o
 		}
 		for i := range xt {
-			xt[i] = float64(float32(s.SqrtAC[tt]*x0[i] + s.SqrtOneMinusAC[tt]*eps[i]))
+			xt[i] = float64(float32(s.SqrtAlphasCumprod[tt]*x0[i] + s.SqrtOneMinusAlphasCumprod[tt]*eps[i]))
 		}
 		x0, eh, v = toF64(f32(x0)), toF64(f32(eh)), toF64(f32(v))
 		dE, dV := make([]float64, n), make([]float64, n)
 		lt := sampleLoss(s, tt, x0, xt, eps, eh, eh, v, dE, dV, 1)
 		gv := make([]float32, n)
-		want, err := ds.VBTerm(gv, f32(x0), f32(xt), f32(eh), f32(v), tt)
+		want, err := s.VBTerm(gv, f32(x0), f32(xt), f32(eh), f32(v), tt)
 		if err != nil {
 			t.Fatal(err)
 		}

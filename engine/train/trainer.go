@@ -10,6 +10,7 @@ import (
 
 	"geca/engine"
 	"geca/engine/data"
+	"geca/engine/diffusion"
 )
 
 // Options are the training hyper-parameters. The defaults (DefaultOptions)
@@ -54,7 +55,7 @@ type Trainer struct {
 	Net   *Net[float32]
 	Adam  *AdamW
 	EMA   *EMA
-	Sched *Schedule
+	Sched *diffusion.Schedule // the unrespaced training process: step index = timestep
 	Step  int
 
 	History []LossPoint // one point per HistoryEvery steps
@@ -98,7 +99,11 @@ func newTrainer(p *Params[float32], opt Options, ds *data.Dataset) (*Trainer, er
 	if ds.N < opt.Batch {
 		return nil, fmt.Errorf("dataset has %d images, fewer than one batch of %d", ds.N, opt.Batch)
 	}
-	tr := &Trainer{Cfg: cfg, Opt: opt, Data: ds, P: p, Net: NewNet(p, opt.Batch), Sched: NewSchedule(1000)}
+	sched, err := diffusion.New(diffusion.DefaultSteps, "")
+	if err != nil {
+		return nil, err
+	}
+	tr := &Trainer{Cfg: cfg, Opt: opt, Data: ds, P: p, Net: NewNet(p, opt.Batch), Sched: sched}
 	tr.Adam = NewAdamW(p, opt.LR)
 	tr.Adam.WeightDecay = opt.WeightDecay
 	tr.EMA = NewEMA(p, opt.EMADecay, opt.EMAWarmup)
@@ -129,9 +134,9 @@ func (tr *Trainer) prepare(step int) error {
 	zero(tr.s0)
 	zero(tr.y)
 	for b, di := range idx {
-		t := r.IntN(tr.Sched.T)
+		t := r.IntN(tr.Sched.Len())
 		tr.t[b] = t
-		sa, sb := float32(tr.Sched.SqrtAC[t]), float32(tr.Sched.SqrtOneMinusAC[t])
+		sa, sb := float32(tr.Sched.SqrtAlphasCumprod[t]), float32(tr.Sched.SqrtOneMinusAlphasCumprod[t])
 		img := tr.Data.Image(di)
 		for c := 0; c < N; c++ {
 			row := b*N + c
@@ -204,7 +209,7 @@ func (tr *Trainer) carry(r *rand.Rand) error {
 	for b := 0; b < B; b++ {
 		t := tr.t[b]
 		for c := calls - 1; c >= 0; c-- {
-			t = min(t+1+r.IntN(25), tr.Sched.T-1)
+			t = min(t+1+r.IntN(25), tr.Sched.Len()-1)
 			if ts[c] == nil {
 				ts[c] = make([]int, B)
 			}
@@ -227,7 +232,7 @@ func (tr *Trainer) carry(r *rand.Rand) error {
 	}
 	setXt := func(st []float32, t []int) {
 		for b := 0; b < B; b++ {
-			sa, sb := float32(tr.Sched.SqrtAC[t[b]]), float32(tr.Sched.SqrtOneMinusAC[t[b]])
+			sa, sb := float32(tr.Sched.SqrtAlphasCumprod[t[b]]), float32(tr.Sched.SqrtOneMinusAlphasCumprod[t[b]])
 			for c := 0; c < N; c++ {
 				row := b*N + c
 				for k := 0; k < Cin; k++ {
