@@ -1,9 +1,12 @@
 package train
 
 import (
+	"context"
 	"fmt"
-	"math"
-	"math/rand/v2"
+	"strconv"
+
+	"geca/engine"
+	"geca/engine/sample"
 )
 
 // SampleOptions configure Sample.
@@ -16,113 +19,68 @@ type SampleOptions struct {
 	NoGHG bool
 }
 
-// Sample draws one image per label with the official sampler (spec §5-6):
-// DDPM with the learned-range variance, the GHG carry (C_out and C_h kept
-// across timesteps without CFG; only C_h with CFG, C_out re-seeded), fresh
-// Bernoulli update masks at every update. It returns the images cell-major,
-// len(labels)·H·W·C_in values (unclipped; pixels are in [−1, 1] when the
-// model is good). It is what the training previews and the quality check use.
+// Sample draws one image per label (a class index, −1 for unconditional) from
+// the weights p with the app's sampler, engine/sample (spec §5-6): respaced
+// DDPM with the learned-range variance, Gene Heredity Guidance unless NoGHG,
+// classifier-free guidance when CFG > 1, the model's M and update rate. So
+// what the training previews show is what the app will draw. It returns the
+// images cell-major, len(labels)·H·W·C_in values (unclipped; pixels are in
+// [−1, 1] when the model is good).
 func Sample(p *Params[float32], labels []int, opt SampleOptions) ([]float32, error) {
 	cfg := p.Cfg
-	sch, err := Respaced(opt.Steps)
-	if err != nil {
-		return nil, err
+	if opt.Steps < 1 {
+		return nil, fmt.Errorf("sampling with %d steps: want at least 1", opt.Steps)
 	}
-	for _, l := range labels {
+	ys := make([][]float32, len(labels))
+	for b, l := range labels {
 		if l < -1 || l >= cfg.NumClasses {
 			return nil, fmt.Errorf("label %d outside [0, %d) (−1 = unconditional)", l, cfg.NumClasses)
 		}
-	}
-	B := len(labels)
-	cfgOn := opt.CFG > 1
-	NB := B
-	if cfgOn {
-		NB = 2 * B
-	}
-	net := NewNet(p, NB)
-	net.NoGrad = true
-	N, Cin, Cd, Cout := cfg.Cells(), cfg.InChannels, cfg.CellDim(), cfg.OutChannels()
-	r := rand.New(rand.NewPCG(opt.Seed, 0x73616d706c65))
-	y := make([]float32, NB*cfg.NumClasses)
-	for b, l := range labels {
+		ys[b] = make([]float32, cfg.NumClasses)
 		if l >= 0 {
-			y[b*cfg.NumClasses+l] = 1
+			ys[b][l] = 1
 		}
 	}
-	x := make([]float32, B*N*Cin)
-	for i := range x {
-		x[i] = float32(r.NormFloat64())
+	ts, _ := p.Tensors()
+	model, err := engine.NewModel(cfg, ts)
+	if err != nil {
+		return nil, err
 	}
-	state := make([]float32, NB*N*Cd)
-	seedOut := func(b int) {
-		for c := 0; c < N; c++ {
-			for k := 0; k < Cout; k++ {
-				state[(b*N+c)*Cd+Cin+k] = 0
-			}
-		}
-		centre := b*N + (cfg.GridH/2)*cfg.GridW + cfg.GridW/2
-		for k := 0; k < Cout; k++ {
-			state[centre*Cd+Cin+k] = float32(r.NormFloat64())
-		}
+	// engine/sample refuses negative scales; any scale ≤ 1 means no guidance
+	// there as here.
+	guidance := float32(max(opt.CFG, 0))
+	s, err := sample.New(model, sample.Options{
+		Steps: strconv.Itoa(opt.Steps), GHG: !opt.NoGHG, CFG: guidance,
+		Seed: opt.Seed, N: len(labels), Labels: ys,
+		SnapshotBytes: -1, // the run is never rewound: keep only the first snapshot
+	})
+	if err != nil {
+		return nil, err
 	}
-	for b := 0; b < NB; b++ {
-		seedOut(b)
+	if err := s.RunToEnd(context.Background()); err != nil {
+		return nil, err
 	}
-	masks := make([][]float32, cfg.M)
-	for m := range masks {
-		masks[m] = make([]float32, NB*N)
+	x, err := s.Result()
+	if err != nil {
+		return nil, err
 	}
-	ts := make([]int, NB)
-	for i := sch.T - 1; i >= 0; i-- {
-		if opt.NoGHG && i < sch.T-1 {
-			zero(state)
-		}
-		if (cfgOn || opt.NoGHG) && i < sch.T-1 {
-			for b := 0; b < NB; b++ {
-				seedOut(b)
-			}
-		}
-		for b := 0; b < NB; b++ {
-			ts[b] = sch.Timesteps[i]
-			src := b % B
-			for c := 0; c < N; c++ {
-				copy(state[(b*N+c)*Cd:(b*N+c)*Cd+Cin], x[(src*N+c)*Cin:(src*N+c+1)*Cin])
-			}
-		}
-		for _, mk := range masks {
-			for j := range mk {
-				mk[j] = float32(math.Floor(float64(float32(r.Float64()) + cfg.UpdateRate)))
-			}
-		}
-		out, err := net.Forward(state, ts, y, masks)
-		if err != nil {
-			return nil, err
-		}
-		copy(state, out)
-		minLog, maxLog := sch.PostLogVarClipped[i], math.Log(sch.Betas[i])
-		for b := 0; b < B; b++ {
-			for c := 0; c < N; c++ {
-				row := (b*N + c) * Cd
-				for k := 0; k < Cin; k++ {
-					eps := float64(out[row+Cin+k])
-					if cfgOn {
-						u := float64(out[((B+b)*N+c)*Cd+Cin+k])
-						eps = u + opt.CFG*(eps-u)
-					}
-					v := float64(out[row+2*Cin+k])
-					xi := float64(x[(b*N+c)*Cin+k])
-					x0 := sch.SqrtRecipAC[i]*xi - sch.SqrtRecipM1AC[i]*eps
-					mean := sch.PostCoef1[i]*x0 + sch.PostCoef2[i]*xi
-					frac := (v + 1) / 2
-					lv := frac*maxLog + (1-frac)*minLog
-					z := r.NormFloat64()
-					if i == 0 {
-						z = 0
-					}
-					x[(b*N+c)*Cin+k] = float32(mean + math.Exp(0.5*lv)*z)
-				}
+	return cellMajor(x, len(labels), cfg.InChannels, cfg.Cells()), nil
+}
+
+// cellMajor reorders n images from (C, H·W) planes, the sampler's layout,
+// to (H·W, C) cells, the layout of the training data and SampleGrid.
+func cellMajor(x []float32, n, c, cells int) []float32 {
+	if c == 1 {
+		return x
+	}
+	out := make([]float32, len(x))
+	for b := 0; b < n; b++ {
+		img, dst := x[b*c*cells:(b+1)*c*cells], out[b*c*cells:(b+1)*c*cells]
+		for k := 0; k < c; k++ {
+			for i := 0; i < cells; i++ {
+				dst[i*c+k] = img[k*cells+i]
 			}
 		}
 	}
-	return x, nil
+	return out
 }
