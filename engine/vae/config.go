@@ -8,21 +8,24 @@ import (
 )
 
 // Config is the part of a diffusers AutoencoderKL config.json the decoder
-// needs. Keys absent from the file take the values of
+// and encoder need. Keys absent from the file take the values of
 // stabilityai/sd-vae-ft-ema (spec §7), the VAE GeCA is trained with.
 type Config struct {
 	ClassName        string   `json:"_class_name"`
 	BlockOutChannels []int    `json:"block_out_channels"` // encoder order: the decoder runs them reversed
 	LayersPerBlock   int      `json:"layers_per_block"`   // decoder up blocks hold LayersPerBlock+1 resnets
 	LatentChannels   int      `json:"latent_channels"`
+	InChannels       int      `json:"in_channels"` // image channels the encoder takes
 	OutChannels      int      `json:"out_channels"`
 	NormNumGroups    int      `json:"norm_num_groups"`
 	ScalingFactor    float64  `json:"scaling_factor"`
 	ShiftFactor      *float64 `json:"shift_factor"` // SD3/Flux VAEs; null (none) for SD 1.x
 	ActFn            string   `json:"act_fn"`
 	UpBlockTypes     []string `json:"up_block_types"`
+	DownBlockTypes   []string `json:"down_block_types"`
 	MidBlockAttn     *bool    `json:"mid_block_add_attention"`
 	UsePostQuantConv *bool    `json:"use_post_quant_conv"`
+	UseQuantConv     *bool    `json:"use_quant_conv"`
 	SampleSize       any      `json:"sample_size"` // image size the VAE was trained at: 256 (sd-vae-ft-ema), 512, or [h, w]
 }
 
@@ -55,6 +58,7 @@ func DefaultConfig() Config {
 		BlockOutChannels: []int{128, 256, 512, 512},
 		LayersPerBlock:   2,
 		LatentChannels:   4,
+		InChannels:       3,
 		OutChannels:      3,
 		NormNumGroups:    32,
 		ScalingFactor:    LatentScale,
@@ -132,6 +136,38 @@ func (c Config) Upscale() int { return 1 << (len(c.BlockOutChannels) - 1) }
 func (c Config) hasMidAttention() bool { return c.MidBlockAttn == nil || *c.MidBlockAttn }
 
 func (c Config) hasPostQuantConv() bool { return c.UsePostQuantConv == nil || *c.UsePostQuantConv }
+
+func (c Config) hasQuantConv() bool { return c.UseQuantConv == nil || *c.UseQuantConv }
+
+// inChannels is in_channels, 3 (RGB) when unset.
+func (c Config) inChannels() int {
+	if c.InChannels <= 0 {
+		return 3
+	}
+	return c.InChannels
+}
+
+// validateEncoder adds the encoder's own checks to Validate.
+func (c Config) validateEncoder() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.InChannels < 0 || c.InChannels > 64 {
+		return fmt.Errorf("in_channels %d out of range", c.InChannels)
+	}
+	if c.LayersPerBlock < 1 {
+		return fmt.Errorf("layers_per_block %d: the encoder needs at least one resnet per block", c.LayersPerBlock)
+	}
+	for _, t := range c.DownBlockTypes {
+		if t != "DownEncoderBlock2D" {
+			return fmt.Errorf("down_block_types %v: only DownEncoderBlock2D is supported", c.DownBlockTypes)
+		}
+	}
+	if c.DownBlockTypes != nil && len(c.DownBlockTypes) != len(c.BlockOutChannels) {
+		return fmt.Errorf("down_block_types has %d entries, block_out_channels %d", len(c.DownBlockTypes), len(c.BlockOutChannels))
+	}
+	return nil
+}
 
 // reversedChannels is the decoder's order of widths, deepest first.
 func (c Config) reversedChannels() []int {

@@ -33,36 +33,9 @@ const WeightsFile = "diffusion_pytorch_model.safetensors"
 // Encoder tensors (and anything else not in the decoder) are ignored. Float16
 // and bfloat16 weights are converted to float32.
 func LoadDecoder(path string) (*Decoder, error) {
-	st, err := os.Stat(path)
+	cfg, weights, err := resolveWeights(path)
 	if err != nil {
-		return nil, fmt.Errorf("vae: %w", err)
-	}
-	var cfg *Config
-	weights := path
-	if st.IsDir() {
-		cpath := filepath.Join(path, "config.json")
-		c, err := ReadConfig(cpath)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("vae: %s: no config.json (want a diffusers AutoencoderKL folder: config.json + %s)", path, WeightsFile)
-			}
-			return nil, err
-		}
-		cfg = &c
-		weights = filepath.Join(path, WeightsFile)
-		if _, err := os.Stat(weights); err != nil {
-			alt := filepath.Join(path, "diffusion_pytorch_model.fp16.safetensors")
-			if _, err2 := os.Stat(alt); err2 != nil {
-				return nil, fmt.Errorf("vae: %s: missing %s", path, WeightsFile)
-			}
-			weights = alt
-		}
-	} else if strings.HasPrefix(filepath.Base(path), "diffusion_pytorch_model") {
-		if c, err := ReadConfig(filepath.Join(filepath.Dir(path), "config.json")); err == nil {
-			cfg = &c
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
+		return nil, err
 	}
 	tensors, err := loadTensors(weights)
 	if err != nil {
@@ -74,6 +47,43 @@ func LoadDecoder(path string) (*Decoder, error) {
 	// rather than after the next collections.
 	debug.FreeOSMemory()
 	return d, err
+}
+
+// resolveWeights finds the weights file and the config (nil: infer it from
+// the tensors) of a diffusers folder or a single file, as LoadDecoder and
+// LoadEncoder accept them.
+func resolveWeights(path string) (*Config, string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("vae: %w", err)
+	}
+	if st.IsDir() {
+		cpath := filepath.Join(path, "config.json")
+		c, err := ReadConfig(cpath)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, "", fmt.Errorf("vae: %s: no config.json (want a diffusers AutoencoderKL folder: config.json + %s)", path, WeightsFile)
+			}
+			return nil, "", err
+		}
+		weights := filepath.Join(path, WeightsFile)
+		if _, err := os.Stat(weights); err != nil {
+			alt := filepath.Join(path, "diffusion_pytorch_model.fp16.safetensors")
+			if _, err2 := os.Stat(alt); err2 != nil {
+				return nil, "", fmt.Errorf("vae: %s: missing %s", path, WeightsFile)
+			}
+			weights = alt
+		}
+		return &c, weights, nil
+	}
+	if strings.HasPrefix(filepath.Base(path), "diffusion_pytorch_model") {
+		if c, err := ReadConfig(filepath.Join(filepath.Dir(path), "config.json")); err == nil {
+			return &c, path, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, "", err
+		}
+	}
+	return nil, path, nil
 }
 
 // loadTensors reads a weights file: safetensors, or a PyTorch zip checkpoint
@@ -101,7 +111,7 @@ func NewDecoder(cfg *Config, tensors map[string]*tensor.Dense) (*Decoder, error)
 }
 
 func newDecoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*Decoder, error) {
-	src, err := newSource(tensors, file)
+	src, err := newSource(tensors, file, "decoder")
 	if err != nil {
 		return nil, err
 	}
@@ -162,8 +172,9 @@ func newDecoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*De
 	return d, nil
 }
 
-// source hands out decoder tensors by their diffusers names, whatever layout
-// the file uses, and keeps the first error (naming the file and tensor).
+// source hands out the tensors of one part of the VAE (decoder or encoder)
+// by their diffusers names, whatever layout the file uses, and keeps the
+// first error (naming the file and tensor).
 type source struct {
 	file   string
 	byName map[string]entry // diffusers name -> tensor
@@ -176,8 +187,15 @@ type entry struct {
 	t    *tensor.Dense
 }
 
-func newSource(tensors map[string]*tensor.Dense, file string) (*source, error) {
+// newSource collects the tensors of part, "decoder" (decoder.* and
+// post_quant_conv.*) or "encoder" (encoder.* and quant_conv.*); everything
+// else in the file is ignored.
+func newSource(tensors map[string]*tensor.Dense, file, part string) (*source, error) {
 	s := &source{file: file, byName: map[string]entry{}, layout: "diffusers"}
+	quant := "post_quant_conv."
+	if part == "encoder" {
+		quant = "quant_conv."
+	}
 	names := make([]string, 0, len(tensors))
 	for k := range tensors {
 		names = append(names, k)
@@ -188,7 +206,7 @@ func newSource(tensors map[string]*tensor.Dense, file string) (*source, error) {
 	prefix := ""
 	for _, p := range []string{"first_stage_model.", "vae."} {
 		for _, k := range names {
-			if strings.HasPrefix(k, p+"decoder.") {
+			if strings.HasPrefix(k, p+part+".") {
 				prefix = p
 				break
 			}
@@ -199,7 +217,8 @@ func newSource(tensors map[string]*tensor.Dense, file string) (*source, error) {
 	}
 	ldm := false
 	for _, k := range names {
-		if strings.HasPrefix(k, prefix+"decoder.mid.") || strings.HasPrefix(k, prefix+"decoder.up.") {
+		n := strings.TrimPrefix(k, prefix)
+		if strings.HasPrefix(n, part+".mid.") || strings.HasPrefix(n, part+".up.") || strings.HasPrefix(n, part+".down.") {
 			ldm = true
 			break
 		}
@@ -208,7 +227,7 @@ func newSource(tensors map[string]*tensor.Dense, file string) (*source, error) {
 		s.layout = "original SD"
 	}
 	levels := 0
-	if ldm {
+	if ldm && part == "decoder" {
 		for _, k := range names {
 			if m := ldmUp.FindStringSubmatch(strings.TrimPrefix(k, prefix)); m != nil {
 				i, _ := strconv.Atoi(m[1])
@@ -221,11 +240,15 @@ func newSource(tensors map[string]*tensor.Dense, file string) (*source, error) {
 			continue
 		}
 		name := strings.TrimPrefix(k, prefix)
-		if !strings.HasPrefix(name, "decoder.") && !strings.HasPrefix(name, "post_quant_conv.") {
+		if !strings.HasPrefix(name, part+".") && !strings.HasPrefix(name, quant) {
 			continue
 		}
 		if ldm {
-			name = ldmToDiffusers(name, levels)
+			if part == "decoder" {
+				name = ldmToDiffusers(name, levels)
+			} else {
+				name = ldmEncoderToDiffusers(name)
+			}
 		}
 		name = renameOldAttention(name)
 		if prev, dup := s.byName[name]; dup {
@@ -234,6 +257,9 @@ func newSource(tensors map[string]*tensor.Dense, file string) (*source, error) {
 		s.byName[name] = entry{orig: k, t: tensors[k]}
 	}
 	if len(s.byName) == 0 {
+		if part == "encoder" {
+			return nil, fmt.Errorf("vae: %s: no VAE encoder tensors (want encoder.* keys, diffusers or original SD layout); a decoder-only file cannot encode images", file)
+		}
 		return nil, fmt.Errorf("vae: %s: no VAE decoder tensors (want decoder.* keys, diffusers or original SD layout)", file)
 	}
 	return s, nil

@@ -4,6 +4,7 @@ diffusers AutoencoderKL decoder (and TAESD's decoder), written with
 torch.nn.functional ops, run on random weights in float64.
 
 Usage:  /usr/bin/python3 golden.py            # writes the committed fixtures
+        /usr/bin/python3 golden.py --encoder  # only the encoder fixtures
         (bench_full.py imports this module for the SD-sized benchmark)
 
 Fixtures (each a model folder: config.json + diffusion_pytorch_model.safetensors,
@@ -26,6 +27,22 @@ and golden.npz with `latent` (as the sampler produces it, i.e. scaled) and `imag
              image = 2·decoder(latent) − 1 (diffusers' [-1, 1] convention).
   taesd_decoder.pth  the same weights as torch.save of taesd.py's Decoder()
              state_dict (keys 1.weight, 3.conv.0.weight, ...).
+
+Encoder fixtures (the AutoencoderKL encoder + quant_conv; golden.npz holds `image`
+(B, 3, H, W) in [-1, 1], `noise` (standard normal, latent-shaped), `mean` =
+(posterior mean - shift) * scaling_factor and `sample` = (mean + std * noise -
+shift) * scaling_factor, the latents extract_features.py saves):
+  enc_tiny/  block_out_channels [8, 8, 16, 16] (8x downscale, as SD), layers_per_block 1,
+             groups 4, F16, current attention names, encoder tensors only; images
+             (2, 3, 16, 24).
+  enc_ldm/   model.safetensors in the original SD single-file layout
+             (first_stage_model.encoder.down.N.block.M, downsample.conv, mid.attn_1
+             q/k/v/proj_out as 1x1 convs, nin_shortcut, norm_out, quant_conv), F16,
+             next to UNet and decoder tensors, no config.json: the encoder infers
+             block_out_channels [32, 32], layers_per_block 1 and uses 32 groups.
+             Image (1, 3, 6, 10); scaling_factor 0.18215.
+  conv_s2.npz  one 3x3 stride-2 convolution with diffusers' (0, 1, 0, 1) zero pad on
+             odd and even sizes: x (2, 5, 7, 10), weight (6, 5, 3, 3), bias, y.
 """
 import json
 import os
@@ -304,8 +321,184 @@ def taesd_decode(p, latent, latent_channels, ch):
     return x
 
 
+# ----------------------------------------------------------------------------
+# The AutoencoderKL encoder (diffusers Encoder + quant_conv + the posterior),
+# diffusers naming.
+
+def downsample(x, p, name):
+    """diffusers Downsample2D with padding=0: zero pad right and bottom by one,
+    then a 3x3 convolution with stride 2."""
+    x = F.pad(x, (0, 1, 0, 1), mode="constant", value=0)
+    return F.conv2d(x, p[name + ".weight"], p[name + ".bias"], stride=2, padding=0)
+
+
+def encode_moments(p, cfg, img):
+    """Encoder(img) then quant_conv: (B, 2 * latent_channels, H / 8, W / 8) for SD."""
+    boc = cfg["block_out_channels"]
+    groups = cfg["norm_num_groups"]
+    x = conv(img, p, "encoder.conv_in", 1)
+    for i in range(len(boc)):
+        for j in range(cfg["layers_per_block"]):
+            x = resnet(x, p, f"encoder.down_blocks.{i}.resnets.{j}", groups)
+        if i < len(boc) - 1:
+            x = downsample(x, p, f"encoder.down_blocks.{i}.downsamplers.0.conv")
+    x = resnet(x, p, "encoder.mid_block.resnets.0", groups)
+    x = attention(x, p, "encoder.mid_block.attentions.0", groups)
+    x = resnet(x, p, "encoder.mid_block.resnets.1", groups)
+    x = F.silu(group_norm(x, p, "encoder.conv_norm_out", groups))
+    x = conv(x, p, "encoder.conv_out", 1)
+    return conv(x, p, "quant_conv", 0)
+
+
+def posterior(moments, cfg, noise=None):
+    """DiagonalGaussianDistribution: the mean, or mean + std * noise, then the
+    latent scaling the sampler works in."""
+    mean, logvar = torch.chunk(moments, 2, dim=1)
+    logvar = torch.clamp(logvar, -30.0, 20.0)
+    z = mean if noise is None else mean + torch.exp(0.5 * logvar) * noise
+    if cfg.get("shift_factor") is not None:
+        z = z - cfg["shift_factor"]
+    return z * cfg["scaling_factor"]
+
+
+def random_encoder_weights(cfg, seed):
+    """Random encoder weights in diffusers naming, scaled so activations stay O(1)."""
+    g = torch.Generator().manual_seed(seed)
+    p = {}
+
+    def randn(*shape, std=1.0):
+        return torch.randn(*shape, generator=g, dtype=torch.float64) * std
+
+    def conv_p(name, cout, cin, k):
+        p[name + ".weight"] = randn(cout, cin, k, k, std=(cin * k * k) ** -0.5)
+        p[name + ".bias"] = randn(cout, std=0.1)
+
+    def norm_p(name, c):
+        p[name + ".weight"] = 1 + randn(c, std=0.2)
+        p[name + ".bias"] = randn(c, std=0.2)
+
+    def resnet_p(name, cin, cout):
+        norm_p(name + ".norm1", cin)
+        conv_p(name + ".conv1", cout, cin, 3)
+        norm_p(name + ".norm2", cout)
+        conv_p(name + ".conv2", cout, cout, 3)
+        if cin != cout:
+            conv_p(name + ".conv_shortcut", cout, cin, 1)
+
+    boc = cfg["block_out_channels"]
+    lc = cfg["latent_channels"]
+    top = boc[-1]
+    conv_p("encoder.conv_in", boc[0], 3, 3)
+    cur = boc[0]
+    for i, c in enumerate(boc):
+        for j in range(cfg["layers_per_block"]):
+            resnet_p(f"encoder.down_blocks.{i}.resnets.{j}", cur if j == 0 else c, c)
+        cur = c
+        if i < len(boc) - 1:
+            conv_p(f"encoder.down_blocks.{i}.downsamplers.0.conv", c, c, 3)
+    resnet_p("encoder.mid_block.resnets.0", top, top)
+    a = "encoder.mid_block.attentions.0"
+    norm_p(a + ".group_norm", top)
+    for n in ["to_q", "to_k", "to_v", "to_out.0"]:
+        std = (2.0 if n in ("to_q", "to_k") else 1.0) * top ** -0.5
+        p[f"{a}.{n}.weight"] = randn(top, top, std=std)
+        p[f"{a}.{n}.bias"] = randn(top, std=0.1)
+    resnet_p("encoder.mid_block.resnets.1", top, top)
+    norm_p("encoder.conv_norm_out", top)
+    conv_p("encoder.conv_out", 2 * lc, top, 3)
+    conv_p("quant_conv", 2 * lc, 2 * lc, 1)
+    return p
+
+
+def encoder_to_ldm(p):
+    """The same encoder weights renamed to the original SD (ldm) layout, whose
+    down.N numbering is the diffusers order (unlike the decoder's up.N)."""
+    out = {}
+    for k, v in p.items():
+        name = k
+        name = name.replace("encoder.mid_block.resnets.0.", "encoder.mid.block_1.")
+        name = name.replace("encoder.mid_block.resnets.1.", "encoder.mid.block_2.")
+        name = name.replace("encoder.mid_block.attentions.0.group_norm.", "encoder.mid.attn_1.norm.")
+        for new, old in [("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")]:
+            name = name.replace(f"encoder.mid_block.attentions.0.{new}.", f"encoder.mid.attn_1.{old}.")
+        if name.startswith("encoder.down_blocks."):
+            parts = name.split(".")
+            rest = ".".join(parts[3:])
+            rest = rest.replace("resnets.", "block.").replace("downsamplers.0.conv", "downsample.conv")
+            name = f"encoder.down.{parts[2]}.{rest}"
+        name = name.replace(".conv_shortcut.", ".nin_shortcut.")
+        name = name.replace("encoder.conv_norm_out.", "encoder.norm_out.")
+        if ".attn_1." in name and v.dim() == 2:
+            v = v.reshape(v.shape[0], v.shape[1], 1, 1)
+        out["first_stage_model." + name] = v
+    # An SD checkpoint also holds the UNet and the decoder; the encoder ignores them.
+    out["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(2, 4, 3, 3, dtype=torch.float64)
+    out["first_stage_model.decoder.conv_in.weight"] = torch.zeros(3, 4, 3, 3, dtype=torch.float64)
+    out["first_stage_model.post_quant_conv.weight"] = torch.zeros(4, 4, 1, 1, dtype=torch.float64)
+    return out
+
+
+def quantise(p, dtype):
+    return {k: torch.from_numpy(v.numpy().astype(dtype).astype(np.float64)) for k, v in p.items()}
+
+
+def write_encoder_golden(path, p, cfg, batch, h, w, seed):
+    g = torch.Generator().manual_seed(seed)
+    # Smooth-ish images in [-1, 1], like photographs rather than white noise.
+    img = torch.tanh(F.interpolate(torch.randn(batch, 3, h // 2, w // 2, generator=g, dtype=torch.float64) * 1.5,
+                                   size=(h, w), mode="bilinear", align_corners=False))
+    img = img.float().double()
+    lh, lw = h, w
+    for _ in range(len(cfg["block_out_channels"]) - 1):
+        lh, lw = lh // 2, lw // 2
+    noise = torch.randn(batch, cfg["latent_channels"], lh, lw, generator=g, dtype=torch.float64).float().double()
+    with torch.no_grad():
+        m = encode_moments(p, cfg, img)
+        mean, sample = posterior(m, cfg), posterior(m, cfg, noise)
+    np.savez(path, image=img.float().numpy(), noise=noise.float().numpy(),
+             mean=mean.float().numpy(), sample=sample.float().numpy())
+    print(os.path.relpath(path, HERE), "latent", tuple(mean.shape), "mean range", float(mean.min()), float(mean.max()),
+          "std range", float(torch.exp(0.5 * torch.chunk(m, 2, dim=1)[1]).min()),
+          float(torch.exp(0.5 * torch.chunk(m, 2, dim=1)[1]).max()))
+
+
+def write_encoder_fixtures():
+    tiny = {"block_out_channels": [8, 8, 16, 16], "layers_per_block": 1, "latent_channels": 4,
+            "norm_num_groups": 4, "scaling_factor": 0.18215}
+    d = os.path.join(HERE, "enc_tiny")
+    os.makedirs(d, exist_ok=True)
+    p = quantise(random_encoder_weights(tiny, seed=11), np.float16)
+    save_safetensors(os.path.join(d, "diffusion_pytorch_model.safetensors"), p, np.float16)
+    full = {"_class_name": "AutoencoderKL", "act_fn": "silu", "in_channels": 3, "out_channels": 3,
+            "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+            "sample_size": 32, **tiny}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(full, f, indent=2)
+    write_encoder_golden(os.path.join(d, "golden.npz"), p, tiny, batch=2, h=16, w=24, seed=12)
+
+    ldm = {"block_out_channels": [32, 32], "layers_per_block": 1, "latent_channels": 4,
+           "norm_num_groups": 32, "scaling_factor": 0.18215}
+    d = os.path.join(HERE, "enc_ldm")
+    os.makedirs(d, exist_ok=True)
+    p = quantise(random_encoder_weights(ldm, seed=13), np.float16)
+    save_safetensors(os.path.join(d, "model.safetensors"), encoder_to_ldm(p), np.float16)
+    write_encoder_golden(os.path.join(d, "golden.npz"), p, ldm, batch=1, h=6, w=10, seed=14)
+
+    g = torch.Generator().manual_seed(15)
+    x = torch.randn(2, 5, 7, 10, generator=g, dtype=torch.float64).float().double()
+    wt = (torch.randn(6, 5, 3, 3, generator=g, dtype=torch.float64) / 45 ** 0.5).float().double()
+    b = (torch.randn(6, generator=g, dtype=torch.float64) * 0.1).float().double()
+    y = downsample(x, {"c.weight": wt, "c.bias": b}, "c")
+    np.savez(os.path.join(HERE, "conv_s2.npz"), x=x.float().numpy(), weight=wt.float().numpy(),
+             bias=b.float().numpy(), y=y.float().numpy())
+    print("conv_s2 y", tuple(y.shape))
+
+
 def main():
     torch.set_num_threads(1)
+    if sys.argv[1:] == ["--encoder"]:
+        write_encoder_fixtures()  # only the encoder fixtures
+        return
     tiny = {"block_out_channels": [8, 16], "layers_per_block": 2, "latent_channels": 4,
             "norm_num_groups": 4, "scaling_factor": 0.18215}
     write_kl_fixture("tiny", tiny, seed=1, batch=1, h=4, w=4)
@@ -354,6 +547,8 @@ def main():
     from collections import OrderedDict
     torch.save(OrderedDict((k, v.float()) for k, v in tp.items()), os.path.join(HERE, "taesd_decoder.pth"))
     print("taesd image", tuple(img.shape), "range", float(img.min()), float(img.max()))
+
+    write_encoder_fixtures()
 
 
 if __name__ == "__main__":
