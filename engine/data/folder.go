@@ -22,31 +22,65 @@ const maxImagePixels = 64 << 20
 // to size×size (Catmull-Rom) and mapped to [−1, 1]; channels is 1 (gray) or 3
 // (RGB). Files that are not images are an error naming the file.
 func LoadFolder(dir string, size, channels int) (*Dataset, error) {
-	if size < 1 || size > 1024 {
-		return nil, fmt.Errorf("image size %d out of range [1, 1024]", size)
+	if err := checkFolderArgs(size, channels); err != nil {
+		return nil, err
 	}
-	if channels != 1 && channels != 3 {
-		return nil, fmt.Errorf("channels must be 1 or 3, got %d", channels)
-	}
-	entries, err := os.ReadDir(dir)
+	classes, files, err := listFolder(dir)
 	if err != nil {
 		return nil, err
 	}
-	d := &Dataset{H: size, W: size, C: channels}
+	d := &Dataset{H: size, W: size, C: channels, Classes: classes}
+	dst := image.NewRGBA(image.Rect(0, 0, size, size))
+	px := make([]float32, size*size*channels)
+	for _, f := range files {
+		if err := readScaled(f.path, dst, px, channels, false); err != nil {
+			return nil, err
+		}
+		d.Pixels = append(d.Pixels, px...)
+		d.Labels = append(d.Labels, f.label)
+		d.N++
+	}
+	return d, d.Validate()
+}
+
+func checkFolderArgs(size, channels int) error {
+	if size < 1 || size > 1024 {
+		return fmt.Errorf("image size %d out of range [1, 1024]", size)
+	}
+	if channels != 1 && channels != 3 {
+		return fmt.Errorf("channels must be 1 or 3, got %d", channels)
+	}
+	return nil
+}
+
+// folderFile is one image of a class folder.
+type folderFile struct {
+	path  string
+	label int
+}
+
+// listFolder returns the class names (subfolders, sorted) and the image
+// files of each class in name order.
+func listFolder(dir string) ([]string, []folderFile, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var classes []string
 	for _, e := range entries {
 		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			d.Classes = append(d.Classes, e.Name())
+			classes = append(classes, e.Name())
 		}
 	}
-	sort.Strings(d.Classes)
-	if len(d.Classes) == 0 {
-		return nil, fmt.Errorf("%s: no class subfolders (put the images of each class in their own subfolder)", dir)
+	sort.Strings(classes)
+	if len(classes) == 0 {
+		return nil, nil, fmt.Errorf("%s: no class subfolders (put the images of each class in their own subfolder)", dir)
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, size, size))
-	for label, cls := range d.Classes {
+	var out []folderFile
+	for label, cls := range classes {
 		files, err := os.ReadDir(filepath.Join(dir, cls))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, f := range files {
 			if f.IsDir() || strings.HasPrefix(f.Name(), ".") {
@@ -57,35 +91,45 @@ func LoadFolder(dir string, size, channels int) (*Dataset, error) {
 			default:
 				continue
 			}
-			path := filepath.Join(dir, cls, f.Name())
-			img, err := decodeImage(path)
-			if err != nil {
-				return nil, err
-			}
-			b := img.Bounds()
-			side := min(b.Dx(), b.Dy())
-			at := image.Pt(b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2)
-			crop := image.Rectangle{Min: at, Max: at.Add(image.Pt(side, side))}
-			draw.CatmullRom.Scale(dst, dst.Bounds(), img, crop, draw.Src, nil)
-			for i := 0; i < size*size; i++ {
-				px := dst.Pix[4*i : 4*i+3]
-				if channels == 1 {
-					g := (299*float32(px[0]) + 587*float32(px[1]) + 114*float32(px[2])) / 1000
-					d.Pixels = append(d.Pixels, g/127.5-1)
-				} else {
-					for _, v := range px {
-						d.Pixels = append(d.Pixels, float32(v)/127.5-1)
-					}
-				}
-			}
-			d.Labels = append(d.Labels, label)
-			d.N++
+			out = append(out, folderFile{path: filepath.Join(dir, cls, f.Name()), label: label})
 		}
 	}
-	if d.N == 0 {
-		return nil, fmt.Errorf("%s: no .png, .jpg or .gif images in the class subfolders %v", dir, d.Classes)
+	if len(out) == 0 {
+		return nil, nil, fmt.Errorf("%s: no .png, .jpg or .gif images in the class subfolders %v", dir, classes)
 	}
-	return d, d.Validate()
+	return classes, out, nil
+}
+
+// readScaled decodes the image at path, centre-crops it to a square, resizes
+// it into dst (size×size) and writes its pixels in [−1, 1] to px: cell-major
+// (pixel, then channel), or channel-first (channel planes) when planar.
+func readScaled(path string, dst *image.RGBA, px []float32, channels int, planar bool) error {
+	img, err := decodeImage(path)
+	if err != nil {
+		return err
+	}
+	b := img.Bounds()
+	side := min(b.Dx(), b.Dy())
+	at := image.Pt(b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2)
+	crop := image.Rectangle{Min: at, Max: at.Add(image.Pt(side, side))}
+	draw.CatmullRom.Scale(dst, dst.Bounds(), img, crop, draw.Src, nil)
+	n := dst.Bounds().Dx() * dst.Bounds().Dy()
+	for i := 0; i < n; i++ {
+		p := dst.Pix[4*i : 4*i+3]
+		if channels == 1 {
+			g := (299*float32(p[0]) + 587*float32(p[1]) + 114*float32(p[2])) / 1000
+			px[i] = g/127.5 - 1
+			continue
+		}
+		for c, v := range p {
+			if planar {
+				px[c*n+i] = float32(v)/127.5 - 1
+			} else {
+				px[3*i+c] = float32(v)/127.5 - 1
+			}
+		}
+	}
+	return nil
 }
 
 func decodeImage(path string) (image.Image, error) {
