@@ -6,7 +6,6 @@ import (
 
 	"geca/engine"
 	"geca/engine/sample"
-	"geca/engine/train"
 )
 
 // Result is the agreement of a classifier with the requested classes.
@@ -18,62 +17,48 @@ type Result struct {
 	Images    []float32 // the samples, class-major (PerClass per class)
 }
 
-// AgreementApp is Agreement with the app's own sampler (engine/sample on the
-// engine's inference model), so the score is that of what the app shows. opt
-// gives the steps, GHG, CFG and seed; labels and N are set here.
-func AgreementApp(c *Classifier, m *engine.Model, perClass, batch int, opt sample.Options) (*Result, error) {
-	K := m.Cfg.NumClasses
+// Agreement samples perClass images of every class from m with the app's
+// sampler (engine/sample, what the app shows and train.Sample draws) and
+// reports how often c assigns the requested class. opt gives the steps, GHG,
+// CFG, seed and any other sampler setting; the labels and N are set here.
+// Samples are drawn in batches of batch images (memory), batch k with seed
+// opt.Seed + k·batch.
+func Agreement(c *Classifier, m *engine.Model, perClass, batch int, opt sample.Options) (*Result, error) {
+	cfg := m.Cfg
+	// The sampler returns (C, H, W) planes and the classifier reads images
+	// as the data set stores them, (H, W, C): the same for one channel.
+	if cfg.InChannels != 1 {
+		return nil, fmt.Errorf("only single-channel models are supported, got %d channels", cfg.InChannels)
+	}
+	if n := cfg.Cells() * cfg.InChannels; n != c.In {
+		return nil, fmt.Errorf("the model draws %d-pixel images, the classifier reads %d", n, c.In)
+	}
+	K := cfg.NumClasses
 	var labels []int
 	for k := 0; k < K; k++ {
 		for i := 0; i < perClass; i++ {
 			labels = append(labels, k)
 		}
 	}
-	sample := func(ls []int, seed uint64) ([]float32, error) {
+	draw := func(ls []int, seed uint64) ([]float32, error) {
 		o := opt
 		o.Seed, o.N, o.Labels = seed, len(ls), nil
+		o.SnapshotBytes = -1 // never rewound: keep only the first snapshot
 		for _, l := range ls {
 			y := make([]float32, K)
 			y[l] = 1
 			o.Labels = append(o.Labels, y)
 		}
-		s, err := newSampler(m, o)
+		s, err := sample.New(m, o)
 		if err != nil {
 			return nil, err
 		}
 		if err := s.RunToEnd(context.Background()); err != nil {
 			return nil, err
 		}
-		x, err := s.Result()
-		if err != nil {
-			return nil, err
-		}
-		if m.Cfg.InChannels != 1 {
-			return nil, fmt.Errorf("only single-channel models are supported, got %d channels", m.Cfg.InChannels)
-		}
-		return x, nil
+		return s.Result()
 	}
-	return score(c, K, perClass, labels, batch, opt.Seed, sample)
-}
-
-var newSampler = sample.New
-
-// Agreement samples perClass images of every class from p and reports how
-// often c assigns the requested class. Samples are drawn in batches of
-// batch images (memory) with seeds derived from seed.
-func Agreement(c *Classifier, p *train.Params[float32], perClass, batch int, opt train.SampleOptions) (*Result, error) {
-	K := p.Cfg.NumClasses
-	var labels []int
-	for k := 0; k < K; k++ {
-		for i := 0; i < perClass; i++ {
-			labels = append(labels, k)
-		}
-	}
-	return score(c, K, perClass, labels, batch, opt.Seed, func(ls []int, seed uint64) ([]float32, error) {
-		o := opt
-		o.Seed = seed
-		return train.Sample(p, ls, o)
-	})
+	return score(c, K, perClass, labels, batch, opt.Seed, draw)
 }
 
 func score(c *Classifier, K, perClass int, labels []int, batch int, seed uint64, draw func([]int, uint64) ([]float32, error)) (*Result, error) {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"geca/engine"
 	"geca/engine/ckpt"
 	"geca/engine/sample"
 	"geca/engine/train"
@@ -23,9 +22,10 @@ func envInt(name string, def int) int {
 
 // TestModelQuality measures a trained model (GECA_EVAL_MODEL=FILE): an MLP
 // trained on all real Fashion-MNIST training images is scored on the real test
-// set, then labels GECA_EVAL_PER_CLASS (100) samples per class drawn with
-// GECA_EVAL_STEPS (50) respaced DDPM steps (GECA_EVAL_CFG guidance, default
-// off). GECA_EVAL_OUT=FILE.png writes the first 10 samples of each class.
+// set, then labels GECA_EVAL_PER_CLASS (100) samples per class drawn with the
+// app's sampler, GECA_EVAL_STEPS (50) respaced DDPM steps, GHG on, seed 1
+// (GECA_EVAL_CFG guidance, default off), GECA_EVAL_BATCH (50) samples at a
+// time. GECA_EVAL_OUT=FILE.png writes the first 10 samples of each class.
 //
 //	GECA_EVAL_MODEL=assets/fmnist.safetensors GECA_EVAL_OUT=/tmp/grid.png go test -tags openblas ./engine/train/eval -run ModelQuality -v -timeout 2h
 func TestModelQuality(t *testing.T) {
@@ -33,7 +33,7 @@ func TestModelQuality(t *testing.T) {
 	if path == "" {
 		t.Skip("set GECA_EVAL_MODEL=FILE to measure a trained model")
 	}
-	p, _, err := train.LoadModelFile(path)
+	m, _, err := ckpt.LoadModel(path, ckpt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,19 +44,7 @@ func TestModelQuality(t *testing.T) {
 	per, steps := envInt("GECA_EVAL_PER_CLASS", 100), envInt("GECA_EVAL_STEPS", 50)
 	cfgScale, _ := strconv.ParseFloat(os.Getenv("GECA_EVAL_CFG"), 64)
 	start = time.Now()
-	var res *Result
-	samplerName := os.Getenv("GECA_EVAL_SAMPLER")
-	if samplerName == "train" {
-		res, err = Agreement(c, p, per, envInt("GECA_EVAL_BATCH", 50), train.SampleOptions{Steps: steps, CFG: cfgScale, Seed: 1})
-	} else {
-		samplerName = "engine/sample"
-		var m *engine.Model
-		m, _, err = ckpt.LoadModel(path, ckpt.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err = AgreementApp(c, m, per, envInt("GECA_EVAL_BATCH", 50), sample.Options{Steps: strconv.Itoa(steps), GHG: true, CFG: float32(cfgScale), Seed: 1})
-	}
+	res, err := Agreement(c, m, per, envInt("GECA_EVAL_BATCH", 50), sample.Options{Steps: strconv.Itoa(steps), GHG: true, CFG: float32(cfgScale), Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,12 +52,12 @@ func TestModelQuality(t *testing.T) {
 	for k, a := range res.ByClass {
 		by = append(by, fmt.Sprintf("%d:%.2f", k, a))
 	}
-	t.Logf("samples (%s): %d per class, %d steps, CFG %g: agreement %.4f (%s)\nper class %s", samplerName, per, steps, cfgScale, res.Agreement, time.Since(start).Round(time.Second), strings.Join(by, " "))
+	t.Logf("samples: %d per class, %d steps, CFG %g: agreement %.4f (%s)\nper class %s", per, steps, cfgScale, res.Agreement, time.Since(start).Round(time.Second), strings.Join(by, " "))
 	for k, row := range res.Confusion {
 		t.Logf("confusion requested %d -> %v", k, row)
 	}
 	if out := os.Getenv("GECA_EVAL_OUT"); out != "" {
-		K, H, W, C := p.Cfg.NumClasses, p.Cfg.GridH, p.Cfg.GridW, p.Cfg.InChannels
+		K, H, W, C := m.Cfg.NumClasses, m.Cfg.GridH, m.Cfg.GridW, m.Cfg.InChannels
 		cols := min(per, 10)
 		sel := make([]float32, 0, K*cols*H*W*C)
 		for k := 0; k < K; k++ {
