@@ -5,6 +5,11 @@
 // The network code is generic over float32 and float64: float64 is what the
 // finite-difference gradient checks run on, float32 is what real training runs
 // on (its matrix products go through engine/compute.Gemm).
+//
+// What training shares with inference is not repeated here: the diffusion
+// process (its float64 tables and the decoder likelihood) is engine/diffusion's,
+// and Sample, which draws the training previews, runs engine/sample, the app's
+// sampler.
 package train
 
 import (
