@@ -19,7 +19,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --images DIR | --latents DIR [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --images DIR [--vae FILE] | --latents DIR [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -31,9 +31,11 @@ func runTrain(args []string) error {
 	dataDir := fs.String("data-dir", "", "directory holding the Fashion-MNIST IDX files (default "+data.FashionMNISTDir+")")
 	images := fs.String("images", "", "folder of images, one subfolder per class")
 	rgb := fs.Bool("rgb", false, "with --images: train on RGB (3 channels) instead of grayscale")
+	vaePath := fs.String("vae", "", "with --images: encode the images with this AutoencoderKL (diffusers folder or .safetensors, SD single files too) and train on the latents; --size is then the image size")
+	vaeSample := fs.Bool("vae-sample", false, "with --vae: use a sample of the VAE posterior (as extract_features.py does, seeded by --seed) instead of its mean")
 	latents := fs.String("latents", "", "folder of pre-extracted SD-VAE latents: features*/{i}.npy (1,4,32,32) and labels*/{i}.npy (1,K), as extract_features.py writes")
 	config := fs.String("config", "default", "model size: default (the embedded Fashion-MNIST model), tiny, XS, S")
-	size := fs.Int("size", 0, "grid side in pixels (0: 28 for Fashion-MNIST, 32 for folders); Fashion-MNIST is padded with -1")
+	size := fs.Int("size", 0, "grid side in pixels (0: 28 for Fashion-MNIST, 32 for folders); Fashion-MNIST is padded with -1; with --vae the image side (0: 256, a multiple of 8; the grid is size/8 for SD VAEs)")
 	m := fs.Int("M", 0, "cell updates per denoiser call (0: the config's)")
 	hidden := fs.Int("hidden", 0, "hidden channels C_h (0: the config's)")
 	batch := fs.Int("batch", 32, "samples per optimisation step")
@@ -69,6 +71,15 @@ func runTrain(args []string) error {
 	if sources != 1 {
 		return usagef("give exactly one of --data fashion-mnist, --images DIR and --latents DIR")
 	}
+	if *vaePath != "" && *images == "" {
+		return usagef("--vae FILE encodes the images of --images DIR; it needs --images")
+	}
+	if *vaePath != "" && *size%8 != 0 {
+		return usagef("--size %d: with --vae it is the image size and must be a multiple of 8", *size)
+	}
+	if *vaeSample && *vaePath == "" {
+		return usagef("--vae-sample needs --vae FILE")
+	}
 	if *carry < 0 || *carry > 1 {
 		return usagef("--carry %g out of range [0, 1]", *carry)
 	}
@@ -101,6 +112,16 @@ func runTrain(args []string) error {
 			return err
 		}
 		dsName = fmt.Sprintf("latents %s (%d, %d classes, %dx%dx%d)", *latents, ds.N, len(ds.Classes), ds.H, ds.W, ds.C)
+	case *vaePath != "":
+		sz := *size
+		if sz == 0 {
+			sz = 256
+		}
+		ds, err = encodeImages(*images, *vaePath, sz, *vaeSample, *seed)
+		if err != nil {
+			return err
+		}
+		dsName = fmt.Sprintf("folder %s encoded by VAE %s (%d images, %d classes, %dx%d images, %dx%dx%d latents)", *images, *vaePath, ds.N, len(ds.Classes), sz, sz, ds.H, ds.W, ds.C)
 	default:
 		sz := *size
 		if sz == 0 {
@@ -129,7 +150,7 @@ func runTrain(args []string) error {
 			return err
 		}
 	} else {
-		cfg, err := trainConfig(*config, ds, *latents != "")
+		cfg, err := trainConfig(*config, ds, *latents != "" || *vaePath != "")
 		if err != nil {
 			return err
 		}

@@ -29,8 +29,8 @@ type EncodeOptions struct {
 	// Seed seeds the posterior noise when Sample is set. Image i's noise
 	// depends only on (Seed, i), so the result does not depend on Batch.
 	Seed uint64
-	// Progress, when set, is called after each batch with the number of
-	// images encoded so far and the total.
+	// Progress, when set, is called once the images are listed (done 0) and
+	// after each batch, with the number of images encoded so far and the total.
 	Progress func(done, total int)
 }
 
@@ -68,6 +68,9 @@ func EncodeFolder(dir string, size int, enc ImageEncoder, opt EncodeOptions) (*D
 	var noise []float32
 	if opt.Sample {
 		noise = make([]float32, batch*per)
+	}
+	if opt.Progress != nil {
+		opt.Progress(0, total)
 	}
 	for i0 := 0; i0 < total; i0 += batch {
 		b := min(batch, total-i0)

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"geca/engine/ckpt"
+)
+
+// tinyVAE is the encoder fixture: 4 levels (8x downscale, as SD), 4 latent channels.
+const tinyVAE = "../../engine/vae/testdata/enc_tiny"
+
+// writeImageFolder makes a folder of two classes of small RGB images.
+func writeImageFolder(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for ci, cls := range []string{"circles", "squares"} {
+		if err := os.MkdirAll(filepath.Join(dir, cls), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k < 3; k++ {
+			img := image.NewRGBA(image.Rect(0, 0, 40, 36))
+			for y := 0; y < 36; y++ {
+				for x := 0; x < 40; x++ {
+					img.Set(x, y, color.RGBA{uint8(5 * x), uint8(7*y + 40*k), uint8(120 * ci), 255})
+				}
+			}
+			f, err := os.Create(filepath.Join(dir, cls, string(rune('a'+k))+".png"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := png.Encode(f, img); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+	return dir
+}
+
+func TestTrainWithVAE(t *testing.T) {
+	dir := writeImageFolder(t)
+	out := filepath.Join(t.TempDir(), "m.safetensors")
+	code, _, stderr := capture(t, "train", "--images", dir, "--vae", tinyVAE, "--size", "32", "--config", "tiny",
+		"--steps", "2", "--batch", "2", "--preview-minutes", "0", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"encoding " + dir, "32x32 images to 4x4x4 latents", "encoded 6 images"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Cfg
+	if !c.Latent || c.InChannels != 4 || c.GridH != 4 || c.GridW != 4 || c.NumClasses != 2 {
+		t.Errorf("trained model config %+v: want a latent model on a 4x4x4 grid with 2 classes", c)
+	}
+}
+
+func TestTrainVAEErrors(t *testing.T) {
+	dir := writeImageFolder(t)
+	out := filepath.Join(t.TempDir(), "m.safetensors")
+	args := func(extra ...string) []string {
+		return append([]string{"train", "--config", "tiny", "--steps", "1", "--out", out}, extra...)
+	}
+	// A decoder-only file: the decoder fixture without its encoder stub.
+	tensors, names, meta, err := ckpt.LoadSafetensors("../../engine/vae/testdata/tiny_ldm/model.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, k := range names {
+		if strings.Contains(k, "encoder.") {
+			delete(tensors, k)
+			continue
+		}
+		kept = append(kept, k)
+	}
+	decOnly := filepath.Join(t.TempDir(), "decoder.safetensors")
+	if err := ckpt.SaveSafetensors(decOnly, tensors, kept, meta); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{args("--data", "fashion-mnist", "--vae", tinyVAE), 2, "--vae FILE encodes the images of --images DIR"},
+		{args("--latents", dir, "--vae", tinyVAE), 2, "needs --images"},
+		{args("--images", dir, "--vae", tinyVAE, "--size", "36"), 2, "--size 36: with --vae it is the image size and must be a multiple of 8"},
+		{args("--images", dir, "--vae-sample"), 2, "--vae-sample needs --vae"},
+		{args("--images", dir, "--vae", filepath.Join(dir, "nope.safetensors"), "--size", "32"), 1, "nope.safetensors: no such file"},
+		{args("--images", dir, "--vae", decOnly, "--size", "32"), 1, "decoder.safetensors: no VAE encoder tensors"},
+		{args("--images", t.TempDir(), "--vae", tinyVAE, "--size", "32"), 1, "no class subfolders"},
+	} {
+		code, _, stderr := capture(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("geca %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed run wrote %s", out)
+	}
+}
