@@ -34,7 +34,7 @@ type Encoder struct {
 // Downsample2D is diffusers' Downsample2D with use_conv and padding 0: a
 // (0, 1, 0, 1) zero pad and a 3x3 convolution at stride 2.
 type Downsample2D struct {
-	Conv *StridedConv // .conv
+	Conv *compute.StridedConv // .conv
 }
 
 // DownEncoderBlock2D is layers_per_block resnets, then (except in the last

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gorgonia.org/tensor"
+
+	"geca/engine/compute"
 )
 
 // LoadEncoder loads an AutoencoderKL encoder (and quant_conv) from the same
@@ -105,13 +107,13 @@ func newEncoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*En
 
 // strided returns the stride-2 convolution of a Downsample2D (weights kept
 // in PyTorch layout: it has no Winograd form).
-func (s *source) strided(name string, cout, cin int) *StridedConv {
+func (s *source) strided(name string, cout, cin int) *compute.StridedConv {
 	w := s.get(name+".weight", []int{cout, cin, 3, 3})
 	b := s.get(name+".bias", []int{cout})
 	if s.err != nil {
 		return nil
 	}
-	c, err := NewStridedConv(cout, cin, w, b)
+	c, err := compute.NewStridedConv(cout, cin, w, b)
 	if err != nil {
 		s.err = fmt.Errorf("vae: %s: %s: %w", s.file, name, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"geca/engine/ckpt"
+	"geca/engine/compute"
 	"geca/internal/npy"
 )
 
@@ -105,7 +106,7 @@ func TestStridedConvGolden(t *testing.T) {
 	x, wt, bias, y := g["x"], g["weight"], g["bias"], g["y"]
 	b, cin, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	cout := wt.Shape[0]
-	c, err := NewStridedConv(cout, cin, wt.Data, bias.Data)
+	c, err := compute.NewStridedConv(cout, cin, wt.Data, bias.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
