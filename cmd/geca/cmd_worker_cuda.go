@@ -11,6 +11,10 @@ import (
 // This build computes on the GPU in this process (see openCUDA).
 func init() {
 	openCUDA = func(tf32 bool) (engine.Accelerator, error) {
-		return gpu.OpenAccelerator(cuda.Options{TF32: tf32})
+		p := cuda.FP32
+		if tf32 {
+			p = cuda.TF32
+		}
+		return gpu.OpenAccelerator(cuda.Options{Precision: p})
 	}
 }

@@ -240,8 +240,8 @@ struct Entry {
 	{ #name, [](const uint64_t* a, int n, std::string* e) { return bind_kernel(name, a, n, e); } }
 
 const Entry kernels[] = {
-    KERNEL(gemm128v), KERNEL(gemm128s), KERNEL(gemm64v), KERNEL(gemm64s), KERNEL(gemm_tf32), KERNEL(embed_ln),
-    KERNEL(resid_ln), KERNEL(attn),     KERNEL(apply_update), KERNEL(silu),
+    KERNEL(gemm128v), KERNEL(gemm128s), KERNEL(gemm64v),  KERNEL(gemm64s),      KERNEL(gemm_tf32),
+    KERNEL(gemm_bf16), KERNEL(embed_ln), KERNEL(resid_ln), KERNEL(attn), KERNEL(apply_update), KERNEL(silu),
 };
 } // namespace
 
@@ -320,4 +320,8 @@ extern "C" void emu_free(void* p, size_t bytes) {
 	const size_t total = span(bytes);
 	char* guard = (char*)p + ((bytes + 15) & ~(size_t)15);
 	munmap(guard + page() - total, total);
+}
+
+extern "C" void emu_float2bfloat16_rn(const float* in, float* out, size_t n) {
+	for (size_t i = 0; i < n; i++) out[i] = __bfloat162float(__float2bfloat16_rn(in[i]));
 }

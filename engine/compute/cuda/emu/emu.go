@@ -154,3 +154,13 @@ func (d *Driver) Allocated() int {
 }
 
 var _ cuda.Driver = (*Driver)(nil)
+
+// float2bfloat16 returns the values of v rounded to bfloat16 by the
+// emulator's __float2bfloat16_rn, as float32 (for the tests).
+func float2bfloat16(v []float32) []float32 {
+	out := make([]float32, len(v))
+	if len(v) > 0 {
+		C.emu_float2bfloat16_rn((*C.float)(unsafe.Pointer(&v[0])), (*C.float)(unsafe.Pointer(&out[0])), C.size_t(len(v)))
+	}
+	return out
+}

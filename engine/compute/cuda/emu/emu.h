@@ -5,13 +5,18 @@
 // block, or of the warp, has reached them. Blocks run one after another.
 // __shared__ variables are function statics: one instance, seen by all the
 // threads of the running block. Tensor-core fragments hold the whole tile in
-// every thread (their layout is opaque in CUDA too), with operands rounded to
-// TF32 as the hardware does.
+// every thread (their layout is opaque in CUDA too) as FP32 values: TF32
+// operands rounded as the hardware does, bfloat16 operands converted exactly;
+// every product of two such operands is exact in FP32, and the accumulation
+// is in FP32.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #define __global__
 #define __device__
@@ -30,6 +35,32 @@ struct alignas(16) float4 {
 };
 
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+// bfloat16 (cuda_bf16.h): the upper 16 bits of an IEEE binary32 value, i.e.
+// 8 exponent bits and a 7-bit mantissa. Only what kernels.cu uses: storage,
+// conversion from float with rounding to nearest even, and back (exact).
+struct __nv_bfloat16 {
+	uint16_t x;
+};
+
+// __float2bfloat16_rn rounds f to the nearest bfloat16, ties to even, as
+// cvt.rn.bf16.f32 does: overflow goes to infinity, subnormals round like
+// any other value (no flush), and a NaN stays a NaN (the canonical 0x7fff,
+// as CUDA's own host implementation returns).
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+	uint32_t u;
+	std::memcpy(&u, &f, 4);
+	if ((u & 0x7fffffffu) > 0x7f800000u) return __nv_bfloat16{0x7fff};
+	u += 0x7fffu + ((u >> 16) & 1u); // half an ulp, plus one when the kept part is odd (ties to even)
+	return __nv_bfloat16{static_cast<uint16_t>(u >> 16)};
+}
+
+inline float __bfloat162float(__nv_bfloat16 b) {
+	const uint32_t u = static_cast<uint32_t>(b.x) << 16;
+	float f;
+	std::memcpy(&f, &u, 4);
+	return f;
+}
 
 namespace emu {
 // The running thread's coordinates, switched with the fiber.
@@ -113,21 +144,60 @@ inline void fill_fragment(fragment<Use, m, n, k, T, L>& f, float v) {
 	for (int i = 0; i < f.num_elements; i++) f.x[i] = v;
 }
 
-template <typename Use, int m, int n, int k, typename T>
-inline void load_matrix_sync(fragment<Use, m, n, k, T, row_major>& f, const float* p, unsigned ldm) {
-	for (int r = 0; r < f.rows; r++)
-		for (int c = 0; c < f.cols; c++) f.x[r * f.cols + c] = __float_to_tf32(p[r * ldm + c]);
+// operand<T> is what a matrix_a or matrix_b fragment of precision T loads
+// from memory (mem) and the FP32 value it holds for one element.
+template <typename T>
+struct operand;
+template <>
+struct operand<precision::tf32> {
+	using mem = float;
+	static float value(float v) { return __float_to_tf32(v); }
+};
+template <>
+struct operand<__nv_bfloat16> {
+	using mem = __nv_bfloat16;
+	static float value(__nv_bfloat16 v) { return __bfloat162float(v); }
+};
+
+// check_ldst stops the program on what CUDA leaves undefined for wmma loads
+// and stores: a pointer that is not 256-bit aligned, or a stride ldm that is
+// not a multiple of 16 bytes. A kernel that breaks them may seem to work
+// here and fail on a GPU.
+template <typename E>
+inline void check_ldst(const E* p, unsigned ldm, const char* what) {
+	if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || (ldm * sizeof(E)) % 16 != 0) {
+		std::fprintf(stderr, "emu: wmma::%s at %p with ldm %u (%zu-byte elements): wmma needs a 32-byte aligned "
+		                     "pointer and a stride of a multiple of 16 bytes\n",
+		             what, (const void*)p, ldm, sizeof(E));
+		std::abort();
+	}
 }
 
 template <typename Use, int m, int n, int k, typename T>
-inline void load_matrix_sync(fragment<Use, m, n, k, T, col_major>& f, const float* p, unsigned ldm) {
+inline void load_matrix_sync(fragment<Use, m, n, k, T, row_major>& f, const typename operand<T>::mem* p, unsigned ldm) {
+	check_ldst(p, ldm, "load_matrix_sync");
 	for (int r = 0; r < f.rows; r++)
-		for (int c = 0; c < f.cols; c++) f.x[r * f.cols + c] = __float_to_tf32(p[c * ldm + r]);
+		for (int c = 0; c < f.cols; c++) f.x[r * f.cols + c] = operand<T>::value(p[r * ldm + c]);
 }
 
+template <typename Use, int m, int n, int k, typename T>
+inline void load_matrix_sync(fragment<Use, m, n, k, T, col_major>& f, const typename operand<T>::mem* p, unsigned ldm) {
+	check_ldst(p, ldm, "load_matrix_sync");
+	for (int r = 0; r < f.rows; r++)
+		for (int c = 0; c < f.cols; c++) f.x[r * f.cols + c] = operand<T>::value(p[c * ldm + r]);
+}
+
+// mma_sync: D = A·B + C. The shapes CUDA has for these precisions are the
+// only ones allowed (TF32: 16 x 16 x 8; bfloat16: 16 x 16 x 16, 32 x 8 x 16,
+// 8 x 32 x 16), and A and B must share a precision.
 template <int m, int n, int k, typename TA, typename LA, typename TB, typename LB>
 inline void mma_sync(fragment<accumulator, m, n, k, float>& d, const fragment<matrix_a, m, n, k, TA, LA>& a,
                      const fragment<matrix_b, m, n, k, TB, LB>& b, const fragment<accumulator, m, n, k, float>& c) {
+	static_assert(std::is_same_v<TA, TB>, "matrix_a and matrix_b of different precisions");
+	static_assert(!std::is_same_v<TA, precision::tf32> || (m == 16 && n == 16 && k == 8), "TF32 wmma is 16x16x8");
+	static_assert(!std::is_same_v<TA, __nv_bfloat16> ||
+	                  (k == 16 && ((m == 16 && n == 16) || (m == 32 && n == 8) || (m == 8 && n == 32))),
+	              "bfloat16 wmma is 16x16x16, 32x8x16 or 8x32x16");
 	float out[m * n];
 	for (int i = 0; i < m; i++)
 		for (int j = 0; j < n; j++) {
@@ -140,6 +210,7 @@ inline void mma_sync(fragment<accumulator, m, n, k, float>& d, const fragment<ma
 
 template <int m, int n, int k>
 inline void store_matrix_sync(float* p, const fragment<accumulator, m, n, k, float>& f, unsigned ldm, layout_t l) {
+	check_ldst(p, ldm, "store_matrix_sync");
 	for (int r = 0; r < m; r++)
 		for (int c = 0; c < n; c++) {
 			if (l == mem_row_major)

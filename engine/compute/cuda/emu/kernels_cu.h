@@ -1,5 +1,5 @@
 // Kernels of one GeCA cell update (spec §3) on NVIDIA GPUs: the matrix
-// products (a tiled SGEMM, and a TF32 tensor-core variant), the fused
+// products (a tiled SGEMM, and TF32 and BF16 tensor-core variants), the fused
 // LayerNorm + adaLN modulation passes, the 9-slot 3x3 local attention and the
 // masked residual update. `go generate` compiles this file to PTX
 // (kernels.ptx, committed and embedded); the driver JIT-compiles the PTX for
@@ -19,6 +19,7 @@
 #ifdef GECA_EMU
 #include "emu.h"
 #else
+#include <cuda_bf16.h>
 #include <mma.h>
 #endif
 
@@ -241,6 +242,68 @@ extern "C" __global__ void __launch_bounds__(TF32_THREADS) gemm_tf32(GEMM_PARAMS
 	__syncthreads();
 	for (int i = tid; i < TF32_BM * TF32_BN; i += TF32_THREADS) {
 		const int r = i / TF32_BN, c = i % TF32_BN;
+		gemm_store(M, N, bm + r, bn + c, Cs[r][c], C, ldc, cIdx, bias, epi);
+	}
+}
+
+// BF16 tensor cores (opt-in): the tiling of gemm_tf32 with fragments of
+// 16 x 16 x 16. Operands are rounded to bfloat16 (7-bit mantissa, round to
+// nearest even: at most 2^-8 relative error each, 8x TF32's) as they enter
+// shared memory; the products of two bfloat16 values are exact in FP32 and
+// are accumulated in FP32, so the operand rounding is the error.
+// Shared rows are BK + 8 values (16 bytes of padding), which keeps every
+// fragment's address 32-byte aligned and its stride a multiple of 8, as
+// wmma requires for 16-bit types.
+#define BF16_BM 64
+#define BF16_BN 64
+#define BF16_BK 32
+#define BF16_THREADS 128
+
+extern "C" __global__ void __launch_bounds__(BF16_THREADS) gemm_bf16(GEMM_PARAMS) {
+	using namespace nvcuda;
+	__shared__ __align__(32) __nv_bfloat16 As[BF16_BM][BF16_BK + 8];
+	__shared__ __align__(32) __nv_bfloat16 Bs[BF16_BN][BF16_BK + 8];
+	__shared__ __align__(32) float Cs[BF16_BM][BF16_BN + 4];
+	const int tid = threadIdx.x, warp = tid / 32;
+	const int wm = warp / 2, wn = warp % 2;
+	const int bm = blockIdx.y * BF16_BM, bn = blockIdx.x * BF16_BN;
+	wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+
+	for (int k0 = 0; k0 < K; k0 += BF16_BK) {
+		for (int i = tid; i < BF16_BM * BF16_BK; i += BF16_THREADS) {
+			const int row = i / BF16_BK, kk = i % BF16_BK;
+			const int gr = bm + row, k = k0 + kk;
+			float v = 0.0f;
+			if (gr < M && k < K) {
+				const long ra = aIdx ? aIdx[gr] : gr;
+				v = A[ra * lda + k];
+			}
+			As[row][kk] = __float2bfloat16_rn(v);
+		}
+		for (int i = tid; i < BF16_BN * BF16_BK; i += BF16_THREADS) {
+			const int row = i / BF16_BK, kk = i % BF16_BK;
+			const int gc = bn + row, k = k0 + kk;
+			Bs[row][kk] = __float2bfloat16_rn((gc < N && k < K) ? B[(long)gc * ldb + k] : 0.0f);
+		}
+		__syncthreads();
+		for (int kk = 0; kk < BF16_BK; kk += 16) {
+			wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a[2];
+			wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b[2];
+			for (int i = 0; i < 2; i++) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], BF16_BK + 8);
+			for (int j = 0; j < 2; j++) wmma::load_matrix_sync(b[j], &Bs[wn * 32 + j * 16][kk], BF16_BK + 8);
+			for (int i = 0; i < 2; i++)
+				for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+		}
+		__syncthreads();
+	}
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++)
+			wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], BF16_BN + 4, wmma::mem_row_major);
+	__syncthreads();
+	for (int i = tid; i < BF16_BM * BF16_BN; i += BF16_THREADS) {
+		const int r = i / BF16_BN, c = i % BF16_BN;
 		gemm_store(M, N, bm + r, bn + c, Cs[r][c], C, ldc, cIdx, bias, epi);
 	}
 }

@@ -227,7 +227,7 @@ func selfTest(a *cuda.Accelerator, d *Driver) error {
 			return err
 		}
 		for i := range want {
-			if got[i] != want[i] { // small integers: exact in FP32 and TF32
+			if got[i] != want[i] { // small integers: exact in FP32, TF32 and BF16
 				return fmt.Errorf("product element %d is %v, want %v", i, got[i], want[i])
 			}
 		}

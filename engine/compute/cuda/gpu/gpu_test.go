@@ -30,14 +30,15 @@ import (
 
 var (
 	openOnce    sync.Once
-	fp32, tf32  *cuda.Accelerator
+	accels      [3]*cuda.Accelerator // by cuda.Precision
 	openErr     error
 	deviceName  string
 	sharedModel sync.Map // config name → *engine.Model (CPU)
 )
 
-// accelerators opens GPU 0 once, with an FP32 and a TF32 accelerator.
-func accelerators(tb testing.TB) (*cuda.Accelerator, *cuda.Accelerator) {
+// accelerator returns the accelerator of precision p on GPU 0, which it
+// opens once (with one accelerator per precision).
+func accelerator(tb testing.TB, p cuda.Precision) *cuda.Accelerator {
 	tb.Helper()
 	openOnce.Do(func() {
 		d, err := Open(0)
@@ -46,15 +47,16 @@ func accelerators(tb testing.TB) (*cuda.Accelerator, *cuda.Accelerator) {
 			return
 		}
 		deviceName = d.Name()
-		if fp32, openErr = cuda.New(d, cuda.Options{}); openErr != nil {
-			return
+		for _, p := range []cuda.Precision{cuda.FP32, cuda.TF32, cuda.BF16} {
+			if accels[p], openErr = cuda.New(d, cuda.Options{Precision: p}); openErr != nil {
+				return
+			}
 		}
-		tf32, openErr = cuda.New(d, cuda.Options{TF32: true})
 	})
 	if openErr != nil {
 		tb.Fatal(openErr)
 	}
-	return fp32, tf32
+	return accels[p]
 }
 
 // geCAS is GeCA-S with 10 classes (the class count only sizes the label
@@ -117,12 +119,15 @@ func compare(got, want []float32) (rel, maxRel float64) {
 }
 
 // TestParityCall: one denoiser call (12 updates, update rate 0.5, the same
-// masks) on a GeCA-S batch of 2 grids, GPU against the CPU engine.
+// masks) on a GeCA-S batch of 2 grids, GPU against the CPU engine, in each
+// precision. The emulator measures 2e-7, 3e-4 and 3e-3 (FP32, TF32, BF16)
+// on smaller models (emu.TestCallMatchesCPU); the tensor-core bounds are
+// loose, as the hardware's accumulation order and rounding are its own.
 func TestParityCall(t *testing.T) {
-	acc, accTF := accelerators(t)
 	cfg := geCAS()
-	cpu, dev := models(t, cfg, acc)
-	_, devTF := models(t, cfg, accTF)
+	cpu, dev := models(t, cfg, accelerator(t, cuda.FP32))
+	_, devTF := models(t, cfg, accelerator(t, cuda.TF32))
+	_, devBF := models(t, cfg, accelerator(t, cuda.BF16))
 	st0 := randomState(cfg, 2, 1)
 	want := st0.Clone()
 	if err := cpu.NewUpdater(2).Call(want, condition(t, cpu, 500, 500), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
@@ -132,7 +137,7 @@ func TestParityCall(t *testing.T) {
 		name string
 		m    *engine.Model
 		tol  float64
-	}{{"fp32", dev, 1e-4}, {"tf32", devTF, 3e-2}} {
+	}{{"fp32", dev, 1e-4}, {"tf32", devTF, 3e-2}, {"bf16", devBF, 5e-2}} {
 		got := st0.Clone()
 		if err := v.m.NewUpdater(2).Call(got, condition(t, v.m, 500, 500), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
 			t.Fatal(err)
@@ -148,7 +153,7 @@ func TestParityCall(t *testing.T) {
 // TestParityObserve: update by update, with the |update| map and the
 // attention weights the viewer shows, and a dense updater.
 func TestParityObserve(t *testing.T) {
-	acc, _ := accelerators(t)
+	acc := accelerator(t, cuda.FP32)
 	cfg := geCAS()
 	cpu, dev := models(t, cfg, acc)
 	for _, dense := range []bool{false, true} {
@@ -185,7 +190,7 @@ func TestParityObserve(t *testing.T) {
 // TestParitySample: a short CFG sampling run on the GPU follows the CPU
 // run (the differences of rounding grow through the steps a little).
 func TestParitySample(t *testing.T) {
-	acc, _ := accelerators(t)
+	acc := accelerator(t, cuda.FP32)
 	cfg := geCAS()
 	cpu, dev := models(t, cfg, acc)
 	opt := sample.Options{Steps: "10", GHG: true, CFG: 1.5, Labels: [][]float32{oneHot(cfg, 3)}, N: 1, Seed: 5}
@@ -239,7 +244,8 @@ func TestWriteCheckpoint(t *testing.T) {
 
 // ---- benchmarks -------------------------------------------------------------------
 //
-// Names: Benchmark<What>/b<batch>/<engine>, engine cpu, gpu (FP32) or tf32.
+// Names: Benchmark<What>/b<batch>/<engine>, engine cpu, gpu (FP32), tf32 or
+// bf16.
 // Batch b is b samples under CFG: 2b grids of 32x32.
 
 type engineCase struct {
@@ -250,8 +256,9 @@ type engineCase struct {
 func engines() []engineCase {
 	return []engineCase{
 		{"cpu", func(testing.TB) engine.Accelerator { return nil }},
-		{"gpu", func(tb testing.TB) engine.Accelerator { a, _ := accelerators(tb); return a }},
-		{"tf32", func(tb testing.TB) engine.Accelerator { _, a := accelerators(tb); return a }},
+		{"gpu", func(tb testing.TB) engine.Accelerator { return accelerator(tb, cuda.FP32) }},
+		{"tf32", func(tb testing.TB) engine.Accelerator { return accelerator(tb, cuda.TF32) }},
+		{"bf16", func(tb testing.TB) engine.Accelerator { return accelerator(tb, cuda.BF16) }},
 	}
 }
 
