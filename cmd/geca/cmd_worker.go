@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -20,17 +21,42 @@ import (
 	"geca/engine/sample"
 )
 
-// openCUDA opens the GPU engine in this process; tf32 multiplies matrices
-// on the tensor cores in TF32. It is set only in builds with -tags cuda
+// openCUDA opens the GPU engine in this process with its matrix products in
+// precision (one of gpuPrecisions). It is set only in builds with -tags cuda
 // (cmd_worker_cuda.go); such builds have no viewer and die at start without
 // a working NVIDIA driver, which is why the viewer and the CPU binary reach
 // the GPU through a worker process instead.
-var openCUDA func(tf32 bool) (engine.Accelerator, error)
+var openCUDA func(precision string) (engine.Accelerator, error)
 
-// tf32 reports whether $GECA_TF32 asks for TF32 matrix products on the GPU
-// (faster; relative error about 1e-3 instead of 1e-6). A GPU worker started
-// by --device cuda inherits it.
-func tf32() bool { return os.Getenv("GECA_TF32") == "1" }
+// gpuPrecisions name the arithmetic of the GPU engine's matrix products
+// (cuda.Precision; named here because only the -tags cuda build links that
+// package): fp32 as the CPU engine computes (relative error after a denoiser
+// call about 2e-7), or on the tensor cores with operands rounded to tf32
+// (about 3e-4) or bf16 (about 3e-3), for speed.
+var gpuPrecisions = []string{"fp32", "tf32", "bf16"}
+
+func checkPrecision(p string) error {
+	if slices.Contains(gpuPrecisions, p) {
+		return nil
+	}
+	return fmt.Errorf("precision %q: want fp32, tf32 or bf16", p)
+}
+
+// gpuPrecision is the precision the environment asks for: $GECA_PRECISION,
+// else tf32 when $GECA_TF32=1 (the older switch), else fp32. A bad value is
+// a usage error. A GPU worker started by --device cuda inherits both.
+func gpuPrecision() (string, error) {
+	if p := os.Getenv("GECA_PRECISION"); p != "" {
+		if err := checkPrecision(p); err != nil {
+			return "", usagef("$GECA_PRECISION: %v", err)
+		}
+		return p, nil
+	}
+	if os.Getenv("GECA_TF32") == "1" {
+		return "tf32", nil
+	}
+	return "fp32", nil
+}
 
 // gpuWorkerName is the GPU build of geca that --device cuda starts as a
 // worker.
@@ -40,7 +66,7 @@ func init() {
 	c := &command{
 		name:    "worker",
 		summary: "serve the engine to a viewer or command: on stdin/stdout (the default) or on TCP with a token",
-		usage:   "[--device cpu|cuda|auto] [--listen HOST:PORT] [--token TOKEN]",
+		usage:   "[--device cpu|cuda|auto] [--precision fp32|tf32|bf16] [--listen HOST:PORT] [--token TOKEN]",
 	}
 	c.run = func(args []string) error { return runWorker(c, args) }
 	register(c)
@@ -52,25 +78,42 @@ func runWorker(c *command, args []string) error {
 	listen := fs.String("listen", "", "serve on this TCP address (HOST:PORT; port 0 picks one) instead of stdin/stdout; clients must present the token")
 	token := fs.String("token", "", "token clients must present with --listen (default $GECA_TOKEN, else a random one, printed)")
 	maxConns := fs.Int("max-conns", 4, "connections served at once with --listen")
-	tf := fs.Bool("tf32", tf32(), "GPU: multiply matrices on the tensor cores in TF32 (faster, relative error about 1e-3; default $GECA_TF32=1)")
+	prec := fs.String("precision", "", "GPU: arithmetic of the matrix products: fp32 (the default); tf32 or bf16 on the tensor cores, faster, with a relative error after a denoiser call of about 3e-4 (tf32) or 3e-3 (bf16) instead of 2e-7 (default $GECA_PRECISION)")
+	tf := fs.Bool("tf32", false, "GPU: the same as --precision tf32 (or $GECA_TF32=1)")
 	if err := parseFlags(fs, c, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q\nusage: geca worker %s", fs.Arg(0), c.usage)
 	}
+	switch {
+	case *tf && *prec != "" && *prec != "tf32":
+		return usagef("--tf32 and --precision %s contradict each other", *prec)
+	case *tf:
+		*prec = "tf32"
+	case *prec != "":
+		if err := checkPrecision(*prec); err != nil {
+			return usagef("--%v", err)
+		}
+	}
 	var acc engine.Accelerator
 	desc := cpuDescription()
 	switch *device {
 	case "cpu":
 	case "cuda", "auto":
+		if *prec == "" {
+			var err error
+			if *prec, err = gpuPrecision(); err != nil {
+				return err
+			}
+		}
 		if openCUDA == nil {
 			if *device == "cuda" {
 				return fmt.Errorf("this geca is built without the GPU engine: build it with -tags cuda (go build -tags cuda -o %s ./cmd/geca)", gpuWorkerName)
 			}
 			break
 		}
-		a, err := openCUDA(*tf)
+		a, err := openCUDA(*prec)
 		if err != nil {
 			if *device == "cuda" {
 				return err
@@ -135,7 +178,7 @@ type deviceFlags struct {
 
 func addDeviceFlags(fs *flag.FlagSet, def string) *deviceFlags {
 	d := &deviceFlags{}
-	fs.StringVar(&d.device, "device", def, "what to compute on: cpu; cuda (the GPU worker "+gpuWorkerName+", found next to geca, on PATH or in $GECA_CUDA_WORKER; $GECA_TF32=1 for TF32 tensor cores); auto (cuda when it starts and works, else cpu)")
+	fs.StringVar(&d.device, "device", def, "what to compute on: cpu; cuda (the GPU worker "+gpuWorkerName+", found next to geca, on PATH or in $GECA_CUDA_WORKER; $GECA_PRECISION=tf32 or bf16 for the tensor cores); auto (cuda when it starts and works, else cpu)")
 	fs.StringVar(&d.engine, "engine", "", "compute on a running `geca worker --listen` at HOST:PORT instead")
 	fs.StringVar(&d.token, "token", "", "token of the --engine worker (default $GECA_TOKEN)")
 	return d
@@ -177,6 +220,9 @@ func (d *deviceFlags) open() (*backend, error) {
 	if d.device == "cpu" {
 		return &backend{desc: cpuDescription()}, nil
 	}
+	if _, err := gpuPrecision(); err != nil {
+		return nil, err // a mistake to report, not a reason to fall back to the CPU
+	}
 	b, err := openGPU()
 	if err == nil {
 		return b, nil
@@ -191,7 +237,11 @@ func (d *deviceFlags) open() (*backend, error) {
 // GPU worker as a child process.
 func openGPU() (*backend, error) {
 	if openCUDA != nil {
-		a, err := openCUDA(tf32())
+		prec, err := gpuPrecision()
+		if err != nil {
+			return nil, err
+		}
+		a, err := openCUDA(prec)
 		if err != nil {
 			return nil, err
 		}

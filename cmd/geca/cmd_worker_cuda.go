@@ -10,10 +10,10 @@ import (
 
 // This build computes on the GPU in this process (see openCUDA).
 func init() {
-	openCUDA = func(tf32 bool) (engine.Accelerator, error) {
-		p := cuda.FP32
-		if tf32 {
-			p = cuda.TF32
+	openCUDA = func(precision string) (engine.Accelerator, error) {
+		p, err := cuda.ParsePrecision(precision)
+		if err != nil {
+			return nil, err
 		}
 		return gpu.OpenAccelerator(cuda.Options{Precision: p})
 	}

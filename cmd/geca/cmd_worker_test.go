@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"math"
 	"os"
 	"os/exec"
@@ -211,5 +212,56 @@ func TestWorkerCommand(t *testing.T) {
 	}
 	if out.Len() != 0 {
 		t.Errorf("worker wrote %q without a client", out.String())
+	}
+}
+
+// --precision, --tf32 and $GECA_PRECISION: bad values and contradictions
+// are usage errors (exit 2), before anything starts.
+func TestWorkerPrecision(t *testing.T) {
+	for _, c := range []struct {
+		env   string
+		args  []string
+		code  int
+		errIn string
+	}{
+		{"", []string{"worker", "--device", "cpu", "--precision", "fp16"}, 2, `--precision "fp16": want fp32, tf32 or bf16`},
+		{"", []string{"worker", "--device", "cuda", "--tf32", "--precision", "bf16"}, 2, "contradict"},
+		{"fp16", []string{"worker", "--device", "cuda"}, 2, `$GECA_PRECISION: precision "fp16"`},
+		{"fp16", []string{"worker", "--device", "auto"}, 2, `$GECA_PRECISION: precision "fp16"`},
+	} {
+		t.Setenv("GECA_PRECISION", c.env)
+		code, _, stderr := capture(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.errIn) {
+			t.Errorf("GECA_PRECISION=%s geca %s: exit %d, %q; want exit %d, %q", c.env, strings.Join(c.args, " "), code, stderr, c.code, c.errIn)
+		}
+	}
+	if openCUDA == nil {
+		// Good values pass the checks: this build then stops at the missing GPU engine.
+		for _, args := range [][]string{{"--precision", "bf16"}, {"--tf32"}, {"--tf32", "--precision", "tf32"}} {
+			t.Setenv("GECA_PRECISION", "tf32")
+			code, _, stderr := capture(t, append([]string{"worker", "--device", "cuda"}, args...)...)
+			if code != 1 || !strings.Contains(stderr, "-tags cuda") {
+				t.Errorf("worker --device cuda %v: exit %d: %s", args, code, stderr)
+			}
+		}
+	}
+	// Commands that open the GPU refuse a bad $GECA_PRECISION instead of
+	// falling back to the CPU.
+	t.Setenv("GECA_PRECISION", "fp64")
+	for _, dev := range []string{"cuda", "auto"} {
+		_, err := (&deviceFlags{device: dev}).open()
+		var u usageError
+		if !errors.As(err, &u) {
+			t.Errorf("--device %s with GECA_PRECISION=fp64: %v, want a usage error", dev, err)
+		}
+	}
+	t.Setenv("GECA_PRECISION", "")
+	t.Setenv("GECA_TF32", "1")
+	if p, err := gpuPrecision(); p != "tf32" || err != nil {
+		t.Errorf("GECA_TF32=1: precision %q, %v", p, err)
+	}
+	t.Setenv("GECA_PRECISION", "bf16")
+	if p, err := gpuPrecision(); p != "bf16" || err != nil {
+		t.Errorf("GECA_PRECISION=bf16 GECA_TF32=1: precision %q, %v", p, err)
 	}
 }
