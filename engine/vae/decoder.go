@@ -187,44 +187,16 @@ func (d *Decoder) maxActivation(h, w int) int {
 // ParamCount is the number of parameters, post_quant_conv included: 49,490,199
 // for SD (the often quoted 49,490,179 is the Decoder module alone).
 func (d *Decoder) ParamCount() int {
-	n := 0
-	conv := func(c *compute.Conv) {
-		if c != nil {
-			n += c.Params()
-		}
-	}
-	norm := func(g *GroupNorm) { n += len(g.Weight) + len(g.Bias) }
-	lin := func(l *Linear) { n += len(l.Weight) + len(l.Bias) }
-	resnet := func(r *ResnetBlock2D) {
-		norm(r.Norm1)
-		conv(r.Conv1)
-		norm(r.Norm2)
-		conv(r.Conv2)
-		conv(r.ConvShortcut)
-	}
-	conv(d.PostQuantConv)
-	conv(d.ConvIn)
-	for _, r := range d.MidBlock.Resnets {
-		resnet(r)
-	}
-	for _, a := range d.MidBlock.Attentions {
-		norm(a.GroupNorm)
-		lin(a.ToQ)
-		lin(a.ToK)
-		lin(a.ToV)
-		lin(a.ToOut)
-	}
+	n := convParams(d.PostQuantConv) + convParams(d.ConvIn) + d.MidBlock.params()
 	for _, up := range d.UpBlocks {
 		for _, r := range up.Resnets {
-			resnet(r)
+			n += r.params()
 		}
 		for _, u := range up.Upsamplers {
-			conv(u.Conv)
+			n += convParams(u.Conv)
 		}
 	}
-	norm(d.ConvNormOut)
-	conv(d.ConvOut)
-	return n
+	return n + d.ConvNormOut.params() + convParams(d.ConvOut)
 }
 
 // finite reports whether every value is finite.

@@ -183,3 +183,15 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("defaults %+v", c)
 	}
 }
+
+// TestDecoderParamCount: the SD decoder plus post_quant_conv has 49,490,199
+// parameters (the Decoder module alone is the often quoted 49,490,179).
+func TestDecoderParamCount(t *testing.T) {
+	d, err := NewRandomDecoder(DefaultConfig(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := d.ParamCount(); n != 49490199 {
+		t.Fatalf("ParamCount %d, want 49490199", n)
+	}
+}

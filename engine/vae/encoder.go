@@ -239,42 +239,14 @@ func (e *Encoder) maxActivation(h, w int) int {
 // ParamCount is the number of parameters, quant_conv included: 34,163,664
 // for SD.
 func (e *Encoder) ParamCount() int {
-	n := 0
-	conv := func(c *compute.Conv) {
-		if c != nil {
-			n += c.Params()
-		}
-	}
-	norm := func(g *GroupNorm) { n += len(g.Weight) + len(g.Bias) }
-	lin := func(l *Linear) { n += len(l.Weight) + len(l.Bias) }
-	resnet := func(r *ResnetBlock2D) {
-		norm(r.Norm1)
-		conv(r.Conv1)
-		norm(r.Norm2)
-		conv(r.Conv2)
-		conv(r.ConvShortcut)
-	}
-	conv(e.ConvIn)
+	n := convParams(e.ConvIn)
 	for _, down := range e.DownBlocks {
 		for _, r := range down.Resnets {
-			resnet(r)
+			n += r.params()
 		}
 		for _, d := range down.Downsamplers {
 			n += len(d.Conv.Weight) + len(d.Conv.Bias)
 		}
 	}
-	for _, r := range e.MidBlock.Resnets {
-		resnet(r)
-	}
-	for _, a := range e.MidBlock.Attentions {
-		norm(a.GroupNorm)
-		lin(a.ToQ)
-		lin(a.ToK)
-		lin(a.ToV)
-		lin(a.ToOut)
-	}
-	norm(e.ConvNormOut)
-	conv(e.ConvOut)
-	conv(e.QuantConv)
-	return n
+	return n + e.MidBlock.params() + e.ConvNormOut.params() + convParams(e.ConvOut) + convParams(e.QuantConv)
 }

@@ -161,3 +161,35 @@ type UpDecoderBlock2D struct {
 	Resnets    []*ResnetBlock2D // .resnets.N
 	Upsamplers []*Upsample2D    // .upsamplers.0, absent in the last block
 }
+
+// Parameter counts, shared by the encoder's and the decoder's ParamCount.
+
+func convParams(c *compute.Conv) int {
+	if c == nil {
+		return 0
+	}
+	return c.Params()
+}
+
+func (g *GroupNorm) params() int { return len(g.Weight) + len(g.Bias) }
+
+func (l *Linear) params() int { return len(l.Weight) + len(l.Bias) }
+
+func (r *ResnetBlock2D) params() int {
+	return r.Norm1.params() + convParams(r.Conv1) + r.Norm2.params() + convParams(r.Conv2) + convParams(r.ConvShortcut)
+}
+
+func (a *Attention) params() int {
+	return a.GroupNorm.params() + a.ToQ.params() + a.ToK.params() + a.ToV.params() + a.ToOut.params()
+}
+
+func (m *UNetMidBlock2D) params() int {
+	n := 0
+	for _, r := range m.Resnets {
+		n += r.params()
+	}
+	for _, a := range m.Attentions {
+		n += a.params()
+	}
+	return n
+}
