@@ -21,11 +21,9 @@ type Decoder struct {
 	ConvNormOut   *GroupNorm          // decoder.conv_norm_out, followed by SiLU
 	ConvOut       *compute.Conv       // decoder.conv_out (3x3, -> RGB)
 
-	mu   sync.Mutex
-	bufs [3][]float32 // activations, each of the largest layer's size
-	attn []float32    // attention q, k, v and normalised input
-	sc   []float32    // attention scores
-	ws   compute.ConvWorkspace
+	mu sync.Mutex
+	scratch
+	ws compute.ConvWorkspace
 }
 
 // maxBuffer bounds one activation buffer (float32 values, 4 GiB), so an
@@ -146,27 +144,7 @@ func (d *Decoder) Prepare(h, w int) {
 
 // alloc sizes the scratch buffers for an h×w latent (kept between calls).
 func (d *Decoder) alloc(h, w int) {
-	need := d.maxActivation(h, w)
-	for i := range d.bufs {
-		if cap(d.bufs[i]) < need {
-			d.bufs[i] = nil // let the old one go before allocating
-			d.bufs[i] = make([]float32, need)
-		}
-		d.bufs[i] = d.bufs[i][:cap(d.bufs[i])]
-	}
-	if len(d.MidBlock.Attentions) > 0 {
-		n := h * w
-		c := d.MidBlock.Attentions[0].C
-		if cap(d.attn) < 4*c*n {
-			d.attn = make([]float32, 4*c*n)
-		}
-		d.attn = d.attn[:cap(d.attn)]
-		s := min(n*n, max(attnChunk, n))
-		if cap(d.sc) < s {
-			d.sc = make([]float32, s)
-		}
-		d.sc = d.sc[:cap(d.sc)]
-	}
+	d.grow(d.maxActivation(h, w), d.MidBlock.attnChannels(), h*w)
 }
 
 // maxActivation is the largest C·H·W any layer reads or writes.

@@ -23,12 +23,10 @@ type Encoder struct {
 	ConvOut     *compute.Conv         // encoder.conv_out (3x3, -> 2·latent_channels)
 	QuantConv   *compute.Conv         // quant_conv (1x1), nil when use_quant_conv is false
 
-	mu   sync.Mutex
-	bufs [3][]float32 // activations, each of the largest layer's size
-	attn []float32    // attention q, k, v and normalised input
-	sc   []float32    // attention scores
-	col  []float32    // im2col band of the stride-2 convolutions
-	ws   compute.ConvWorkspace
+	mu sync.Mutex
+	scratch
+	col []float32 // im2col band of the stride-2 convolutions
+	ws  compute.ConvWorkspace
 }
 
 // Downsample2D is diffusers' Downsample2D with use_conv and padding 0: a
@@ -197,28 +195,8 @@ func (e *Encoder) Prepare(h, w int) {
 
 // alloc sizes the scratch buffers for h×w images (kept between calls).
 func (e *Encoder) alloc(h, w int) {
-	need := e.maxActivation(h, w)
-	for i := range e.bufs {
-		if cap(e.bufs[i]) < need {
-			e.bufs[i] = nil // let the old one go before allocating
-			e.bufs[i] = make([]float32, need)
-		}
-		e.bufs[i] = e.bufs[i][:cap(e.bufs[i])]
-	}
-	if len(e.MidBlock.Attentions) > 0 {
-		lh, lw := e.LatentSize(h, w)
-		n := lh * lw
-		c := e.MidBlock.Attentions[0].C
-		if cap(e.attn) < 4*c*n {
-			e.attn = make([]float32, 4*c*n)
-		}
-		e.attn = e.attn[:cap(e.attn)]
-		s := min(n*n, max(attnChunk, n))
-		if cap(e.sc) < s {
-			e.sc = make([]float32, s)
-		}
-		e.sc = e.sc[:cap(e.sc)]
-	}
+	lh, lw := e.LatentSize(h, w)
+	e.grow(e.maxActivation(h, w), e.MidBlock.attnChannels(), lh*lw)
 }
 
 // maxActivation is the largest C·H·W any layer reads or writes; bufs[0]

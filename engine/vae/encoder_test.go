@@ -128,47 +128,24 @@ func TestStridedConvGolden(t *testing.T) {
 
 // encoderShapes lists every encoder tensor (diffusers names) and its shape.
 func encoderShapes(cfg Config) map[string][]int {
-	s := map[string][]int{}
-	conv := func(name string, cout, cin, k int) {
-		s[name+".weight"] = []int{cout, cin, k, k}
-		s[name+".bias"] = []int{cout}
-	}
-	norm := func(name string, c int) {
-		s[name+".weight"] = []int{c}
-		s[name+".bias"] = []int{c}
-	}
-	resnet := func(name string, in, out int) {
-		norm(name+".norm1", in)
-		conv(name+".conv1", out, in, 3)
-		norm(name+".norm2", out)
-		conv(name+".conv2", out, out, 3)
-		if in != out {
-			conv(name+".conv_shortcut", out, in, 1)
-		}
-	}
+	s := shapeList{}
 	boc := cfg.BlockOutChannels
 	top := boc[len(boc)-1]
-	conv("encoder.conv_in", boc[0], cfg.inChannels(), 3)
+	s.conv("encoder.conv_in", boc[0], cfg.inChannels(), 3)
 	prev := boc[0]
 	for i, c := range boc {
 		for j := 0; j < cfg.LayersPerBlock; j++ {
-			resnet(fmt.Sprintf("encoder.down_blocks.%d.resnets.%d", i, j), prev, c)
+			s.resnet(fmt.Sprintf("encoder.down_blocks.%d.resnets.%d", i, j), prev, c)
 			prev = c
 		}
 		if i < len(boc)-1 {
-			conv(fmt.Sprintf("encoder.down_blocks.%d.downsamplers.0.conv", i), c, c, 3)
+			s.conv(fmt.Sprintf("encoder.down_blocks.%d.downsamplers.0.conv", i), c, c, 3)
 		}
 	}
-	resnet("encoder.mid_block.resnets.0", top, top)
-	resnet("encoder.mid_block.resnets.1", top, top)
-	norm("encoder.mid_block.attentions.0.group_norm", top)
-	for _, n := range []string{"to_q", "to_k", "to_v", "to_out.0"} {
-		s["encoder.mid_block.attentions.0."+n+".weight"] = []int{top, top}
-		s["encoder.mid_block.attentions.0."+n+".bias"] = []int{top}
-	}
-	norm("encoder.conv_norm_out", top)
-	conv("encoder.conv_out", 2*cfg.LatentChannels, top, 3)
-	conv("quant_conv", 2*cfg.LatentChannels, 2*cfg.LatentChannels, 1)
+	s.midBlock("encoder.mid_block", top, true)
+	s.norm("encoder.conv_norm_out", top)
+	s.conv("encoder.conv_out", 2*cfg.LatentChannels, top, 3)
+	s.conv("quant_conv", 2*cfg.LatentChannels, 2*cfg.LatentChannels, 1)
 	return s
 }
 

@@ -193,3 +193,43 @@ func (m *UNetMidBlock2D) params() int {
 	}
 	return n
 }
+
+// scratch is the working memory of an encoder or decoder, kept between calls:
+// three activation buffers of the largest layer's size and, when the mid block
+// has attention, its q, k, v and normalised input plus a chunk of scores.
+type scratch struct {
+	bufs [3][]float32 // activations
+	attn []float32    // attention q, k, v and normalised input
+	sc   []float32    // attention scores
+}
+
+// grow sizes the buffers for activations of need values and, when attnC > 0,
+// attention over attnN positions of attnC channels.
+func (s *scratch) grow(need, attnC, attnN int) {
+	for i := range s.bufs {
+		if cap(s.bufs[i]) < need {
+			s.bufs[i] = nil // let the old one go before allocating
+			s.bufs[i] = make([]float32, need)
+		}
+		s.bufs[i] = s.bufs[i][:cap(s.bufs[i])]
+	}
+	if attnC == 0 {
+		return
+	}
+	if cap(s.attn) < 4*attnC*attnN {
+		s.attn = make([]float32, 4*attnC*attnN)
+	}
+	s.attn = s.attn[:cap(s.attn)]
+	if n := min(attnN*attnN, max(attnChunk, attnN)); cap(s.sc) < n {
+		s.sc = make([]float32, n)
+	}
+	s.sc = s.sc[:cap(s.sc)]
+}
+
+// attnChannels is the width of the mid block's attention, 0 without one.
+func (m *UNetMidBlock2D) attnChannels() int {
+	if len(m.Attentions) == 0 {
+		return 0
+	}
+	return m.Attentions[0].C
+}

@@ -8,55 +8,67 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Shapes lists every decoder tensor (diffusers names) and its shape for cfg.
-func Shapes(cfg Config) map[string][]int {
-	s := map[string][]int{}
-	conv := func(name string, cout, cin, k int) {
-		s[name+".weight"] = []int{cout, cin, k, k}
-		s[name+".bias"] = []int{cout}
+// shapeList collects state-dict tensor names and shapes, layer by layer.
+type shapeList map[string][]int
+
+func (s shapeList) conv(name string, cout, cin, k int) {
+	s[name+".weight"] = []int{cout, cin, k, k}
+	s[name+".bias"] = []int{cout}
+}
+
+func (s shapeList) norm(name string, c int) {
+	s[name+".weight"] = []int{c}
+	s[name+".bias"] = []int{c}
+}
+
+func (s shapeList) resnet(name string, in, out int) {
+	s.norm(name+".norm1", in)
+	s.conv(name+".conv1", out, in, 3)
+	s.norm(name+".norm2", out)
+	s.conv(name+".conv2", out, out, 3)
+	if in != out {
+		s.conv(name+".conv_shortcut", out, in, 1)
 	}
-	norm := func(name string, c int) {
-		s[name+".weight"] = []int{c}
-		s[name+".bias"] = []int{c}
-	}
-	resnet := func(name string, in, out int) {
-		norm(name+".norm1", in)
-		conv(name+".conv1", out, in, 3)
-		norm(name+".norm2", out)
-		conv(name+".conv2", out, out, 3)
-		if in != out {
-			conv(name+".conv_shortcut", out, in, 1)
+}
+
+// midBlock is resnets.0, attentions.0 (when attention is set), resnets.1 at
+// width c.
+func (s shapeList) midBlock(name string, c int, attention bool) {
+	s.resnet(name+".resnets.0", c, c)
+	if attention {
+		p := name + ".attentions.0"
+		s.norm(p+".group_norm", c)
+		for _, n := range []string{"to_q", "to_k", "to_v", "to_out.0"} {
+			s[p+"."+n+".weight"] = []int{c, c}
+			s[p+"."+n+".bias"] = []int{c}
 		}
 	}
+	s.resnet(name+".resnets.1", c, c)
+}
+
+// Shapes lists every decoder tensor (diffusers names) and its shape for cfg.
+func Shapes(cfg Config) map[string][]int {
+	s := shapeList{}
 	lc := cfg.LatentChannels
 	chans := cfg.reversedChannels()
 	top := chans[0]
 	if cfg.hasPostQuantConv() {
-		conv("post_quant_conv", lc, lc, 1)
+		s.conv("post_quant_conv", lc, lc, 1)
 	}
-	conv("decoder.conv_in", top, lc, 3)
-	resnet("decoder.mid_block.resnets.0", top, top)
-	if cfg.hasMidAttention() {
-		p := "decoder.mid_block.attentions.0"
-		norm(p+".group_norm", top)
-		for _, n := range []string{"to_q", "to_k", "to_v", "to_out.0"} {
-			s[p+"."+n+".weight"] = []int{top, top}
-			s[p+"."+n+".bias"] = []int{top}
-		}
-	}
-	resnet("decoder.mid_block.resnets.1", top, top)
+	s.conv("decoder.conv_in", top, lc, 3)
+	s.midBlock("decoder.mid_block", top, cfg.hasMidAttention())
 	prev := top
 	for i, ch := range chans {
 		for j := 0; j <= cfg.LayersPerBlock; j++ {
-			resnet(fmt.Sprintf("decoder.up_blocks.%d.resnets.%d", i, j), prev, ch)
+			s.resnet(fmt.Sprintf("decoder.up_blocks.%d.resnets.%d", i, j), prev, ch)
 			prev = ch
 		}
 		if i < len(chans)-1 {
-			conv(fmt.Sprintf("decoder.up_blocks.%d.upsamplers.0.conv", i), ch, ch, 3)
+			s.conv(fmt.Sprintf("decoder.up_blocks.%d.upsamplers.0.conv", i), ch, ch, 3)
 		}
 	}
-	norm("decoder.conv_norm_out", cfg.BlockOutChannels[0])
-	conv("decoder.conv_out", cfg.OutChannels, cfg.BlockOutChannels[0], 3)
+	s.norm("decoder.conv_norm_out", cfg.BlockOutChannels[0])
+	s.conv("decoder.conv_out", cfg.OutChannels, cfg.BlockOutChannels[0], 3)
 	return s
 }
 
