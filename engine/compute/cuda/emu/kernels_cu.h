@@ -189,48 +189,73 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm64s(GEMM_PARAMS) 
 	gemm_tile<64, 64, 4, 4, false>(GEMM_ARGS);
 }
 
-// TF32 tensor cores (opt-in): 64 x 64 tiles, 4 warps of 32 x 32 (2 x 2
-// fragments of 16 x 16 x 8), operands rounded to TF32 (10-bit mantissa) as
-// they enter shared memory, products accumulated in FP32.
-#define TF32_BM 64
-#define TF32_BN 64
-#define TF32_BK 32
-#define TF32_THREADS 128
+// Tensor-core GEMMs (opt-in): 64 x 64 tiles, 4 warps of 32 x 32 (2 x 2
+// fragments of 16 x 16 x TC::K), operands rounded to the tensor-core type as
+// they enter shared memory, products accumulated in FP32. The precision is a
+// parameter (TC below); the tiling is one.
+#define TC_BM 64
+#define TC_BN 64
+#define TC_BK 32
+#define TC_THREADS 128
 
-extern "C" __global__ void __launch_bounds__(TF32_THREADS) gemm_tf32(GEMM_PARAMS) {
+// TF32: operands rounded to TF32 (10-bit mantissa), fragments 16 x 16 x 8.
+// Shared rows are BK + 4 floats.
+struct TF32Op {
+	typedef float T;
+	typedef nvcuda::wmma::precision::tf32 Frag;
+	static const int K = 8, PAD = 4;
+	static __device__ T round(float v) { return nvcuda::wmma::__float_to_tf32(v); }
+};
+
+// BF16: operands rounded to bfloat16 (7-bit mantissa, round to nearest even:
+// at most 2^-8 relative error each, 8x TF32's); the products of two bfloat16
+// values are exact in FP32 and are accumulated in FP32, so the operand
+// rounding is the error. Fragments are 16 x 16 x 16. Shared rows are BK + 8
+// values (16 bytes of padding), which keeps every fragment's address 32-byte
+// aligned and its stride a multiple of 8, as wmma requires for 16-bit types.
+struct BF16Op {
+	typedef __nv_bfloat16 T;
+	typedef __nv_bfloat16 Frag;
+	static const int K = 16, PAD = 8;
+	static __device__ T round(float v) { return __float2bfloat16_rn(v); }
+};
+
+template <typename TC>
+__device__ void gemm_tc(GEMM_PARAMS) {
 	using namespace nvcuda;
-	__shared__ __align__(32) float As[TF32_BM][TF32_BK + 4];
-	__shared__ __align__(32) float Bs[TF32_BN][TF32_BK + 4];
-	__shared__ __align__(32) float Cs[TF32_BM][TF32_BN + 4];
+	typedef typename TC::T T;
+	__shared__ __align__(32) T As[TC_BM][TC_BK + TC::PAD];
+	__shared__ __align__(32) T Bs[TC_BN][TC_BK + TC::PAD];
+	__shared__ __align__(32) float Cs[TC_BM][TC_BN + 4];
 	const int tid = threadIdx.x, warp = tid / 32;
 	const int wm = warp / 2, wn = warp % 2;
-	const int bm = blockIdx.y * TF32_BM, bn = blockIdx.x * TF32_BN;
-	wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
+	const int bm = blockIdx.y * TC_BM, bn = blockIdx.x * TC_BN;
+	wmma::fragment<wmma::accumulator, 16, 16, TC::K, float> acc[2][2];
 	for (int i = 0; i < 2; i++)
 		for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
 
-	for (int k0 = 0; k0 < K; k0 += TF32_BK) {
-		for (int i = tid; i < TF32_BM * TF32_BK; i += TF32_THREADS) {
-			const int row = i / TF32_BK, kk = i % TF32_BK;
+	for (int k0 = 0; k0 < K; k0 += TC_BK) {
+		for (int i = tid; i < TC_BM * TC_BK; i += TC_THREADS) {
+			const int row = i / TC_BK, kk = i % TC_BK;
 			const int gr = bm + row, k = k0 + kk;
 			float v = 0.0f;
 			if (gr < M && k < K) {
 				const long ra = aIdx ? aIdx[gr] : gr;
 				v = A[ra * lda + k];
 			}
-			As[row][kk] = wmma::__float_to_tf32(v);
+			As[row][kk] = TC::round(v);
 		}
-		for (int i = tid; i < TF32_BN * TF32_BK; i += TF32_THREADS) {
-			const int row = i / TF32_BK, kk = i % TF32_BK;
+		for (int i = tid; i < TC_BN * TC_BK; i += TC_THREADS) {
+			const int row = i / TC_BK, kk = i % TC_BK;
 			const int gc = bn + row, k = k0 + kk;
-			Bs[row][kk] = wmma::__float_to_tf32((gc < N && k < K) ? B[(long)gc * ldb + k] : 0.0f);
+			Bs[row][kk] = TC::round((gc < N && k < K) ? B[(long)gc * ldb + k] : 0.0f);
 		}
 		__syncthreads();
-		for (int kk = 0; kk < TF32_BK; kk += 8) {
-			wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[2];
-			wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> b[2];
-			for (int i = 0; i < 2; i++) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], TF32_BK + 4);
-			for (int j = 0; j < 2; j++) wmma::load_matrix_sync(b[j], &Bs[wn * 32 + j * 16][kk], TF32_BK + 4);
+		for (int kk = 0; kk < TC_BK; kk += TC::K) {
+			wmma::fragment<wmma::matrix_a, 16, 16, TC::K, typename TC::Frag, wmma::row_major> a[2];
+			wmma::fragment<wmma::matrix_b, 16, 16, TC::K, typename TC::Frag, wmma::col_major> b[2];
+			for (int i = 0; i < 2; i++) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], TC_BK + TC::PAD);
+			for (int j = 0; j < 2; j++) wmma::load_matrix_sync(b[j], &Bs[wn * 32 + j * 16][kk], TC_BK + TC::PAD);
 			for (int i = 0; i < 2; i++)
 				for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
 		}
@@ -238,75 +263,16 @@ extern "C" __global__ void __launch_bounds__(TF32_THREADS) gemm_tf32(GEMM_PARAMS
 	}
 	for (int i = 0; i < 2; i++)
 		for (int j = 0; j < 2; j++)
-			wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], TF32_BN + 4, wmma::mem_row_major);
+			wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], TC_BN + 4, wmma::mem_row_major);
 	__syncthreads();
-	for (int i = tid; i < TF32_BM * TF32_BN; i += TF32_THREADS) {
-		const int r = i / TF32_BN, c = i % TF32_BN;
+	for (int i = tid; i < TC_BM * TC_BN; i += TC_THREADS) {
+		const int r = i / TC_BN, c = i % TC_BN;
 		gemm_store(M, N, bm + r, bn + c, Cs[r][c], C, ldc, cIdx, bias, epi);
 	}
 }
 
-// BF16 tensor cores (opt-in): the tiling of gemm_tf32 with fragments of
-// 16 x 16 x 16. Operands are rounded to bfloat16 (7-bit mantissa, round to
-// nearest even: at most 2^-8 relative error each, 8x TF32's) as they enter
-// shared memory; the products of two bfloat16 values are exact in FP32 and
-// are accumulated in FP32, so the operand rounding is the error.
-// Shared rows are BK + 8 values (16 bytes of padding), which keeps every
-// fragment's address 32-byte aligned and its stride a multiple of 8, as
-// wmma requires for 16-bit types.
-#define BF16_BM 64
-#define BF16_BN 64
-#define BF16_BK 32
-#define BF16_THREADS 128
-
-extern "C" __global__ void __launch_bounds__(BF16_THREADS) gemm_bf16(GEMM_PARAMS) {
-	using namespace nvcuda;
-	__shared__ __align__(32) __nv_bfloat16 As[BF16_BM][BF16_BK + 8];
-	__shared__ __align__(32) __nv_bfloat16 Bs[BF16_BN][BF16_BK + 8];
-	__shared__ __align__(32) float Cs[BF16_BM][BF16_BN + 4];
-	const int tid = threadIdx.x, warp = tid / 32;
-	const int wm = warp / 2, wn = warp % 2;
-	const int bm = blockIdx.y * BF16_BM, bn = blockIdx.x * BF16_BN;
-	wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
-
-	for (int k0 = 0; k0 < K; k0 += BF16_BK) {
-		for (int i = tid; i < BF16_BM * BF16_BK; i += BF16_THREADS) {
-			const int row = i / BF16_BK, kk = i % BF16_BK;
-			const int gr = bm + row, k = k0 + kk;
-			float v = 0.0f;
-			if (gr < M && k < K) {
-				const long ra = aIdx ? aIdx[gr] : gr;
-				v = A[ra * lda + k];
-			}
-			As[row][kk] = __float2bfloat16_rn(v);
-		}
-		for (int i = tid; i < BF16_BN * BF16_BK; i += BF16_THREADS) {
-			const int row = i / BF16_BK, kk = i % BF16_BK;
-			const int gc = bn + row, k = k0 + kk;
-			Bs[row][kk] = __float2bfloat16_rn((gc < N && k < K) ? B[(long)gc * ldb + k] : 0.0f);
-		}
-		__syncthreads();
-		for (int kk = 0; kk < BF16_BK; kk += 16) {
-			wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a[2];
-			wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b[2];
-			for (int i = 0; i < 2; i++) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], BF16_BK + 8);
-			for (int j = 0; j < 2; j++) wmma::load_matrix_sync(b[j], &Bs[wn * 32 + j * 16][kk], BF16_BK + 8);
-			for (int i = 0; i < 2; i++)
-				for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
-		}
-		__syncthreads();
-	}
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < 2; j++)
-			wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], BF16_BN + 4, wmma::mem_row_major);
-	__syncthreads();
-	for (int i = tid; i < BF16_BM * BF16_BN; i += BF16_THREADS) {
-		const int r = i / BF16_BN, c = i % BF16_BN;
-		gemm_store(M, N, bm + r, bn + c, Cs[r][c], C, ldc, cIdx, bias, epi);
-	}
-}
+extern "C" __global__ void __launch_bounds__(TC_THREADS) gemm_tf32(GEMM_PARAMS) { gemm_tc<TF32Op>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(TC_THREADS) gemm_bf16(GEMM_PARAMS) { gemm_tc<BF16Op>(GEMM_ARGS); }
 
 // ---- LayerNorm with adaLN modulation -------------------------------------------------
 //
