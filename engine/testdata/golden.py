@@ -61,7 +61,7 @@ class TimestepEmbedder(nn.Module):
     @staticmethod
     def timestep_embedding(t, dim, max_period=10000):
         half = dim // 2
-        freqs = torch.exp(-math.log(max_period) * torch.arange(start=0, end=half, dtype=torch.float32) / half)
+        freqs = torch.exp(-math.log(max_period) * torch.arange(start=0, end=half, dtype=torch.float32, device=t.device) / half)
         args = t[:, None].float() * freqs[None]
         return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
@@ -186,6 +186,14 @@ class GeCA(nn.Module):
         self.final_layer = FinalLayer(dim, self.update_dim)
         self.pe = vit_positional_encoding(H * W, dim)
 
+    def to_device(self, dev):
+        # pe and the neighbour filters are plain attributes, which Module.to leaves behind
+        self.to(dev)
+        self.pe = self.pe.to(dev)
+        loc = self.attention().localize
+        loc.filters = loc.filters.to(dev)
+        return self
+
     def attention(self):
         return self.transformer.layers[0][0].fn
 
@@ -204,7 +212,7 @@ class GeCA(nn.Module):
     def seed(self, n):
         # cell_init='random': C_out of the centre cell ~ N(0,1) from randn(B, C_out); n are those draws
         b = n.shape[0]
-        extras = torch.zeros(b, self.update_dim, self.H, self.W)
+        extras = torch.zeros(b, self.update_dim, self.H, self.W, device=n.device)
         extras[:, :self.cout, self.H // 2, self.W // 2] = n
         return extras
 

@@ -15,6 +15,10 @@
 #    geca: needs only libcuda.so.1) and this script; about 30 MB without
 #    OpenBLAS.
 #
+#    DIR/torch holds torch_bench.py and the PyTorch re-implementation of
+#    the official model it times; where python3 has a CUDA PyTorch, the
+#    table gets PyTorch's figures on the same GPU beside the Go engine's.
+#
 # 2. Copy DIR to the GPU machine and run:
 #
 #      DIR/devicecheck.sh
@@ -36,6 +40,11 @@ if [[ ${1:-} == --build ]]; then
 	go test -tags "$tags" -ldflags '-s -w' -c -o "$out/gpu.test" ./engine/compute/cuda/gpu
 	go build -tags cuda -ldflags '-s -w' -o "$out/geca-cuda" ./cmd/geca
 	cp engine/compute/cuda/devicecheck.sh "$out/"
+	# PyTorch's figures, for machines with a CUDA PyTorch as python3.
+	mkdir -p "$out/torch"
+	cp engine/compute/cuda/torch_bench.py "$out/torch/"
+	cp engine/testdata/golden.py "$out/torch/engine_golden.py"
+	cp engine/diffusion/testdata/golden.py "$out/torch/diffusion_golden.py"
 	if [[ $tags == *openblas* ]]; then
 		# OpenBLAS and the Fortran runtime it needs, for machines without them.
 		mkdir -p "$out/lib"
@@ -112,29 +121,46 @@ export -f e2e
 if step ckpt 60 env GECA_WRITE_CKPT="$ckpt" "$dir/gpu.test" -test.run '^TestWriteCheckpoint$'; then
 	step e2e 60 bash -c e2e
 fi
+# PyTorch on the same GPU, run as the official code runs (torch_bench.py).
+if python3 -c 'import torch' 2>/dev/null; then
+	step torch 120 python3 "$dir/torch/torch_bench.py" --device cuda
+else
+	echo "  torch: skipped (python3 has no torch)"
+fi
 step cpubench 90 "$dir/gpu.test" -test.run '^$' -test.bench '^Benchmark(Update|Call)/b1/cpu$' -test.benchtime 2x
 step cpubench8 90 "$dir/gpu.test" -test.run '^$' -test.bench '^Benchmark(Update|Call)/b8/cpu$' -test.benchtime 1x
 
 # ---- the table ---------------------------------------------------------------------
 
-declare -A ns
+declare -A ns torch
 while read -r name v; do
 	ns[$name]=$v
 done < <(cat "$tmp"/*bench*.log "$tmp/sample.log" 2>/dev/null |
 	awk '/^Benchmark/ && / ns\/op/ { n = $1; sub(/-[0-9]+$/, "", n); sub(/^Benchmark/, "", n); for (i = 2; i <= NF; i++) if ($(i+1) == "ns/op") print n, $i }')
+# torch_bench.py's lines: "TORCH Name NS", or "TORCH Name EST NS" for a
+# sample estimated from its calls rather than run.
+while read -r name v; do
+	torch[$name]=$v
+done < <(awk '$1 == "TORCH" && $2 ~ /\// { print $2, ($3 == "EST" ? "~" $4 : $3) }' "$tmp/torch.log" 2>/dev/null)
 
-# fmt NS: a duration for the table.
+# fmt NS: a duration for the table; a leading ~ marks an estimate.
 fmt() {
 	awk -v n="$1" 'BEGIN {
 		if (n == "") { printf "n/a"; exit }
+		pre = ""
+		if (substr(n, 1, 1) == "~") { pre = "~"; n = substr(n, 2) }
 		s = n / 1e9
-		if (s >= 120) printf "%.1f min", s / 60
-		else if (s >= 1) printf "%.2f s", s
-		else if (s >= 1e-3) printf "%.2f ms", s * 1e3
-		else printf "%.0f us", s * 1e6 }'
+		if (s >= 120) printf "%s%.1f min", pre, s / 60
+		else if (s >= 1) printf "%s%.2f s", pre, s
+		else if (s >= 1e-3) printf "%s%.2f ms", pre, s * 1e3
+		else printf "%s%.0f us", pre, s * 1e6 }'
 }
+# ratio A B: how many times B is faster than A.
 ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) printf "n/a"; else printf "%.0fx", a / b }'
+	awk -v a="${1#\~}" -v b="${2#\~}" 'BEGIN { if (a == "" || b == "" || b == 0) printf "n/a"; else if (a / b >= 10) printf "%.0fx", a / b; else printf "%.1fx", a / b }'
+}
+row() {
+	printf '%-42s %10s %10s %10s %13s %14s %8s %8s\n' "$@"
 }
 
 echo
@@ -142,29 +168,30 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 echo "GeCA-S (random weights, 32x32 grid, D 768), CFG 1.5: batch b = 2b grids; ${gpu:-GPU}"
 cpuEngine=$(awk '/CPUENGINE/ {sub(/.*CPUENGINE /, ""); print; exit}' "$tmp/parity.log" 2>/dev/null)
 echo "CPU engine: ${cpuEngine:-unknown}"
-printf '%-44s %12s %12s %12s %18s %10s\n' "" "GPU FP32" "GPU TF32" "GPU BF16" "CPU" "FP32 gain"
-for b in 1 8; do
-	printf '%-44s %12s %12s %12s %18s %10s\n' "one cell update, batch $b" "$(fmt "${ns[Update/b$b/gpu]:-}")" \
-		"$(fmt "${ns[Update/b$b/tf32]:-}")" "$(fmt "${ns[Update/b$b/bf16]:-}")" "$(fmt "${ns[Update/b$b/cpu]:-}")" \
-		"$(ratio "${ns[Update/b$b/cpu]:-}" "${ns[Update/b$b/gpu]:-}")"
-done
-for b in 1 8; do
-	printf '%-44s %12s %12s %12s %18s %10s\n' "one denoiser call (12 updates), batch $b" "$(fmt "${ns[Call/b$b/gpu]:-}")" \
-		"$(fmt "${ns[Call/b$b/tf32]:-}")" "$(fmt "${ns[Call/b$b/bf16]:-}")" "$(fmt "${ns[Call/b$b/cpu]:-}")" \
-		"$(ratio "${ns[Call/b$b/cpu]:-}" "${ns[Call/b$b/gpu]:-}")"
-done
-for b in 1 8; do
-	cpu=${ns[Call/b$b/cpu]:-}
-	est=""
-	[[ -n $cpu ]] && est=$(awk -v c="$cpu" 'BEGIN { printf "%.0f", 250 * c }')
-	cpuS=n/a
-	[[ -n $est ]] && cpuS="~$(fmt "$est") (est.)"
-	printf '%-44s %12s %12s %12s %18s %10s\n' "250-step CFG sample, batch $b" "$(fmt "${ns[Sample/b$b/gpu]:-}")" \
-		"$(fmt "${ns[Sample/b$b/tf32]:-}")" "$(fmt "${ns[Sample/b$b/bf16]:-}")" "$cpuS" "$(ratio "$est" "${ns[Sample/b$b/gpu]:-}")"
-done
+torchInfo=$(awk '$1 == "TORCH" && ($2 == "INFO" || $2 == "SKIP") {$1 = ""; $2 = ""; sub(/^ +/, ""); print; exit}' "$tmp/torch.log" 2>/dev/null)
+echo "PyTorch: ${torchInfo:-not run} (official module structure, torch_bench.py)"
+row "" "GPU FP32" "GPU TF32" "GPU BF16" "PyTorch GPU" "CPU" "vs torch" "vs CPU"
+# line LABEL NAME: one row from the benchmarks named NAME.
+line() {
+	local label=$1 n=$2 cpu=${ns[$2/cpu]:-}
+	if [[ $n == Sample/* && -z $cpu ]]; then
+		# The CPU takes minutes for a sample: 250 of its calls instead.
+		local c=${ns[Call/${n#Sample/}/cpu]:-}
+		[[ -n $c ]] && cpu="~$(awk -v c="$c" 'BEGIN { printf "%.0f", 250 * c }')"
+	fi
+	row "$label" "$(fmt "${ns[$n/gpu]:-}")" "$(fmt "${ns[$n/tf32]:-}")" "$(fmt "${ns[$n/bf16]:-}")" \
+		"$(fmt "${torch[$n]:-}")" "$(fmt "$cpu")" "$(ratio "${torch[$n]:-}" "${ns[$n/gpu]:-}")" "$(ratio "$cpu" "${ns[$n/gpu]:-}")"
+}
+for b in 1 8; do line "one cell update, batch $b" "Update/b$b"; done
+for b in 1 8; do line "one denoiser call (12 updates), batch $b" "Call/b$b"; done
+for b in 1 8; do line "250-step CFG sample, batch $b" "Sample/b$b"; done
 e2e=$(awk '/^E2E/ {print $2}' "$tmp/e2e.log" 2>/dev/null)
-printf '%-44s %12s\n' "geca-cuda sample, 250 steps, batch 1 (CLI)" "${e2e:+$(awk -v s="$e2e" 'BEGIN { printf "%.2f s", s }')}"
-echo "  (CPU sample: 250 x the CPU denoiser call. CLI: wall time of the whole command, start-up and JIT included.)"
+row "geca-cuda sample, 250 steps, batch 1 (CLI)" "${e2e:+$(awk -v s="$e2e" 'BEGIN { printf "%.2f s", s }')}"
+echo "  (~: estimated as 250 denoiser calls. vs: the FP32 GPU engine's speed-up. CLI: wall time of the"
+echo "   whole command, start-up and JIT included. PyTorch keeps its defaults: FP32, cuDNN convolutions in TF32.)"
+if grep -q '^TORCH FAIL' "$tmp/torch.log" 2>/dev/null; then
+	grep '^TORCH FAIL' "$tmp/torch.log" | sed 's/^TORCH /  PyTorch: /'
+fi
 echo
 echo "parity with the CPU engine after a 12-update call (relative error within fp32 1e-4, tf32 3e-2, bf16 5e-2):"
 grep -h 'PARITY' "$tmp/parity.log" | sed 's/^ *[a-z_]*\.go:[0-9]*: PARITY /  /'
@@ -178,8 +205,8 @@ elif grep -q 'SKIP: no usable' "$tmp/parity.log"; then
 else
 	echo "  PASS"
 fi
-for s in version gpubench sample e2e cpubench cpubench8; do
-	if [[ -f $tmp/$s.log ]] && grep -qE '^(FAIL|panic|--- FAIL)|geca: the GPU engine cannot start' "$tmp/$s.log"; then
+for s in version gpubench sample e2e torch cpubench cpubench8; do
+	if [[ -f $tmp/$s.log ]] && grep -qE '^(FAIL|panic|--- FAIL|Traceback)|geca: the GPU engine cannot start' "$tmp/$s.log"; then
 		echo "step $s failed:"
 		tail -15 "$tmp/$s.log" | sed 's/^/  /'
 	fi

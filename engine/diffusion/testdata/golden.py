@@ -96,7 +96,7 @@ class Diffusion:
     dtype = th.float32
 
     def ex(self, arr, t, shape):
-        res = th.from_numpy(arr)[t].to(self.dtype)
+        res = th.from_numpy(arr).to(device=t.device)[t].to(self.dtype)  # _extract_into_tensor
         while len(res.shape) < len(shape):
             res = res[..., None]
         return res.expand(shape)
