@@ -19,7 +19,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --images DIR [--vae FILE] | --latents DIR [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -33,6 +33,7 @@ func runTrain(args []string) error {
 	rgb := fs.Bool("rgb", false, "with --images: train on RGB (3 channels) instead of grayscale")
 	vaePath := fs.String("vae", "", "with --images: encode the images with this AutoencoderKL (diffusers folder or .safetensors, SD single files too) and train on the latents; --size is then the image size")
 	vaeSample := fs.Bool("vae-sample", false, "with --vae: use a sample of the VAE posterior (as extract_features.py does, seeded by --seed) instead of its mean")
+	vaeFlip := fs.Bool("vae-flip", false, "with --vae: mirror each image left to right with probability 1/2 before encoding (as extract_features.py, seeded by --seed)")
 	latents := fs.String("latents", "", "folder of pre-extracted SD-VAE latents: features*/{i}.npy (1,4,32,32) and labels*/{i}.npy (1,K), as extract_features.py writes")
 	config := fs.String("config", "default", "model size: default (the embedded Fashion-MNIST model), tiny, XS, S")
 	size := fs.Int("size", 0, "grid side in pixels (0: 28 for Fashion-MNIST, 32 for folders); Fashion-MNIST is padded with -1; with --vae the image side (0: 256, a multiple of 8; the grid is size/8 for SD VAEs)")
@@ -80,6 +81,9 @@ func runTrain(args []string) error {
 	if *vaeSample && *vaePath == "" {
 		return usagef("--vae-sample needs --vae FILE")
 	}
+	if *vaeFlip && *vaePath == "" {
+		return usagef("--vae-flip needs --vae FILE")
+	}
 	if *carry < 0 || *carry > 1 {
 		return usagef("--carry %g out of range [0, 1]", *carry)
 	}
@@ -117,7 +121,7 @@ func runTrain(args []string) error {
 		if sz == 0 {
 			sz = 256
 		}
-		ds, err = encodeImages(*images, *vaePath, sz, *vaeSample, *seed)
+		ds, err = encodeImages(*images, *vaePath, sz, data.EncodeOptions{Sample: *vaeSample, Flip: *vaeFlip, Seed: *seed})
 		if err != nil {
 			return err
 		}

@@ -98,6 +98,7 @@ func TestTrainVAEErrors(t *testing.T) {
 		{args("--latents", dir, "--vae", tinyVAE), 2, "needs --images"},
 		{args("--images", dir, "--vae", tinyVAE, "--size", "36"), 2, "--size 36: with --vae it is the image size and must be a multiple of 8"},
 		{args("--images", dir, "--vae-sample"), 2, "--vae-sample needs --vae"},
+		{args("--images", dir, "--vae-flip"), 2, "--vae-flip needs --vae"},
 		{args("--images", dir, "--vae", filepath.Join(dir, "nope.safetensors"), "--size", "32"), 1, "nope.safetensors: no such file"},
 		{args("--images", dir, "--vae", decOnly, "--size", "32"), 1, "decoder.safetensors: no VAE encoder tensors"},
 		{args("--images", t.TempDir(), "--vae", tinyVAE, "--size", "32"), 1, "no class subfolders"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"math/rand/v2"
+	"slices"
 )
 
 // ImageEncoder is the VAE encoder EncodeFolder runs (vae.Encoder): images
@@ -17,7 +18,7 @@ type ImageEncoder interface {
 	EncodeSample(img []float32, b, h, w int, noise []float32) ([]float32, error)
 }
 
-// EncodeOptions controls EncodeFolder.
+// EncodeOptions controls EncodeFolder and EncodeFolderTo.
 type EncodeOptions struct {
 	// Batch is the number of images read and encoded together (default 8);
 	// it only sets how often Progress is called, not the result.
@@ -26,8 +27,13 @@ type EncodeOptions struct {
 	// official extract_features.py does; otherwise the mean, which is
 	// deterministic.
 	Sample bool
-	// Seed seeds the posterior noise when Sample is set. Image i's noise
-	// depends only on (Seed, i), so the result does not depend on Batch.
+	// Flip mirrors each image left to right with probability 1/2 before it
+	// is encoded: extract_features.py's RandomHorizontalFlip, drawn once per
+	// image, so the dataset holds one fixed orientation of each.
+	Flip bool
+	// Seed seeds the posterior noise and the flips. Image i's draws depend
+	// only on (Seed, i), so the result does not depend on Batch, and an
+	// interrupted EncodeFolderTo resumes with the same draws.
 	Seed uint64
 	// Progress, when set, is called once the images are listed (done 0) and
 	// after each batch, with the number of images encoded so far and the total.
@@ -41,8 +47,45 @@ type EncodeOptions struct {
 // only the latents and one batch of images. size must be a multiple of the
 // encoder's downscale factor f (8 for SD).
 func EncodeFolder(dir string, size int, enc ImageEncoder, opt EncodeOptions) (*Dataset, error) {
-	ch := enc.InChannels()
-	if err := checkFolderArgs(size, ch); err != nil {
+	job, err := newEncodeJob(dir, size, enc, opt)
+	if err != nil {
+		return nil, err
+	}
+	total := len(job.files)
+	per := job.lc * job.lh * job.lw
+	d := &Dataset{N: total, H: job.lh, W: job.lw, C: job.lc, Classes: job.classes,
+		Pixels: make([]float32, total*per), Labels: make([]int, total)}
+	err = job.run(nil, func(i int, z []float32) error {
+		d.Labels[i] = job.files[i].label
+		// Channel-first latents to the cell-major layout of Dataset.
+		out := d.Pixels[i*per : (i+1)*per]
+		for p := 0; p < job.lh*job.lw; p++ {
+			for c := 0; c < job.lc; c++ {
+				out[p*job.lc+c] = z[c*job.lh*job.lw+p]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, d.Validate()
+}
+
+// encodeJob is one folder's encoding: its listing, the latent size and the
+// options.
+type encodeJob struct {
+	folder     string
+	size       int
+	enc        ImageEncoder
+	opt        EncodeOptions
+	classes    []string
+	files      []folderFile
+	lh, lw, lc int
+}
+
+func newEncodeJob(dir string, size int, enc ImageEncoder, opt EncodeOptions) (*encodeJob, error) {
+	if err := checkFolderArgs(size, enc.InChannels()); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", dir, err)
 	}
 	f := enc.Downscale()
@@ -53,61 +96,76 @@ func EncodeFolder(dir string, size int, enc ImageEncoder, opt EncodeOptions) (*D
 	if err != nil {
 		return nil, err
 	}
-	batch := opt.Batch
-	if batch <= 0 {
-		batch = 8
+	if opt.Batch <= 0 {
+		opt.Batch = 8
 	}
-	lh, lw, lc := size/f, size/f, enc.LatentChannels()
-	per := lc * lh * lw
-	total := len(files)
-	d := &Dataset{N: total, H: lh, W: lw, C: lc, Classes: classes,
-		Pixels: make([]float32, total*per), Labels: make([]int, total)}
+	return &encodeJob{folder: dir, size: size, enc: enc, opt: opt, classes: classes, files: files,
+		lh: size / f, lw: size / f, lc: enc.LatentChannels()}, nil
+}
+
+// run encodes every image that done does not report as done already, a
+// batch at a time, and hands each channel-first latent (a view, valid
+// until emit returns) to emit with the image's index.
+func (j *encodeJob) run(done func(i int) bool, emit func(i int, z []float32) error) error {
+	ch, size, batch := j.enc.InChannels(), j.size, j.opt.Batch
+	per := j.lc * j.lh * j.lw
+	total := len(j.files)
+	var todo []int
+	for i := range j.files {
+		if done == nil || !done(i) {
+			todo = append(todo, i)
+		}
+	}
 	dst := image.NewRGBA(image.Rect(0, 0, size, size))
 	imgLen := ch * size * size
 	imgs := make([]float32, batch*imgLen)
 	var noise []float32
-	if opt.Sample {
+	if j.opt.Sample {
 		noise = make([]float32, batch*per)
 	}
-	if opt.Progress != nil {
-		opt.Progress(0, total)
+	finished := total - len(todo)
+	if j.opt.Progress != nil {
+		j.opt.Progress(finished, total)
 	}
-	for i0 := 0; i0 < total; i0 += batch {
-		b := min(batch, total-i0)
-		for k := 0; k < b; k++ {
-			fl := files[i0+k]
-			if err := readScaled(fl.path, dst, imgs[k*imgLen:(k+1)*imgLen], ch, true); err != nil {
-				return nil, err
+	for k0 := 0; k0 < len(todo); k0 += batch {
+		ids := todo[k0:min(k0+batch, len(todo))]
+		b := len(ids)
+		for k, i := range ids {
+			img := imgs[k*imgLen : (k+1)*imgLen]
+			if err := readScaled(j.files[i].path, dst, img, ch, true); err != nil {
+				return err
 			}
-			d.Labels[i0+k] = fl.label
-			if opt.Sample {
-				r := rand.New(rand.NewPCG(opt.Seed, 0x656e636f6465^uint64(i0+k)))
-				for j := range noise[k*per : (k+1)*per] {
-					noise[k*per+j] = float32(r.NormFloat64())
+			if j.opt.Flip && rand.New(rand.NewPCG(j.opt.Seed, 0x666c6970^uint64(i))).IntN(2) == 1 {
+				for r := 0; r < ch*size; r++ {
+					slices.Reverse(img[r*size : (r+1)*size])
+				}
+			}
+			if j.opt.Sample {
+				r := rand.New(rand.NewPCG(j.opt.Seed, 0x656e636f6465^uint64(i)))
+				for q := range noise[k*per : (k+1)*per] {
+					noise[k*per+q] = float32(r.NormFloat64())
 				}
 			}
 		}
 		var z []float32
-		if opt.Sample {
-			z, err = enc.EncodeSample(imgs[:b*imgLen], b, size, size, noise[:b*per])
+		var err error
+		if j.opt.Sample {
+			z, err = j.enc.EncodeSample(imgs[:b*imgLen], b, size, size, noise[:b*per])
 		} else {
-			z, err = enc.Encode(imgs[:b*imgLen], b, size, size)
+			z, err = j.enc.Encode(imgs[:b*imgLen], b, size, size)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", files[i0].path, err)
+			return fmt.Errorf("encode %s: %w", j.files[ids[0]].path, err)
 		}
-		// Channel-first latents to the cell-major layout of Dataset.
-		for k := 0; k < b; k++ {
-			src, out := z[k*per:(k+1)*per], d.Pixels[(i0+k)*per:(i0+k+1)*per]
-			for p := 0; p < lh*lw; p++ {
-				for c := 0; c < lc; c++ {
-					out[p*lc+c] = src[c*lh*lw+p]
-				}
+		for k, i := range ids {
+			if err := emit(i, z[k*per:(k+1)*per:(k+1)*per]); err != nil {
+				return err
 			}
 		}
-		if opt.Progress != nil {
-			opt.Progress(i0+b, total)
+		finished += b
+		if j.opt.Progress != nil {
+			j.opt.Progress(finished, total)
 		}
 	}
-	return d, d.Validate()
+	return nil
 }

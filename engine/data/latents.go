@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,7 +16,8 @@ import (
 // extract_features.py (spec §7): a folder holding features*/{i}.npy, each
 // (1, C, H, W) already scaled by 0.18215, and the matching labels*/{i}.npy,
 // each (1, K) multi-hot. The latents become cell-major pixels and the labels
-// Dataset.Multi; classes are named by index.
+// Dataset.Multi; classes are named by classes.txt when the folder has one
+// (EncodeFolderTo writes it), by index otherwise.
 func LoadLatents(dir string) (*Dataset, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -99,8 +101,25 @@ func LoadLatents(dir string) (*Dataset, error) {
 		d.Labels = append(d.Labels, best)
 		d.N++
 	}
-	for k := 0; k < K; k++ {
-		d.Classes = append(d.Classes, strconv.Itoa(k))
-	}
+	d.Classes = latentClassNames(dir, K)
 	return d, d.Validate()
+}
+
+// latentClassNames reads dir/classes.txt (written by EncodeFolderTo; one
+// name per line) when it names K classes, and numbers the classes otherwise.
+func latentClassNames(dir string, K int) []string {
+	var names []string
+	if b, err := os.ReadFile(filepath.Join(dir, "classes.txt")); err == nil {
+		for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+			names = append(names, strings.TrimSpace(l))
+		}
+	}
+	if len(names) == K && !slices.Contains(names, "") {
+		return names
+	}
+	names = names[:0]
+	for k := 0; k < K; k++ {
+		names = append(names, strconv.Itoa(k))
+	}
+	return names
 }
