@@ -75,21 +75,7 @@ func newEncoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*En
 		}
 		e.DownBlocks = append(e.DownBlocks, down)
 	}
-	e.MidBlock = &UNetMidBlock2D{Resnets: []*ResnetBlock2D{
-		src.resnet("encoder.mid_block.resnets.0", top, top, g),
-		src.resnet("encoder.mid_block.resnets.1", top, top, g),
-	}}
-	if c.hasMidAttention() {
-		p := "encoder.mid_block.attentions.0"
-		e.MidBlock.Attentions = []*Attention{{
-			C:         top,
-			GroupNorm: src.norm(p+".group_norm", top, g),
-			ToQ:       src.linear(p+".to_q", top, top),
-			ToK:       src.linear(p+".to_k", top, top),
-			ToV:       src.linear(p+".to_v", top, top),
-			ToOut:     src.linear(p+".to_out.0", top, top),
-		}}
-	}
+	e.MidBlock = src.midBlock("encoder.mid_block", top, g, c.hasMidAttention())
 	lc2 := 2 * c.LatentChannels // double_z: mean and log-variance
 	e.ConvNormOut = src.norm("encoder.conv_norm_out", top, g)
 	e.ConvOut = src.conv("encoder.conv_out", lc2, top, 3)

@@ -133,21 +133,7 @@ func newDecoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*De
 		d.PostQuantConv = src.conv("post_quant_conv", lc, lc, 1)
 	}
 	d.ConvIn = src.conv("decoder.conv_in", top, lc, 3)
-	d.MidBlock = &UNetMidBlock2D{Resnets: []*ResnetBlock2D{
-		src.resnet("decoder.mid_block.resnets.0", top, top, g),
-		src.resnet("decoder.mid_block.resnets.1", top, top, g),
-	}}
-	if c.hasMidAttention() {
-		p := "decoder.mid_block.attentions.0"
-		d.MidBlock.Attentions = []*Attention{{
-			C:         top,
-			GroupNorm: src.norm(p+".group_norm", top, g),
-			ToQ:       src.linear(p+".to_q", top, top),
-			ToK:       src.linear(p+".to_k", top, top),
-			ToV:       src.linear(p+".to_v", top, top),
-			ToOut:     src.linear(p+".to_out.0", top, top),
-		}}
-	}
+	d.MidBlock = src.midBlock("decoder.mid_block", top, g, c.hasMidAttention())
 	prev := top
 	for i, ch := range chans {
 		p := fmt.Sprintf("decoder.up_blocks.%d", i)
@@ -170,6 +156,28 @@ func newDecoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*De
 	// (their original weights are then released).
 	d.Prepare(c.latentSize())
 	return d, nil
+}
+
+// midBlock returns the UNetMidBlock2D at prefix (the encoder's and the
+// decoder's are alike): two resnets of ch channels with, when attention
+// is set, the single-head self-attention between them.
+func (s *source) midBlock(prefix string, ch, groups int, attention bool) *UNetMidBlock2D {
+	m := &UNetMidBlock2D{Resnets: []*ResnetBlock2D{
+		s.resnet(prefix+".resnets.0", ch, ch, groups),
+		s.resnet(prefix+".resnets.1", ch, ch, groups),
+	}}
+	if attention {
+		p := prefix + ".attentions.0"
+		m.Attentions = []*Attention{{
+			C:         ch,
+			GroupNorm: s.norm(p+".group_norm", ch, groups),
+			ToQ:       s.linear(p+".to_q", ch, ch),
+			ToK:       s.linear(p+".to_k", ch, ch),
+			ToV:       s.linear(p+".to_v", ch, ch),
+			ToOut:     s.linear(p+".to_out.0", ch, ch),
+		}}
+	}
+	return m
 }
 
 // source hands out the tensors of one part of the VAE (decoder or encoder)
