@@ -138,44 +138,56 @@ def decode(p, cfg, latent):
     return conv(x, p, "decoder.conv_out", 1)
 
 
+class RandomWeights:
+    """Random VAE weights in diffusers naming, scaled so activations stay O(1),
+    drawn in the order the parts are asked for."""
+
+    def __init__(self, seed):
+        self.g = torch.Generator().manual_seed(seed)
+        self.p = {}
+
+    def randn(self, *shape, std=1.0):
+        return torch.randn(*shape, generator=self.g, dtype=torch.float64) * std
+
+    def conv(self, name, cout, cin, k):
+        self.p[name + ".weight"] = self.randn(cout, cin, k, k, std=(cin * k * k) ** -0.5)
+        self.p[name + ".bias"] = self.randn(cout, std=0.1)
+
+    def norm(self, name, c):
+        self.p[name + ".weight"] = 1 + self.randn(c, std=0.2)
+        self.p[name + ".bias"] = self.randn(c, std=0.2)
+
+    def resnet(self, name, cin, cout):
+        self.norm(name + ".norm1", cin)
+        self.conv(name + ".conv1", cout, cin, 3)
+        self.norm(name + ".norm2", cout)
+        self.conv(name + ".conv2", cout, cout, 3)
+        if cin != cout:
+            self.conv(name + ".conv_shortcut", cout, cin, 1)
+
+    def mid_block(self, prefix, top):
+        self.resnet(prefix + ".resnets.0", top, top)
+        a = prefix + ".attentions.0"
+        self.norm(a + ".group_norm", top)
+        for n in ["to_q", "to_k", "to_v", "to_out.0"]:
+            # Larger q/k weights so the softmax is far from uniform.
+            std = (2.0 if n in ("to_q", "to_k") else 1.0) * top ** -0.5
+            self.p[f"{a}.{n}.weight"] = self.randn(top, top, std=std)
+            self.p[f"{a}.{n}.bias"] = self.randn(top, std=0.1)
+        self.resnet(prefix + ".resnets.1", top, top)
+
+
 def random_weights(cfg, seed, old_attention_names=False, conv_shaped_attention=False):
     """Random decoder weights in diffusers naming, scaled so activations stay O(1)."""
-    g = torch.Generator().manual_seed(seed)
-    p = {}
-
-    def randn(*shape, std=1.0):
-        return torch.randn(*shape, generator=g, dtype=torch.float64) * std
-
-    def conv_p(name, cout, cin, k):
-        p[name + ".weight"] = randn(cout, cin, k, k, std=(cin * k * k) ** -0.5)
-        p[name + ".bias"] = randn(cout, std=0.1)
-
-    def norm_p(name, c):
-        p[name + ".weight"] = 1 + randn(c, std=0.2)
-        p[name + ".bias"] = randn(c, std=0.2)
-
-    def resnet_p(name, cin, cout):
-        norm_p(name + ".norm1", cin)
-        conv_p(name + ".conv1", cout, cin, 3)
-        norm_p(name + ".norm2", cout)
-        conv_p(name + ".conv2", cout, cout, 3)
-        if cin != cout:
-            conv_p(name + ".conv_shortcut", cout, cin, 1)
+    w = RandomWeights(seed)
+    p, conv_p, norm_p, resnet_p = w.p, w.conv, w.norm, w.resnet
 
     boc = cfg["block_out_channels"]
     lc = cfg["latent_channels"]
     top = boc[-1]
     conv_p("post_quant_conv", lc, lc, 1)
     conv_p("decoder.conv_in", top, lc, 3)
-    resnet_p("decoder.mid_block.resnets.0", top, top)
-    a = "decoder.mid_block.attentions.0"
-    norm_p(a + ".group_norm", top)
-    for n in ["to_q", "to_k", "to_v", "to_out.0"]:
-        # Larger q/k weights so the softmax is far from uniform.
-        std = (2.0 if n in ("to_q", "to_k") else 1.0) * top ** -0.5
-        p[f"{a}.{n}.weight"] = randn(top, top, std=std)
-        p[f"{a}.{n}.bias"] = randn(top, std=0.1)
-    resnet_p("decoder.mid_block.resnets.1", top, top)
+    w.mid_block("decoder.mid_block", top)
     rev = list(reversed(boc))
     cur = rev[0]
     for i, c in enumerate(rev):
@@ -363,27 +375,8 @@ def posterior(moments, cfg, noise=None):
 
 def random_encoder_weights(cfg, seed):
     """Random encoder weights in diffusers naming, scaled so activations stay O(1)."""
-    g = torch.Generator().manual_seed(seed)
-    p = {}
-
-    def randn(*shape, std=1.0):
-        return torch.randn(*shape, generator=g, dtype=torch.float64) * std
-
-    def conv_p(name, cout, cin, k):
-        p[name + ".weight"] = randn(cout, cin, k, k, std=(cin * k * k) ** -0.5)
-        p[name + ".bias"] = randn(cout, std=0.1)
-
-    def norm_p(name, c):
-        p[name + ".weight"] = 1 + randn(c, std=0.2)
-        p[name + ".bias"] = randn(c, std=0.2)
-
-    def resnet_p(name, cin, cout):
-        norm_p(name + ".norm1", cin)
-        conv_p(name + ".conv1", cout, cin, 3)
-        norm_p(name + ".norm2", cout)
-        conv_p(name + ".conv2", cout, cout, 3)
-        if cin != cout:
-            conv_p(name + ".conv_shortcut", cout, cin, 1)
+    w = RandomWeights(seed)
+    p, conv_p, norm_p, resnet_p = w.p, w.conv, w.norm, w.resnet
 
     boc = cfg["block_out_channels"]
     lc = cfg["latent_channels"]
@@ -396,14 +389,7 @@ def random_encoder_weights(cfg, seed):
         cur = c
         if i < len(boc) - 1:
             conv_p(f"encoder.down_blocks.{i}.downsamplers.0.conv", c, c, 3)
-    resnet_p("encoder.mid_block.resnets.0", top, top)
-    a = "encoder.mid_block.attentions.0"
-    norm_p(a + ".group_norm", top)
-    for n in ["to_q", "to_k", "to_v", "to_out.0"]:
-        std = (2.0 if n in ("to_q", "to_k") else 1.0) * top ** -0.5
-        p[f"{a}.{n}.weight"] = randn(top, top, std=std)
-        p[f"{a}.{n}.bias"] = randn(top, std=0.1)
-    resnet_p("encoder.mid_block.resnets.1", top, top)
+    w.mid_block("encoder.mid_block", top)
     norm_p("encoder.conv_norm_out", top)
     conv_p("encoder.conv_out", 2 * lc, top, 3)
     conv_p("quant_conv", 2 * lc, 2 * lc, 1)
