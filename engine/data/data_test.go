@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,6 +177,23 @@ func TestLoadLatents(t *testing.T) {
 	if ds.Multi[5+1] != 1 || ds.Multi[5+4] != 1 || ds.Multi[5+0] != 0 {
 		t.Fatalf("multi-hot label 1: %v", ds.Multi[5:10])
 	}
+	// classes.txt names the classes when it has one name per class.
+	os.WriteFile(filepath.Join(dir, "classes.txt"), []byte("a\nb\nc\nd\ne\n"), 0o644)
+	if ds, err := LoadLatents(dir); err != nil || strings.Join(ds.Classes, ",") != "a,b,c,d,e" {
+		t.Fatalf("classes.txt: %v, %v", ds.Classes, err)
+	}
+	os.WriteFile(filepath.Join(dir, "classes.txt"), []byte("a\nb\n"), 0o644)
+	if ds, err := LoadLatents(dir); err != nil || strings.Join(ds.Classes, ",") != "0,1,2,3,4" {
+		t.Fatalf("classes.txt with too few names: %v, %v", ds.Classes, err)
+	}
+
+	nan := make([]float32, 24)
+	nan[7] = float32(math.NaN())
+	npy.WriteFile(filepath.Join(dir, "features_0", "1.npy"), []int{1, 4, 2, 3}, nan)
+	if _, err := LoadLatents(dir); err == nil || !strings.Contains(err.Error(), "1.npy: value 7 is NaN") {
+		t.Fatalf("NaN latent: %v", err)
+	}
+	npy.WriteFile(filepath.Join(dir, "features_0", "1.npy"), []int{1, 4, 2, 3}, make([]float32, 24))
 	os.WriteFile(filepath.Join(dir, "labels_0", "2.npy"), []byte("junk"), 0o644)
 	if _, err := LoadLatents(dir); err == nil || !strings.Contains(err.Error(), "2.npy") {
 		t.Fatalf("corrupt label file: %v", err)

@@ -2,6 +2,7 @@ package data
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,6 +68,9 @@ func LoadLatents(dir string) (*Dataset, error) {
 		if len(sh) != 4 || sh[0] != 1 {
 			return nil, fmt.Errorf("%s: shape %v, want (1, C, H, W)", fp, a.Shape)
 		}
+		if i := nonFinite(a.Data); i >= 0 {
+			return nil, fmt.Errorf("%s: value %d is %v; a latent must be finite", fp, i, a.Data[i])
+		}
 		c, h, w := sh[1], sh[2], sh[3]
 		if d.N == 0 {
 			d.C, d.H, d.W = c, h, w
@@ -82,6 +86,9 @@ func LoadLatents(dir string) (*Dataset, error) {
 		l, err := npy.ReadFile(lp)
 		if err != nil {
 			return nil, err
+		}
+		if i := nonFinite(l.Data); i >= 0 {
+			return nil, fmt.Errorf("%s: label entry %d is %v", lp, i, l.Data[i])
 		}
 		if K == 0 {
 			K = len(l.Data)
@@ -122,4 +129,14 @@ func latentClassNames(dir string, K int) []string {
 		names = append(names, strconv.Itoa(k))
 	}
 	return names
+}
+
+// nonFinite returns the index of the first NaN or infinity in v, or -1.
+func nonFinite(v []float32) int {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return i
+		}
+	}
+	return -1
 }
