@@ -101,11 +101,6 @@ func (u *UI) CellCentre(p, i, j int) image.Point {
 	return image.Pt(cv.screen.X+int(cv.origin.X+(float32(j)+0.5)*cv.cell), cv.screen.Y+int(cv.origin.Y+(float32(i)+0.5)*cv.cell))
 }
 
-func fillSize(gtx C, c color.NRGBA, sz image.Point) D {
-	fillRect(gtx.Ops, c, image.Rectangle{Max: sz})
-	return D{Size: sz}
-}
-
 // viewImage renders the current view of frame f (cached), or explains why not.
 func (u *UI) viewImage(f *Frame) (*imgEntry, string) {
 	if f == nil {

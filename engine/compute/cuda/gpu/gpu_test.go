@@ -29,11 +29,10 @@ import (
 )
 
 var (
-	openOnce    sync.Once
-	accels      [3]*cuda.Accelerator // by cuda.Precision
-	openErr     error
-	deviceName  string
-	sharedModel sync.Map // config name → *engine.Model (CPU)
+	openOnce   sync.Once
+	accels     [3]*cuda.Accelerator // by cuda.Precision
+	openErr    error
+	deviceName string
 )
 
 // accelerator returns the accelerator of precision p on GPU 0, which it
