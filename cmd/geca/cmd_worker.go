@@ -21,12 +21,32 @@ import (
 	"geca/engine/sample"
 )
 
-// openCUDA opens the GPU engine in this process with its matrix products in
-// precision (one of gpuPrecisions). It is set only in builds with -tags cuda
+// openCUDA opens the GPU engine in this process with its matrix products
+// computed as mode says. It is set only in builds with -tags cuda
 // (cmd_worker_cuda.go); such builds have no viewer and die at start without
 // a working NVIDIA driver, which is why the viewer and the CPU binary reach
 // the GPU through a worker process instead.
-var openCUDA func(precision string) (engine.Accelerator, error)
+var openCUDA func(mode gpuMode) (engine.Accelerator, error)
+
+// gpuMode is how the GPU engine computes its matrix products: in a
+// precision (one of gpuPrecisions) with its own kernels, or, with cuBLAS,
+// in FP32 by cuBLAS found at run time.
+type gpuMode struct {
+	precision string
+	cublas    bool
+}
+
+// check reports a precision other than the known ones, and cuBLAS with a
+// precision other than fp32.
+func (m gpuMode) check() error {
+	if err := checkPrecision(m.precision); err != nil {
+		return err
+	}
+	if m.cublas && m.precision != "fp32" {
+		return fmt.Errorf("cuBLAS computes in fp32: it does not go with precision %s", m.precision)
+	}
+	return nil
+}
 
 // gpuPrecisions name the arithmetic of the GPU engine's matrix products
 // (cuda.Precision; named here because only the -tags cuda build links that
@@ -58,6 +78,35 @@ func gpuPrecision() (string, error) {
 	return "fp32", nil
 }
 
+// envGPUMode is the mode the environment asks for: gpuPrecision, and cuBLAS
+// when $GECA_CUBLAS=1. A bad value or combination is a usage error.
+func envGPUMode() (gpuMode, error) {
+	p, err := gpuPrecision()
+	if err != nil {
+		return gpuMode{}, err
+	}
+	m := gpuMode{precision: p}
+	if m.cublas, err = envCublas(); err != nil {
+		return gpuMode{}, err
+	}
+	if err := m.check(); err != nil {
+		return gpuMode{}, usagef("$GECA_CUBLAS and $GECA_PRECISION: %v", err)
+	}
+	return m, nil
+}
+
+// envCublas is whether $GECA_CUBLAS asks for cuBLAS (1) or not (0 or unset).
+func envCublas() (bool, error) {
+	switch v := os.Getenv("GECA_CUBLAS"); v {
+	case "", "0":
+		return false, nil
+	case "1":
+		return true, nil
+	default:
+		return false, usagef("$GECA_CUBLAS=%q: want 1 (or 0)", v)
+	}
+}
+
 // gpuWorkerName is the GPU build of geca that --device cuda starts as a
 // worker.
 const gpuWorkerName = "geca-cuda"
@@ -66,7 +115,7 @@ func init() {
 	c := &command{
 		name:    "worker",
 		summary: "serve the engine to a viewer or command: on stdin/stdout (the default) or on TCP with a token",
-		usage:   "[--device cpu|cuda|auto] [--precision fp32|tf32|bf16] [--listen HOST:PORT] [--token TOKEN]",
+		usage:   "[--device cpu|cuda|auto] [--precision fp32|tf32|bf16] [--cublas] [--listen HOST:PORT] [--token TOKEN]",
 	}
 	c.run = func(args []string) error { return runWorker(c, args) }
 	register(c)
@@ -80,6 +129,7 @@ func runWorker(c *command, args []string) error {
 	maxConns := fs.Int("max-conns", 4, "connections served at once with --listen")
 	prec := fs.String("precision", "", "GPU: arithmetic of the matrix products: fp32 (the default); tf32 or bf16 on the tensor cores, faster, with a relative error after a denoiser call of about 3e-4 (tf32) or 3e-3 (bf16) instead of 2e-7 (default $GECA_PRECISION)")
 	tf := fs.Bool("tf32", false, "GPU: the same as --precision tf32 (or $GECA_TF32=1)")
+	useCublas := fs.Bool("cublas", false, "GPU: FP32 matrix products by cuBLAS (libcublas.so.13, .12 or .11, found at run time; $GECA_CUBLAS_LIB names the file) instead of geca's kernels (or $GECA_CUBLAS=1)")
 	if err := parseFlags(fs, c, args); err != nil {
 		return err
 	}
@@ -101,11 +151,21 @@ func runWorker(c *command, args []string) error {
 	switch *device {
 	case "cpu":
 	case "cuda", "auto":
-		if *prec == "" {
-			var err error
-			if *prec, err = gpuPrecision(); err != nil {
+		// Flags first, the environment for what they leave open.
+		mode := gpuMode{precision: *prec, cublas: *useCublas}
+		var err error
+		if mode.precision == "" {
+			if mode.precision, err = gpuPrecision(); err != nil {
 				return err
 			}
+		}
+		if !mode.cublas {
+			if mode.cublas, err = envCublas(); err != nil {
+				return err
+			}
+		}
+		if err := mode.check(); err != nil {
+			return usagef("%v", err)
 		}
 		if openCUDA == nil {
 			if *device == "cuda" {
@@ -113,7 +173,7 @@ func runWorker(c *command, args []string) error {
 			}
 			break
 		}
-		a, err := openCUDA(*prec)
+		a, err := openCUDA(mode)
 		if err != nil {
 			if *device == "cuda" {
 				return err
@@ -178,7 +238,7 @@ type deviceFlags struct {
 
 func addDeviceFlags(fs *flag.FlagSet, def string) *deviceFlags {
 	d := &deviceFlags{}
-	fs.StringVar(&d.device, "device", def, "what to compute on: cpu; cuda (the GPU worker "+gpuWorkerName+", found next to geca, on PATH or in $GECA_CUDA_WORKER; $GECA_PRECISION=tf32 or bf16 for the tensor cores); auto (cuda when it starts and works, else cpu)")
+	fs.StringVar(&d.device, "device", def, "what to compute on: cpu; cuda (the GPU worker "+gpuWorkerName+", found next to geca, on PATH or in $GECA_CUDA_WORKER; $GECA_PRECISION=tf32 or bf16 for the tensor cores, $GECA_CUBLAS=1 for cuBLAS); auto (cuda when it starts and works, else cpu)")
 	fs.StringVar(&d.engine, "engine", "", "compute on a running `geca worker --listen` at HOST:PORT instead")
 	fs.StringVar(&d.token, "token", "", "token of the --engine worker (default $GECA_TOKEN)")
 	return d
@@ -220,7 +280,7 @@ func (d *deviceFlags) open() (*backend, error) {
 	if d.device == "cpu" {
 		return &backend{desc: cpuDescription()}, nil
 	}
-	if _, err := gpuPrecision(); err != nil {
+	if _, err := envGPUMode(); err != nil {
 		return nil, err // a mistake to report, not a reason to fall back to the CPU
 	}
 	b, err := openGPU()
@@ -237,11 +297,11 @@ func (d *deviceFlags) open() (*backend, error) {
 // GPU worker as a child process.
 func openGPU() (*backend, error) {
 	if openCUDA != nil {
-		prec, err := gpuPrecision()
+		mode, err := envGPUMode()
 		if err != nil {
 			return nil, err
 		}
-		a, err := openCUDA(prec)
+		a, err := openCUDA(mode)
 		if err != nil {
 			return nil, err
 		}

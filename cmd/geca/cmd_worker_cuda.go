@@ -10,11 +10,11 @@ import (
 
 // This build computes on the GPU in this process (see openCUDA).
 func init() {
-	openCUDA = func(precision string) (engine.Accelerator, error) {
-		p, err := cuda.ParsePrecision(precision)
+	openCUDA = func(mode gpuMode) (engine.Accelerator, error) {
+		p, err := cuda.ParsePrecision(mode.precision)
 		if err != nil {
 			return nil, err
 		}
-		return gpu.OpenAccelerator(cuda.Options{Precision: p})
+		return gpu.OpenAccelerator(cuda.Options{Precision: p, Library: mode.cublas})
 	}
 }

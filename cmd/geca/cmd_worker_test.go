@@ -228,6 +228,8 @@ func TestWorkerPrecision(t *testing.T) {
 		{"", []string{"worker", "--device", "cuda", "--tf32", "--precision", "bf16"}, 2, "contradict"},
 		{"fp16", []string{"worker", "--device", "cuda"}, 2, `$GECA_PRECISION: precision "fp16"`},
 		{"fp16", []string{"worker", "--device", "auto"}, 2, `$GECA_PRECISION: precision "fp16"`},
+		{"", []string{"worker", "--device", "cuda", "--cublas", "--precision", "bf16"}, 2, "cuBLAS computes in fp32: it does not go with precision bf16"},
+		{"tf32", []string{"worker", "--device", "auto", "--cublas"}, 2, "cuBLAS computes in fp32: it does not go with precision tf32"},
 	} {
 		t.Setenv("GECA_PRECISION", c.env)
 		code, _, stderr := capture(t, c.args...)
@@ -237,7 +239,7 @@ func TestWorkerPrecision(t *testing.T) {
 	}
 	if openCUDA == nil {
 		// Good values pass the checks: this build then stops at the missing GPU engine.
-		for _, args := range [][]string{{"--precision", "bf16"}, {"--tf32"}, {"--tf32", "--precision", "tf32"}} {
+		for _, args := range [][]string{{"--precision", "bf16"}, {"--tf32"}, {"--tf32", "--precision", "tf32"}, {"--cublas", "--precision", "fp32"}} {
 			t.Setenv("GECA_PRECISION", "tf32")
 			code, _, stderr := capture(t, append([]string{"worker", "--device", "cuda"}, args...)...)
 			if code != 1 || !strings.Contains(stderr, "-tags cuda") {
@@ -263,5 +265,26 @@ func TestWorkerPrecision(t *testing.T) {
 	t.Setenv("GECA_PRECISION", "bf16")
 	if p, err := gpuPrecision(); p != "bf16" || err != nil {
 		t.Errorf("GECA_PRECISION=bf16 GECA_TF32=1: precision %q, %v", p, err)
+	}
+
+	// $GECA_CUBLAS: 1 or 0, and only with fp32.
+	t.Setenv("GECA_TF32", "")
+	for _, c := range []struct {
+		prec, cublas string
+		want         gpuMode
+		errIn        string
+	}{
+		{"", "1", gpuMode{"fp32", true}, ""},
+		{"fp32", "0", gpuMode{"fp32", false}, ""},
+		{"", "yes", gpuMode{}, `$GECA_CUBLAS="yes": want 1`},
+		{"bf16", "1", gpuMode{}, "$GECA_CUBLAS and $GECA_PRECISION: cuBLAS computes in fp32"},
+	} {
+		t.Setenv("GECA_PRECISION", c.prec)
+		t.Setenv("GECA_CUBLAS", c.cublas)
+		m, err := envGPUMode()
+		var u usageError
+		if c.errIn == "" && (err != nil || m != c.want) || c.errIn != "" && (!errors.As(err, &u) || !strings.Contains(err.Error(), c.errIn)) {
+			t.Errorf("GECA_PRECISION=%s GECA_CUBLAS=%s: %+v, %v", c.prec, c.cublas, m, err)
+		}
 	}
 }

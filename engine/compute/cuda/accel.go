@@ -52,6 +52,11 @@ func ParsePrecision(s string) (Precision, error) {
 type Options struct {
 	// Precision of the matrix products; the zero value is FP32.
 	Precision Precision
+	// Library computes the FP32 matrix products with the driver's vendor
+	// library (cuBLAS, LibraryDriver) instead of the kernels of
+	// kernels.cu: rows are gathered before and the bias, GELU and row
+	// scatter applied after, by two small kernels. FP32 only.
+	Library bool
 }
 
 // Accelerator runs the updates of models on a device (engine.Accelerator).
@@ -66,6 +71,9 @@ type Accelerator struct {
 	models map[*engine.Model]*devModel
 	sc     scratch
 
+	lib        GemmLibrary // with Options.Library
+	libA, libC buf         // its gathered operand and its result before the epilogue
+
 	freeMu  sync.Mutex
 	pending []Ptr // freed by the garbage collector's cleanups, released in the next Do
 }
@@ -73,12 +81,20 @@ type Accelerator struct {
 type kernels struct {
 	gemm128v, gemm128s, gemm64v, gemm64s, tf32, bf16 Kernel
 	embed, resid, attn, apply, silu                  Kernel
+	gather, biasAct                                  Kernel
 }
 
 // New makes an accelerator on drv and checks that its kernels load.
 func New(drv Driver, opt Options) (*Accelerator, error) {
 	if opt.Precision < FP32 || opt.Precision > BF16 {
 		return nil, fmt.Errorf("cuda: unknown precision %v", opt.Precision)
+	}
+	if opt.Library && opt.Precision != FP32 {
+		return nil, fmt.Errorf("cuda: the matrix library computes in FP32, not %v", opt.Precision)
+	}
+	ld, hasLib := drv.(LibraryDriver)
+	if opt.Library && !hasLib {
+		return nil, fmt.Errorf("cuda: %s offers no matrix library", drv.Name())
 	}
 	a := &Accelerator{drv: drv, opt: opt, models: map[*engine.Model]*devModel{}}
 	err := drv.Do(func() error {
@@ -88,11 +104,17 @@ func New(drv Driver, opt Options) (*Accelerator, error) {
 		}{
 			{&a.k.gemm128v, "gemm128v"}, {&a.k.gemm128s, "gemm128s"}, {&a.k.gemm64v, "gemm64v"}, {&a.k.gemm64s, "gemm64s"},
 			{&a.k.tf32, "gemm_tf32"}, {&a.k.bf16, "gemm_bf16"}, {&a.k.embed, "embed_ln"}, {&a.k.resid, "resid_ln"}, {&a.k.attn, "attn"},
-			{&a.k.apply, "apply_update"}, {&a.k.silu, "silu"},
+			{&a.k.apply, "apply_update"}, {&a.k.silu, "silu"}, {&a.k.gather, "gather_rows"}, {&a.k.biasAct, "bias_act"},
 		} {
 			var err error
 			if *k.dst, err = drv.Kernel(k.name); err != nil {
 				return fmt.Errorf("kernel %s: %w", k.name, err)
+			}
+		}
+		if opt.Library {
+			var err error
+			if a.lib, err = ld.GemmLibrary(); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -110,6 +132,9 @@ func (a *Accelerator) Name() string {
 		return a.drv.Name() + ", TF32 tensor cores"
 	case BF16:
 		return a.drv.Name() + ", BF16 tensor cores"
+	}
+	if a.lib != nil {
+		return a.drv.Name() + ", FP32, " + a.lib.Name()
 	}
 	return a.drv.Name() + ", FP32"
 }
@@ -309,6 +334,9 @@ func (a *Accelerator) gemm(M, N, K int, A Ptr, lda int, aIdx Ptr, B Ptr, ldb int
 	if cdiv(M, 64) > 65535 {
 		return fmt.Errorf("matrix product of %d rows: more than the grid of one launch allows", M)
 	}
+	if a.lib != nil {
+		return a.libGemm(M, N, K, A, lda, aIdx, B, ldb, C, ldc, cIdx, bias, epi)
+	}
 	args := []uint64{iarg(M), iarg(N), iarg(K), uint64(A), iarg(lda), uint64(aIdx), uint64(B), iarg(ldb), uint64(C),
 		iarg(ldc), uint64(cIdx), uint64(bias), iarg(epi)}
 	switch a.opt.Precision {
@@ -332,4 +360,57 @@ func (a *Accelerator) gemm(M, N, K int, A Ptr, lda int, aIdx Ptr, B Ptr, ldb int
 		k = a.k.gemm64v
 	}
 	return a.drv.Launch(k, [3]int{cdiv(N, 64), cdiv(M, 64), 1}, [3]int{256, 1, 1}, args)
+}
+
+// libGemm is gemm through the matrix library: gather the rows of A when
+// aIdx lists them, multiply, then add the bias, apply the epilogue and
+// scatter the rows when any of those is asked for (else the library writes
+// C itself).
+func (a *Accelerator) libGemm(M, N, K int, A Ptr, lda int, aIdx Ptr, B Ptr, ldb int, C Ptr, ldc int, cIdx Ptr, bias Ptr, epi int) error {
+	const threads = 256
+	if aIdx != 0 {
+		if err := a.growLib(&a.libA, M*K); err != nil {
+			return err
+		}
+		if err := a.drv.Launch(a.k.gather, [3]int{cdiv(M*K, threads), 1, 1}, [3]int{threads, 1, 1}, []uint64{
+			iarg(M), iarg(K), uint64(A), iarg(lda), uint64(aIdx), uint64(a.libA.p)}); err != nil {
+			return err
+		}
+		A, lda = a.libA.p, K
+	}
+	if cIdx == 0 && bias == 0 && epi == 0 {
+		return a.lib.SgemmNT(M, N, K, A, lda, B, ldb, C, ldc)
+	}
+	if err := a.growLib(&a.libC, M*N); err != nil {
+		return err
+	}
+	if err := a.lib.SgemmNT(M, N, K, A, lda, B, ldb, a.libC.p, N); err != nil {
+		return err
+	}
+	return a.drv.Launch(a.k.biasAct, [3]int{cdiv(M*N, threads), 1, 1}, [3]int{threads, 1, 1}, []uint64{
+		iarg(M), iarg(N), uint64(a.libC.p), iarg(N), uint64(bias), iarg(epi), uint64(C), iarg(ldc), uint64(cIdx)})
+}
+
+// growLib makes b hold at least n values. The queued work may still read
+// the old buffer, so it is waited for before the buffer goes; sizes settle
+// after the first denoiser call.
+func (a *Accelerator) growLib(b *buf, n int) error {
+	if n <= b.n {
+		return nil
+	}
+	if b.p != 0 {
+		if err := a.drv.Sync(); err != nil {
+			return err
+		}
+		if err := a.drv.Free(b.p); err != nil {
+			return err
+		}
+		*b = buf{}
+	}
+	nb, err := a.alloc(n + n/4)
+	if err != nil {
+		return err
+	}
+	*b = nb
+	return nil
 }

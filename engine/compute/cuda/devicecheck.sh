@@ -103,10 +103,31 @@ if [[ -n $toolkit ]]; then
 	fail=1
 fi
 
+# cuBLAS for the cublas column: as the loader or /usr/local/cuda finds it,
+# else in a CUDA toolkit elsewhere or a PyTorch install's wheels.
+if [[ -z ${GECA_CUBLAS_LIB:-} ]] && ! ldconfig -p 2>/dev/null | grep -qE 'libcublas\.so\.1[123] ' &&
+	! ls /usr/local/cuda/lib64/libcublas.so.1[123] >/dev/null 2>&1; then
+	lib=$(ls /usr/local/cuda*/lib64/libcublas.so.1[123] /usr/local/cuda*/targets/*/lib/libcublas.so.1[123] 2>/dev/null | head -1)
+	if [[ -z $lib ]] && command -v python3 >/dev/null; then
+		lib=$(python3 -c '
+import glob, os, site
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+for d in dirs:
+    for pat in ("nvidia/**/libcublas.so.1[123]", "torch/lib/libcublas.so.1[123]"):
+        hits = sorted(glob.glob(os.path.join(d, pat), recursive=True))
+        if hits:
+            print(hits[-1])
+            raise SystemExit
+' 2>/dev/null)
+	fi
+	[[ -n $lib ]] && export GECA_CUBLAS_LIB=$lib
+fi
+echo "  cuBLAS: ${GECA_CUBLAS_LIB:-as the dynamic loader finds it}"
+
 echo "steps:"
 step version 30 "$dir/geca-cuda" version || fail=1
 step parity 150 "$dir/gpu.test" -test.run 'Parity|CPUEngine' -test.v || fail=1
-step gpubench 90 "$dir/gpu.test" -test.run '^$' -test.bench '^Benchmark(Update|Call)/b[18]/(gpu|tf32|bf16)$' -test.benchtime 20x
+step gpubench 90 "$dir/gpu.test" -test.run '^$' -test.bench '^Benchmark(Update|Call)/b[18]/(gpu|cublas|tf32|bf16)$' -test.benchtime 20x
 step sample 150 "$dir/gpu.test" -test.run '^$' -test.bench '^BenchmarkSample/' -test.benchtime 1x
 export dir tmp
 ckpt=$tmp/geca-s-random.safetensors
@@ -160,7 +181,7 @@ ratio() {
 	awk -v a="${1#\~}" -v b="${2#\~}" 'BEGIN { if (a == "" || b == "" || b == 0) printf "n/a"; else if (a / b >= 10) printf "%.0fx", a / b; else printf "%.1fx", a / b }'
 }
 row() {
-	printf '%-42s %10s %10s %10s %13s %14s %8s %8s\n' "$@"
+	printf '%-42s %10s %10s %10s %10s %13s %14s %8s %8s\n' "$@"
 }
 
 echo
@@ -170,7 +191,7 @@ cpuEngine=$(awk '/CPUENGINE/ {sub(/.*CPUENGINE /, ""); print; exit}' "$tmp/parit
 echo "CPU engine: ${cpuEngine:-unknown}"
 torchInfo=$(awk '$1 == "TORCH" && ($2 == "INFO" || $2 == "SKIP") {$1 = ""; $2 = ""; sub(/^ +/, ""); print; exit}' "$tmp/torch.log" 2>/dev/null)
 echo "PyTorch: ${torchInfo:-not run} (official module structure, torch_bench.py)"
-row "" "GPU FP32" "GPU TF32" "GPU BF16" "PyTorch GPU" "CPU" "vs torch" "vs CPU"
+row "" "GPU FP32" "cuBLAS" "GPU TF32" "GPU BF16" "PyTorch GPU" "CPU" "vs torch" "vs CPU"
 # line LABEL NAME: one row from the benchmarks named NAME.
 line() {
 	local label=$1 n=$2 cpu=${ns[$2/cpu]:-}
@@ -179,7 +200,7 @@ line() {
 		local c=${ns[Call/${n#Sample/}/cpu]:-}
 		[[ -n $c ]] && cpu="~$(awk -v c="$c" 'BEGIN { printf "%.0f", 250 * c }')"
 	fi
-	row "$label" "$(fmt "${ns[$n/gpu]:-}")" "$(fmt "${ns[$n/tf32]:-}")" "$(fmt "${ns[$n/bf16]:-}")" \
+	row "$label" "$(fmt "${ns[$n/gpu]:-}")" "$(fmt "${ns[$n/cublas]:-}")" "$(fmt "${ns[$n/tf32]:-}")" "$(fmt "${ns[$n/bf16]:-}")" \
 		"$(fmt "${torch[$n]:-}")" "$(fmt "$cpu")" "$(ratio "${torch[$n]:-}" "${ns[$n/gpu]:-}")" "$(ratio "$cpu" "${ns[$n/gpu]:-}")"
 }
 for b in 1 8; do line "one cell update, batch $b" "Update/b$b"; done
@@ -187,13 +208,14 @@ for b in 1 8; do line "one denoiser call (12 updates), batch $b" "Call/b$b"; don
 for b in 1 8; do line "250-step CFG sample, batch $b" "Sample/b$b"; done
 e2e=$(awk '/^E2E/ {print $2}' "$tmp/e2e.log" 2>/dev/null)
 row "geca-cuda sample, 250 steps, batch 1 (CLI)" "${e2e:+$(awk -v s="$e2e" 'BEGIN { printf "%.2f s", s }')}"
-echo "  (~: estimated as 250 denoiser calls. vs: the FP32 GPU engine's speed-up. CLI: wall time of the"
+echo "  (~: estimated as 250 denoiser calls. vs: the FP32 GPU engine's speed-up (own kernels). cuBLAS: FP32"
+echo "   products by cuBLAS (geca worker --cublas), n/a where none was found. CLI: wall time of the"
 echo "   whole command, start-up and JIT included. PyTorch keeps its defaults: FP32, cuDNN convolutions in TF32.)"
 if grep -q '^TORCH FAIL' "$tmp/torch.log" 2>/dev/null; then
 	grep '^TORCH FAIL' "$tmp/torch.log" | sed 's/^TORCH /  PyTorch: /'
 fi
 echo
-echo "parity with the CPU engine after a 12-update call (relative error within fp32 1e-4, tf32 3e-2, bf16 5e-2):"
+echo "parity with the CPU engine after a 12-update call (relative error within fp32 and cublas 1e-4, tf32 3e-2, bf16 5e-2):"
 grep -h 'PARITY' "$tmp/parity.log" | sed 's/^ *[a-z_]*\.go:[0-9]*: PARITY /  /'
 if grep -q '^--- FAIL' "$tmp/parity.log" || ! grep -q '^PASS' "$tmp/parity.log"; then
 	echo "  FAIL:"

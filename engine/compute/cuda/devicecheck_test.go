@@ -21,14 +21,16 @@ case "$*" in
 	echo "    gpu_test.go:60: PARITY fp32 call: max rel 2.1e-07"
 	[[ -n ${FAKE_PARITY_FAIL:-} ]] && { echo "--- FAIL: TestParityCall (0.1s)"; echo FAIL; exit 1; }
 	echo PASS ;;
-*'(gpu|tf32|bf16)'*)
+*'(gpu|cublas|tf32|bf16)'*)
 	echo "BenchmarkUpdate/b1/gpu-16 20 500000 ns/op"
+	echo "BenchmarkUpdate/b1/cublas-16 20 400000 ns/op"
 	echo "BenchmarkUpdate/b1/tf32-16 20 300000 ns/op"
 	echo "BenchmarkUpdate/b1/bf16-16 20 250000 ns/op"
 	echo "BenchmarkCall/b1/gpu-16 20 6000000 ns/op"
 	echo "BenchmarkCall/b8/gpu-16 20 40000000 ns/op" ;;
 *Sample*)
 	echo "BenchmarkSample/b1/gpu-16 1 1500000000 ns/op"
+	echo "BenchmarkSample/b1/cublas-16 1 1200000000 ns/op"
 	echo "BenchmarkSample/b8/gpu-16 1 10000000000 ns/op" ;;
 *b1/cpu*)
 	echo "BenchmarkUpdate/b1/cpu-16 2 250000000 ns/op"
@@ -116,13 +118,13 @@ func TestDeviceCheckTable(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	// Columns: FP32, TF32, BF16, PyTorch, CPU, vs torch, vs CPU.
+	// Columns: FP32, cuBLAS, TF32, BF16, PyTorch, CPU, vs torch, vs CPU.
 	for label, want := range map[string][]string{
-		"one cell update, batch 1":                {"500 us", "300 us", "250 us", "4.00 ms", "250.00 ms", "8.0x", "500x"},
-		"one denoiser call (12 updates), batch 1": {"6.00 ms", "n/a", "n/a", "48.00 ms", "3.00 s", "8.0x", "500x"},
-		"one denoiser call (12 updates), batch 8": {"40.00 ms", "n/a", "n/a", "300.00 ms", "24.00 s", "7.5x", "600x"},
-		"250-step CFG sample, batch 1":            {"1.50 s", "n/a", "n/a", "12.00 s", "~12.5 min", "8.0x", "500x"},
-		"250-step CFG sample, batch 8":            {"10.00 s", "n/a", "n/a", "~75.00 s", "~100.0 min", "7.5x", "600x"},
+		"one cell update, batch 1":                {"500 us", "400 us", "300 us", "250 us", "4.00 ms", "250.00 ms", "8.0x", "500x"},
+		"one denoiser call (12 updates), batch 1": {"6.00 ms", "n/a", "n/a", "n/a", "48.00 ms", "3.00 s", "8.0x", "500x"},
+		"one denoiser call (12 updates), batch 8": {"40.00 ms", "n/a", "n/a", "n/a", "300.00 ms", "24.00 s", "7.5x", "600x"},
+		"250-step CFG sample, batch 1":            {"1.50 s", "1.20 s", "n/a", "n/a", "12.00 s", "~12.5 min", "8.0x", "500x"},
+		"250-step CFG sample, batch 8":            {"10.00 s", "n/a", "n/a", "n/a", "~75.00 s", "~100.0 min", "7.5x", "600x"},
 	} {
 		if got := row(t, out, label); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("%s: %q, want %q", label, got, want)
@@ -141,7 +143,7 @@ func TestDeviceCheckFailures(t *testing.T) {
 	if !strings.Contains(out, "torch: skipped (python3 has no torch)") || !strings.Contains(out, "PyTorch: not run") {
 		t.Errorf("no PyTorch: not said:\n%s", out)
 	}
-	if got := row(t, out, "one cell update, batch 1"); len(got) != 7 || got[3] != "n/a" || got[5] != "n/a" {
+	if got := row(t, out, "one cell update, batch 1"); len(got) != 8 || got[4] != "n/a" || got[6] != "n/a" {
 		t.Errorf("row without PyTorch %q", got)
 	}
 }

@@ -65,5 +65,22 @@ type Driver interface {
 	Sync() error
 }
 
+// GemmLibrary is a vendor library's FP32 matrix product (cuBLAS), queued
+// on the driver's stream.
+type GemmLibrary interface {
+	// Name names the library and its version.
+	Name() string
+	// SgemmNT queues C = A·Bᵀ, all row-major FP32: A is M×K, B is N×K
+	// (a PyTorch weight), C is M×N, with row strides lda, ldb and ldc.
+	SgemmNT(M, N, K int, A Ptr, lda int, B Ptr, ldb int, C Ptr, ldc int) error
+}
+
+// LibraryDriver is a Driver that can offer a GemmLibrary; it is asked
+// inside Do, and says why when it has none.
+type LibraryDriver interface {
+	Driver
+	GemmLibrary() (GemmLibrary, error)
+}
+
 func f32p(s []float32) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s)) }
 func i32p(s []int32) unsafe.Pointer   { return unsafe.Pointer(unsafe.SliceData(s)) }

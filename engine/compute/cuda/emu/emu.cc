@@ -242,6 +242,7 @@ struct Entry {
 const Entry kernels[] = {
     KERNEL(gemm128v), KERNEL(gemm128s), KERNEL(gemm64v),  KERNEL(gemm64s),      KERNEL(gemm_tf32),
     KERNEL(gemm_bf16), KERNEL(embed_ln), KERNEL(resid_ln), KERNEL(attn), KERNEL(apply_update), KERNEL(silu),
+    KERNEL(gather_rows), KERNEL(bias_act),
 };
 } // namespace
 

@@ -27,12 +27,14 @@ import (
 )
 
 // Driver is a cuda.Driver that emulates a GPU with SMs multiprocessors.
+// It is a cuda.LibraryDriver too, with a stand-in for cuBLAS.
 type Driver struct {
-	mu       sync.Mutex
-	allocs   map[cuda.Ptr]alloc
-	sms      int
-	Launches int // kernel launches so far
-	Copies   int // host↔device copies so far
+	mu           sync.Mutex
+	allocs       map[cuda.Ptr]alloc
+	sms          int
+	Launches     int // kernel launches so far
+	Copies       int // host↔device copies so far
+	LibraryCalls int // matrix products by the stand-in library so far
 }
 
 // New returns an emulated device with sms multiprocessors (which only
@@ -153,7 +155,56 @@ func (d *Driver) Allocated() int {
 	return n
 }
 
-var _ cuda.Driver = (*Driver)(nil)
+var _ cuda.LibraryDriver = (*Driver)(nil)
+
+// GemmLibrary returns the emulator's stand-in for cuBLAS: SgemmNT on the
+// emulated memory, every operand's extent checked against its allocation,
+// sums in float64 (a library's order of sums differs from the kernels').
+func (d *Driver) GemmLibrary() (cuda.GemmLibrary, error) { return library{d}, nil }
+
+type library struct{ d *Driver }
+
+func (library) Name() string { return "emulated BLAS" }
+
+func (l library) SgemmNT(M, N, K int, A cuda.Ptr, lda int, B cuda.Ptr, ldb int, C cuda.Ptr, ldc int) error {
+	if M < 0 || N < 0 || K < 0 || lda < K || ldb < K || ldc < N {
+		return fmt.Errorf("emu: SgemmNT(%d, %d, %d) with strides %d, %d, %d", M, N, K, lda, ldb, ldc)
+	}
+	if M == 0 || N == 0 {
+		return nil
+	}
+	view := func(p cuda.Ptr, rows, ld, cols int) ([]float32, error) {
+		n := (rows-1)*ld + cols
+		h, err := l.d.host(p, 4*n)
+		if err != nil {
+			return nil, err
+		}
+		return unsafe.Slice((*float32)(h), n), nil
+	}
+	a, err := view(A, M, lda, K)
+	if err != nil {
+		return err
+	}
+	b, err := view(B, N, ldb, K)
+	if err != nil {
+		return err
+	}
+	c, err := view(C, M, ldc, N)
+	if err != nil {
+		return err
+	}
+	l.d.LibraryCalls++
+	for r := 0; r < M; r++ {
+		for j := 0; j < N; j++ {
+			var s float64
+			for k := 0; k < K; k++ {
+				s += float64(a[r*lda+k]) * float64(b[j*ldb+k])
+			}
+			c[r*ldc+j] = float32(s)
+		}
+	}
+	return nil
+}
 
 // float2bfloat16 returns the values of v rounded to bfloat16 by the
 // emulator's __float2bfloat16_rn, as float32 (for the tests).

@@ -5,6 +5,7 @@ package emu
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -184,18 +185,20 @@ func TestFloat2Bfloat16(t *testing.T) {
 func TestGemmKernels(t *testing.T) {
 	type tc struct{ M, N, K int }
 	cases := []tc{{1, 1, 1}, {5, 7, 3}, {37, 70, 76}, {130, 20, 16}, {64, 64, 64}, {3, 200, 33}, {67, 65, 49}}
-	worst := map[cuda.Precision]float64{}
+	worst := map[string]float64{}
 	defer func() { t.Logf("largest max relative error: %v", worst) }()
-	for _, prec := range []cuda.Precision{cuda.FP32, cuda.TF32, cuda.BF16} {
+	for _, mode := range modes {
+		prec := mode.opt.Precision
 		for _, sms := range []int{1, 1 << 20} { // 128-wide tiles, 64-wide tiles
-			if prec != cuda.FP32 && sms == 1 {
-				continue // one tiling for the tensor-core kernels
+			if (prec != cuda.FP32 || mode.opt.Library) && sms == 1 {
+				continue // one tiling for the tensor-core kernels; none for the library
 			}
 			d := New(sms)
-			acc, err := cuda.New(d, cuda.Options{Precision: prec})
+			acc, err := cuda.New(d, mode.opt)
 			if err != nil {
 				t.Fatal(err)
 			}
+			calls := d.LibraryCalls
 			for _, c := range cases {
 				for _, variant := range []int{0, 1, 2} { // plain; gather+scatter+bias+GELU; odd strides
 					lda, ldb, ldc := c.K, c.K, c.N
@@ -259,16 +262,16 @@ func TestGemmKernels(t *testing.T) {
 							}
 						}
 						if e := maxRel(got, wantRounded); e > 1e-6 {
-							t.Errorf("%v, sms %d, %+v variant %d: max relative error %.3g against the product of the rounded operands",
-								prec, sms, c, variant, e)
+							t.Errorf("%s, sms %d, %+v variant %d: max relative error %.3g against the product of the rounded operands",
+								mode.name, sms, c, variant, e)
 						}
-						worst[prec] = max(worst[prec], maxRel(got, want))
+						worst[mode.name] = max(worst[mode.name], maxRel(got, want))
 						u := map[cuda.Precision]float64{cuda.FP32: 0, cuda.TF32: 0x1p-11, cuda.BF16: 0x1p-8}[prec]
 						for i := range want {
 							bound := 1.13*(2*u+u*u+float64(c.K)*0x1p-24)*absSum[i] + 0x1p-22*math.Abs(float64(want[i])) // and the epilogue's roundings
 							if e := math.Abs(float64(got[i]) - float64(want[i])); e > bound {
-								t.Errorf("%v, sms %d, %+v variant %d, element %d: %v, want %v: error %.3g over the bound %.3g",
-									prec, sms, c, variant, i, got[i], want[i], e, bound)
+								t.Errorf("%s, sms %d, %+v variant %d, element %d: %v, want %v: error %.3g over the bound %.3g",
+									mode.name, sms, c, variant, i, got[i], want[i], e, bound)
 								break
 							}
 						}
@@ -284,8 +287,22 @@ func TestGemmKernels(t *testing.T) {
 					}
 				}
 			}
+			if used := d.LibraryCalls > calls; used != mode.opt.Library {
+				t.Errorf("%s: library used: %v", mode.name, used)
+			}
 		}
 	}
+}
+
+// modes are the ways the accelerator computes its matrix products.
+var modes = []struct {
+	name string
+	opt  cuda.Options
+}{
+	{"fp32", cuda.Options{}},
+	{"tf32", cuda.Options{Precision: cuda.TF32}},
+	{"bf16", cuda.Options{Precision: cuda.BF16}},
+	{"fp32 library", cuda.Options{Library: true}},
 }
 
 func tinyConfig() engine.Config {
@@ -345,9 +362,10 @@ func TestCallMatchesCPU(t *testing.T) {
 	type bound struct{ rel, max float64 }
 	tols := map[cuda.Precision]bound{cuda.FP32: {1e-5, 1e-4}, cuda.TF32: {1e-3, 2e-3}, cuda.BF16: {1e-2, 2e-2}}
 	for _, cfg := range []engine.Config{tinyConfig(), xsConfig()} {
-		for _, prec := range []cuda.Precision{cuda.FP32, cuda.TF32, cuda.BF16} {
+		for _, mode := range modes {
+			prec := mode.opt.Precision
 			d := New(1 << 20)
-			acc, err := cuda.New(d, cuda.Options{Precision: prec})
+			acc, err := cuda.New(d, mode.opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -362,9 +380,12 @@ func TestCallMatchesCPU(t *testing.T) {
 				t.Fatal(err)
 			}
 			e, me := relErr(got.Data, want.Data), maxRel(got.Data, want.Data)
-			t.Logf("%s, %v: relative error %.3g (max %.3g) after 12 updates; %d copies", cfg.Name, prec, e, me, d.Copies-copies)
+			t.Logf("%s, %s: relative error %.3g (max %.3g) after 12 updates; %d copies", cfg.Name, mode.name, e, me, d.Copies-copies)
 			if tol := tols[prec]; e > tol.rel || me > tol.max {
-				t.Errorf("%s, %v: relative error %.3g, max %.3g; want at most %g and %g", cfg.Name, prec, e, me, tol.rel, tol.max)
+				t.Errorf("%s, %s: relative error %.3g, max %.3g; want at most %g and %g", cfg.Name, mode.name, e, me, tol.rel, tol.max)
+			}
+			if mode.opt.Library && d.LibraryCalls == 0 {
+				t.Errorf("%s, %s: the library was not used", cfg.Name, mode.name)
 			}
 			if relErr(got.Data, st0.Data) < 1e-3 {
 				t.Errorf("%s: the grid barely changed", cfg.Name)
@@ -376,9 +397,15 @@ func TestCallMatchesCPU(t *testing.T) {
 // Update by update with everything the viewer observes, a dense updater, an
 // edit of the grid and a change of conditioning between updates.
 func TestUpdatesWithObserveEditsDense(t *testing.T) {
+	for _, lib := range []bool{false, true} {
+		t.Run(fmt.Sprintf("library=%v", lib), func(t *testing.T) { testUpdatesWithObserveEditsDense(t, cuda.Options{Library: lib}) })
+	}
+}
+
+func testUpdatesWithObserveEditsDense(t *testing.T, opt cuda.Options) {
 	cfg := tinyConfig()
 	d := New(1 << 20)
-	acc, err := cuda.New(d, cuda.Options{})
+	acc, err := cuda.New(d, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

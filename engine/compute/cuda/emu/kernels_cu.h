@@ -189,6 +189,26 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm64s(GEMM_PARAMS) 
 	gemm_tile<64, 64, 4, 4, false>(GEMM_ARGS);
 }
 
+// Products computed by a library (cuBLAS, opt-in) take plain row-major
+// operands and give a plain result: gather_rows gathers the rows of A
+// first, and bias_act adds the bias, applies the epilogue and scatters the
+// rows of the result T (M x N, row stride ldt) into C as gemm_store does.
+extern "C" __global__ void gather_rows(int M, int K, const float* __restrict__ A, int lda, const int* __restrict__ idx,
+                                       float* __restrict__ out) {
+	const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i >= (long)M * K) return;
+	const int r = (int)(i / K), k = (int)(i % K);
+	out[i] = A[(long)idx[r] * lda + k];
+}
+
+extern "C" __global__ void bias_act(int M, int N, const float* __restrict__ T, int ldt, const float* __restrict__ bias,
+                                    int epi, float* __restrict__ C, int ldc, const int* __restrict__ cIdx) {
+	const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i >= (long)M * N) return;
+	const int r = (int)(i / N), c = (int)(i % N);
+	gemm_store(M, N, r, c, T[(long)r * ldt + c], C, ldc, cIdx, bias, epi);
+}
+
 // Tensor-core GEMMs (opt-in): 64 x 64 tiles, 4 warps of 32 x 32 (2 x 2
 // fragments of 16 x 16 x TC::K), operands rounded to the tensor-core type as
 // they enter shared memory, products accumulated in FP32. The precision is a

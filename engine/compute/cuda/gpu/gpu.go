@@ -18,6 +18,7 @@ import (
 	_ "geca/engine/compute/cuda/probe" // before cu: says why the driver does not start
 
 	"geca/engine/compute/cuda"
+	"geca/engine/compute/cuda/cublas"
 
 	"gorgonia.org/cu"
 )
@@ -156,7 +157,25 @@ func (d *Driver) Launch(k cuda.Kernel, grid, block [3]int, args []uint64) error 
 
 func (d *Driver) Sync() error { return wrap("waiting for the GPU", d.stream.Synchronize()) }
 
-var _ cuda.Driver = (*Driver)(nil)
+var _ cuda.LibraryDriver = (*Driver)(nil)
+
+// GemmLibrary loads cuBLAS (package cublas: found at run time, never
+// linked) with a handle on the driver's stream. Call it inside Do.
+func (d *Driver) GemmLibrary() (cuda.GemmLibrary, error) {
+	h, err := cublas.Open(unsafe.Pointer(d.stream.C()))
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
+	}
+	return library{h}, nil
+}
+
+type library struct{ h *cublas.Handle }
+
+func (l library) Name() string { return l.h.Name() }
+
+func (l library) SgemmNT(M, N, K int, A cuda.Ptr, lda int, B cuda.Ptr, ldb int, C cuda.Ptr, ldc int) error {
+	return l.h.SgemmNT(M, N, K, uint64(A), lda, uint64(B), ldb, uint64(C), ldc)
+}
 
 // OpenAccelerator opens GPU 0 and checks, with one small matrix product
 // against the CPU, that its kernels run and compute right.

@@ -30,14 +30,22 @@ import (
 
 var (
 	openOnce   sync.Once
-	accels     [3]*cuda.Accelerator // by cuda.Precision
+	accels     map[string]*cuda.Accelerator // by mode: fp32, tf32, bf16, cublas
 	openErr    error
+	cublasErr  error // why there is no cublas accelerator
 	deviceName string
 )
 
-// accelerator returns the accelerator of precision p on GPU 0, which it
-// opens once (with one accelerator per precision).
-func accelerator(tb testing.TB, p cuda.Precision) *cuda.Accelerator {
+// modeOptions are the ways the GPU engine computes its matrix products:
+// its own kernels in each precision, and cuBLAS (FP32) where it is found.
+var modeOptions = map[string]cuda.Options{
+	"fp32": {}, "tf32": {Precision: cuda.TF32}, "bf16": {Precision: cuda.BF16}, "cublas": {Library: true},
+}
+
+// accelerator returns the accelerator of a mode (modeOptions) on GPU 0,
+// which it opens once, with one accelerator per mode. Without cuBLAS the
+// cublas mode skips the test or benchmark.
+func accelerator(tb testing.TB, mode string) *cuda.Accelerator {
 	tb.Helper()
 	openOnce.Do(func() {
 		d, err := Open(0)
@@ -46,16 +54,27 @@ func accelerator(tb testing.TB, p cuda.Precision) *cuda.Accelerator {
 			return
 		}
 		deviceName = d.Name()
-		for _, p := range []cuda.Precision{cuda.FP32, cuda.TF32, cuda.BF16} {
-			if accels[p], openErr = cuda.New(d, cuda.Options{Precision: p}); openErr != nil {
+		accels = map[string]*cuda.Accelerator{}
+		for _, m := range []string{"fp32", "tf32", "bf16", "cublas"} {
+			a, err := cuda.New(d, modeOptions[m])
+			if err != nil && m == "cublas" {
+				cublasErr = err
+				continue
+			}
+			if err != nil {
+				openErr = err
 				return
 			}
+			accels[m] = a
 		}
 	})
 	if openErr != nil {
 		tb.Fatal(openErr)
 	}
-	return accels[p]
+	if accels[mode] == nil {
+		tb.Skipf("no %s engine: %v", mode, cublasErr)
+	}
+	return accels[mode]
 }
 
 // geCAS is GeCA-S with 10 classes (the class count only sizes the label
@@ -124,9 +143,7 @@ func compare(got, want []float32) (rel, maxRel float64) {
 // loose, as the hardware's accumulation order and rounding are its own.
 func TestParityCall(t *testing.T) {
 	cfg := geCAS()
-	cpu, dev := models(t, cfg, accelerator(t, cuda.FP32))
-	_, devTF := models(t, cfg, accelerator(t, cuda.TF32))
-	_, devBF := models(t, cfg, accelerator(t, cuda.BF16))
+	cpu, _ := models(t, cfg, accelerator(t, "fp32"))
 	st0 := randomState(cfg, 2, 1)
 	want := st0.Clone()
 	if err := cpu.NewUpdater(2).Call(want, condition(t, cpu, 500, 500), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
@@ -134,11 +151,15 @@ func TestParityCall(t *testing.T) {
 	}
 	for _, v := range []struct {
 		name string
-		m    *engine.Model
 		tol  float64
-	}{{"fp32", dev, 1e-4}, {"tf32", devTF, 3e-2}, {"bf16", devBF, 5e-2}} {
+	}{{"fp32", 1e-4}, {"tf32", 3e-2}, {"bf16", 5e-2}, {"cublas", 1e-4}} {
+		if v.name == "cublas" && accels["cublas"] == nil {
+			t.Logf("PARITY cublas: not run (%v)", cublasErr)
+			continue
+		}
+		_, m := models(t, cfg, accelerator(t, v.name))
 		got := st0.Clone()
-		if err := v.m.NewUpdater(2).Call(got, condition(t, v.m, 500, 500), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
+		if err := m.NewUpdater(2).Call(got, condition(t, m, 500, 500), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
 			t.Fatal(err)
 		}
 		rel, mx := compare(got.Data, want.Data)
@@ -152,7 +173,7 @@ func TestParityCall(t *testing.T) {
 // TestParityObserve: update by update, with the |update| map and the
 // attention weights the viewer shows, and a dense updater.
 func TestParityObserve(t *testing.T) {
-	acc := accelerator(t, cuda.FP32)
+	acc := accelerator(t, "fp32")
 	cfg := geCAS()
 	cpu, dev := models(t, cfg, acc)
 	for _, dense := range []bool{false, true} {
@@ -189,7 +210,7 @@ func TestParityObserve(t *testing.T) {
 // TestParitySample: a short CFG sampling run on the GPU follows the CPU
 // run (the differences of rounding grow through the steps a little).
 func TestParitySample(t *testing.T) {
-	acc := accelerator(t, cuda.FP32)
+	acc := accelerator(t, "fp32")
 	cfg := geCAS()
 	cpu, dev := models(t, cfg, acc)
 	opt := sample.Options{Steps: "10", GHG: true, CFG: 1.5, Labels: [][]float32{oneHot(cfg, 3)}, N: 1, Seed: 5}
@@ -243,8 +264,8 @@ func TestWriteCheckpoint(t *testing.T) {
 
 // ---- benchmarks -------------------------------------------------------------------
 //
-// Names: Benchmark<What>/b<batch>/<engine>, engine cpu, gpu (FP32), tf32 or
-// bf16.
+// Names: Benchmark<What>/b<batch>/<engine>, engine cpu, gpu (FP32), tf32,
+// bf16 or cublas (FP32 products by cuBLAS).
 // Batch b is b samples under CFG: 2b grids of 32x32.
 
 type engineCase struct {
@@ -255,9 +276,10 @@ type engineCase struct {
 func engines() []engineCase {
 	return []engineCase{
 		{"cpu", func(testing.TB) engine.Accelerator { return nil }},
-		{"gpu", func(tb testing.TB) engine.Accelerator { return accelerator(tb, cuda.FP32) }},
-		{"tf32", func(tb testing.TB) engine.Accelerator { return accelerator(tb, cuda.TF32) }},
-		{"bf16", func(tb testing.TB) engine.Accelerator { return accelerator(tb, cuda.BF16) }},
+		{"gpu", func(tb testing.TB) engine.Accelerator { return accelerator(tb, "fp32") }},
+		{"tf32", func(tb testing.TB) engine.Accelerator { return accelerator(tb, "tf32") }},
+		{"bf16", func(tb testing.TB) engine.Accelerator { return accelerator(tb, "bf16") }},
+		{"cublas", func(tb testing.TB) engine.Accelerator { return accelerator(tb, "cublas") }},
 	}
 }
 
