@@ -30,7 +30,11 @@ func runDecode(args []string) error {
 	approx := fs.Bool("approx", false, "no VAE: the fixed 4x3 latent-to-RGB approximation (SD latents), upscaled 8x by pixel repetition")
 	cols := fs.Int("cols", 0, "grid columns (default: about the square root of the batch)")
 	verbose := fs.Bool("v", false, "print the decode time")
+	device := addCPUDeviceFlag(fs)
 	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if err := checkCPUDevice(*device, "decode"); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

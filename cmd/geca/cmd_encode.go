@@ -36,7 +36,11 @@ func runEncode(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of the posterior samples and the flips (image i's draws depend only on the seed and i)")
 	fold := fs.String("fold", "train", "the FOLD of the subfolder names")
 	batch := fs.Int("batch", 4, "images encoded together")
+	device := addCPUDeviceFlag(fs)
 	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if err := checkCPUDevice(*device, "encode"); err != nil {
 		return err
 	}
 	switch {

@@ -54,7 +54,11 @@ func runTrain(args []string) error {
 	previewEvery := fs.Float64("preview-minutes", 15, "write a sample grid (2 per class, EMA weights) every this many minutes (0: only at the end)")
 	previewSteps := fs.Int("preview-steps", 25, "respaced DDPM steps of the preview samples")
 	logEvery := fs.Int("log-every", 10, "print a log line every this many steps (when stderr is not a terminal)")
+	device := addCPUDeviceFlag(fs)
 	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if err := checkCPUDevice(*device, "train"); err != nil {
 		return err
 	}
 	if *out == "" {

@@ -252,6 +252,24 @@ func (d *deviceFlags) check() error {
 	return usagef("--device %q: want cpu, cuda or auto", d.device)
 }
 
+// addCPUDeviceFlag is --device for commands that compute on the CPU only
+// (training, the VAE): every command takes the flag, and these say why they
+// cannot use the GPU rather than not knowing it.
+func addCPUDeviceFlag(fs *flag.FlagSet) *string {
+	return fs.String("device", "auto", "what to compute on: cpu or auto (both the CPU: the GPU engine runs the GeCA model's denoiser for sample, view, denoise and worker, not this command)")
+}
+
+// checkCPUDevice checks the --device of a CPU-only command named cmd.
+func checkCPUDevice(device, cmd string) error {
+	switch device {
+	case "cpu", "auto":
+		return nil
+	case "cuda":
+		return usagef("--device cuda: geca %s computes on the CPU only; the GPU engine runs the GeCA denoiser (sample, view, denoise, worker)", cmd)
+	}
+	return usagef("--device %q: want cpu or auto (geca %s computes on the CPU)", device, cmd)
+}
+
 // backend is where a command computes: in this process (on the CPU, or on
 // the GPU in a -tags cuda build) or in a worker.
 type backend struct {

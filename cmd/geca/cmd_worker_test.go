@@ -288,3 +288,23 @@ func TestWorkerPrecision(t *testing.T) {
 		}
 	}
 }
+
+// Commands that compute on the CPU only take --device and say why cuda
+// is not for them.
+func TestCPUOnlyDevice(t *testing.T) {
+	for _, cmd := range []string{"train", "encode", "decode"} {
+		code, _, stderr := capture(t, cmd, "--device", "cuda")
+		if code != 2 || !strings.Contains(stderr, "geca "+cmd+" computes on the CPU only") {
+			t.Errorf("geca %s --device cuda: exit %d: %s", cmd, code, stderr)
+		}
+		code, _, stderr = capture(t, cmd, "--device", "tpu")
+		if code != 2 || !strings.Contains(stderr, `--device "tpu": want cpu or auto`) {
+			t.Errorf("geca %s --device tpu: exit %d: %s", cmd, code, stderr)
+		}
+		// cpu passes the check and the command goes on to its own errors.
+		code, _, stderr = capture(t, cmd, "--device", "cpu")
+		if code != 2 || strings.Contains(stderr, "--device") {
+			t.Errorf("geca %s --device cpu: exit %d: %s", cmd, code, stderr)
+		}
+	}
+}
