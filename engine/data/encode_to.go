@@ -74,6 +74,9 @@ func EncodeFolderTo(ctx context.Context, images string, size int, enc ImageEncod
 	if strings.ContainsAny(fold, `/\`) || fold == "." || fold == ".." {
 		return rep, fmt.Errorf("fold %q: want a plain name", fold)
 	}
+	if inside(to.Dir, images) {
+		return rep, fmt.Errorf("%s: the latents folder is inside the images folder %s, where it would be read as a class; put it elsewhere", to.Dir, images)
+	}
 	rec := latentRecord{Images: images, VAE: to.VAE, Size: size, Latent: [3]int{job.lc, job.lh, job.lw},
 		Sample: opt.Sample, Flip: opt.Flip, Seed: opt.Seed, Classes: job.classes}
 	if abs, err := filepath.Abs(images); err == nil {
@@ -190,4 +193,15 @@ func writeFileAtomic(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// inside reports whether path is dir or lies below it.
+func inside(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

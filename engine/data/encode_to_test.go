@@ -117,6 +117,7 @@ func TestEncodeFolderToRefuses(t *testing.T) {
 		{more, opt, LatentFolder{Dir: out, VAE: "pool"}, "holds latents of other images or settings (images:"},
 		{dir, opt, LatentFolder{Dir: foreign, VAE: "pool"}, "not empty and has no encode.json"},
 		{dir, opt, LatentFolder{Dir: t.TempDir(), Fold: "../x"}, `fold "../x": want a plain name`},
+		{dir, opt, LatentFolder{Dir: filepath.Join(dir, "lat")}, "the latents folder is inside the images folder"},
 	} {
 		_, err := EncodeFolderTo(context.Background(), c.images, 8, &poolEncoder{}, c.opt, c.to)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
