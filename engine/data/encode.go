@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"math/rand/v2"
@@ -55,7 +56,7 @@ func EncodeFolder(dir string, size int, enc ImageEncoder, opt EncodeOptions) (*D
 	per := job.lc * job.lh * job.lw
 	d := &Dataset{N: total, H: job.lh, W: job.lw, C: job.lc, Classes: job.classes,
 		Pixels: make([]float32, total*per), Labels: make([]int, total)}
-	err = job.run(nil, func(i int, z []float32) error {
+	err = job.run(context.Background(), nil, func(i int, z []float32) error {
 		d.Labels[i] = job.files[i].label
 		// Channel-first latents to the cell-major layout of Dataset.
 		out := d.Pixels[i*per : (i+1)*per]
@@ -105,8 +106,9 @@ func newEncodeJob(dir string, size int, enc ImageEncoder, opt EncodeOptions) (*e
 
 // run encodes every image that done does not report as done already, a
 // batch at a time, and hands each channel-first latent (a view, valid
-// until emit returns) to emit with the image's index.
-func (j *encodeJob) run(done func(i int) bool, emit func(i int, z []float32) error) error {
+// until emit returns) to emit with the image's index. It stops before the
+// next batch once ctx is done, so that no encoded latent is thrown away.
+func (j *encodeJob) run(ctx context.Context, done func(i int) bool, emit func(i int, z []float32) error) error {
 	ch, size, batch := j.enc.InChannels(), j.size, j.opt.Batch
 	per := j.lc * j.lh * j.lw
 	total := len(j.files)
@@ -128,6 +130,9 @@ func (j *encodeJob) run(done func(i int) bool, emit func(i int, z []float32) err
 		j.opt.Progress(finished, total)
 	}
 	for k0 := 0; k0 < len(todo); k0 += batch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		ids := todo[k0:min(k0+batch, len(todo))]
 		b := len(ids)
 		for k, i := range ids {

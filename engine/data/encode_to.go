@@ -116,10 +116,7 @@ func EncodeFolderTo(ctx context.Context, images string, size int, enc ImageEncod
 	}
 	K := len(job.classes)
 	label := make([]float32, K)
-	err = job.run(done, func(i int, z []float32) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	err = job.run(ctx, done, func(i int, z []float32) error {
 		clear(label)
 		label[job.files[i].label] = 1
 		if err := writeNPYAtomic(name(labDir, i), []int{1, K}, label); err != nil {
