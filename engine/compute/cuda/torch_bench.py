@@ -137,7 +137,8 @@ def main():
             print('TORCH Sample/b%d EST %.0f' % (b, args.steps * call), flush=True)
             continue
         labels = torch.zeros(b, K, device=dev)
-        labels[torch.arange(b), torch.arange(b) % K] = 1
+        idx = torch.arange(b, device=dev)
+        labels[idx, idx % K] = 1
         sync(dev)
         t0 = time.perf_counter()
         out = sample(model, diff, labels, 1.5, dev)
