@@ -421,6 +421,24 @@ func (s *Sampler) RunTo(ctx context.Context, idx int) error {
 // RunToEnd runs every remaining timestep.
 func (s *Sampler) RunToEnd(ctx context.Context) error { return s.RunTo(ctx, -1) }
 
+// Run draws samples from model in one go, for callers that never step,
+// watch or rewind: a sampler from opt, run to the end, its Result. A run
+// that is never rewound keeps only its first snapshot, unless
+// opt.SnapshotBytes says otherwise (the result is the same either way).
+func Run(ctx context.Context, model *engine.Model, opt Options) ([]float32, error) {
+	if opt.SnapshotBytes == 0 {
+		opt.SnapshotBytes = -1
+	}
+	s, err := New(model, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.RunToEnd(ctx); err != nil {
+		return nil, err
+	}
+	return s.Result()
+}
+
 // updater returns the updater of the current batch size.
 func (s *Sampler) updater() *engine.Updater {
 	nb := s.nb()

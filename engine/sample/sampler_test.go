@@ -76,6 +76,27 @@ func TestSameSeedSameOutput(t *testing.T) {
 	}
 }
 
+// Run gives what a sampler run to the end gives (with its default snapshot
+// budget: keeping fewer snapshots changes no sample), and New's errors.
+func TestRun(t *testing.T) {
+	m := tinyModel(t)
+	want := runResult(t, mustNew(t, m, tinyOptions()))
+	got, err := Run(context.Background(), m, tinyOptions())
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Run: %v; equal to a sampler's result: %v", err, slices.Equal(got, want))
+	}
+	bad := tinyOptions()
+	bad.Steps = "x"
+	if _, err := Run(context.Background(), m, bad); err == nil {
+		t.Error("Run with steps \"x\": no error")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, m, tinyOptions()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run with a cancelled context: %v", err)
+	}
+}
+
 func TestSettingsChangeOutput(t *testing.T) {
 	m := tinyModel(t)
 	for _, cfg := range []float32{1, 1.5} {

@@ -49,18 +49,10 @@ func Sample(p *Params[float32], labels []int, opt SampleOptions) ([]float32, err
 	// engine/sample refuses negative scales; any scale ≤ 1 means no guidance
 	// there as here.
 	guidance := float32(max(opt.CFG, 0))
-	s, err := sample.New(model, sample.Options{
+	x, err := sample.Run(context.Background(), model, sample.Options{
 		Steps: strconv.Itoa(opt.Steps), GHG: !opt.NoGHG, CFG: guidance,
 		Seed: opt.Seed, N: len(labels), Labels: ys,
-		SnapshotBytes: -1, // the run is never rewound: keep only the first snapshot
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := s.RunToEnd(context.Background()); err != nil {
-		return nil, err
-	}
-	x, err := s.Result()
 	if err != nil {
 		return nil, err
 	}

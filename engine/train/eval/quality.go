@@ -43,20 +43,12 @@ func Agreement(c *Classifier, m *engine.Model, perClass, batch int, opt sample.O
 	draw := func(ls []int, seed uint64) ([]float32, error) {
 		o := opt
 		o.Seed, o.N, o.Labels = seed, len(ls), nil
-		o.SnapshotBytes = -1 // never rewound: keep only the first snapshot
 		for _, l := range ls {
 			y := make([]float32, K)
 			y[l] = 1
 			o.Labels = append(o.Labels, y)
 		}
-		s, err := sample.New(m, o)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.RunToEnd(context.Background()); err != nil {
-			return nil, err
-		}
-		return s.Result()
+		return sample.Run(context.Background(), m, o)
 	}
 	return score(c, K, perClass, labels, batch, opt.Seed, draw)
 }

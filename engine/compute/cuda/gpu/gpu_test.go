@@ -215,14 +215,7 @@ func TestParitySample(t *testing.T) {
 	cpu, dev := models(t, cfg, acc)
 	opt := sample.Options{Steps: "10", GHG: true, CFG: 1.5, Labels: [][]float32{oneHot(cfg, 3)}, N: 1, Seed: 5}
 	run := func(m *engine.Model) []float32 {
-		s, err := sample.New(m, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RunToEnd(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		x, err := s.Result()
+		x, err := sample.Run(context.Background(), m, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
