@@ -119,13 +119,19 @@ func (c Config) Validate() error {
 	if c.ActFn != "" && c.ActFn != "silu" && c.ActFn != "swish" {
 		return fmt.Errorf("act_fn %q: only silu is supported", c.ActFn)
 	}
-	for _, t := range c.UpBlockTypes {
-		if t != "UpDecoderBlock2D" {
-			return fmt.Errorf("up_block_types %v: only UpDecoderBlock2D is supported", c.UpBlockTypes)
+	return checkBlockTypes("up_block_types", c.UpBlockTypes, "UpDecoderBlock2D", len(c.BlockOutChannels))
+}
+
+// checkBlockTypes checks a config's list of block types (name): each the one
+// kind supported, one per level when the list is given.
+func checkBlockTypes(name string, types []string, kind string, levels int) error {
+	for _, t := range types {
+		if t != kind {
+			return fmt.Errorf("%s %v: only %s is supported", name, types, kind)
 		}
 	}
-	if c.UpBlockTypes != nil && len(c.UpBlockTypes) != len(c.BlockOutChannels) {
-		return fmt.Errorf("up_block_types has %d entries, block_out_channels %d", len(c.UpBlockTypes), len(c.BlockOutChannels))
+	if types != nil && len(types) != levels {
+		return fmt.Errorf("%s has %d entries, block_out_channels %d", name, len(types), levels)
 	}
 	return nil
 }
@@ -158,15 +164,7 @@ func (c Config) validateEncoder() error {
 	if c.LayersPerBlock < 1 {
 		return fmt.Errorf("layers_per_block %d: the encoder needs at least one resnet per block", c.LayersPerBlock)
 	}
-	for _, t := range c.DownBlockTypes {
-		if t != "DownEncoderBlock2D" {
-			return fmt.Errorf("down_block_types %v: only DownEncoderBlock2D is supported", c.DownBlockTypes)
-		}
-	}
-	if c.DownBlockTypes != nil && len(c.DownBlockTypes) != len(c.BlockOutChannels) {
-		return fmt.Errorf("down_block_types has %d entries, block_out_channels %d", len(c.DownBlockTypes), len(c.BlockOutChannels))
-	}
-	return nil
+	return checkBlockTypes("down_block_types", c.DownBlockTypes, "DownEncoderBlock2D", len(c.BlockOutChannels))
 }
 
 // reversedChannels is the decoder's order of widths, deepest first.

@@ -44,18 +44,9 @@ func NewEncoder(cfg *Config, tensors map[string]*tensor.Dense) (*Encoder, error)
 }
 
 func newEncoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*Encoder, error) {
-	src, err := newSource(tensors, file, "encoder")
+	src, c, err := newPart(tensors, file, "encoder", cfg, (*source).inferEncoderConfig, Config.validateEncoder)
 	if err != nil {
 		return nil, err
-	}
-	var c Config
-	if cfg != nil {
-		c = *cfg
-	} else if c, err = src.inferEncoderConfig(); err != nil {
-		return nil, err
-	}
-	if err := c.validateEncoder(); err != nil {
-		return nil, fmt.Errorf("vae: %s: %w", file, err)
 	}
 	e := &Encoder{Cfg: c}
 	g := c.NormNumGroups

@@ -111,18 +111,9 @@ func NewDecoder(cfg *Config, tensors map[string]*tensor.Dense) (*Decoder, error)
 }
 
 func newDecoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*Decoder, error) {
-	src, err := newSource(tensors, file, "decoder")
+	src, c, err := newPart(tensors, file, "decoder", cfg, (*source).inferConfig, Config.Validate)
 	if err != nil {
 		return nil, err
-	}
-	var c Config
-	if cfg != nil {
-		c = *cfg
-	} else if c, err = src.inferConfig(); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("vae: %s: %w", file, err)
 	}
 	d := &Decoder{Cfg: c}
 	g := c.NormNumGroups
@@ -156,6 +147,27 @@ func newDecoder(cfg *Config, tensors map[string]*tensor.Dense, file string) (*De
 	// (their original weights are then released).
 	d.Prepare(c.latentSize())
 	return d, nil
+}
+
+// newPart collects the tensors of part (newSource) and settles its config:
+// cfg when given, else what infer reads off the tensors; either way checked
+// by validate.
+func newPart(tensors map[string]*tensor.Dense, file, part string, cfg *Config,
+	infer func(*source) (Config, error), validate func(Config) error) (*source, Config, error) {
+	src, err := newSource(tensors, file, part)
+	if err != nil {
+		return nil, Config{}, err
+	}
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	} else if c, err = infer(src); err != nil {
+		return nil, Config{}, err
+	}
+	if err := validate(c); err != nil {
+		return nil, Config{}, fmt.Errorf("vae: %s: %w", file, err)
+	}
+	return src, c, nil
 }
 
 // midBlock returns the UNetMidBlock2D at prefix (the encoder's and the
