@@ -212,28 +212,40 @@ def random_weights(cfg, seed, old_attention_names=False, conv_shaped_attention=F
     return p, stored
 
 
+def ldm_common_names(name, part):
+    """The renames diffusers -> original SD (ldm) that the encoder and the
+    decoder (part) share: the mid block, nin_shortcut, norm_out. (Renaming
+    conv_shortcut and norm_out before or after the block numbering is the
+    same: neither touches the block names.)"""
+    name = name.replace(f"{part}.mid_block.resnets.0.", f"{part}.mid.block_1.")
+    name = name.replace(f"{part}.mid_block.resnets.1.", f"{part}.mid.block_2.")
+    name = name.replace(f"{part}.mid_block.attentions.0.group_norm.", f"{part}.mid.attn_1.norm.")
+    for new, old in [("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")]:
+        name = name.replace(f"{part}.mid_block.attentions.0.{new}.", f"{part}.mid.attn_1.{old}.")
+    name = name.replace(".conv_shortcut.", ".nin_shortcut.")
+    return name.replace(f"{part}.conv_norm_out.", f"{part}.norm_out.")
+
+
+def ldm_attention_shape(name, v):
+    """ldm stores the mid attention's linear weights as 1x1 convolutions."""
+    if ".attn_1." in name and v.dim() == 2:
+        return v.reshape(v.shape[0], v.shape[1], 1, 1)
+    return v
+
+
 def to_ldm(p, cfg):
     """The same weights renamed to the original SD (ldm) single-file layout."""
     n = len(cfg["block_out_channels"])
     out = {}
     for k, v in p.items():
-        name = k
-        name = name.replace("decoder.mid_block.resnets.0.", "decoder.mid.block_1.")
-        name = name.replace("decoder.mid_block.resnets.1.", "decoder.mid.block_2.")
-        name = name.replace("decoder.mid_block.attentions.0.group_norm.", "decoder.mid.attn_1.norm.")
-        for new, old in [("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")]:
-            name = name.replace(f"decoder.mid_block.attentions.0.{new}.", f"decoder.mid.attn_1.{old}.")
+        name = ldm_common_names(k, "decoder")
         if name.startswith("decoder.up_blocks."):
             parts = name.split(".")
             i = int(parts[2])
             rest = ".".join(parts[3:])
             rest = rest.replace("resnets.", "block.").replace("upsamplers.0.conv", "upsample.conv")
             name = f"decoder.up.{n - 1 - i}.{rest}"
-        name = name.replace(".conv_shortcut.", ".nin_shortcut.")
-        name = name.replace("decoder.conv_norm_out.", "decoder.norm_out.")
-        if ".attn_1." in name and v.dim() == 2:
-            v = v.reshape(v.shape[0], v.shape[1], 1, 1)
-        out["first_stage_model." + name] = v
+        out["first_stage_model." + name] = ldm_attention_shape(name, v)
     # An SD checkpoint also holds the UNet and the encoder; the decoder ignores them.
     out["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(2, 4, 3, 3, dtype=torch.float64)
     out["first_stage_model.encoder.conv_in.weight"] = torch.zeros(3, 3, 3, 3, dtype=torch.float64)
@@ -401,22 +413,13 @@ def encoder_to_ldm(p):
     down.N numbering is the diffusers order (unlike the decoder's up.N)."""
     out = {}
     for k, v in p.items():
-        name = k
-        name = name.replace("encoder.mid_block.resnets.0.", "encoder.mid.block_1.")
-        name = name.replace("encoder.mid_block.resnets.1.", "encoder.mid.block_2.")
-        name = name.replace("encoder.mid_block.attentions.0.group_norm.", "encoder.mid.attn_1.norm.")
-        for new, old in [("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")]:
-            name = name.replace(f"encoder.mid_block.attentions.0.{new}.", f"encoder.mid.attn_1.{old}.")
+        name = ldm_common_names(k, "encoder")
         if name.startswith("encoder.down_blocks."):
             parts = name.split(".")
             rest = ".".join(parts[3:])
             rest = rest.replace("resnets.", "block.").replace("downsamplers.0.conv", "downsample.conv")
             name = f"encoder.down.{parts[2]}.{rest}"
-        name = name.replace(".conv_shortcut.", ".nin_shortcut.")
-        name = name.replace("encoder.conv_norm_out.", "encoder.norm_out.")
-        if ".attn_1." in name and v.dim() == 2:
-            v = v.reshape(v.shape[0], v.shape[1], 1, 1)
-        out["first_stage_model." + name] = v
+        out["first_stage_model." + name] = ldm_attention_shape(name, v)
     # An SD checkpoint also holds the UNet and the decoder; the encoder ignores them.
     out["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(2, 4, 3, 3, dtype=torch.float64)
     out["first_stage_model.decoder.conv_in.weight"] = torch.zeros(3, 4, 3, 3, dtype=torch.float64)
