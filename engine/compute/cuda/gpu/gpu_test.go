@@ -36,13 +36,17 @@ var (
 	deviceName string
 )
 
-// modeOptions are the ways the GPU engine computes its matrix products:
-// its own kernels in each precision, and cuBLAS (FP32) where it is found.
-var modeOptions = map[string]cuda.Options{
-	"fp32": {}, "tf32": {Precision: cuda.TF32}, "bf16": {Precision: cuda.BF16}, "cublas": {Library: true},
+// modes are the ways the GPU engine computes its matrix products: its own
+// kernels in each precision, and cuBLAS (FP32) where it is found.
+var modes = []struct {
+	name string
+	opt  cuda.Options
+}{
+	{"fp32", cuda.Options{}}, {"tf32", cuda.Options{Precision: cuda.TF32}}, {"bf16", cuda.Options{Precision: cuda.BF16}},
+	{"cublas", cuda.Options{Library: true}},
 }
 
-// accelerator returns the accelerator of a mode (modeOptions) on GPU 0,
+// accelerator returns the accelerator of a mode (modes) on GPU 0,
 // which it opens once, with one accelerator per mode. Without cuBLAS the
 // cublas mode skips the test or benchmark.
 func accelerator(tb testing.TB, mode string) *cuda.Accelerator {
@@ -55,9 +59,9 @@ func accelerator(tb testing.TB, mode string) *cuda.Accelerator {
 		}
 		deviceName = d.Name()
 		accels = map[string]*cuda.Accelerator{}
-		for _, m := range []string{"fp32", "tf32", "bf16", "cublas"} {
-			a, err := cuda.New(d, modeOptions[m])
-			if err != nil && m == "cublas" {
+		for _, m := range modes {
+			a, err := cuda.New(d, m.opt)
+			if err != nil && m.opt.Library {
 				cublasErr = err
 				continue
 			}
@@ -65,7 +69,7 @@ func accelerator(tb testing.TB, mode string) *cuda.Accelerator {
 				openErr = err
 				return
 			}
-			accels[m] = a
+			accels[m.name] = a
 		}
 	})
 	if openErr != nil {
