@@ -59,16 +59,15 @@ func (m *Model) Condition(t []int, y [][]float32) (*Cond, error) {
 		timestepFeatures(feat[i*TimestepFeatures:(i+1)*TimestepFeatures], ti)
 		copy(ys[i*k:], y[i])
 	}
-	te := &m.TEmbedder
+	pw := m.packed()
 	h := make([]float32, b*d)
-	compute.Linear(h, feat, te.Mlp0.w, te.Mlp0.b, b, TimestepFeatures, d)
+	pw.tMlp0.Apply(h, feat, b)
 	compute.SiLUTo(h, h)
 	c := make([]float32, b*d)
-	compute.Linear(c, h, te.Mlp2.w, te.Mlp2.b, b, d, d)
-	ye := &m.YEmbedder
-	compute.Linear(h, ys, ye.EmbeddingTable0.w, ye.EmbeddingTable0.b, b, k, d)
+	pw.tMlp2.Apply(c, h, b)
+	pw.yTable0.Apply(h, ys, b)
 	yemb := make([]float32, b*d)
-	compute.Linear(yemb, h, ye.EmbeddingTable1.w, ye.EmbeddingTable1.b, b, d, d)
+	pw.yTable1.Apply(yemb, h, b)
 	for i := range c {
 		c[i] += yemb[i]
 	}

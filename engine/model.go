@@ -7,6 +7,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
+
+	"geca/engine/compute"
 
 	"gorgonia.org/tensor"
 )
@@ -109,6 +112,41 @@ type Model struct {
 	pe      []float32 // (H·W)×D positional code, added after the cell embedding
 	tensors map[string]*tensor.Dense
 	accel   Accelerator // where updates run; nil: the CPU
+
+	packOnce sync.Once
+	pw       *packedWeights
+}
+
+// packedWeights are the model's matrices packed for the CPU's row-invariant
+// products (compute.PackedLinear; docs/numerics.md). The layers whose bias
+// is added by the fused kernel after the product are packed without it.
+type packedWeights struct {
+	tMlp0, tMlp2, yTable0, yTable1 *compute.PackedLinear // conditioning
+	adaT, adaF                     *compute.PackedLinear // adaLN modulations
+	cellEmb                        *compute.PackedLinear // bias added by EmbedKernel
+	q, kv                          *compute.PackedLinear // rows 0…D and D…3D of to_qkv
+	out, net0, net3, final         *compute.PackedLinear // biases added after
+}
+
+// packed returns the packed weights, packing them on first use (a model that
+// runs on an accelerator never needs them).
+func (m *Model) packed() *packedWeights {
+	m.packOnce.Do(func() {
+		with := func(l *Linear) *compute.PackedLinear { return compute.PackLinear(l.w, l.b, l.Out, l.In) }
+		without := func(l *Linear) *compute.PackedLinear { return compute.PackLinear(l.w, nil, l.Out, l.In) }
+		d, qkv := m.Cfg.EmbedDim, m.Transformer.Attn.ToQKV.w
+		m.pw = &packedWeights{
+			tMlp0: with(&m.TEmbedder.Mlp0), tMlp2: with(&m.TEmbedder.Mlp2),
+			yTable0: with(&m.YEmbedder.EmbeddingTable0), yTable1: with(&m.YEmbedder.EmbeddingTable1),
+			adaT: with(&m.Transformer.AdaLNModulation), adaF: with(&m.FinalLayer.AdaLNModulation),
+			cellEmb: without(&m.CellToEmbedding),
+			q:       compute.PackLinear(qkv[:d*d], nil, d, d),
+			kv:      compute.PackLinear(qkv[d*d:3*d*d], nil, 2*d, d),
+			out:     without(&m.Transformer.Attn.ToOut), net0: without(&m.Transformer.FF.Net0),
+			net3: without(&m.Transformer.FF.Net3), final: without(&m.FinalLayer.Linear),
+		}
+	})
+	return m.pw
 }
 
 type paramSpec struct {

@@ -212,9 +212,9 @@ func (u *Updater) prepareMod(c *Cond) error {
 	copy(u.condCopy, c.C)
 	b, d := c.B, c.D
 	compute.SiLUTo(u.siluC[:b*d], c.C)
-	t, f := &u.m.Transformer.AdaLNModulation, &u.m.FinalLayer.AdaLNModulation
-	compute.Linear(u.modT[:b*6*d], u.siluC[:b*d], t.w, t.b, b, d, 6*d)
-	compute.Linear(u.modF[:b*2*d], u.siluC[:b*d], f.w, f.b, b, d, 2*d)
+	pw := u.m.packed()
+	pw.adaT.Apply(u.modT[:b*6*d], u.siluC[:b*d], b)
+	pw.adaF.Apply(u.modF[:b*2*d], u.siluC[:b*d], b)
 	u.modValid = true
 	u.snapValid = false // keys and values depend on the modulation
 	return nil
@@ -339,7 +339,8 @@ func (u *Updater) refresh(st *State) {
 	*sc = compute.ScatterKernel{Src: u.xg, Dst: u.snap, Idx: u.dirty, Width: cd}
 	compute.Parallel(nd, 64, sc)
 	u.Profile.mark(profElem)
-	compute.Gemm(false, true, nd, d, cd, 1, u.xg, cd, m.CellToEmbedding.w, cd, 0, u.g1, d)
+	pw := m.packed()
+	pw.cellEmb.Apply(u.g1, u.xg, nd)
 	u.Profile.mark(profGemm)
 	e := &u.embedK
 	an := &m.Transformer.Attn.Norm
@@ -349,8 +350,7 @@ func (u *Updater) refresh(st *State) {
 	compute.Parallel(nd, grain, e)
 	u.Profile.mark(profElem)
 	// Keys and values: rows D…3D of the QKV weight.
-	wqkv := m.Transformer.Attn.ToQKV.w
-	compute.Gemm(false, true, nd, 2*d, d, 1, u.ag, d, wqkv[d*d:], d, 0, u.kvg, 2*d)
+	pw.kv.Apply(u.kvg, u.ag, nd)
 	u.Profile.mark(profGemm)
 	*sc = compute.ScatterKernel{Src: u.kvg, Dst: u.kv, Idx: u.dirty, Width: 2 * d}
 	compute.Parallel(nd, 64, sc)
@@ -371,13 +371,14 @@ func (u *Updater) forward(st *State, mask []float32, obs *Observe) {
 	*ga = compute.GatherKernel{Src: u.normA, Dst: u.ag, Idx: u.active, Width: d}
 	compute.Parallel(na, 64, ga)
 	u.Profile.mark(profElem)
-	compute.Gemm(false, true, na, d, d, 1, u.ag, d, at.ToQKV.w, d, 0, u.q, d)
+	pw := m.packed()
+	pw.q.Apply(u.q, u.ag, na)
 	u.Profile.mark(profGemm)
 	ak := &u.attnK
 	*ak = compute.LocalAttentionKernel{Q: u.q, KV: u.kv, Out: u.o, Idx: u.active, H: st.H, W: st.W, D: d, Heads: m.Cfg.Heads, ObsRow: -1}
 	compute.Parallel(na, grain, ak)
 	u.Profile.mark(profAttn)
-	compute.Gemm(false, true, na, d, d, 1, u.o, d, at.ToOut.w, d, 0, u.q, d)
+	pw.out.Apply(u.q, u.o, na)
 	u.Profile.mark(profGemm)
 	modT := compute.Mod{Vec: u.modT, Stride: 6 * d, Dim: d}
 	r1 := &u.resid1
@@ -386,13 +387,13 @@ func (u *Updater) forward(st *State, mask []float32, obs *Observe) {
 	compute.Parallel(na, grain, r1)
 	u.Profile.mark(profElem)
 	mlp := u.mlp
-	compute.Gemm(false, true, na, mlp, d, 1, u.f, d, ff.Net0.w, d, 0, u.hid, mlp)
+	pw.net0.Apply(u.hid, u.f, na)
 	u.Profile.mark(profGemm)
 	gk := &u.gelu
 	*gk = compute.BiasGELUKernel{X: u.hid, Bias: ff.Net0.b, W: mlp}
 	compute.Parallel(na, grain, gk)
 	u.Profile.mark(profElem)
-	compute.Gemm(false, true, na, d, mlp, 1, u.hid, mlp, ff.Net3.w, mlp, 0, u.q, d)
+	pw.net3.Apply(u.q, u.hid, na)
 	u.Profile.mark(profGemm)
 	r2 := &u.resid2
 	*r2 = compute.ResidualNormKernel{Base: u.h, BaseIdx: false, T: u.q, Bias: ff.Net3.b, H: u.h, F: u.f, Idx: u.active, N: u.n, D: d,
@@ -400,7 +401,7 @@ func (u *Updater) forward(st *State, mask []float32, obs *Observe) {
 	compute.Parallel(na, grain, r2)
 	u.Profile.mark(profElem)
 	ud := u.ud
-	compute.Gemm(false, true, na, ud, d, 1, u.f, d, fl.Linear.w, d, 0, u.u, ud)
+	pw.final.Apply(u.u, u.f, na)
 	u.Profile.mark(profGemm)
 	ap := &u.apply
 	*ap = compute.ApplyKernel{U: u.u, Bias: fl.Linear.b, S: st.Data, Idx: u.active, C: u.cd, Off: m.Cfg.InChannels, UW: ud}
@@ -420,7 +421,7 @@ func (u *Updater) observeAttention(st *State, obs *Observe) {
 	m, d := u.m, u.d
 	cell := (obs.AttnB*st.H+obs.AttnI)*st.W + obs.AttnJ
 	u.obsIdx[0] = int32(cell)
-	compute.Gemm(false, true, 1, d, d, 1, u.normA[cell*d:(cell+1)*d], d, m.Transformer.Attn.ToQKV.w, d, 0, u.obsQ, d)
+	m.packed().q.Apply(u.obsQ, u.normA[cell*d:(cell+1)*d], 1)
 	k := compute.LocalAttentionKernel{Q: u.obsQ, KV: u.kv, Out: u.obsO, Idx: u.obsIdx[:], H: st.H, W: st.W, D: d,
 		Heads: m.Cfg.Heads, ObsRow: 0, ObsP: obs.Attn}
 	k.Run(0, 1)

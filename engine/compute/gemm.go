@@ -85,17 +85,4 @@ func serialGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, ld
 	impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// Linear computes Y = X·Wᵀ + bias for X (rows×in), W (out×in) as stored by
-// PyTorch, bias (out) or nil, Y (rows×out).
-func Linear(y, x, w, bias []float32, rows, in, out int) {
-	if bias != nil {
-		for r := 0; r < rows; r++ {
-			copy(y[r*out:(r+1)*out], bias)
-		}
-		Gemm(false, true, rows, out, in, 1, x, in, w, in, 1, y, out)
-		return
-	}
-	Gemm(false, true, rows, out, in, 1, x, in, w, in, 0, y, out)
-}
-
 var impl blas.Float32 = blas32.Implementation()
