@@ -1,16 +1,15 @@
 package render
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
+	"geca/internal/safefile"
 	"image"
 	"image/color"
 	"image/draw"
 	"image/gif"
 	"image/png"
 	"io"
-	"os"
 	"sort"
 )
 
@@ -176,22 +175,8 @@ func Palette(imgs []image.Image, n int) (color.Palette, bool) {
 	return pal, false
 }
 
+// writeFile writes path whole or not at all (internal/safefile): an
+// interrupted or failed export never leaves a truncated image over an old one.
 func writeFile(path string, enc func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(f)
-	if err := enc(bw); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return safefile.Write(path, enc)
 }
