@@ -11,7 +11,8 @@
 #   run     the shared libraries the geca binary loads at start-up
 #   test    headless GUI rendering without a display (Mesa's software EGL and
 #           Vulkan drivers), Xvfb for smoke tests of a real window, and the
-#           Fashion-MNIST data set the training tests read
+#           data the training tests read: Fashion-MNIST and the Noto Color
+#           Emoji font
 #   golden  PyTorch and NumPy for regenerating test fixtures (*/testdata/*.py)
 #
 # Presence is checked with dpkg-query; apt-get update and install run only
@@ -22,7 +23,7 @@ set -euo pipefail
 declare -A GROUP
 GROUP[build]="make gcc g++ libc6-dev pkg-config libwayland-dev libx11-dev libx11-xcb-dev libxkbcommon-dev libxkbcommon-x11-dev libegl-dev libgles-dev libffi-dev libxcursor-dev libxfixes-dev libvulkan-dev libopenblas-dev"
 GROUP[run]="libc6 libegl1 libegl-mesa0 libgl1-mesa-dri libwayland-client0 libwayland-cursor0 libwayland-egl1 libxkbcommon0 libxkbcommon-x11-0 libx11-6 libx11-xcb1 libxcursor1 libxfixes3 libopenblas0"
-GROUP[test]="libegl1 libegl-mesa0 libgl1-mesa-dri mesa-vulkan-drivers xvfb xauth dataset-fashion-mnist"
+GROUP[test]="libegl1 libegl-mesa0 libgl1-mesa-dri mesa-vulkan-drivers xvfb xauth dataset-fashion-mnist fonts-noto-color-emoji"
 GROUP[golden]="python3 python3-numpy python3-torch"
 
 usage() {
