@@ -9,16 +9,19 @@ package npy
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"geca/internal/membudget"
+	"geca/internal/safefile"
 )
 
 // Array is a dense float32 array in C (row-major) order.
@@ -52,7 +55,11 @@ var (
 // Read parses one .npy array from r. size is the number of bytes available in
 // r (or -1 if unknown); when known it is checked against the header before
 // allocating.
-func Read(r io.Reader, size int64) (*Array, error) {
+func Read(r io.Reader, size int64) (*Array, error) { return read(r, size, 0) }
+
+// read is Read for a caller that already holds held bytes of arrays: the
+// memory limit applies to the total.
+func read(r io.Reader, size, held int64) (*Array, error) {
 	var pre [10]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
 		return nil, fmt.Errorf("npy: short header: %w", err)
@@ -97,22 +104,9 @@ func Read(r io.Reader, size int64) (*Array, error) {
 	if s == nil {
 		return nil, errors.New("npy: header has no shape")
 	}
-	var shape []int
-	n := int64(1)
-	for _, part := range strings.Split(s[1], ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		d, err := strconv.Atoi(part)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("npy: bad shape entry %q", part)
-		}
-		n *= int64(d)
-		if n > maxElems {
-			return nil, fmt.Errorf("npy: shape (%s) is too large", s[1])
-		}
-		shape = append(shape, d)
+	shape, n, err := parseShape(s[1])
+	if err != nil {
+		return nil, err
 	}
 	var width int
 	switch descr {
@@ -130,30 +124,83 @@ func Read(r io.Reader, size int64) (*Array, error) {
 	if size >= 0 && n*int64(width) > size-consumed {
 		return nil, fmt.Errorf("npy: shape %v needs %d bytes but the file holds %d", shape, n*int64(width), size-consumed)
 	}
-	raw := make([]byte, n*int64(width))
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, fmt.Errorf("npy: data truncated: shape %v needs %d bytes: %w", shape, len(raw), err)
+	if err := membudget.Check(fmt.Sprintf("npy array of shape %v", shape), membudget.Sum(held, membudget.Bytes(int(n), 4))); err != nil {
+		return nil, fmt.Errorf("npy: %w", err)
 	}
 	out := make([]float32, n)
-	for i := range out {
-		switch descr {
-		case "<f4":
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		case "<i4":
-			out[i] = float32(int32(binary.LittleEndian.Uint32(raw[4*i:])))
-		case "<f8":
-			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
-		case "<i8":
-			out[i] = float32(int64(binary.LittleEndian.Uint64(raw[8*i:])))
-		case "<f2":
-			out[i] = Float16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
-		case "|u1", "|b1":
-			out[i] = float32(raw[i])
-		case "|i1":
-			out[i] = float32(int8(raw[i]))
+	// The bytes are read and converted a chunk at a time, so memory holds
+	// the float32 result and one chunk, whatever the stored type.
+	chunk := make([]byte, min(n*int64(width), readChunk))
+	for i := int64(0); i < n; {
+		k := min(n-i, int64(len(chunk)/width))
+		raw := chunk[:k*int64(width)]
+		if _, err := io.ReadFull(r, raw); err != nil {
+			return nil, fmt.Errorf("npy: data truncated: shape %v needs %d bytes: %w", shape, n*int64(width), err)
 		}
+		convert(out[i:i+k], raw, descr)
+		i += k
 	}
 	return &Array{Shape: shape, Data: out}, nil
+}
+
+// readChunk is the size of the buffer Read converts through.
+const readChunk = 1 << 20
+
+// convert decodes len(dst) values of type descr from raw.
+func convert(dst []float32, raw []byte, descr string) {
+	for i := range dst {
+		switch descr {
+		case "<f4":
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		case "<i4":
+			dst[i] = float32(int32(binary.LittleEndian.Uint32(raw[4*i:])))
+		case "<f8":
+			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
+		case "<i8":
+			dst[i] = float32(int64(binary.LittleEndian.Uint64(raw[8*i:])))
+		case "<f2":
+			dst[i] = Float16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+		case "|u1", "|b1":
+			dst[i] = float32(raw[i])
+		case "|i1":
+			dst[i] = float32(int8(raw[i]))
+		}
+	}
+}
+
+// maxDims bounds the number of dimensions of an array.
+const maxDims = 32
+
+// parseShape reads the inside of a shape tuple, "2, 3" or "4," or "", and
+// returns the dimensions and their product. Every dimension, and the
+// product, must be at most maxElems: the product is checked before each
+// multiplication, so no shape can overflow into a small count, and every
+// dimension stays small enough for callers to multiply a few of them.
+func parseShape(s string) ([]int, int64, error) {
+	shape := []int{}
+	n := int64(1)
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		d, err := strconv.ParseInt(part, 10, 64)
+		if err != nil || d < 0 {
+			return nil, 0, fmt.Errorf("npy: bad shape entry %q", part)
+		}
+		if d > maxElems || (d > 0 && n > maxElems/d) {
+			return nil, 0, fmt.Errorf("npy: shape (%s) is too large (more than %d elements)", s, int64(maxElems))
+		}
+		if len(shape) == maxDims {
+			return nil, 0, fmt.Errorf("npy: shape (%s) has more than %d dimensions", s, maxDims)
+		}
+		n *= d
+		shape = append(shape, int(d))
+	}
+	if len(shape) == 0 {
+		shape = nil
+	}
+	return shape, n, nil
 }
 
 // Float16ToFloat32 converts an IEEE 754 half-precision value.
@@ -176,21 +223,15 @@ func Float16ToFloat32(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }
 
-// ReadFile reads a .npy file.
+// ReadFile reads a .npy file (a regular file only: a named pipe or device
+// is refused rather than waited on).
 func ReadFile(path string) (*Array, error) {
-	f, err := os.Open(path)
+	f, st, err := safefile.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%s: is a directory, want a .npy file", path)
-	}
-	a, err := Read(f, st.Size())
+	a, err := Read(bufio.NewReaderSize(f, 1<<16), st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -199,7 +240,10 @@ func ReadFile(path string) (*Array, error) {
 
 // Write writes a float32 array as a version-1 .npy.
 func Write(w io.Writer, shape []int, data []float32) error {
-	if shapeSize(shape) != len(data) {
+	if len(shape) > maxDims {
+		return fmt.Errorf("npy: shape %v has more than %d dimensions", shape, maxDims)
+	}
+	if membudget.Bytes(shape...) != int64(len(data)) {
 		return fmt.Errorf("npy: shape %v does not match %d values", shape, len(data))
 	}
 	dims := make([]string, len(shape))
@@ -225,47 +269,67 @@ func Write(w io.Writer, shape []int, data []float32) error {
 	if _, err := io.WriteString(w, h); err != nil {
 		return err
 	}
-	buf := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+	buf := make([]byte, 4*min(len(data), readChunk/4))
+	for i := 0; i < len(data); {
+		k := min(len(data)-i, len(buf)/4)
+		for j, v := range data[i : i+k] {
+			binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(v))
+		}
+		if _, err := w.Write(buf[:4*k]); err != nil {
+			return err
+		}
+		i += k
 	}
-	_, err := w.Write(buf)
-	return err
+	return nil
 }
 
-// WriteFile writes a float32 array to path.
+// WriteFile writes a float32 array to path, whole or not at all: an
+// interrupted or failed write leaves whatever path held before
+// (safefile.Write).
 func WriteFile(path string, shape []int, data []float32) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := Write(f, shape, data); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return f.Close()
+	return safefile.Write(path, func(w io.Writer) error { return Write(w, shape, data) })
 }
+
+// maxNPZEntries bounds the arrays of one .npz archive.
+const maxNPZEntries = 1 << 16
 
 // ReadNPZ reads every array of an .npz archive (as written by numpy.savez), keyed
-// by name without the .npy suffix.
+// by name without the .npy suffix. The memory of all arrays together is
+// checked against the limit (membudget) before each is allocated.
 func ReadNPZ(path string) (map[string]*Array, error) {
-	zr, err := zip.OpenReader(path)
+	f, st, err := safefile.OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := zip.NewReader(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%s: not an .npz archive: %w", path, err)
 	}
-	defer zr.Close()
+	if len(zr.File) > maxNPZEntries {
+		return nil, fmt.Errorf("%s: %d entries, more than the %d an .npz may hold here", path, len(zr.File), maxNPZEntries)
+	}
 	out := make(map[string]*Array, len(zr.File))
-	for _, f := range zr.File {
-		name := strings.TrimSuffix(f.Name, ".npy")
-		rc, err := f.Open()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", path, f.Name, err)
+	var total int64
+	for _, zf := range zr.File {
+		name := strings.TrimSuffix(zf.Name, ".npy")
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("%s: holds %s twice", path, zf.Name)
 		}
-		a, err := Read(rc, int64(f.UncompressedSize64))
+		size := int64(zf.UncompressedSize64)
+		if zf.UncompressedSize64 > math.MaxInt64/2 {
+			return nil, fmt.Errorf("%s: %s declares an impossible size", path, zf.Name)
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", path, zf.Name, err)
+		}
+		a, err := read(bufio.NewReaderSize(rc, 1<<16), size, total)
 		rc.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", path, f.Name, err)
+			return nil, fmt.Errorf("%s: %s: %w", path, zf.Name, err)
 		}
+		total = membudget.Sum(total, membudget.Bytes(len(a.Data), 4))
 		out[name] = a
 	}
 	return out, nil

@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+
+	"geca/internal/membudget"
 )
 
 func TestReadNumPyFiles(t *testing.T) {
@@ -118,10 +121,94 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s (stream): accepted", name)
 		}
 	}
-	if _, err := ReadFile("testdata"); err == nil || !strings.Contains(err.Error(), "directory") {
+	if _, err := ReadFile("testdata"); err == nil || !strings.Contains(err.Error(), "folder") {
 		t.Errorf("directory: %v", err)
 	}
 	if _, err := ReadFile(filepath.Join("testdata", "fortran.npy")); err == nil || !strings.Contains(err.Error(), "fortran.npy") {
 		t.Errorf("fortran-order file: %v", err)
 	}
+}
+
+// Shapes whose product overflows, or whose dimensions are absurd, are refused
+// from the header, cheaply, whatever the file holds: such a shape once made
+// geca decode and geca train panic.
+func TestHostileShapes(t *testing.T) {
+	header := func(h string) []byte {
+		b := append([]byte("\x93NUMPY\x01\x00"), byte(len(h)), byte(len(h)>>8))
+		return append(append(b, h...), make([]byte, 16)...)
+	}
+	for _, shape := range []string{
+		"1, 4, 4611686018427387905, 1", // 16 × 2^62 wraps to 16
+		"4294967296, 4294967296, 0",    // dimensions beyond the cap, even with a zero
+		"0, 9223372036854775807",       // a zero does not excuse a huge dimension
+		"99999999999999999999",         // not an int64
+		"2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2", // 33 dimensions
+	} {
+		b := header("{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }")
+		var err error
+		alloc := allocated(func() {
+			for _, size := range []int64{int64(len(b)), -1} {
+				if _, err = Read(bytes.NewReader(b), size); err == nil {
+					t.Errorf("shape (%s), size %d: accepted", shape, size)
+				}
+			}
+		})
+		if alloc > 1<<20 {
+			t.Errorf("shape (%s): %d bytes allocated to refuse it", shape, alloc)
+		}
+	}
+	// A stream (no size to check against) that declares more than the
+	// memory limit is refused before it is allocated.
+	defer membudget.Set(0)
+	membudget.Set(64 << 20)
+	b := header("{'descr': '<f4', 'fortran_order': False, 'shape': (1073741824,), }")
+	var err error
+	alloc := allocated(func() { _, err = Read(bytes.NewReader(b), -1) })
+	if err == nil || !strings.Contains(err.Error(), "memory limit") || alloc > 1<<20 {
+		t.Errorf("1 Gi values from a stream: %v after %d bytes", err, alloc)
+	}
+}
+
+// allocated returns the bytes allocated while f ran.
+func allocated(f func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	f()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+// A shape that does not match the data, or overflows, is refused by Write.
+func TestWriteChecksShape(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Write(&buf, []int{3, 0}, nil); err != nil {
+		t.Errorf("a zero-size shape: %v", err)
+	}
+	if err := Write(&buf, []int{1 << 62, 1 << 62, 0}, nil); err == nil {
+		t.Error("a shape the reader refuses was written")
+	}
+	if err := Write(&buf, []int{1 << 40, 1 << 40}, make([]float32, 4)); err == nil {
+		t.Error("an overflowing shape was written")
+	}
+}
+
+// Read never panics and never allocates more than the file could hold (or
+// the memory limit, for a stream).
+func FuzzRead(f *testing.F) {
+	for _, name := range []string{"f32.npy", "f64.npy", "f16.npy", "i64.npy", "u8.npy", "bool.npy", "scalar.npy"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := Read(bytes.NewReader(b), int64(len(b)))
+		if err == nil && int64(len(a.Data))*1 > int64(len(b)) {
+			t.Fatalf("%d values from %d bytes", len(a.Data), len(b))
+		}
+		if err == nil && membudget.Bytes(a.Shape...) != int64(len(a.Data)) {
+			t.Fatalf("shape %v for %d values", a.Shape, len(a.Data))
+		}
+	})
 }
