@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"image/color"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,7 +20,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --data emoji [--emoji garden|LIST] | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -27,7 +28,11 @@ func init() {
 func runTrain(args []string) error {
 	c := commands["train"]
 	fs := newFlags(c)
-	dataName := fs.String("data", "", "built-in dataset: fashion-mnist (Debian package dataset-fashion-mnist)")
+	dataName := fs.String("data", "", "built-in dataset: fashion-mnist (Debian package dataset-fashion-mnist) or emoji (colour emoji from Debian's fonts-noto-color-emoji, see --emoji)")
+	emojiList := fs.String("emoji", "garden", "with --data emoji: the emoji, one class each: a comma-separated list (code points or sequences) or a set name (garden: "+strings.Join(data.EmojiSets["garden"], " ")+")")
+	emojiFont := fs.String("emoji-font", data.EmojiFontPath, "with --data emoji: the colour emoji font (CBDT/CBLC bitmaps)")
+	emojiVariants := fs.Int("emoji-variants", 64, "with --data emoji: training images per emoji (the first centred, the others shifted)")
+	emojiShift := fs.Int("emoji-shift", 2, "with --data emoji: largest shift of a variant, in pixels")
 	dataDir := fs.String("data-dir", "", "directory holding the Fashion-MNIST IDX files (default "+data.FashionMNISTDir+")")
 	images := fs.String("images", "", "folder of images, one subfolder per class")
 	rgb := fs.Bool("rgb", false, "with --images: train on RGB (3 channels) instead of grayscale")
@@ -35,7 +40,7 @@ func runTrain(args []string) error {
 	vaeSample := fs.Bool("vae-sample", false, "with --vae: use a sample of the VAE posterior (as extract_features.py does, seeded by --seed) instead of its mean")
 	vaeFlip := fs.Bool("vae-flip", false, "with --vae: mirror each image left to right with probability 1/2 before encoding (as extract_features.py, seeded by --seed)")
 	latents := fs.String("latents", "", "folder of pre-extracted SD-VAE latents: features*/{i}.npy (1,4,32,32) and labels*/{i}.npy (1,K), as extract_features.py writes")
-	config := fs.String("config", "default", "model size: default (the embedded Fashion-MNIST model), tiny, XS, S")
+	config := fs.String("config", "default", "model size: default (the embedded Fashion-MNIST model), emoji (the same block, named GeCA-Emoji), tiny, XS, S")
 	size := fs.Int("size", 0, "grid side in pixels (0: 28 for Fashion-MNIST, 32 for folders); Fashion-MNIST is padded with -1; with --vae the image side (0: 256, a multiple of 8; the grid is size/8 for SD VAEs)")
 	m := fs.Int("M", 0, "cell updates per denoiser call (0: the config's)")
 	hidden := fs.Int("hidden", 0, "hidden channels C_h (0: the config's)")
@@ -74,7 +79,7 @@ func runTrain(args []string) error {
 		}
 	}
 	if sources != 1 {
-		return usagef("give exactly one of --data fashion-mnist, --images DIR and --latents DIR")
+		return usagef("give exactly one of --data fashion-mnist|emoji, --images DIR and --latents DIR")
 	}
 	if *vaePath != "" && *images == "" {
 		return usagef("--vae FILE encodes the images of --images DIR; it needs --images")
@@ -100,9 +105,24 @@ func runTrain(args []string) error {
 	var dsName string
 	var err error
 	switch {
+	case strings.ToLower(*dataName) == "emoji":
+		sz := *size
+		if sz == 0 {
+			sz = 32
+		}
+		list, err := data.ParseEmojiList(*emojiList)
+		if err != nil {
+			return usagef("--emoji: %v", err)
+		}
+		ds, err = data.LoadEmoji(*emojiFont, list, data.EmojiOptions{Size: sz, Variants: *emojiVariants, Shift: *emojiShift,
+			Seed: *seed, Background: color.NRGBA{255, 255, 255, 255}})
+		if err != nil {
+			return err
+		}
+		dsName = fmt.Sprintf("emoji %s (%d classes × %d variants, %dx%d RGB on white)", strings.Join(list, " "), len(list), *emojiVariants, sz, sz)
 	case *dataName != "":
 		if strings.ToLower(*dataName) != "fashion-mnist" {
-			return usagef("unknown --data %q (known: fashion-mnist)", *dataName)
+			return usagef("unknown --data %q (known: fashion-mnist, emoji)", *dataName)
 		}
 		ds, err = data.LoadFashionMNIST(*dataDir, "train")
 		if err != nil {
@@ -270,6 +290,9 @@ func trainConfig(name string, ds *data.Dataset, latent bool) (engine.Config, err
 	switch strings.ToLower(name) {
 	case "default", "fmnist":
 		cfg = train.DefaultFashionConfig()
+	case "emoji": // the built-in emoji model: the Fashion-MNIST model's block on RGB
+		cfg = train.DefaultFashionConfig()
+		cfg.Name = "GeCA-Emoji"
 	case "tiny":
 		cfg = engine.Config{Name: "GeCA-tiny", InChannels: 1, HiddenChannels: 8, EmbedDim: 32, Heads: 2, MLPDim: 64, M: 6, UpdateRate: 0.5}
 	default:
