@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"geca/internal/membudget"
 )
 
 // Config holds the hyper-parameters of a GeCA model (spec §1). Every size the
@@ -54,7 +56,8 @@ func Preset(name string, numClasses int) (Config, error) {
 	return base, base.Validate()
 }
 
-// Validate reports the first inconsistent or out-of-range size.
+// Validate reports the inconsistent or out-of-range sizes, and a model whose
+// memory (ModelBytes) would pass the limit (membudget).
 func (c Config) Validate() error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
@@ -71,10 +74,13 @@ func (c Config) Validate() error {
 	check(c.Heads >= 1 && c.EmbedDim%max(c.Heads, 1) == 0, "embed_dim %d is not divisible by heads %d", c.EmbedDim, c.Heads)
 	check(c.MLPDim >= 1 && c.MLPDim <= 65536, "mlp_dim %d out of range [1, 65536]", c.MLPDim)
 	check(c.NumClasses >= 1 && c.NumClasses <= 100000, "num_classes %d out of range [1, 100000]", c.NumClasses)
-	check(c.M >= 0 && c.M <= 10000, "M %d out of range [0, 10000]", c.M)
+	check(c.M >= 0 && c.M <= MaxM, "M %d out of range [0, %d]", c.M, MaxM)
 	check(c.UpdateRate > 0 && c.UpdateRate <= 1, "update_rate %g out of range (0, 1]", c.UpdateRate)
-	if len(errs) == 0 {
-		return nil
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid config %q: %w", c.Name, errors.Join(errs...))
 	}
-	return fmt.Errorf("invalid config %q: %w", c.Name, errors.Join(errs...))
+	// A config that fits these ranges may still describe a model that cannot
+	// fit in memory (a 4096x4096 grid's positional code alone can pass 30 GB):
+	// every model is built after this check (docs/safety.md).
+	return membudget.Check(fmt.Sprintf("model %s (%dx%d grid, D %d)", cfgName(c), c.GridH, c.GridW, c.EmbedDim), ModelBytes(c))
 }

@@ -13,7 +13,9 @@ type State struct {
 	Data       []float32
 }
 
-// NewState allocates a zero state.
+// NewState allocates a zero state. A size that outside input chooses is
+// checked first (CheckState, or CheckRun and CheckCall for what a run or a
+// call allocates with it; docs/safety.md).
 func NewState(b, h, w, c int) *State {
 	return &State{B: b, H: h, W: w, C: c, Data: make([]float32, b*h*w*c)}
 }
