@@ -20,10 +20,29 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"geca/internal/membudget"
 )
 
 // DefaultSteps is the length of the training diffusion (spec §6.1).
 const DefaultSteps = 1000
+
+// MaxSteps bounds the length of a process: its tables take about 150 bytes
+// a step, and a sampler keeps a record per step (docs/safety.md).
+const MaxSteps = 1 << 20
+
+// tableBytes is about the memory of one step of a Schedule: fifteen float64
+// tables, the timestep map and the respacing's scratch.
+const tableBytes = 15*8 + 8 + 16
+
+// checkSteps refuses a process length outside [1, MaxSteps] or whose tables
+// would pass the memory limit.
+func checkSteps(steps int) error {
+	if steps < 1 || steps > MaxSteps {
+		return fmt.Errorf("diffusion: %d diffusion steps out of range [1, %d]", steps, MaxSteps)
+	}
+	return membudget.Check(fmt.Sprintf("diffusion tables of %d steps", steps), membudget.Bytes(steps, tableBytes))
+}
 
 // Schedule is a (possibly respaced) diffusion process. All tables have Len()
 // entries, indexed by the respaced index i.
@@ -84,8 +103,8 @@ func LinearBetas(steps int) []float64 {
 //   - "ddimN": the smallest integer stride s with len(range(0, steps, s)) == N,
 //     as in the DDIM paper.
 func SpaceTimesteps(steps int, sectionCounts string) ([]int, error) {
-	if steps <= 0 {
-		return nil, fmt.Errorf("diffusion: %d diffusion steps; need at least 1", steps)
+	if err := checkSteps(steps); err != nil {
+		return nil, err
 	}
 	spec := strings.TrimSpace(sectionCounts)
 	if spec == "" {
@@ -175,6 +194,9 @@ func New(steps int, respacing string) (*Schedule, error) {
 func FromBetas(betas []float64, keep []int) (*Schedule, error) {
 	if len(betas) == 0 {
 		return nil, fmt.Errorf("diffusion: empty beta schedule")
+	}
+	if err := checkSteps(len(betas)); err != nil {
+		return nil, err
 	}
 	for i, b := range betas {
 		if !(b > 0 && b <= 1) {
