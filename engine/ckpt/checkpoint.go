@@ -14,6 +14,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"geca/engine"
+	"geca/internal/membudget"
 )
 
 // Options choose what Load reads.
@@ -202,8 +203,18 @@ func loadTorch(path string, f io.ReaderAt, size int64, opt Options) (*Checkpoint
 		if !ok {
 			return nil, fmt.Errorf("%s: the pickled object is %s, not a checkpoint dict or state_dict", path, describe(top))
 		}
+		seenKey := map[string]bool{}
 		for _, e := range entries {
 			key, _ := e.key.(string)
+			switch key {
+			case "ema", "model", "opt", "args":
+				// Each is read once: a pickle naming one many times (cheap, by
+				// reference) would make the work quadratic.
+				if seenKey[key] {
+					return nil, fmt.Errorf("%s: the checkpoint dict holds %q twice", path, key)
+				}
+				seenKey[key] = true
+			}
 			switch key {
 			case "ema", "model":
 				sd, ok := asStateDict(key, e.value)
@@ -260,6 +271,9 @@ func loadTorch(path string, f io.ReaderAt, size int64, opt Options) (*Checkpoint
 		return nil, fmt.Errorf("%s: no %q weights in the checkpoint (it holds: %s)", path, opt.Weights, sectionNames(c.Sections))
 	}
 	c.Weights = chosen.name
+	if err := checkTensorMemory(chosen); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	c.Tensors = make(map[string]*tensor.Dense, len(chosen.keys))
 	for i, key := range chosen.keys {
 		name := key
@@ -278,6 +292,21 @@ func loadTorch(path string, f io.ReaderAt, size int64, opt Options) (*Checkpoint
 		c.Names = append(c.Names, name)
 	}
 	return c, nil
+}
+
+// checkTensorMemory refuses a state_dict whose float32 copy would pass the
+// memory limit. Tensors are views: many can share one storage, so what the
+// file holds does not bound what reading them allocates.
+func checkTensorMemory(sd *stateDict) error {
+	var total int64
+	for _, t := range sd.tensors {
+		n := t.numel
+		if !t.contiguous() {
+			n = membudget.Sum(n, t.span()) // the span is read, then gathered
+		}
+		total = membudget.Sum(total, membudget.Bytes(int(n), 4))
+	}
+	return membudget.Check(fmt.Sprintf("the %d tensors of %s as float32", len(sd.tensors), sd.name), total)
 }
 
 func sectionNames(secs []Section) string {
@@ -330,17 +359,40 @@ func asStateDict(name string, v any) (stateDict, bool) {
 	return sd, true
 }
 
+// summariseOpt counts what an optimizer state holds. A pickle can refer to
+// one object many times (N references to a dict of M entries cost N + M
+// opcodes), so each dict is counted once and the whole walk shares one
+// budget of entries: the work stays linear in the file, whatever it
+// shares (docs/safety.md).
 func summariseOpt(v any) *OptInfo {
 	o := &OptInfo{}
+	b := &budget{n: optBudget}
+	seen := map[any]bool{}
 	entries, _ := dictEntries(v)
 	for _, e := range entries {
 		switch e.key {
 		case "state":
+			if !isContainer(e.value) || seen[e.value] {
+				continue
+			}
+			seen[e.value] = true
 			params, _ := dictEntries(e.value)
 			o.Params = len(params)
 			for _, p := range params {
+				if b.n--; b.n < 0 {
+					return o
+				}
+				if isContainer(p.value) {
+					if seen[p.value] {
+						continue
+					}
+					seen[p.value] = true
+				}
 				ts, _ := dictEntries(p.value)
 				for _, t := range ts {
+					if b.n--; b.n < 0 {
+						return o
+					}
 					if tr, ok := t.value.(*tensorRef); ok {
 						o.Tensors++
 						o.Elements += tr.numel
@@ -349,15 +401,22 @@ func summariseOpt(v any) *OptInfo {
 			}
 		case "param_groups":
 			l, _ := e.value.(*types.List)
-			if l == nil {
+			if l == nil || seen[l] {
 				continue
 			}
+			seen[l] = true
 			for _, g := range *l {
+				if b.n < 0 || len(o.Groups) >= maxOptGroups {
+					break
+				}
 				ge, _ := dictEntries(g)
 				m := map[string]any{}
 				for _, kv := range ge {
+					if b.n--; b.n < 0 {
+						break
+					}
 					if k, ok := kv.key.(string); ok && k != "params" {
-						m[k] = toGo(kv.value, &budget{n: 200}, 0)
+						m[k] = toGo(kv.value, b, 0)
 					}
 				}
 				o.Groups = append(o.Groups, m)
@@ -365,6 +424,23 @@ func summariseOpt(v any) *OptInfo {
 		}
 	}
 	return o
+}
+
+// Bounds of an optimizer summary: entries visited in all, and parameter
+// groups described.
+const (
+	optBudget    = 1 << 20
+	maxOptGroups = 64
+)
+
+// isContainer reports whether v is a dict a pickle can share by reference
+// (the keys of a seen-set must be comparable pointers).
+func isContainer(v any) bool {
+	switch v.(type) {
+	case *types.Dict, *types.OrderedDict:
+		return true
+	}
+	return false
 }
 
 // argsMap converts the pickled training arguments to plain Go values.

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+
+	"geca/internal/membudget"
 )
 
 // scanPickle checks a pickle stream before gopickle's unpickler sees it. It
@@ -26,10 +28,37 @@ import (
 //     custom FindClass is asked: the allow-list is applied here, to every
 //     GLOBAL, INST and STACK_GLOBAL, so none of them is reached unless
 //     allowed (array._array_reconstructor, which panics on short input, is
-//     not).
+//     not);
+//   - every opcode allocates (a MARK alone 280 bytes, from one byte of
+//     input), so a stream of a few MB could make it allocate GBs: the
+//     opcodes, the MARK depth and an estimate of the bytes the unpickler
+//     allocates are capped (a GeCA checkpoint's pickle has a few thousand
+//     opcodes and a MARK depth under 10).
 func scanPickle(data []byte) error {
 	s := scanner{data: data, memo: map[int]akind{}}
 	return s.run()
+}
+
+// Limits of a pickle stream (docs/safety.md).
+const (
+	maxPickleOps   = 1 << 22   // opcodes
+	maxMarkDepth   = 1024      // MARKs open at once
+	maxPickleAlloc = 512 << 20 // estimated bytes the unpickler allocates
+)
+
+// opCost estimates what gopickle allocates for one opcode (a MARK makes a
+// 16-slot stack, a container its header, a set a map), string payloads
+// aside; it only has to be an upper bound of the right size.
+func opCost(op byte) int64 {
+	switch op {
+	case '(':
+		return 320
+	case 0x8f, 0x90, 0x91: // sets: Go maps
+		return 256
+	case '}', ']', ')', 'd', 'l', 't', 0x85, 0x86, 0x87, 'R', 0x81, 0x92, 'o', 'i', 'c', 0x93:
+		return 96
+	}
+	return 48
 }
 
 type akind uint8
@@ -59,6 +88,8 @@ type scanner struct {
 	meta  [][]aval
 	memo  map[int]akind
 	strs  map[int]string // memoised string values (for STACK_GLOBAL)
+	ops   int            // opcodes so far
+	alloc int64          // estimated bytes the unpickler allocates so far
 }
 
 type scanError struct {
@@ -78,6 +109,7 @@ func (s *scanner) need(n uint64, what string) ([]byte, error) {
 	}
 	b := s.data[s.pos : s.pos+int(n)]
 	s.pos += int(n)
+	s.alloc += int64(n) // payloads are copied into strings, bytes or big ints
 	return b, nil
 }
 
@@ -85,6 +117,7 @@ func (s *scanner) line(what string) (string, error) {
 	for i := s.pos; i < len(s.data); i++ {
 		if s.data[i] == '\n' {
 			l := string(s.data[s.pos:i])
+			s.alloc += int64(len(l))
 			s.pos = i + 1
 			return l, nil
 		}
@@ -158,13 +191,26 @@ func (s *scanner) run() error {
 		}
 		op := s.data[s.pos]
 		s.pos++
+		s.ops++
+		s.alloc += opCost(op)
+		if s.ops > maxPickleOps {
+			return s.fail("more than %d opcodes (a checkpoint's pickle has a few thousand)", maxPickleOps)
+		}
+		if s.alloc > maxPickleAlloc {
+			return s.fail("the unpickler would allocate more than %d MB for this stream", maxPickleAlloc>>20)
+		}
 		switch op {
 		case '(': // MARK
+			if len(s.meta) >= maxMarkDepth {
+				return s.fail("more than %d nested MARKs", maxMarkDepth)
+			}
 			s.meta = append(s.meta, s.stack)
 			s.stack = nil
 		case '.': // STOP
-			_, err := s.pop("STOP")
-			return err
+			if _, err := s.pop("STOP"); err != nil {
+				return err
+			}
+			return membudget.Check("unpickling the checkpoint's object", s.alloc)
 		case '0': // POP (pops a mark when the stack is empty, as gopickle does)
 			if len(s.stack) == 0 {
 				if _, err := s.popMark("POP"); err != nil {

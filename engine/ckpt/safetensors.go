@@ -1,7 +1,6 @@
 package ckpt
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -15,6 +14,9 @@ import (
 	"strconv"
 
 	"gorgonia.org/tensor"
+
+	"geca/internal/membudget"
+	"geca/internal/safefile"
 )
 
 // The safetensors layout (huggingface/safetensors): an 8-byte little-endian
@@ -79,6 +81,15 @@ func decodeSafetensors(r io.ReaderAt, size int64) (map[string]*tensor.Dense, []s
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Half-precision tensors double in memory.
+	var total int64
+	for _, e := range entries {
+		isz, _ := dtypeSize(e.dtype)
+		total = membudget.Sum(total, membudget.Bytes(int((e.end-e.begin)/isz), 4))
+	}
+	if err := membudget.Check(fmt.Sprintf("%d tensors as float32", len(entries)), total); err != nil {
+		return nil, nil, nil, err
+	}
 	tensors := make(map[string]*tensor.Dense, len(entries))
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
@@ -92,26 +103,15 @@ func decodeSafetensors(r io.ReaderAt, size int64) (map[string]*tensor.Dense, []s
 	return tensors, names, meta, nil
 }
 
-// openRegular opens path for reading and returns its size; directories,
-// devices and empty files are refused with an error naming the path.
+// openRegular opens path for reading and returns its size; folders, named
+// pipes, devices and empty files are refused with an error naming the path,
+// without waiting on a pipe (safefile.OpenRegular).
 func openRegular(path string) (*os.File, int64, error) {
-	f, err := os.Open(path)
+	f, st, err := safefile.OpenRegular(path)
 	if err != nil {
 		return nil, 0, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	switch {
-	case st.IsDir():
-		f.Close()
-		return nil, 0, fmt.Errorf("%s: is a directory, not a checkpoint file", path)
-	case !st.Mode().IsRegular():
-		f.Close()
-		return nil, 0, fmt.Errorf("%s: not a regular file", path)
-	case st.Size() == 0:
+	if st.Size() == 0 {
 		f.Close()
 		return nil, 0, fmt.Errorf("%s: empty file", path)
 	}
@@ -385,48 +385,24 @@ func SaveSafetensors(path string, tensors map[string]*tensor.Dense, names []stri
 		hdr.WriteByte(' ')
 	}
 
-	// A temporary file next to path (O_EXCL; mode 0666 less the umask, like
-	// os.Create), renamed into place once complete.
-	var tmp *os.File
-	var err error
-	for i := 0; ; i++ {
-		name := fmt.Sprintf("%s.tmp%d-%d", path, os.Getpid(), i)
-		tmp, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-		if err == nil {
-			break
+	// Whole or not at all: a temporary file renamed into place once
+	// complete (safefile.Write).
+	return safefile.Write(path, func(w io.Writer) error {
+		var lenBuf [8]byte
+		binary.LittleEndian.PutUint64(lenBuf[:], uint64(hdr.Len()))
+		if _, err := w.Write(lenBuf[:]); err != nil {
+			return err
 		}
-		if !os.IsExist(err) || i == 100 {
-			return fmt.Errorf("%s: %w", path, err)
+		if _, err := w.Write(hdr.Bytes()); err != nil {
+			return err
 		}
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
+		for _, d := range datas {
+			if err := writeF32(w, d); err != nil {
+				return err
+			}
 		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	var lenBuf [8]byte
-	binary.LittleEndian.PutUint64(lenBuf[:], uint64(hdr.Len()))
-	w.Write(lenBuf[:])
-	w.Write(hdr.Bytes())
-	for _, d := range datas {
-		if err := writeF32(w, d); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	ok = true
-	return nil
+		return nil
+	})
 }
 
 // denseFloat32 returns the values of t in row-major order.

@@ -217,7 +217,7 @@ func TestLoadSafetensorsBrokenFiles(t *testing.T) {
 		{write("limit.safetensors", limit), "exceeds the 104857600-byte limit"},
 		{write("trunc.safetensors", good[:len(good)-3]), "data_offsets [44, 60] outside the 57-byte data section"},
 		{write("trunchdr.safetensors", good[:40]), "exceeds the 32 bytes left"},
-		{dir, "is a directory"},
+		{dir, "is a folder"},
 		{filepath.Join(dir, "missing.safetensors"), "no such file"},
 	}
 	for _, c := range cases {

@@ -258,7 +258,7 @@ func TestBrokenFiles(t *testing.T) {
 	}
 	cases := []struct{ path, want string }{
 		{write("empty.pt", nil), "empty file"},
-		{dir, "is a directory"},
+		{dir, "is a folder"},
 		{filepath.Join(dir, "nope.pt"), "no such file"},
 		{write("text.pt", []byte("hello, this is not a checkpoint\n")), "unrecognised format"},
 		{write("legacy.pt", []byte(legacyTorchMagic+"\x00\x00")), "legacy PyTorch serialization"},

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
+
+	"geca/internal/membudget"
 )
 
 // A torch.save file (PyTorch >= 1.6) is a zip archive: PREFIX/data.pkl holds
@@ -26,6 +28,15 @@ const maxPickleLen = 64 << 20
 // to its compressed size (deflate cannot exceed about 1032:1).
 const maxDeflateRatio = 1100
 
+// maxInflated bounds what one compressed record may inflate to, and
+// maxInflatedTotal all of an archive's: torch.save stores its records
+// uncompressed, so compression only comes from other tools, and a ratio
+// alone would let 1 MB inflate to 1 GB (docs/safety.md).
+const (
+	maxInflated      = 256 << 20
+	maxInflatedTotal = 1 << 30
+)
+
 // record is one zip entry whose size and position have been checked against
 // the file.
 type record struct {
@@ -36,6 +47,7 @@ type record struct {
 	off    int64 // data offset in the file (stored records)
 	stored bool
 	cache  []byte // inflated content of a compressed record, once read
+	total  *int64 // bytes inflated so far in the whole archive
 }
 
 // readerAt returns a reader for the record's content and the offset of its
@@ -45,6 +57,13 @@ func (r *record) readerAt() (io.ReaderAt, int64, error) {
 		return r.file, r.off, nil
 	}
 	if r.cache == nil {
+		if *r.total+r.size > maxInflatedTotal {
+			return nil, 0, fmt.Errorf("zip record %s: the archive's compressed records inflate to more than %d MB", r.name, maxInflatedTotal>>20)
+		}
+		if err := membudget.Check(fmt.Sprintf("zip record %s inflated", r.name), *r.total+r.size); err != nil {
+			return nil, 0, err
+		}
+		*r.total += r.size
 		rc, err := r.zf.Open()
 		if err != nil {
 			return nil, 0, fmt.Errorf("zip record %s: %w", r.name, err)
@@ -69,6 +88,7 @@ type torchArchive struct {
 	entries  map[string]*zip.File
 	records  map[string]*record
 	storages map[string]*storageRef
+	inflated int64 // bytes of compressed records inflated so far
 }
 
 func openTorchZip(path string, f io.ReaderAt, size int64) (*torchArchive, error) {
@@ -137,7 +157,7 @@ func (a *torchArchive) record(name string) (*record, error) {
 	if zf.UncompressedSize64 > math.MaxInt64/2 || zf.CompressedSize64 > math.MaxInt64/2 {
 		return nil, fmt.Errorf("zip record %s declares an impossible size", name)
 	}
-	r := &record{name: name, zf: zf, file: a.file, size: int64(zf.UncompressedSize64)}
+	r := &record{name: name, zf: zf, file: a.file, size: int64(zf.UncompressedSize64), total: &a.inflated}
 	switch zf.Method {
 	case zip.Store:
 		off, err := zf.DataOffset()
@@ -158,6 +178,9 @@ func (a *torchArchive) record(name string) (*record, error) {
 		}
 		if r.size > maxDeflateRatio*c+4096 {
 			return nil, fmt.Errorf("zip record %s declares %d bytes from %d compressed: impossible for deflate", name, r.size, c)
+		}
+		if r.size > maxInflated {
+			return nil, fmt.Errorf("zip record %s is compressed and inflates to %d bytes, more than the %d MB allowed (torch.save stores records uncompressed; re-save the checkpoint with torch.save)", name, r.size, maxInflated>>20)
 		}
 	default:
 		return nil, fmt.Errorf("zip record %s uses compression method %d (torch.save stores records uncompressed)", name, zf.Method)
