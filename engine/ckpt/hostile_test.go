@@ -145,7 +145,7 @@ func TestViewsOfOneStorageBudgeted(t *testing.T) {
 	const views, elems = 1000, 1 << 18
 	p := (&pickler{}).op("\x80\x02}(").str("ema").op("ccollections\nOrderedDict\n)R(")
 	for i := range views {
-		p.str("w" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)).tensor("0", elems)
+		p.str("w"+string(rune('a'+i%26))+strings.Repeat("x", i/26)).tensor("0", elems)
 	}
 	p.op("uu.")
 	path := pickleZip(t, t.TempDir(), p.b, map[string][]byte{"data/0": make([]byte, 4*elems)})
