@@ -4,8 +4,10 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"math"
-	"os"
+
+	"geca/internal/safefile"
 )
 
 // WriteLossCurve draws the loss history (log scale; total in blue, noise MSE
@@ -50,15 +52,7 @@ func WriteLossCurve(path string, h []LossPoint) error {
 		line(func(p LossPoint) float64 { return p.MSE }, color.RGBA{230, 120, 20, 255})
 		line(func(p LossPoint) float64 { return p.Loss }, color.RGBA{30, 80, 200, 255})
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return WritePNG(path, img)
 }
 
 func abs(a int) int {
@@ -109,15 +103,8 @@ func SampleGrid(imgs []float32, rows, cols, h, w, c, scale int) *image.RGBA {
 	return img
 }
 
-// WritePNG encodes img to path.
+// WritePNG encodes img to path, whole or not at all (safefile.Write: a
+// training run stopped while it writes keeps the previous picture).
 func WritePNG(path string, img image.Image) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return safefile.Write(path, func(w io.Writer) error { return png.Encode(w, img) })
 }
