@@ -240,33 +240,7 @@ func ReadFile(path string) (*Array, error) {
 
 // Write writes a float32 array as a version-1 .npy.
 func Write(w io.Writer, shape []int, data []float32) error {
-	if len(shape) > maxDims {
-		return fmt.Errorf("npy: shape %v has more than %d dimensions", shape, maxDims)
-	}
-	if membudget.Bytes(shape...) != int64(len(data)) {
-		return fmt.Errorf("npy: shape %v does not match %d values", shape, len(data))
-	}
-	dims := make([]string, len(shape))
-	for i, d := range shape {
-		dims[i] = strconv.Itoa(d)
-	}
-	st := strings.Join(dims, ", ")
-	if len(shape) == 1 {
-		st += ","
-	}
-	h := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", st)
-	// Pad so that the data starts on a 64-byte boundary, newline-terminated.
-	total := 10 + len(h) + 1
-	pad := (64 - total%64) % 64
-	h += strings.Repeat(" ", pad) + "\n"
-	var pre [10]byte
-	copy(pre[:], magic)
-	pre[6], pre[7] = 1, 0
-	binary.LittleEndian.PutUint16(pre[8:], uint16(len(h)))
-	if _, err := w.Write(pre[:]); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, h); err != nil {
+	if err := writeHeader(w, "<f4", shape, len(data)); err != nil {
 		return err
 	}
 	buf := make([]byte, 4*min(len(data), readChunk/4))
@@ -281,6 +255,39 @@ func Write(w io.Writer, shape []int, data []float32) error {
 		i += k
 	}
 	return nil
+}
+
+// writeHeader writes the magic, version and header dict of a version-1
+// .npy holding n values of type descr (numpy's dtype string) in shape.
+func writeHeader(w io.Writer, descr string, shape []int, n int) error {
+	if len(shape) > maxDims {
+		return fmt.Errorf("npy: shape %v has more than %d dimensions", shape, maxDims)
+	}
+	if membudget.Bytes(shape...) != int64(n) {
+		return fmt.Errorf("npy: shape %v does not match %d values", shape, n)
+	}
+	dims := make([]string, len(shape))
+	for i, d := range shape {
+		dims[i] = strconv.Itoa(d)
+	}
+	st := strings.Join(dims, ", ")
+	if len(shape) == 1 {
+		st += ","
+	}
+	h := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, st)
+	// Pad so that the data starts on a 64-byte boundary, newline-terminated.
+	total := 10 + len(h) + 1
+	pad := (64 - total%64) % 64
+	h += strings.Repeat(" ", pad) + "\n"
+	var pre [10]byte
+	copy(pre[:], magic)
+	pre[6], pre[7] = 1, 0
+	binary.LittleEndian.PutUint16(pre[8:], uint16(len(h)))
+	if _, err := w.Write(pre[:]); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, h)
+	return err
 }
 
 // WriteFile writes a float32 array to path, whole or not at all: an
