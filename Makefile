@@ -15,7 +15,7 @@ BENCHTIME ?= 3x
 BENCHPKG ?= ./...
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all run build test test-go test-purego bench golden deps deps-build deps-test deps-golden fmt vet ci clean help
+.PHONY: all run build test test-go test-purego bench perf golden deps deps-build deps-test deps-golden fmt vet ci clean help
 
 all: build
 
@@ -24,6 +24,7 @@ help:
 	@echo "make test     every test, with OpenBLAS and again in pure Go for the engine"
 	@echo "make build    build $(BIN) with -tags $(TAGS)"
 	@echo "make bench    short benchmarks (BENCH=regexp BENCHTIME=3x BENCHPKG=./engine/...)"
+	@echo "make perf     the README's performance table: geca and PyTorch timed in the same run (scripts/perf.sh)"
 	@echo "make golden   regenerate test fixtures with the PyTorch scripts in */testdata/*.py"
 	@echo "make ci       what CI runs (.ci/run)"
 
@@ -59,6 +60,10 @@ test-purego:
 
 bench: deps-build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(BENCHPKG)
+
+# The README's performance table, geca and PyTorch in the same run.
+perf: deps-build deps-golden
+	scripts/perf.sh
 
 # Each script runs from its own testdata folder and writes its fixtures there.
 # Not run: helpers imported by the others (_*.py) and benchmarks (bench*.py).
