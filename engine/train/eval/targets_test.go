@@ -1,0 +1,89 @@
+package eval
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"geca/engine"
+	"geca/engine/data"
+	"geca/engine/sample"
+)
+
+func TestAlignedError(t *testing.T) {
+	const C, H, W = 3, 8, 8
+	r := rand.New(rand.NewPCG(1, 2))
+	tgt := make([]float32, C*H*W)
+	for c := 0; c < C; c++ {
+		for p := 0; p < H*W; p++ {
+			i, j := p/W, p%W
+			v := float32(1) // background in the corners and edges
+			if i >= 2 && i < 6 && j >= 2 && j < 6 {
+				v = float32(r.Float64()*2 - 1)
+			}
+			tgt[c*H*W+p] = v
+		}
+	}
+	// The target moved right by 1 and up by 2: error 0 within ±2, not at ±0.
+	moved := make([]float32, len(tgt))
+	for c := 0; c < C; c++ {
+		for i := 0; i < H; i++ {
+			for j := 0; j < W; j++ {
+				v := float32(1)
+				if si, sj := i+2, j-1; si < H && sj >= 0 {
+					v = tgt[c*H*W+si*W+sj]
+				}
+				moved[c*H*W+i*W+j] = v
+			}
+		}
+	}
+	if d := alignedError(moved, tgt, C, H, W, 2); d != 0 {
+		t.Errorf("shifted copy: error %v, want 0", d)
+	}
+	if d := alignedError(moved, tgt, C, H, W, 0); d == 0 {
+		t.Error("shifted copy without alignment: error 0")
+	}
+	black := make([]float32, len(tgt))
+	for i := range black {
+		black[i] = -1
+	}
+	white := make([]float32, len(tgt))
+	for i := range white {
+		white[i] = 1
+	}
+	if d := meanAbs(black, white); d != 1 {
+		t.Errorf("black against white %v, want 1", d)
+	}
+}
+
+// MatchTargets runs end to end on a tiny random model: every sample gets a
+// closest target, and the numbers are in range.
+func TestMatchTargetsRuns(t *testing.T) {
+	cfg := engine.Config{Name: "tiny", GridH: 6, GridW: 6, InChannels: 3, HiddenChannels: 2, EmbedDim: 8, Heads: 2, MLPDim: 8, NumClasses: 2, M: 2, UpdateRate: 0.5}
+	m, err := engine.NewRandomModel(cfg, 1, 0.3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &data.Dataset{N: 2, H: 6, W: 6, C: 3, Classes: []string{"a", "b"}, Labels: []int{0, 1}, Pixels: make([]float32, 2*6*6*3)}
+	for i := range tg.Pixels {
+		tg.Pixels[i] = float32(i%7)/7 - 0.5
+	}
+	res, err := MatchTargets(m, tg, 3, 4, 1, sample.Options{Steps: "3", GHG: true, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for k := range res.Confusion {
+		for _, c := range res.Confusion[k] {
+			total += c
+		}
+		if !(res.Error[k] >= 0 && res.Error[k] <= 1) || !(res.Variety[k] >= 0 && res.Variety[k] <= 1) {
+			t.Errorf("class %d: error %v, variety %v", k, res.Error[k], res.Variety[k])
+		}
+	}
+	if total != 6 || len(res.Images) != 6*3*36 || res.Nearest < 0 || res.Nearest > 1 {
+		t.Errorf("%d confusion entries, %d values, nearest %v", total, len(res.Images), res.Nearest)
+	}
+	if _, err := MatchTargets(m, &data.Dataset{N: 1, H: 6, W: 6, C: 3}, 1, 1, 0, sample.Options{}); err == nil {
+		t.Error("one target for two classes accepted")
+	}
+}
