@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +22,7 @@ import (
 
 	"geca/engine"
 	"geca/engine/sample"
+	"geca/internal/membudget"
 )
 
 // Server serves the engine to clients: sampling runs, their frames and
@@ -35,18 +39,74 @@ type Server struct {
 	Prepare func(*engine.Model) error
 	// Logf receives one line per connection event; nil is silent.
 	Logf func(format string, a ...any)
-	// MaxConns bounds the connections served at once (0: 8).
+	// MaxConns bounds the authenticated connections served at once (0: 8).
+	// Connections that have not authenticated yet do not count: they have
+	// their own bound, MaxPending, and HandshakeTimeout to say hello.
 	MaxConns int
-	// HandshakeTimeout bounds the time to the hello (0: 10 s).
+	// MaxPending bounds the connections not yet authenticated (0: 64);
+	// more are closed at once.
+	MaxPending int
+	// HandshakeTimeout bounds the time to the hello (0: 5 s).
 	HandshakeTimeout time.Duration
 	// Heartbeat is the interval of the keep-alive messages sent while a
 	// request runs (0: 2 s).
 	Heartbeat time.Duration
+	// WriteTimeout drops a client that takes no 64 KiB of what it is sent
+	// within this time (0: 10 s); a client that stops reading holds the
+	// compute lock at most this long, and only when its queue is full.
+	WriteTimeout time.Duration
+	// BodyTimeout bounds the time to receive a message once its first byte
+	// arrived, plus one second per 256 KiB of it (0: 30 s).
+	BodyTimeout time.Duration
+
+	queueLimit int // bytes queued for one client (0: maxQueued); smaller in tests
 
 	once    sync.Once
 	models  *modelCache
 	compute sync.Mutex // one request computes at a time: the device is shared
 	conns   atomic.Int32
+	pending atomic.Int32
+	held    atomic.Int64 // estimated bytes of the samplers and uploads all connections hold
+}
+
+// Limits of one connection.
+const (
+	maxQueued      = 2 * MaxMessage // bytes waiting to be sent to one client
+	maxModelsHeld  = 8              // models one connection refers to
+	defaultMaxPend = 64
+)
+
+// MinTokenLen is the shortest token a worker listening on a network
+// address (not loopback) accepts.
+const MinTokenLen = 16
+
+func (s *Server) handshakeTimeout() time.Duration {
+	if s.HandshakeTimeout > 0 {
+		return s.HandshakeTimeout
+	}
+	return 5 * time.Second
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout > 0 {
+		return s.WriteTimeout
+	}
+	return 10 * time.Second
+}
+
+func (s *Server) bodyTimeout(size int) time.Duration {
+	base := s.BodyTimeout
+	if base <= 0 {
+		base = 30 * time.Second
+	}
+	return base + time.Duration(size>>18)*time.Second
+}
+
+func (s *Server) maxPending() int {
+	if s.MaxPending > 0 {
+		return s.MaxPending
+	}
+	return defaultMaxPend
 }
 
 func (s *Server) init() {
@@ -87,10 +147,16 @@ func tokenOK(want, got string) bool {
 }
 
 // Serve accepts connections on l until ctx ends. A server listening on a
-// network must have a Token.
+// network must have a Token, at least MinTokenLen long unless l is on a
+// loopback address. Each connection first has HandshakeTimeout to
+// authenticate, outside the MaxConns session limit (MaxPending such at
+// once); then it counts as a session.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if s.Token == "" {
 		return errors.New("remote: a worker listening on a network address needs a token")
+	}
+	if l != nil && !IsLoopback(l.Addr()) && len(s.Token) < MinTokenLen {
+		return fmt.Errorf("remote: a worker listening on %s (not loopback) needs a token of at least %d characters", l.Addr(), MinTokenLen)
 	}
 	s.init()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
@@ -109,20 +175,18 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			return err
 		}
-		if int(s.conns.Load()) >= s.maxConns() {
-			s.logf("refused %s: %d connections already", c.RemoteAddr(), s.maxConns())
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = writeMsg(c, tError, encode(&errorMsg{Code: codeFailed, Msg: "the worker is serving the maximum number of connections"}))
+		if int(s.pending.Load()) >= s.maxPending() {
+			// Nothing is said before a peer authenticates.
+			s.logf("refused %s: %d connections are already authenticating", c.RemoteAddr(), s.maxPending())
 			c.Close()
 			continue
 		}
-		s.conns.Add(1)
+		s.pending.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.conns.Add(-1)
 			peer := c.RemoteAddr().String()
-			if err := s.ServeConn(ctx, c); err != nil {
+			if err := s.serveConn(ctx, c, true); err != nil {
 				s.logf("%s: %v", peer, err)
 			} else {
 				s.logf("%s: disconnected", peer)
@@ -131,10 +195,26 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 }
 
+// IsLoopback reports whether addr is a loopback address (127.0.0.0/8, ::1).
+func IsLoopback(addr net.Addr) bool {
+	h, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
 // ServeConn serves one client on rwc until it disconnects, ctx ends or the
 // client breaks the protocol; rwc is closed on return. A clean disconnect
 // returns nil.
 func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
+	return s.serveConn(ctx, rwc, false)
+}
+
+// serveConn is ServeConn; counted connections came through Serve: they are
+// pending until they authenticate, then sessions within MaxConns.
+func (s *Server) serveConn(ctx context.Context, rwc io.ReadWriteCloser, counted bool) error {
 	s.init()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -142,13 +222,37 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 	defer stop()
 	defer rwc.Close()
 
-	c := &conn{s: s, rwc: rwc, w: bufio.NewWriterSize(rwc, 64<<10),
-		samplers: map[uint32]*sample.Sampler{}, models: map[uint32]*engine.Model{}}
+	c := &conn{s: s, rwc: rwc, samplers: map[uint32]*liveSampler{}, models: map[uint32]*engine.Model{}}
+	limit := s.queueLimit
+	if limit <= 0 {
+		limit = maxQueued
+	}
+	c.out = newOutbox(rwc, limit, s.writeTimeout(), func() {
+		cancel()
+		c.cancelOp(0, true)
+	})
+	defer c.out.close(s.writeTimeout())
+	defer c.release()
 	br := bufio.NewReaderSize(rwc, 64<<10)
-	if err := c.handshake(br); err != nil {
+	err := c.handshake(br)
+	if counted {
+		s.pending.Add(-1)
+	}
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil // gone before saying hello
 		}
+		return err
+	}
+	if counted {
+		if int(s.conns.Add(1)) > s.maxConns() {
+			s.conns.Add(-1)
+			_ = c.send(tError, encode(&errorMsg{Code: codeFailed, Msg: "the worker is serving the maximum number of connections"}))
+			return fmt.Errorf("refused: %d connections already", s.maxConns())
+		}
+		defer s.conns.Add(-1)
+	}
+	if err := c.send(tWelcome, encode(&welcomeMsg{Version: Version, Worker: s.Worker, Device: s.Device})); err != nil {
 		return err
 	}
 
@@ -158,7 +262,7 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 		defer close(reqs)
 		var seq uint64
 		for {
-			t, b, err := readMsg(br, MaxMessage, nil)
+			t, b, err := c.readRequest(br)
 			if err != nil {
 				readErr = err
 				c.cancelOp(0, true)
@@ -202,14 +306,41 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 		if err := c.handle(ctx, m, reqs); err != nil {
 			return err
 		}
-		if err := c.writeErr(); err != nil {
-			return err
+		if err := c.out.failed(); err != nil {
+			return fmt.Errorf("sending: %w", err)
 		}
 	}
 	if readErr == nil || errors.Is(readErr, io.EOF) || errors.Is(readErr, net.ErrClosed) || errors.Is(readErr, syscall.ECONNRESET) || ctx.Err() != nil {
+		if err := c.out.failed(); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("sending: %w", err)
+		}
 		return nil
 	}
 	return readErr
+}
+
+// readRequest reads one client message: any wait for its first byte (an
+// idle client), then the rest within the body timeout.
+func (c *conn) readRequest(br *bufio.Reader) (msgType, []byte, error) {
+	dl, _ := c.rwc.(interface{ SetReadDeadline(time.Time) error })
+	if dl != nil {
+		_ = dl.SetReadDeadline(time.Time{})
+	}
+	if _, err := br.Peek(1); err != nil {
+		return 0, nil, err
+	}
+	if dl != nil {
+		_ = dl.SetReadDeadline(time.Now().Add(c.s.bodyTimeout(0)))
+		if h, err := br.Peek(4); err == nil {
+			n := int(binary.BigEndian.Uint32(h))
+			_ = dl.SetReadDeadline(time.Now().Add(c.s.bodyTimeout(min(n, MaxMessage))))
+		}
+	}
+	t, b, err := readMsg(br, MaxMessage, nil)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("a message took longer than the body timeout to arrive: %w", err)
+	}
+	return t, b, err
 }
 
 type inMsg struct {
@@ -229,14 +360,12 @@ func (m *seqMsg) get(d *dec) { m.Seq = d.u64() }
 type conn struct {
 	s   *Server
 	rwc io.ReadWriteCloser
-	w   *bufio.Writer
-	wmu sync.Mutex
-	// werr is the first write error (the client is gone).
-	werr error
+	out *outbox
 
-	samplers map[uint32]*sample.Sampler
+	samplers map[uint32]*liveSampler
 	models   map[uint32]*engine.Model
 	next     uint32
+	held     int64 // this connection's share of s.held
 
 	busy atomic.Bool
 	// the running request and its cancel function; a cancel that arrives
@@ -247,26 +376,42 @@ type conn struct {
 	cancelled uint64
 }
 
-func (c *conn) send(t msgType, payload []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.werr != nil {
-		return c.werr
-	}
-	err := writeMsg(c.w, t, payload)
-	if err == nil {
-		err = c.w.Flush()
-	}
-	if err != nil {
-		c.werr = err
-	}
-	return err
+// liveSampler is a sampler of the connection and the memory it is
+// accounted for.
+type liveSampler struct {
+	*sample.Sampler
+	bytes int64 // all it is accounted for
+	snap  int64 // its snapshot budget
 }
 
-func (c *conn) writeErr() error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.werr
+// send queues one message for the client (it never waits on the network
+// unless the client's queue is full; see outbox).
+func (c *conn) send(t msgType, payload []byte) error { return c.out.send(t, payload) }
+
+// reserve accounts for bytes more held by this connection, refusing them
+// when all connections together would pass the memory limit.
+func (c *conn) reserve(what string, bytes int64) error {
+	total := c.s.held.Add(bytes)
+	if err := membudget.Check(what+" (with what the worker holds already)", total); err != nil {
+		c.s.held.Add(-bytes)
+		return err
+	}
+	c.held += bytes
+	return nil
+}
+
+// unreserve gives back bytes reserved by this connection.
+func (c *conn) unreserve(bytes int64) {
+	c.s.held.Add(-bytes)
+	c.held -= bytes
+}
+
+// release gives back everything the connection holds.
+func (c *conn) release() {
+	c.s.held.Add(-c.held)
+	c.held = 0
+	c.samplers = nil
+	c.models = nil
 }
 
 func (c *conn) sendError(code uint8, err error) error {
@@ -308,13 +453,12 @@ func (c *conn) begin(ctx context.Context, seq uint64) (context.Context, func()) 
 	}
 }
 
+// handshake reads the client's hello and authenticates it: the token is
+// checked before anything else is answered (the protocol version
+// included), and the peer has HandshakeTimeout to send it.
 func (c *conn) handshake(br *bufio.Reader) error {
-	to := c.s.HandshakeTimeout
-	if to <= 0 {
-		to = 10 * time.Second
-	}
 	if d, ok := c.rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
-		_ = d.SetReadDeadline(time.Now().Add(to))
+		_ = d.SetReadDeadline(time.Now().Add(c.s.handshakeTimeout()))
 		defer d.SetReadDeadline(time.Time{})
 	}
 	t, b, err := readMsg(br, maxHello, nil)
@@ -336,22 +480,31 @@ func (c *conn) handshake(br *bufio.Reader) error {
 		_ = c.sendError(codeFailed, err)
 		return fmt.Errorf("handshake: %w", err)
 	}
+	if c.s.Token != "" && !tokenOK(c.s.Token, h.Token) {
+		_ = c.sendError(codeAuth, errors.New("authentication failed: wrong or missing token"))
+		return errors.New("handshake: refused a peer with a wrong or missing token")
+	}
 	if h.Version != Version {
 		err := fmt.Errorf("protocol version %d, this worker speaks %d (use the same geca version on both ends)", h.Version, Version)
 		_ = c.sendError(codeVersion, err)
 		return fmt.Errorf("handshake: %w", err)
 	}
-	if c.s.Token != "" && !tokenOK(c.s.Token, h.Token) {
-		_ = c.sendError(codeAuth, errors.New("authentication failed: wrong or missing token"))
-		return errors.New("handshake: refused a peer with a wrong or missing token")
-	}
 	c.s.logf("client %q connected", h.Client)
-	return c.send(tWelcome, encode(&welcomeMsg{Version: Version, Worker: c.s.Worker, Device: c.s.Device}))
+	return nil
 }
 
 // handle serves one request. It returns an error only when the connection
-// must close (the client broke the protocol).
-func (c *conn) handle(ctx context.Context, m inMsg, reqs <-chan inMsg) error {
+// must close (the client broke the protocol). A request that panics is
+// answered with an error, and the connection goes on: whatever a peer
+// sends, the worker keeps serving the others (the compute lock is released
+// by the request's own deferred call first).
+func (c *conn) handle(ctx context.Context, m inMsg, reqs <-chan inMsg) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.logf("internal error serving a %s request: %v\n%s", m.t, p, debug.Stack())
+			err = c.sendError(codeFailed, fmt.Errorf("internal error serving a %s request: %v", m.t, p))
+		}
+	}()
 	switch m.t {
 	case tModelQuery:
 		var q modelQueryMsg
@@ -362,13 +515,17 @@ func (c *conn) handle(ctx context.Context, m inMsg, reqs <-chan inMsg) error {
 		if md == nil {
 			return c.send(tModel, encode(&modelMsg{}))
 		}
-		return c.send(tModel, encode(&modelMsg{ID: c.addModel(md), Found: true}))
+		id, err := c.addModel(md)
+		if err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		return c.send(tModel, encode(&modelMsg{ID: id, Found: true}))
 	case tLoadModel:
 		return c.loadModel(ctx, m, reqs)
 	case tClose:
 		var q idMsg
 		if err := decode(m.t, m.b, &q); err == nil {
-			delete(c.samplers, q.ID)
+			c.dropSampler(q.ID)
 		}
 		return nil // no reply
 	case tCall:
@@ -380,15 +537,21 @@ func (c *conn) handle(ctx context.Context, m inMsg, reqs <-chan inMsg) error {
 	}
 }
 
-func (c *conn) addModel(md *engine.Model) uint32 {
+func (c *conn) addModel(md *engine.Model) (uint32, error) {
 	for id, have := range c.models {
 		if have == md {
-			return id
+			return id, nil
 		}
+	}
+	if len(c.models) >= maxModelsHeld {
+		return 0, fmt.Errorf("%d models are in use on this connection; reconnect to use others", maxModelsHeld)
+	}
+	if err := c.reserve("model "+md.Cfg.Name, engine.ModelBytes(md.Cfg)); err != nil {
+		return 0, err
 	}
 	c.next++
 	c.models[c.next] = md
-	return c.next
+	return c.next, nil
 }
 
 // loadModel reads an upload: the config, then exactly the announced number
@@ -434,6 +597,11 @@ func (c *conn) loadModel(ctx context.Context, m inMsg, reqs <-chan inMsg) error 
 			tensors = nil
 			continue
 		}
+		if err := membudget.Check("a model upload (with what the worker holds already)", c.s.held.Load()+total); err != nil {
+			fail = err
+			tensors = nil
+			continue
+		}
 		tensors = append(tensors, &t)
 	}
 	if fail != nil {
@@ -445,7 +613,11 @@ func (c *conn) loadModel(ctx context.Context, m inMsg, reqs <-chan inMsg) error 
 	if err != nil {
 		return c.sendError(codeFailed, err)
 	}
-	return c.send(tModel, encode(&modelMsg{ID: c.addModel(md), Found: true}))
+	id, err := c.addModel(md)
+	if err != nil {
+		return c.sendError(codeFailed, err)
+	}
+	return c.send(tModel, encode(&modelMsg{ID: id, Found: true}))
 }
 
 func (c *conn) buildModel(cfg engine.Config, msgs []*tensorMsg) (*engine.Model, error) {
@@ -486,17 +658,48 @@ func (c *conn) sampler(id uint32) (*sample.Sampler, error) {
 	if !ok {
 		return nil, fmt.Errorf("no sampler %d on this connection", id)
 	}
-	return s, nil
+	return s.Sampler, nil
 }
 
-func (c *conn) addSampler(s *sample.Sampler) (uint32, error) {
+// samplerBytes estimates what a sampler of n samples of a model of config
+// cfg holds, with snapshots of at most snap bytes: a run under guidance
+// (the worst case: guidance can be switched on later), the grid kept
+// before each timestep, and its snapshots.
+func samplerBytes(cfg engine.Config, n int, snap int64) int64 {
+	return membudget.Sum(engine.RunBytes(cfg, n, true), engine.StateBytes(2*n, cfg.GridH, cfg.GridW, cfg.CellDim()), max(snap, 0))
+}
+
+// checkSampler refuses a new sampler (or branch) of n samples of cfg that
+// the worker cannot hold, and reserves its memory otherwise.
+func (c *conn) checkSampler(cfg engine.Config, n int, snap int64) (int64, error) {
 	if len(c.samplers) >= maxSamplers {
 		return 0, fmt.Errorf("%d samplers open on this connection; close some", maxSamplers)
 	}
-	c.next++
-	c.samplers[c.next] = s
-	return c.next, nil
+	if err := engine.CheckRun(cfg, n, true); err != nil {
+		return 0, err
+	}
+	b := samplerBytes(cfg, n, snap)
+	if err := c.reserve(fmt.Sprintf("a sampler of %d sample(s)", n), b); err != nil {
+		return 0, err
+	}
+	return b, nil
 }
+
+func (c *conn) addSampler(s *sample.Sampler, bytes, snap int64) uint32 {
+	c.next++
+	c.samplers[c.next] = &liveSampler{s, bytes, snap}
+	return c.next
+}
+
+func (c *conn) dropSampler(id uint32) {
+	if s, ok := c.samplers[id]; ok {
+		c.unreserve(s.bytes)
+		delete(c.samplers, id)
+	}
+}
+
+// snapshotCap bounds the snapshot memory a client may ask for one sampler.
+func snapshotCap() int64 { return membudget.Limit() / 8 }
 
 func errCode(err error) uint8 {
 	switch {
@@ -557,27 +760,45 @@ func (c *conn) samplerOp(ctx context.Context, m inMsg) error {
 		if err != nil {
 			return c.sendError(codeFailed, err)
 		}
-		s, err := sample.New(md, q.Opt)
+		opt := q.Opt
+		// The snapshot memory is the client's to choose, within a share of
+		// the limit; it is accounted for with the run.
+		switch {
+		case opt.SnapshotBytes == 0:
+			opt.SnapshotBytes = min(sample.DefaultSnapshotBytes, snapshotCap())
+		case opt.SnapshotBytes > snapshotCap():
+			opt.SnapshotBytes = snapshotCap()
+		}
+		n := opt.N
+		if n == 0 {
+			n = len(opt.Labels)
+		}
+		if n < 1 || n > engine.MaxBatch/2 {
+			return c.sendError(codeFailed, fmt.Errorf("sample: N = %d out of range [1, %d]", n, engine.MaxBatch/2))
+		}
+		bytes, err := c.checkSampler(md.Cfg, n, opt.SnapshotBytes)
 		if err != nil {
 			return c.sendError(codeFailed, err)
 		}
-		id, err := c.addSampler(s)
+		s, err := sample.New(md, opt)
 		if err != nil {
+			c.unreserve(bytes)
 			return c.sendError(codeFailed, err)
 		}
-		return c.send(tSampler, encode(infoOf(id, s)))
+		return c.send(tSampler, encode(infoOf(c.addSampler(s, bytes, opt.SnapshotBytes), s)))
 	case tBranch:
 		var q idMsg
 		s, err := c.samplerRequest(m, &q, func() uint32 { return q.ID })
 		if err != nil {
 			return c.sendError(codeFailed, err)
 		}
-		b := s.Branch()
-		id, err := c.addSampler(b)
+		snap := c.samplers[q.ID].snap
+		bytes, err := c.checkSampler(s.Model().Cfg, s.N(), snap)
 		if err != nil {
 			return c.sendError(codeFailed, err)
 		}
-		return c.send(tSampler, encode(infoOf(id, b)))
+		b := s.Branch()
+		return c.send(tSampler, encode(infoOf(c.addSampler(b, bytes, snap), b)))
 	case tStep:
 		var q stepMsg
 		s, err := c.samplerRequest(m, &q, func() uint32 { return q.ID })
@@ -680,11 +901,29 @@ func (c *conn) call(ctx context.Context, m inMsg) error {
 	if err != nil {
 		return c.sendError(codeFailed, err)
 	}
+	if q.State != nil {
+		if err := checkGrid(md.Cfg, q.State); err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		if err := c.reserve("a denoiser call", engine.UpdaterBytes(md.Cfg, q.State.B)); err != nil {
+			return c.sendError(codeFailed, err)
+		}
+		defer c.unreserve(engine.UpdaterBytes(md.Cfg, q.State.B))
+	}
 	st, err := Denoise(md, q.State, q.T, q.Y, q.M, q.Rate, q.Seed, q.Masks)
 	if err != nil {
 		return c.sendError(codeFailed, err)
 	}
 	return c.send(tGrid, encode(&gridMsg{st}))
+}
+
+// checkGrid reports a grid that is not made of the cells of model cfg.
+func checkGrid(cfg engine.Config, st *engine.State) error {
+	if st.H != cfg.GridH || st.W != cfg.GridW || st.C != cfg.CellDim() {
+		return fmt.Errorf("denoise: the grid is %dx%d cells of %d channels, but model %s takes %dx%d cells of C_in+C_out+C_h = %d channels",
+			st.H, st.W, st.C, cfg.Name, cfg.GridH, cfg.GridW, cfg.CellDim())
+	}
+	return nil
 }
 
 // Denoise runs one denoiser call of M updates on st in place and returns
@@ -696,8 +935,18 @@ func Denoise(md *engine.Model, st *engine.State, t []int, y [][]float32, M int, 
 	if st == nil {
 		return nil, errors.New("denoise: no grid")
 	}
-	if M < 0 || M > 10000 {
-		return nil, fmt.Errorf("denoise: M = %d out of range [0, 10000]", M)
+	cfg := md.Cfg
+	if err := checkGrid(cfg, st); err != nil {
+		return nil, err
+	}
+	if err := engine.CheckCall(cfg, st.B); err != nil {
+		return nil, fmt.Errorf("denoise: %w", err)
+	}
+	if len(t) != st.B || len(y) != st.B {
+		return nil, fmt.Errorf("denoise: %d timesteps and %d labels for %d grids", len(t), len(y), st.B)
+	}
+	if M < 0 || M > engine.MaxM {
+		return nil, fmt.Errorf("denoise: M = %d out of range [0, %d]", M, engine.MaxM)
 	}
 	if !(rate > 0 && rate <= 1) {
 		return nil, fmt.Errorf("denoise: update rate %v out of range (0, 1]", rate)
@@ -710,7 +959,7 @@ func Denoise(md *engine.Model, st *engine.State, t []int, y [][]float32, M int, 
 	u := md.NewUpdater(st.B)
 	switch {
 	case masks != nil:
-		if len(masks) != M*cells {
+		if int64(len(masks)) != int64(M)*int64(cells) {
 			return nil, fmt.Errorf("denoise: %d mask values, want M·B·H·W = %d", len(masks), M*cells)
 		}
 		for i := 0; i < M; i++ {

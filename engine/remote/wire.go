@@ -39,7 +39,7 @@ const (
 	maxHello      = 4 << 10  // bytes of a message before authentication
 	MaxModelBytes = 8 << 30  // float32 weights of one uploaded model
 	maxTensors    = 1024     // tensors of one uploaded model
-	maxSamplers   = 4096     // open samplers of one connection
+	maxSamplers   = 256      // open samplers of one connection
 	maxDims       = 8        // dimensions of one tensor
 )
 
