@@ -197,3 +197,44 @@ func formatDuration(d time.Duration) string {
 		return fmt.Sprintf("%ds", s)
 	}
 }
+
+// Busy shows that a step of unknown length is under way (loading a model,
+// preparing its kernels): label and the time elapsed, redrawn about ten
+// times a second until the returned stop is called, which ends the line
+// with the total time. Like a Bar it draws only on a terminal.
+func Busy(w io.Writer, label string) (stop func()) {
+	if !IsTerminal(w) {
+		return func() {}
+	}
+	return busy(w, label, time.Now, minInterval)
+}
+
+func busy(w io.Writer, label string, now func() time.Time, every time.Duration) func() {
+	start := now()
+	quit, done := make(chan struct{}), make(chan struct{})
+	draw := func(end string) {
+		fmt.Fprintf(w, "\r%s … %s%s", label, formatDuration(now().Sub(start)), end)
+	}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		draw("")
+		for {
+			select {
+			case <-quit:
+				draw("\n")
+				return
+			case <-t.C:
+				draw("")
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(quit)
+			<-done
+		})
+	}
+}
