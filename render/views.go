@@ -24,10 +24,11 @@ const (
 	ViewUpdate                // |update| of the last cell update per cell, Heat colours
 	ViewAlive                 // cells reached from the seed, brightened by activity
 	ViewAttention             // the 3x3 attention of the selected cell, mean over heads
+	ViewInfluence             // the seed influence per cell (Source.Influence), Heat colours on a log scale
 	NumViews
 )
 
-var viewNames = [...]string{"x0", "x_t", "eps", "v", "hidden", "hidden PCA", "|update|", "alive", "attention"}
+var viewNames = [...]string{"x0", "x_t", "eps", "v", "hidden", "hidden PCA", "|update|", "alive", "attention", "seed influence"}
 
 func (v View) String() string {
 	if v >= 0 && v < NumViews {
@@ -53,6 +54,9 @@ type Source struct {
 	// the seed has reached (see Spread); nil: cells with any non-zero C_out
 	// or hidden value (Reached).
 	Reached []bool
+	// Influence is, per cell of the sample, how far its state differs from
+	// the same timestep run without the seed cell (0: not at all).
+	Influence []float32
 }
 
 // Options tune a view.
@@ -155,6 +159,11 @@ func Render(v View, src *Source, opt Options) (*image.RGBA, error) {
 			return nil, fmt.Errorf("render %v: have %d attention weights, want %d heads x 9", v, len(src.Attn), heads)
 		}
 		return AttentionGrid(h, w, src.AttnCell.Y, src.AttnCell.X, src.Attn, heads), nil
+	case ViewInfluence:
+		if len(src.Influence) != h*w {
+			return nil, fmt.Errorf("render %v: the seed influence was not measured for this frame", v)
+		}
+		return InfluenceImage(src.Influence, h, w), nil
 	}
 	return nil, fmt.Errorf("render: unknown view %d", int(v))
 }
