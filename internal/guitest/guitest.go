@@ -323,3 +323,37 @@ func SavePNG(tb testing.TB, img image.Image, name string) string {
 	}
 	return path
 }
+
+// Find returns the bounds, in window pixels, of the control whose semantic
+// description is desc (semantic.DescriptionOp, as buttons set for screen
+// readers) in the last frame, the first one when several match.
+func (w *Window) Find(desc string) (image.Rectangle, bool) {
+	for _, n := range w.Router.AppendSemantics(nil) {
+		if n.Desc.Description == desc {
+			return n.Desc.Bounds, true
+		}
+	}
+	return image.Rectangle{}, false
+}
+
+// Descriptions lists the semantic descriptions of the last frame's controls.
+func (w *Window) Descriptions() []string {
+	var out []string
+	for _, n := range w.Router.AppendSemantics(nil) {
+		if n.Desc.Description != "" {
+			out = append(out, n.Desc.Description)
+		}
+	}
+	return out
+}
+
+// ClickOn queues a click at the centre of the control described by desc;
+// it fails the test when there is none.
+func (w *Window) ClickOn(desc string) {
+	w.tb.Helper()
+	r, ok := w.Find(desc)
+	if !ok {
+		w.tb.Fatalf("guitest: no control %q in the last frame (have %q)", desc, w.Descriptions())
+	}
+	w.Click(r.Min.Add(r.Max).Div(2))
+}

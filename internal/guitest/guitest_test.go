@@ -7,6 +7,7 @@ import (
 
 	"gioui.org/io/event"
 	"gioui.org/io/key"
+	"gioui.org/io/semantic"
 	"gioui.org/layout"
 	"gioui.org/op/clip"
 	"gioui.org/op/paint"
@@ -193,5 +194,46 @@ func TestDragMovesSlider(t *testing.T) {
 	w.Frame(ui)
 	if f.Value < 0.6 || f.Value > 0.9 {
 		t.Fatalf("slider value after dragging to x=150 of 200: %v, want about 0.75", f.Value)
+	}
+}
+
+// TestFindAndClickOn finds two buttons by their semantic description and
+// clicks one through it.
+func TestFindAndClickOn(t *testing.T) {
+	w := New(t, 200, 120)
+	var a, b widget.Clickable
+	clicks := map[string]int{}
+	ui := func(gtx layout.Context) layout.Dimensions {
+		for a.Clicked(gtx) {
+			clicks["a"]++
+		}
+		for b.Clicked(gtx) {
+			clicks["b"]++
+		}
+		btn := func(c *widget.Clickable, name string) layout.Widget {
+			return func(gtx layout.Context) layout.Dimensions {
+				return c.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
+					semantic.DescriptionOp(name).Add(gtx.Ops)
+					return layout.Dimensions{Size: image.Pt(60, 30)}
+				})
+			}
+		}
+		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+			layout.Rigid(btn(&a, "first")),
+			layout.Rigid(layout.Spacer{Height: 20}.Layout),
+			layout.Rigid(btn(&b, "second")))
+	}
+	w.Frame(ui)
+	r, ok := w.Find("second")
+	if !ok || r != image.Rect(0, 50, 60, 80) {
+		t.Fatalf("second button at %v (found %v), want (0,50)-(60,80)", r, ok)
+	}
+	if _, ok := w.Find("third"); ok {
+		t.Error("found a control that does not exist")
+	}
+	w.ClickOn("second")
+	w.Frame(ui)
+	if clicks["b"] != 1 || clicks["a"] != 0 {
+		t.Errorf("clicks %v after ClickOn(second)", clicks)
 	}
 }
