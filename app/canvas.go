@@ -9,7 +9,6 @@ import (
 
 	"gioui.org/f32"
 	"gioui.org/io/event"
-	"gioui.org/io/key"
 	"gioui.org/io/pointer"
 	"gioui.org/layout"
 	"gioui.org/op"
@@ -20,8 +19,16 @@ import (
 	"geca/render"
 )
 
-// canvas is the state of one pane's grid view: zoom, pan and the pointer.
-type canvas struct {
+// canvasArea lays the panes out in a grid that fills the canvas (plus a
+// difference pane in compare mode when asked), and turns the pointer on them
+// into commands: hover, select, pan, zoom, damage.
+type canvasArea struct {
+	panes []*paneCanvas
+	diff  paneCanvas // the difference pane (drawn only, no input)
+}
+
+// paneCanvas is the state of one pane's grid view: zoom, pan and the pointer.
+type paneCanvas struct {
 	zoom     float32
 	pan      f32.Point
 	pressed  bool
@@ -34,9 +41,10 @@ type canvas struct {
 	cell   float32
 	gw, gh int
 	screen image.Point // the pane's top-left corner in the window
+	size   image.Point
 }
 
-func (c *canvas) cellAt(p f32.Point) (int, int, bool) {
+func (c *paneCanvas) cellAt(p f32.Point) (int, int, bool) {
 	if c.cell <= 0 {
 		return 0, 0, false
 	}
@@ -45,20 +53,38 @@ func (c *canvas) cellAt(p f32.Point) (int, int, bool) {
 	return i, j, i >= 0 && j >= 0 && i < c.gh && j < c.gw
 }
 
+func (a *canvasArea) ensure(n int) {
+	for len(a.panes) < n {
+		a.panes = append(a.panes, &paneCanvas{zoom: 1})
+	}
+}
+
+func (a *canvasArea) zoomAll(f float32) {
+	for _, c := range a.panes {
+		c.zoom = min(max(c.zoom*f, 0.25), 32)
+	}
+}
+
+func (a *canvasArea) fit() {
+	for _, c := range a.panes {
+		c.zoom, c.pan = 1, f32.Point{}
+	}
+}
+
 // source builds the render input of a frame.
 func source(cfg engine.Config, f *Frame) *render.Source {
 	return &render.Source{Cfg: cfg, State: f.State, Xt: f.Xt, X0: f.X0, Magnitude: f.Magnitude, Attn: f.Attn,
-		AttnCell: image.Pt(f.AttnCell[1], f.AttnCell[0]), Reached: f.Reached}
+		AttnCell: image.Pt(f.AttnCell[1], f.AttnCell[0]), Reached: f.Reached, Influence: f.Influence}
 }
 
 // paneFrame is the frame pane i shows: the local scrub position while a
 // timeline slider is dragged, else the runner's playhead.
-func (u *UI) paneFrame(i int) (*Frame, int, int) {
-	p := u.snap.Panes[i]
-	if (u.timeDrag || u.updDrag) && len(p.Timeline) > 0 {
-		k := max(0, min(u.localK, len(p.Timeline)-1))
+func (l *look) paneFrame(i int) (*Frame, int, int) {
+	p := l.snap.Panes[i]
+	if l.scrub.on && len(p.Timeline) > 0 {
+		k := max(0, min(l.scrub.k, len(p.Timeline)-1))
 		rec := p.Timeline[k]
-		uu := max(0, min(u.localU, len(rec.Frames)-1))
+		uu := max(0, min(l.scrub.u, len(rec.Frames)-1))
 		if f := rec.Frames[uu]; f != nil {
 			return f, k, uu
 		}
@@ -66,83 +92,282 @@ func (u *UI) paneFrame(i int) (*Frame, int, int) {
 	return p.Frame, p.K, p.U
 }
 
-func (u *UI) layoutCanvases(gtx C) D {
+// CellCentre returns the window position of the centre of cell (i, j) of
+// pane p as drawn in the last frame (for tests and scripted drivers).
+func (u *UI) CellCentre(p, i, j int) image.Point {
+	cv := u.canvas.panes[p]
+	return image.Pt(cv.screen.X+int(cv.origin.X+(float32(j)+0.5)*cv.cell), cv.screen.Y+int(cv.origin.Y+(float32(i)+0.5)*cv.cell))
+}
+
+// PaneRect returns pane p's rectangle in the window in the last frame.
+func (u *UI) PaneRect(p int) image.Rectangle {
+	cv := u.canvas.panes[p]
+	return image.Rectangle{Min: cv.screen, Max: cv.screen.Add(cv.size)}
+}
+
+// Update handles the pointer on the panes (events of the last frame).
+func (a *canvasArea) Update(gtx C, l *look) []Cmd {
+	var cmds []Cmd
+	for i, cv := range a.panes {
+		if i >= len(l.snap.Panes) {
+			break
+		}
+		cmds = append(cmds, a.paneEvents(gtx, l, cv, i)...)
+	}
+	return cmds
+}
+
+// paneEvents handles the pointer on pane i: hover, click to select, drag
+// to pan (or to paint with the brush), wheel to zoom about the pointer.
+func (a *canvasArea) paneEvents(gtx C, l *look, cv *paneCanvas, i int) []Cmd {
+	var cmds []Cmd
+	for {
+		ev, ok := gtx.Event(pointer.Filter{Target: cv, Kinds: pointer.Press | pointer.Drag | pointer.Release | pointer.Move |
+			pointer.Scroll | pointer.Leave | pointer.Cancel, ScrollY: pointer.ScrollRange{Min: -1 << 20, Max: 1 << 20}})
+		if !ok {
+			break
+		}
+		e, ok := ev.(pointer.Event)
+		if !ok {
+			continue
+		}
+		ci, cj, inside := cv.cellAt(e.Position)
+		switch e.Kind {
+		case pointer.Move:
+			l.hover.pane = i
+			if inside {
+				l.hover.cell = [2]int{ci, cj}
+			} else {
+				l.hover.cell = [2]int{-1, -1}
+			}
+		case pointer.Leave, pointer.Cancel:
+			if l.hover.pane == i {
+				l.hover.cell = [2]int{-1, -1}
+			}
+			cv.pressed = false
+		case pointer.Press:
+			cmds = append(cmds, windowCmd(func(u *UI) { u.focusWindow = true }))
+			cv.pressed, cv.moved, cv.pressPos, cv.lastPos = true, false, e.Position, e.Position
+			cv.stroke = cv.stroke[:0]
+			if i != l.snap.Active {
+				cmds = append(cmds, SetActive{Pane: i})
+			}
+			if l.brushOn {
+				cv.stroke = append(cv.stroke, [2]int{ci, cj})
+			}
+		case pointer.Drag:
+			if !cv.pressed {
+				continue
+			}
+			if d := e.Position.Sub(cv.pressPos); d.X*d.X+d.Y*d.Y > 16 {
+				cv.moved = true
+			}
+			l.hover.pane = i
+			if inside {
+				l.hover.cell = [2]int{ci, cj}
+			}
+			if l.brushOn {
+				// join the cells between this position and the last, so a
+				// quick drag leaves a line, not dots
+				last := cv.stroke[len(cv.stroke)-1]
+				for _, c := range StrokeCells(last, [2]int{ci, cj})[1:] {
+					cv.stroke = append(cv.stroke, c)
+				}
+			} else {
+				cv.pan = cv.pan.Add(e.Position.Sub(cv.lastPos))
+			}
+			cv.lastPos = e.Position
+		case pointer.Release:
+			if !cv.pressed {
+				continue
+			}
+			cv.pressed = false
+			if l.brushOn {
+				if cells := insideGrid(cv.stroke, cv.gh, cv.gw); len(cells) > 0 {
+					cmds = append(cmds, Stroke{Cells: cells, Radius: l.radius, Mode: l.brush})
+				}
+			} else if !cv.moved && inside {
+				cmds = append(cmds, Select{I: ci, J: cj})
+			}
+		case pointer.Scroll:
+			f := float32(math.Pow(1.0015, float64(-e.Scroll.Y)))
+			nz := min(max(cv.zoom*f, 0.25), 32)
+			// keep the point under the pointer still
+			ratio := nz / cv.zoom
+			off := e.Position.Sub(cv.origin)
+			cv.pan = cv.pan.Add(off.Sub(off.Mul(ratio)))
+			cv.zoom = nz
+		}
+	}
+	return cmds
+}
+
+// insideGrid keeps the stroke cells on the grid (a stroke may pass outside).
+func insideGrid(cells [][2]int, h, w int) [][2]int {
+	var out [][2]int
+	for _, c := range cells {
+		if c[0] >= 0 && c[1] >= 0 && c[0] < h && c[1] < w {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// gridShape chooses columns and rows for n panes of a w x h grid in a
+// W x H area so the cells come out largest.
+func gridShape(n int, area image.Point, w, h int) (cols, rows int) {
+	best := float32(-1)
+	for c := 1; c <= n; c++ {
+		r := (n + c - 1) / c
+		pw, ph := float32(area.X)/float32(c), float32(area.Y)/float32(r)-64 // header and footer
+		s := min(pw/float32(w), ph/float32(h))
+		if s > best {
+			best, cols, rows = s, c, r
+		}
+	}
+	return cols, rows
+}
+
+func (a *canvasArea) Layout(gtx C, u *UI) D {
 	n := len(u.snap.Panes)
-	for len(u.canvases) < n {
-		u.canvases = append(u.canvases, &canvas{zoom: 1})
+	a.ensure(n)
+	total := n
+	showDiff := u.diff && n >= 2
+	if showDiff {
+		total++
 	}
 	size := gtx.Constraints.Max
-	w := (size.X - (n - 1)) / n
-	x := 0
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			fillRect(gtx.Ops, colLine, image.Rect(x, 0, x+1, size.Y))
-			x++
+	cfg := u.snap.Cfg
+	cols, rows := gridShape(total, size, cfg.GridW, cfg.GridH)
+	for t := 0; t < total; t++ {
+		c, r := t%cols, t/cols
+		x0, x1 := c*size.X/cols, (c+1)*size.X/cols
+		y0, y1 := r*size.Y/rows, (r+1)*size.Y/rows
+		if c > 0 {
+			fillRect(gtx.Ops, colLine, image.Rect(x0, y0, x0+1, y1))
+			x0++
 		}
-		pw := w
-		if i == n-1 {
-			pw = size.X - x
+		if r > 0 {
+			fillRect(gtx.Ops, colLine, image.Rect(x0, y0, x1, y0+1))
+			y0++
 		}
-		u.canvases[i].screen = image.Pt(x, u.topH)
-		st := op.Offset(image.Pt(x, 0)).Push(gtx.Ops)
+		st := op.Offset(image.Pt(x0, y0)).Push(gtx.Ops)
 		pg := gtx
-		pg.Constraints = layout.Exact(image.Pt(pw, size.Y))
-		u.layoutPane(pg, i)
+		pg.Constraints = layout.Exact(image.Pt(x1-x0, y1-y0))
+		if t < n {
+			a.panes[t].screen = image.Pt(x0, u.top.height+y0)
+			a.panes[t].size = image.Pt(x1-x0, y1-y0)
+			a.layoutPane(pg, u, t)
+		} else {
+			a.layoutDiff(pg, u)
+		}
 		st.Pop()
-		x += pw
 	}
 	return D{Size: size}
 }
 
-// CellCentre returns the window position of the centre of cell (i, j) of
-// pane p as drawn in the last frame (for tests and scripted drivers).
-func (u *UI) CellCentre(p, i, j int) image.Point {
-	cv := u.canvases[p]
-	return image.Pt(cv.screen.X+int(cv.origin.X+(float32(j)+0.5)*cv.cell), cv.screen.Y+int(cv.origin.Y+(float32(i)+0.5)*cv.cell))
-}
-
-// viewImage renders the current view of frame f (cached), or explains why not.
-func (u *UI) viewImage(f *Frame) (*imgEntry, string) {
-	if f == nil {
-		return nil, "no frame"
-	}
-	cfg := u.snap.Cfg
-	if u.view == render.ViewAttention && len(f.Attn) == 0 {
-		return nil, "click a cell to observe its attention (shown from the next update)"
-	}
-	k := imgKey{frame: f, view: u.view, channel: u.channel, hidden: u.hidden}
-	if u.view == render.ViewX0 && u.decoded && u.snap.Decode != nil {
-		if img := u.decodes.get(f, cfg, u.snap.Decode); img != nil {
-			k.decoded = true
-			return u.images.put(k, img, nil), ""
-		}
-	}
-	return u.images.get(k, func() (*image.RGBA, error) {
-		return render.Render(u.view, source(cfg, f), render.Options{Channel: u.channel, Hidden: u.hidden, Preview: u.snap.Preview})
-	}), ""
-}
-
-func (u *UI) layoutPane(gtx C, i int) D {
-	cv := u.canvases[i]
-	size := gtx.Constraints.Max
-	f, k, uu := u.paneFrame(i)
-	cfg := u.snap.Cfg
+// paneGeometry fits the grid into a pane of the given size with room for
+// the header and footer bands, at an integer scale when it fits.
+func (cv *paneCanvas) geometry(gtx C, size image.Point, cfg engine.Config, head, foot int) (imgW, imgH float32) {
 	cv.gw, cv.gh = cfg.GridW, cfg.GridH
-	p := u.snap.Panes[i]
-
-	// geometry: fit the grid with a margin, integer scale when it fits
-	head, foot := gtx.Dp(34), gtx.Dp(30)
 	availW, availH := float32(size.X)-float32(gtx.Dp(24)), float32(size.Y-head-foot)
-	fit := min(availW/float32(cfg.GridW), availH/float32(cfg.GridH))
+	fit := max(min(availW/float32(cfg.GridW), availH/float32(cfg.GridH)), 0.5)
 	if fit >= 2 {
 		fit = float32(math.Floor(float64(fit)))
 	}
 	cv.cell = max(fit*cv.zoom, 0.5)
-	imgW, imgH := cv.cell*float32(cfg.GridW), cv.cell*float32(cfg.GridH)
+	imgW, imgH = cv.cell*float32(cfg.GridW), cv.cell*float32(cfg.GridH)
 	cv.origin = f32.Pt((float32(size.X)-imgW)/2+cv.pan.X, float32(head)+(float32(size.Y-head-foot)-imgH)/2+cv.pan.Y)
+	return imgW, imgH
+}
+
+// viewImage renders the current view of frame f of pane i (cached), or
+// explains why it cannot.
+func (u *UI) viewImage(f *Frame, i int) (*imgEntry, string) {
+	if f == nil {
+		return nil, "no frame"
+	}
+	cfg := u.snap.Cfg
+	switch {
+	case u.view == render.ViewAttention && len(f.Attn) == 0:
+		if f.Update == 0 {
+			return nil, "attention is that of a cell update: step one update (→)"
+		}
+		return nil, "click a cell to see its attention"
+	case u.view == render.ViewInfluence && f.Influence == nil:
+		switch {
+		case f.Done:
+			return nil, "the final sample: the seed influence is that of the cell updates; go back a step (←)"
+		case !u.snap.InfluenceAvailable:
+			return nil, "the seed influence is not measured by a worker engine (--engine, --device cuda)"
+		}
+		return nil, "measuring the seed influence…"
+	}
+	k := imgKey{frame: f, view: u.view, channel: u.channel, hidden: u.hidden}
+	dimmed := u.reach && (f.Influence != nil || f.Reached != nil)
+	if dimmed {
+		k.dim = true
+	}
+	base := func() (*image.RGBA, error) {
+		return render.Render(u.view, source(cfg, f), render.Options{Channel: u.channel, Hidden: u.hidden, Preview: u.snap.Preview})
+	}
+	note := ""
+	if u.view == render.ViewX0 && u.decoded && u.snap.Decode != nil {
+		p := u.snap.Panes[i]
+		img, of := u.decodes.get(f, stepKey{run: p.RunID, k: f.Index}, u.snap.Playing, cfg, u.snap.Decode)
+		if img != nil {
+			k.decoded = of
+			base = func() (*image.RGBA, error) { return img, nil }
+			if of != f {
+				note = fmt.Sprintf("VAE decode of update %d", of.Update)
+			} else {
+				note = "VAE decode"
+			}
+		} else {
+			note = "preview; decoding…"
+			if u.snap.Playing {
+				note = "preview; decoded once per timestep while playing"
+			}
+		}
+	}
+	e := u.images.get(k, func() (*image.RGBA, error) {
+		img, err := base()
+		if err != nil || !dimmed {
+			return img, err
+		}
+		return render.Dim(img, reachOf(f), cfg.GridH, cfg.GridW), nil
+	})
+	e.note = note
+	return e, ""
+}
+
+// reachOf is the cells the seed has reached in frame f: where it has any
+// influence when that is measured (exact), else the growth front
+// (Frame.Reached).
+func reachOf(f *Frame) []bool {
+	if f.Influence != nil {
+		out := make([]bool, len(f.Influence))
+		for i, v := range f.Influence {
+			out[i] = v > 0
+		}
+		return out
+	}
+	return f.Reached
+}
+
+func (a *canvasArea) layoutPane(gtx C, u *UI, i int) D {
+	cv := a.panes[i]
+	size := gtx.Constraints.Max
+	f, k, uu := u.paneFrame(i)
+	cfg := u.snap.Cfg
+	p := u.snap.Panes[i]
+	head, foot := gtx.Dp(36), gtx.Dp(48)
+	if u.demo {
+		head, foot = gtx.Dp(64), gtx.Dp(88)
+	}
+	imgW, imgH := cv.geometry(gtx, size, cfg, head, foot)
 
 	defer clip.Rect{Max: size}.Push(gtx.Ops).Pop()
-	u.canvasEvents(gtx, cv, i)
 	event.Op(gtx.Ops, cv)
 	cursor := pointer.CursorCrosshair
 	if u.brushOn {
@@ -152,36 +377,20 @@ func (u *UI) layoutPane(gtx C, i int) D {
 	}
 	cursor.Add(gtx.Ops)
 
-	entry, why := u.viewImage(f)
+	entry, why := u.viewImage(f, i)
 	imgRect := image.Rect(int(cv.origin.X), int(cv.origin.Y), int(cv.origin.X+imgW+0.5), int(cv.origin.Y+imgH+0.5))
-	// a frame around the grid
 	fillRect(gtx.Ops, colLine, imgRect.Inset(-1))
-	if entry != nil && entry.err == nil {
-		st := op.Affine(f32.Affine2D{}.Scale(f32.Point{}, f32.Pt(cv.cell*float32(cfg.GridW)/float32(entry.img.Rect.Dx()),
-			cv.cell*float32(cfg.GridH)/float32(entry.img.Rect.Dy()))).Offset(cv.origin)).Push(gtx.Ops)
-		entry.op.Add(gtx.Ops)
-		paint.PaintOp{}.Add(gtx.Ops)
-		st.Pop()
+	if entry != nil && entry.err == nil && entry.img != nil {
+		drawScaled(gtx, entry, cv.origin, imgW, imgH)
 	} else {
 		fillRect(gtx.Ops, colPanel, imgRect)
 		msg := why
 		if entry != nil && entry.err != nil {
 			msg = entry.err.Error()
 		}
-		u.centredText(gtx, msg, imgRect)
+		centredText(gtx, u, msg, imgRect)
 	}
-	// grid lines when cells are large enough to need them
-	if cv.cell >= 14 {
-		gc := color.NRGBA{A: 40}
-		for j := 1; j < cfg.GridW; j++ {
-			x := int(cv.origin.X + float32(j)*cv.cell)
-			fillRect(gtx.Ops, gc, image.Rect(x, imgRect.Min.Y, x+1, imgRect.Max.Y))
-		}
-		for r := 1; r < cfg.GridH; r++ {
-			y := int(cv.origin.Y + float32(r)*cv.cell)
-			fillRect(gtx.Ops, gc, image.Rect(imgRect.Min.X, y, imgRect.Max.X, y+1))
-		}
-	}
+	cv.drawGridLines(gtx, imgRect, cfg)
 	cellRect := func(ci, cj int) image.Rectangle {
 		x0, y0 := cv.origin.X+float32(cj)*cv.cell, cv.origin.Y+float32(ci)*cv.cell
 		return image.Rect(int(x0), int(y0), int(x0+cv.cell+0.5), int(y0+cv.cell+0.5))
@@ -189,21 +398,71 @@ func (u *UI) layoutPane(gtx C, i int) D {
 	if sel := u.snap.Selected; sel[0] >= 0 {
 		strokeRect(gtx.Ops, cellRect(sel[0], sel[1]).Inset(-1), colAccent, max(gtx.Dp(2), 1))
 	}
-	if u.hoverPane == i && u.hoverCell[0] >= 0 {
+	if u.hover.pane == i && u.hover.cell[0] >= 0 {
+		hc := u.hover.cell
 		if u.brushOn {
-			r := float32(u.brushRadius()) * cv.cell
-			c := f32.Pt(cv.origin.X+(float32(u.hoverCell[1])+0.5)*cv.cell, cv.origin.Y+(float32(u.hoverCell[0])+0.5)*cv.cell)
+			r := float32(u.radius) * cv.cell
+			c := f32.Pt(cv.origin.X+(float32(hc[1])+0.5)*cv.cell, cv.origin.Y+(float32(hc[0])+0.5)*cv.cell)
 			paint.FillShape(gtx.Ops, color.NRGBA{R: 255, G: 255, B: 255, A: 200},
 				clip.Stroke{Path: clip.Ellipse{Min: c.Sub(f32.Pt(r, r)).Round(), Max: c.Add(f32.Pt(r, r)).Round()}.Path(gtx.Ops), Width: 1.5}.Op())
 		} else {
-			strokeRect(gtx.Ops, cellRect(u.hoverCell[0], u.hoverCell[1]), color.NRGBA{R: 255, G: 255, B: 255, A: 170}, 1)
+			strokeRect(gtx.Ops, cellRect(hc[0], hc[1]), color.NRGBA{R: 255, G: 255, B: 255, A: 170}, 1)
 		}
 	}
-
 	// header and footer bands stay readable over a zoomed grid
 	fillRect(gtx.Ops, colorA(colCanvas, 235), image.Rect(0, 0, size.X, head-gtx.Dp(4)))
 	fillRect(gtx.Ops, colorA(colCanvas, 235), image.Rect(0, size.Y-foot+gtx.Dp(4), size.X, size.Y))
-	// header: what this pane shows and where it is
+	a.layoutHeader(gtx, u, i, f, k, uu, entry)
+	ft := op.Offset(image.Pt(gtx.Dp(12), size.Y-foot+gtx.Dp(8))).Push(gtx.Ops)
+	fg := gtx
+	fg.Constraints = layout.Constraints{Max: image.Pt(size.X-gtx.Dp(24), foot)}
+	layout.Flex{Axis: layout.Vertical}.Layout(fg,
+		layout.Rigid(func(gtx C) D { return u.paneNumbers(gtx, p, k, uu) }),
+		layout.Rigid(layout.Spacer{Height: 4}.Layout),
+		layout.Rigid(func(gtx C) D { return u.layoutLegend(gtx, f, entry) }),
+		layout.Rigid(func(gtx C) D {
+			if !u.demo {
+				return D{}
+			}
+			return layout.Inset{Top: 6}.Layout(gtx, func(gtx C) D {
+				l := label(u.th, 16, colText, demoCaption(u.snap, p, f))
+				l.MaxLines = 2
+				return l.Layout(gtx)
+			})
+		}),
+	)
+	ft.Pop()
+	if w := healthWarning(p.Health); w != "" {
+		wg := gtx
+		wg.Constraints = layout.Constraints{Max: image.Pt(size.X-gtx.Dp(24), size.Y)}
+		st := op.Offset(image.Pt(gtx.Dp(12), head+gtx.Dp(20))).Push(gtx.Ops)
+		withBg(wg, colorA(colWarn, 230), func(gtx C) D {
+			return layout.UniformInset(6).Layout(gtx, func(gtx C) D {
+				l := bold(label(u.th, 12, colCanvas, w))
+				l.MaxLines = 3
+				return l.Layout(gtx)
+			})
+		})
+		st.Pop()
+	}
+	return D{Size: size}
+}
+
+// healthWarning says where the grid went wrong ("" when it did not).
+func healthWarning(h Health) string {
+	switch {
+	case h.NaNAt[0] >= 0:
+		return fmt.Sprintf("⚠ the grid holds non-finite values (NaN or ∞), first at %s: the checkpoint or the settings are broken", StepLabel(h.NaNAt[0], h.NaNAt[1]))
+	case h.BigAt[0] >= 0:
+		return fmt.Sprintf("⚠ the grid's values explode: |x| up to %.3g, beyond %.0e first at %s (a random or broken checkpoint, or settings far from its training)",
+			h.MaxAbs, float64(ExplodeAt), StepLabel(h.BigAt[0], h.BigAt[1]))
+	}
+	return ""
+}
+
+// layoutHeader writes what pane i shows and where it is.
+func (a *canvasArea) layoutHeader(gtx C, u *UI, i int, f *Frame, k, uu int, entry *imgEntry) {
+	p := u.snap.Panes[i]
 	var title string
 	if p.Label != "" {
 		title = p.Label + " · "
@@ -215,57 +474,196 @@ func (u *UI) layoutPane(gtx C, i int) D {
 	if u.view == render.ViewHidden {
 		title += fmt.Sprintf(" ch %d,%d,%d", u.hidden[0], u.hidden[1], u.hidden[2])
 	}
-	if u.view == render.ViewX0 && u.decoded && u.snap.Decode != nil {
-		if entry != nil && entry.decoded {
-			title += " (VAE)"
-		} else {
-			title += " (preview; decoding…)"
-		}
+	if entry != nil && entry.note != "" {
+		title += " (" + entry.note + ")"
 	}
 	var where string
 	if f != nil {
-		steps := len(p.Timeline)
-		if rec := p.Timeline[len(p.Timeline)-1]; !rec.Last().Done {
-			steps = -1
-		}
 		total := p.Settings.Steps
-		if steps > 0 {
-			total = fmt.Sprint(steps)
+		if n, ok := stepsCount(p.Settings.Steps); ok {
+			total = fmt.Sprint(n)
 		}
-		where = fmt.Sprintf("step %d/%s · t=%d · update %d/%d · σ=%.3f", k+1, total, f.T, uu, f.M, f.Sigma)
-		if len(u.snap.Panes) > 1 {
-			where = fmt.Sprintf("step %d/%s · update %d/%d", k+1, total, uu, f.M)
+		where = fmt.Sprintf("step %d/%s · update %d/%d", k+1, total, uu, f.M)
+		if len(u.snap.Panes) == 1 && !u.demo {
+			where += fmt.Sprintf(" · t=%d · σ=%.3f", f.T, f.Sigma)
 		}
 		if f.Done {
 			where += " · final"
 		}
 	}
 	hd := op.Offset(image.Pt(gtx.Dp(12), gtx.Dp(8))).Push(gtx.Ops)
+	defer hd.Pop()
 	gtx.Constraints.Min = image.Point{}
+	gtx.Constraints.Max.X -= gtx.Dp(24)
+	if u.demo {
+		layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+			layout.Rigid(bold(label(u.th, 26, colText, where)).Layout),
+			layout.Rigid(label(u.th, 13, colMuted, title).Layout),
+		)
+		return
+	}
 	row(gtx, 12, bold(label(u.th, 13, colText, title)).Layout, label(u.th, 12, colMuted, where).Layout,
 		func(gtx C) D {
 			if p.RunLabel != "" && p.RunLabel != "main" && len(u.snap.Panes) == 1 {
-				return label(u.th, 12, colAccent, "branch: "+p.RunLabel).Layout(gtx)
+				return label(u.th, 12, colAccent, "run: "+p.RunLabel).Layout(gtx)
 			}
 			return D{}
+		},
+		func(gtx C) D {
+			if !u.brushOn || i != u.snap.Active {
+				return D{}
+			}
+			mode := "erase"
+			if u.brush == BrushPerturb {
+				mode = "perturb"
+			}
+			return bold(label(u.th, 12, colWarn, "brush: "+mode+" (B)")).Layout(gtx)
 		})
-	hd.Pop()
-	lg := op.Offset(image.Pt(gtx.Dp(12), size.Y-gtx.Dp(21))).Push(gtx.Ops)
-	u.layoutLegend(gtx, f)
-	lg.Pop()
-	if u.brushOn && i == u.snap.Active {
-		mode := "erase"
-		if u.brush == BrushPerturb {
-			mode = "perturb"
-		}
-		bd := op.Offset(image.Pt(gtx.Dp(12), size.Y-gtx.Dp(40))).Push(gtx.Ops)
-		bold(label(u.th, 12, colWarn, "damage brush: "+mode+" (B to change, drag on the grid)")).Layout(gtx)
-		bd.Pop()
+}
+
+// stepsCount is the number of timesteps a Steps setting asks for ("50",
+// "ddim25"), when it is one number.
+func stepsCount(steps string) (int, bool) {
+	var n int
+	s := steps
+	if len(s) > 4 && s[:4] == "ddim" {
+		s = s[4:]
 	}
+	if _, err := fmt.Sscan(s, &n); err != nil || n <= 0 || fmt.Sprint(n) != s {
+		return 0, false
+	}
+	return n, true
+}
+
+// paneNumbers is a pane's numbers for the shown update: mean |ε̂|, the
+// fraction reached and influenced, and the growth curve of this timestep.
+func (u *UI) paneNumbers(gtx C, p PaneSnap, k, uu int) D {
+	if k >= len(p.Timeline) {
+		return D{}
+	}
+	rec := p.Timeline[k]
+	if uu >= len(rec.MeanEps) {
+		return D{}
+	}
+	txt := fmt.Sprintf("mean |ε| %.3f · reached %.0f%%", rec.MeanEps[uu], 100*rec.Reached[uu])
+	if s := rec.Spread[uu]; s == s {
+		txt += fmt.Sprintf(" · seed influence %.0f%%", 100*s)
+	}
+	return row(gtx, 8,
+		func(gtx C) D {
+			w, h := gtx.Dp(60), gtx.Dp(14)
+			return sparkline(gtx, w, h, rec.M+1, rec.Reached, colGreen, uu)
+		},
+		label(u.th, 11, colText, txt).Layout,
+	)
+}
+
+// sparkline draws vals over [0, n) on [0, 1] with a marker at x.
+func sparkline(gtx C, w, h, n int, vals []float32, c color.NRGBA, x int) D {
+	fillRect(gtx.Ops, colPanelAlt, image.Rect(0, 0, w, h))
+	if n < 2 || len(vals) == 0 {
+		return D{Size: image.Pt(w, h)}
+	}
+	var path clip.Path
+	path.Begin(gtx.Ops)
+	for i, v := range vals {
+		pt := f32.Pt(float32(i)/float32(n-1)*float32(w-1), float32(h-1)-min(max(v, 0), 1)*float32(h-2))
+		if i == 0 {
+			path.MoveTo(pt)
+		} else {
+			path.LineTo(pt)
+		}
+	}
+	if len(vals) == 1 {
+		path.LineTo(f32.Pt(1, float32(h-1)-min(max(vals[0], 0), 1)*float32(h-2)))
+	}
+	paint.FillShape(gtx.Ops, c, clip.Stroke{Path: path.End(), Width: 1.5}.Op())
+	if x >= 0 && x < n {
+		xx := int(float32(x) / float32(n-1) * float32(w-1))
+		fillRect(gtx.Ops, colorA(colText, 140), image.Rect(xx, 0, xx+1, h))
+	}
+	return D{Size: image.Pt(w, h)}
+}
+
+// layoutDiff draws the difference of two panes' frames in the current view.
+func (a *canvasArea) layoutDiff(gtx C, u *UI) D {
+	cv := &a.diff
+	size := gtx.Constraints.Max
+	cfg := u.snap.Cfg
+	head, foot := gtx.Dp(36), gtx.Dp(48)
+	imgW, imgH := cv.geometry(gtx, size, cfg, head, foot)
+	ia, ib := u.diffAB[0], u.diffAB[1]
+	n := len(u.snap.Panes)
+	if ia >= n || ib >= n {
+		ia, ib = 0, 1
+	}
+	fa, _, _ := u.paneFrame(ia)
+	fb, _, _ := u.paneFrame(ib)
+	imgRect := image.Rect(int(cv.origin.X), int(cv.origin.Y), int(cv.origin.X+imgW+0.5), int(cv.origin.Y+imgH+0.5))
+	defer clip.Rect{Max: size}.Push(gtx.Ops).Pop()
+	fillRect(gtx.Ops, colLine, imgRect.Inset(-1))
+	var lim float32
+	var what string
+	if fa != nil && fb != nil {
+		e := u.images.get(imgKey{frame: fa, other: fb, view: u.view}, func() (*image.RGBA, error) {
+			img, m, err := render.Difference(u.view, source(cfg, fa), source(cfg, fb), 0)
+			lim = m
+			return img, err
+		})
+		if lim > 0 {
+			e.scale = lim
+		}
+		lim = e.scale
+		if e.err == nil && e.img != nil {
+			drawScaled(gtx, e, cv.origin, imgW, imgH)
+		} else if e.err != nil {
+			centredText(gtx, u, e.err.Error(), imgRect)
+		}
+	}
+	la, lb := u.snap.Panes[ia].Label, u.snap.Panes[ib].Label
+	if u.view == render.ViewX0 || u.view == render.ViewXt {
+		what = fmt.Sprintf("%s(%s) − %s(%s)", viewName(u.view), la, viewName(u.view), lb)
+	} else {
+		what = fmt.Sprintf("|cells(%s) − cells(%s)| over C_out and C_h", la, lb)
+	}
+	st := op.Offset(image.Pt(gtx.Dp(12), gtx.Dp(8))).Push(gtx.Ops)
+	bold(label(u.th, 13, colText, "difference · "+what)).Layout(gtx)
+	st.Pop()
+	lg := op.Offset(image.Pt(gtx.Dp(12), size.Y-foot+gtx.Dp(12))).Push(gtx.Ops)
+	if u.view == render.ViewX0 || u.view == render.ViewXt {
+		legendBar(gtx, u, &render.Diverging, fmt.Sprintf("−%.3g", lim), fmt.Sprintf("+%.3g (largest |difference|)", lim))
+	} else {
+		legendBar(gtx, u, &render.Heat, "0", fmt.Sprintf("%.3g (largest distance)", lim))
+	}
+	lg.Pop()
 	return D{Size: size}
 }
 
-func (u *UI) centredText(gtx C, s string, r image.Rectangle) {
+// drawScaled draws an image entry over the rectangle at origin of size w x h.
+func drawScaled(gtx C, e *imgEntry, origin f32.Point, w, h float32) {
+	st := op.Affine(f32.Affine2D{}.Scale(f32.Point{}, f32.Pt(w/float32(e.img.Rect.Dx()), h/float32(e.img.Rect.Dy()))).Offset(origin)).Push(gtx.Ops)
+	e.op.Add(gtx.Ops)
+	paint.PaintOp{}.Add(gtx.Ops)
+	st.Pop()
+}
+
+// drawGridLines draws the cell borders when cells are large enough to need them.
+func (cv *paneCanvas) drawGridLines(gtx C, r image.Rectangle, cfg engine.Config) {
+	if cv.cell < 14 {
+		return
+	}
+	gc := color.NRGBA{A: 40}
+	for j := 1; j < cfg.GridW; j++ {
+		x := int(cv.origin.X + float32(j)*cv.cell)
+		fillRect(gtx.Ops, gc, image.Rect(x, r.Min.Y, x+1, r.Max.Y))
+	}
+	for i := 1; i < cfg.GridH; i++ {
+		y := int(cv.origin.Y + float32(i)*cv.cell)
+		fillRect(gtx.Ops, gc, image.Rect(r.Min.X, y, r.Max.X, y+1))
+	}
+}
+
+func centredText(gtx C, u *UI, s string, r image.Rectangle) {
 	gtx.Constraints = layout.Constraints{Max: image.Pt(max(r.Dx()-16, 10), r.Dy())}
 	m := op.Record(gtx.Ops)
 	l := label(u.th, 12, colMuted, s)
@@ -282,224 +680,6 @@ func strokeRect(ops *op.Ops, r image.Rectangle, c color.NRGBA, w int) {
 	fillRect(ops, c, image.Rect(r.Min.X, r.Max.Y-w, r.Max.X, r.Max.Y))
 	fillRect(ops, c, image.Rect(r.Min.X, r.Min.Y, r.Min.X+w, r.Max.Y))
 	fillRect(ops, c, image.Rect(r.Max.X-w, r.Min.Y, r.Max.X, r.Max.Y))
-}
-
-// canvasEvents handles the pointer on pane i: hover, click to select, drag
-// to pan (or to paint with the brush), wheel to zoom about the pointer.
-func (u *UI) canvasEvents(gtx C, cv *canvas, i int) {
-	for {
-		ev, ok := gtx.Event(pointer.Filter{Target: cv, Kinds: pointer.Press | pointer.Drag | pointer.Release | pointer.Move |
-			pointer.Scroll | pointer.Leave | pointer.Cancel, ScrollY: pointer.ScrollRange{Min: -1 << 20, Max: 1 << 20}})
-		if !ok {
-			break
-		}
-		e, ok := ev.(pointer.Event)
-		if !ok {
-			continue
-		}
-		ci, cj, inside := cv.cellAt(e.Position)
-		switch e.Kind {
-		case pointer.Move:
-			u.hoverPane = i
-			if inside {
-				u.hoverCell = [2]int{ci, cj}
-			} else {
-				u.hoverCell = [2]int{-1, -1}
-			}
-		case pointer.Leave, pointer.Cancel:
-			if u.hoverPane == i {
-				u.hoverCell = [2]int{-1, -1}
-			}
-			cv.pressed = false
-		case pointer.Press:
-			gtx.Execute(key.FocusCmd{Tag: u}) // take focus from any editor
-			cv.pressed, cv.moved, cv.pressPos, cv.lastPos = true, false, e.Position, e.Position
-			cv.stroke = cv.stroke[:0]
-			if i != u.snap.Active {
-				u.send(SetActive{Pane: i})
-			}
-			if u.brushOn && inside {
-				cv.stroke = append(cv.stroke, [2]int{ci, cj})
-			}
-		case pointer.Drag:
-			if !cv.pressed {
-				continue
-			}
-			if d := e.Position.Sub(cv.pressPos); d.X*d.X+d.Y*d.Y > 16 {
-				cv.moved = true
-			}
-			u.hoverPane = i
-			if inside {
-				u.hoverCell = [2]int{ci, cj}
-			}
-			if u.brushOn {
-				if inside && (len(cv.stroke) == 0 || cv.stroke[len(cv.stroke)-1] != [2]int{ci, cj}) {
-					cv.stroke = append(cv.stroke, [2]int{ci, cj})
-				}
-			} else {
-				cv.pan = cv.pan.Add(e.Position.Sub(cv.lastPos))
-			}
-			cv.lastPos = e.Position
-		case pointer.Release:
-			if !cv.pressed {
-				continue
-			}
-			cv.pressed = false
-			if u.brushOn {
-				if len(cv.stroke) > 0 {
-					u.send(Stroke{Cells: append([][2]int(nil), cv.stroke...), Radius: u.brushRadius(), Mode: u.brush})
-				}
-			} else if !cv.moved && inside {
-				u.send(Select{I: ci, J: cj})
-			}
-		case pointer.Scroll:
-			f := float32(math.Pow(1.0015, float64(-e.Scroll.Y)))
-			nz := min(max(cv.zoom*f, 0.25), 32)
-			// keep the point under the pointer still
-			ratio := nz / cv.zoom
-			centre := cv.origin
-			off := e.Position.Sub(centre)
-			cv.pan = cv.pan.Add(off.Sub(off.Mul(ratio)))
-			cv.zoom = nz
-		}
-	}
-}
-
-// imgKey names one rendered view of one frame.
-type imgKey struct {
-	frame   *Frame
-	view    render.View
-	channel int
-	hidden  [3]int
-	decoded bool
-}
-
-type imgEntry struct {
-	img     *image.RGBA
-	op      paint.ImageOp
-	err     error
-	used    bool
-	decoded bool
-}
-
-// imageCache keeps the images drawn in the last frames; an entry not used
-// during a frame is dropped at its end.
-type imageCache struct {
-	m map[imgKey]*imgEntry
-}
-
-func newImageCache() *imageCache { return &imageCache{m: map[imgKey]*imgEntry{}} }
-
-func (c *imageCache) beginFrame() {
-	for _, e := range c.m {
-		e.used = false
-	}
-}
-
-func (c *imageCache) endFrame() {
-	for k, e := range c.m {
-		if !e.used {
-			delete(c.m, k)
-		}
-	}
-}
-
-func newEntry(img *image.RGBA, err error) *imgEntry {
-	e := &imgEntry{img: img, err: err, used: true}
-	if img != nil {
-		e.op = paint.NewImageOp(img)
-		e.op.Filter = paint.FilterNearest
-	}
-	return e
-}
-
-func (c *imageCache) get(k imgKey, make func() (*image.RGBA, error)) *imgEntry {
-	if e, ok := c.m[k]; ok {
-		e.used = true
-		return e
-	}
-	img, err := make()
-	e := newEntry(img, err)
-	c.m[k] = e
-	return e
-}
-
-func (c *imageCache) put(k imgKey, img *image.RGBA, err error) *imgEntry {
-	if e, ok := c.m[k]; ok && e.img == img {
-		e.used = true
-		return e
-	}
-	e := newEntry(img, err)
-	e.decoded = k.decoded
-	c.m[k] = e
-	return e
-}
-
-// decodeCache runs the full VAE decode of x0 off the UI goroutine, one frame
-// at a time (the newest request wins), and keeps the last results.
-type decodeCache struct {
-	mu         sync.Mutex
-	done       map[*Frame]*image.RGBA
-	order      []*Frame
-	running    *Frame
-	want       *Frame
-	invalidate func()
-}
-
-func newDecodeCache(inv func()) *decodeCache {
-	return &decodeCache{done: map[*Frame]*image.RGBA{}, invalidate: inv}
-}
-
-func (d *decodeCache) pending() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.running != nil
-}
-
-func (d *decodeCache) get(f *Frame, cfg engine.Config, decode func([]float32, int, int) ([]float32, error)) *image.RGBA {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if img, ok := d.done[f]; ok {
-		return img
-	}
-	d.want = f
-	if d.running == nil {
-		d.start(f, cfg, decode)
-	}
-	return nil
-}
-
-func (d *decodeCache) start(f *Frame, cfg engine.Config, decode func([]float32, int, int) ([]float32, error)) {
-	d.running = f
-	go func() {
-		n := cfg.InChannels * cfg.Cells()
-		var img *image.RGBA
-		if len(f.X0) >= n {
-			if rgb, err := decode(f.X0[:n], cfg.GridH, cfg.GridW); err == nil && len(rgb)%3 == 0 {
-				side := int(math.Sqrt(float64(len(rgb)/3) / float64(cfg.GridH*cfg.GridW)))
-				if side > 0 && len(rgb) == 3*side*side*cfg.Cells() {
-					img = render.PixelImage(rgb, 3, cfg.GridH*side, cfg.GridW*side, 0)
-				}
-			}
-		}
-		d.mu.Lock()
-		d.done[f] = img
-		d.order = append(d.order, f)
-		if len(d.order) > 64 {
-			delete(d.done, d.order[0])
-			d.order = d.order[1:]
-		}
-		d.running = nil
-		if next := d.want; next != nil && next != f {
-			if _, ok := d.done[next]; !ok {
-				d.start(next, cfg, decode)
-			}
-		}
-		d.mu.Unlock()
-		if d.invalidate != nil {
-			d.invalidate()
-		}
-	}()
 }
 
 // legend images: one 256x1 strip per colour map, built once.
@@ -524,29 +704,32 @@ func legendOp(cm *render.Colormap) paint.ImageOp {
 	return legendOps[cm]
 }
 
+// legendBar is "lo [colour strip] hi".
+func legendBar(gtx C, u *UI, cm *render.Colormap, lo, hi string) D {
+	w, h := gtx.Dp(120), gtx.Dp(8)
+	gtx.Constraints.Min = image.Point{}
+	return row(gtx, 6,
+		label(u.th, 11, colMuted, lo).Layout,
+		func(gtx C) D {
+			st := opAffineAt(gtx, 0, 0, float32(w)/256, float32(h))
+			op := legendOp(cm)
+			op.Add(gtx.Ops)
+			paint.PaintOp{}.Add(gtx.Ops)
+			st.Pop()
+			return D{Size: image.Pt(w, h)}
+		},
+		label(u.th, 11, colMuted, hi).Layout,
+	)
+}
+
 // layoutLegend explains the colours of the current view of frame f.
-func (u *UI) layoutLegend(gtx C, f *Frame) D {
+func (u *UI) layoutLegend(gtx C, f *Frame, entry *imgEntry) D {
 	if f == nil || f.State == nil {
 		return D{}
 	}
 	cfg := u.snap.Cfg
 	gtx.Constraints.Min = image.Point{}
-	bar := func(cm *render.Colormap, lo, hi string) D {
-		w, h := gtx.Dp(120), gtx.Dp(8)
-		return row(gtx, 6,
-			label(u.th, 11, colMuted, lo).Layout,
-			func(gtx C) D {
-				st := opAffineAt(gtx, 0, 0, float32(w)/256, float32(h))
-				op := legendOp(cm)
-				op.Add(gtx.Ops)
-				paint.PaintOp{}.Add(gtx.Ops)
-				st.Pop()
-				return D{Size: image.Pt(w, h)}
-			},
-			label(u.th, 11, colMuted, hi).Layout,
-		)
-	}
-	swatch := func(c color.RGBA, txt string) layout.Widget {
+	swatch := func(c color.RGBA, txt string) func(C) D {
 		return func(gtx C) D {
 			s := gtx.Dp(10)
 			return row(gtx, 4, func(gtx C) D {
@@ -555,6 +738,11 @@ func (u *UI) layoutLegend(gtx C, f *Frame) D {
 			}, label(u.th, 11, colMuted, txt).Layout)
 		}
 	}
+	dim := ""
+	if u.reach {
+		dim = " · dimmed: not reached by the seed"
+	}
+	small := func(s string) D { return label(u.th, 11, colMuted, s+dim).Layout(gtx) }
 	switch u.view {
 	case render.ViewEps, render.ViewV:
 		ch := cfg.InChannels + u.channel
@@ -562,24 +750,38 @@ func (u *UI) layoutLegend(gtx C, f *Frame) D {
 			ch += cfg.InChannels
 		}
 		l := render.ChannelLimit(f.State, 0, ch)
-		return bar(&render.Diverging, fmt.Sprintf("%.3g", -l), fmt.Sprintf("+%.3g", l))
+		return legendBar(gtx, u, &render.Diverging, fmt.Sprintf("%.3g", -l), fmt.Sprintf("+%.3g", l))
 	case render.ViewUpdate:
 		if len(f.Magnitude) < cfg.Cells() {
-			return label(u.th, 11, colMuted, "no update yet in this timestep").Layout(gtx)
+			return small("no update yet in this timestep")
 		}
-		return bar(&render.Heat, "0", fmt.Sprintf("%.3g", render.MaxValue(f.Magnitude[:cfg.Cells()])))
+		return legendBar(gtx, u, &render.Heat, "0", fmt.Sprintf("%.3g", render.MaxValue(f.Magnitude[:cfg.Cells()])))
 	case render.ViewAttention:
-		return bar(&render.Heat, "0", "largest weight (mean over heads)")
-	case render.ViewAlive:
-		return row(gtx, 12, swatch(render.UnreachedColor, "not reached"), swatch(render.Heat[89], "reached from the seed"),
-			swatch(render.Heat[255], "changed most by the last update"))
-	case render.ViewHidden, render.ViewHiddenPCA:
-		return label(u.th, 11, colMuted, "R, G, B; each scaled to its largest |value|, grey = 0").Layout(gtx)
-	case render.ViewX0, render.ViewXt:
-		if cfg.Latent {
-			return label(u.th, 11, colMuted, "latent shown through the 4x3 RGB preview").Layout(gtx)
+		return legendBar(gtx, u, &render.Heat, "0", "largest weight (mean over heads)")
+	case render.ViewInfluence:
+		if len(f.Influence) != cfg.Cells() {
+			return D{}
 		}
-		return label(u.th, 11, colMuted, "black −1 … white +1").Layout(gtx)
+		mx := render.MaxValue(f.Influence)
+		return row(gtx, 10, swatch(render.UnreachedColor, "exactly 0"),
+			func(gtx C) D {
+				return legendBar(gtx, u, &render.Heat, fmt.Sprintf("%.0e", float64(mx)*1e-6), fmt.Sprintf("%.3g  (|Δ cell| without the seed, log scale)", mx))
+			})
+	case render.ViewAlive:
+		return row(gtx, 10, swatch(render.UnreachedColor, "not reached"), swatch(render.Heat[89], "reached"),
+			swatch(render.Heat[255], "changed most"))
+	case render.ViewHidden, render.ViewHiddenPCA:
+		return small("R, G, B; each scaled to its largest |value|, grey = 0")
+	case render.ViewX0, render.ViewXt:
+		switch {
+		case entry != nil && entry.note != "" && entry.note[0] == 'V':
+			return small("RGB decoded by the VAE")
+		case cfg.Latent && u.snap.Preview != nil:
+			return small("latent channels mapped to RGB by a fixed linear preview (not a VAE decode)")
+		case cfg.Latent:
+			return small("the first three latent channels as RGB")
+		}
+		return small("black −1 … white +1")
 	}
 	return D{}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 
 	"geca/engine"
+	"geca/internal/membudget"
 	"geca/render"
 )
 
@@ -19,6 +20,11 @@ type StepRecord struct {
 	Frames      []*Frame  // Frames[u] after update u (0 = start); nil where evicted
 	MeanMag     []float32 // mean |update| per cell after update u (0 at u = 0)
 	Reached     []float32 // fraction of cells reached from the seed after update u
+	// Spread is the fraction of cells the seed has influenced after update
+	// u (Frame.Influence > 0); NaN where the influence was not computed.
+	Spread []float32
+	// MeanEps is the mean |ε̂| over the cells after update u.
+	MeanEps []float32
 }
 
 // Last returns the last recorded frame.
@@ -27,9 +33,10 @@ func (r *StepRecord) Last() *Frame { return r.Frames[len(r.Frames)-1] }
 // Complete reports whether all M updates of the timestep are recorded.
 func (r *StepRecord) Complete() bool { return len(r.Frames) == r.M+1 }
 
-// Run is one line of history: the main run, a branch made by changing a
-// setting, or the result of a damage stroke. A run starts at a position of its
-// parent and records only what happened after it.
+// Run is one line of history: a run from the start (the first one, or one
+// made by changing the seed, labels or steps), a branch made by changing a
+// setting, or the result of a damage stroke. A branch starts at a position
+// of its parent and records only what happened after it.
 type Run struct {
 	ID                    int
 	Label                 string
@@ -37,27 +44,101 @@ type Run struct {
 	ForkIndex, ForkUpdate int
 	Settings              Settings
 	Damage                bool // made by the damage brush (undo removes it)
+	// Health is where the grid first held values the run cannot recover
+	// from: non-finite, or beyond ExplodeAt.
+	Health Health
 
 	sampler Sampler            // at the head of the run
 	resume  map[[2]int]Sampler // clones at recorded positions, to rewind and branch
 	steps   []*StepRecord      // records for timesteps >= ForkIndex
+	bytes   int64              // memory of its frames and resume points (estimate)
+	order   int                // when it was last shown (for the memory budget)
 }
+
+// ExplodeAt is the magnitude above which grid values are reported as
+// exploding: a healthy run keeps x_t within a few units and its cells
+// within tens; broken or random checkpoints reach 1e15.
+const ExplodeAt = 1e4
+
+// Health records where a run's grid first went wrong.
+type Health struct {
+	MaxAbs float32 // largest finite |value| seen in the grid
+	// BigAt and NaNAt are (timestep, update) of the first frame with a
+	// value beyond ExplodeAt and with a non-finite value; K < 0 when none.
+	BigAt, NaNAt [2]int
+}
+
+func newHealth() Health { return Health{BigAt: [2]int{-1, -1}, NaNAt: [2]int{-1, -1}} }
 
 // Pane is one view in compare mode (normal mode has one pane). Its playhead
 // (K, U) is the frame on screen.
 type Pane struct {
 	Run   *Run
 	K, U  int
-	Label string
-	apply func(*Settings) // the pane's own setting in compare mode
+	Label string  // describes the run the pane shows
+	value *Change // the compared setting's value for this pane in compare mode
 }
+
+// CompareKind is the setting that compare mode varies across panes.
+type CompareKind int
+
+const (
+	CompareOff CompareKind = iota
+	CompareM
+	CompareGHG
+)
+
+func (k CompareKind) String() string {
+	switch k {
+	case CompareM:
+		return "M"
+	case CompareGHG:
+		return "GHG"
+	}
+	return "off"
+}
+
+// CompareMode says what compare mode shows: the setting that varies, its
+// values, and where the panes branch from.
+type CompareMode struct {
+	Kind CompareKind
+	Ms   []int // CompareM: one pane per value
+	// FromStart branches every pane from the start of the run, on the same
+	// initial noise; otherwise from the start of the current timestep.
+	FromStart bool
+}
+
+// changes are the per-pane settings of the mode.
+func (m CompareMode) changes() ([]Change, error) {
+	switch m.Kind {
+	case CompareM:
+		if len(m.Ms) < 2 {
+			return nil, errors.New("compare M needs at least two values")
+		}
+		var chs []Change
+		for _, v := range m.Ms {
+			if v < 1 || v > MaxM {
+				return nil, fmt.Errorf("M must be in [1, %d], not %d", MaxM, v)
+			}
+			chs = append(chs, Change{M: &v})
+		}
+		return chs, nil
+	case CompareGHG:
+		on, off := true, false
+		return []Change{{GHG: &on}, {GHG: &off}}, nil
+	}
+	return nil, fmt.Errorf("cannot compare %v (M or GHG)", m.Kind)
+}
+
+// MaxM is the largest number of cell updates per timestep the viewer runs.
+const MaxM = 10000
 
 // Controller holds the runs and panes and carries out commands. It is not safe
 // for concurrent use: the Runner owns it.
 type Controller struct {
 	eng      Engine
 	cfg      engine.Config
-	base     Settings // settings of the main run, as the controls show them
+	base     Settings // settings of the run the controls started from
 	runs     []*Run
 	panes    []*Pane
 	active   int
@@ -65,12 +146,21 @@ type Controller struct {
 	undo     []undoRec
 	selected [2]int // observed cell, (-1, -1) when none
 	strokes  int
-	// MaxBytes bounds the memory of recorded frames; intra-timestep frames of
-	// older timesteps are dropped beyond it and recomputed when revisited.
+	// MaxBytes bounds the memory of the recorded history (frames and resume
+	// points); see evict for what gives way beyond it.
 	MaxBytes int64
 	bytes    int64
 	Playing  bool
-	compare  string // "", "M" or "GHG"
+	compare  CompareMode
+	// influence: samplers measure the seed influence (doubles an update).
+	influence   bool
+	noInfluence bool // the engine gives none (a worker): do not ask again
+	shown       int  // counter for Run.order
+	notes       []string
+	overBudget  bool // the last eviction could not get under MaxBytes
+	// redone holds frames Details recomputed: what they lack (the influence
+	// inside a damaged timestep) cannot be had, so they are not redone again.
+	redone map[*Frame]bool
 }
 
 type undoRec struct {
@@ -80,10 +170,14 @@ type undoRec struct {
 	damage *Run
 }
 
+// DefaultHistoryBytes is the history budget when the user sets none: 1 GiB,
+// or half the process's memory limit (internal/membudget) when lower.
+func DefaultHistoryBytes() int64 { return min(1<<30, membudget.Limit()/2) }
+
 // NewController starts a main run with settings s.
 func NewController(eng Engine, s Settings) (*Controller, error) {
-	c := &Controller{eng: eng, cfg: eng.Config(), selected: [2]int{-1, -1}, MaxBytes: 1 << 30}
-	if err := c.Reset(s); err != nil {
+	c := &Controller{eng: eng, cfg: eng.Config(), selected: [2]int{-1, -1}, MaxBytes: DefaultHistoryBytes()}
+	if err := c.Restart(s, "main"); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -104,46 +198,74 @@ func (c *Controller) Runs() []*Run { return c.runs }
 // Active is the index of the pane the controls act on.
 func (c *Controller) Active() int { return c.active }
 
-// Reset discards all history and starts again from settings s, keeping
-// compare mode (with the same per-pane settings) if it is on.
-func (c *Controller) Reset(s Settings) error {
-	if s.M < 1 {
-		return fmt.Errorf("M must be at least 1, not %d", s.M)
+// Bytes is the memory the recorded history holds (an estimate).
+func (c *Controller) Bytes() int64 { return c.bytes }
+
+// OverBudget reports whether the history could not be brought under MaxBytes.
+func (c *Controller) OverBudget() bool { return c.overBudget }
+
+// TakeNotes returns the messages for the user since the last call (runs
+// dropped to keep within the memory budget, ...).
+func (c *Controller) TakeNotes() []string {
+	n := c.notes
+	c.notes = nil
+	return n
+}
+
+func sameSettings(a, b Settings) bool {
+	return a.Steps == b.Steps && a.M == b.M && a.GHG == b.GHG && a.CFG == b.CFG && a.Rate == b.Rate &&
+		a.Seed == b.Seed && a.LabelString() == b.LabelString()
+}
+
+func checkSettings(s Settings) error {
+	if s.M < 1 || s.M > MaxM {
+		return fmt.Errorf("M must be in [1, %d], not %d", MaxM, s.M)
 	}
-	var applies []func(*Settings)
-	var labels []string
-	for _, p := range c.panes {
-		applies = append(applies, p.apply)
-		labels = append(labels, p.Label)
+	if !(s.Rate > 0 && s.Rate <= 1) {
+		return fmt.Errorf("update rate must be in (0, 1], not %g", s.Rate)
 	}
-	if len(applies) == 0 {
-		applies, labels = []func(*Settings){nil}, []string{""}
+	if !(s.CFG >= 0) || math.IsInf(float64(s.CFG), 0) {
+		return fmt.Errorf("CFG scale must be a finite number >= 0, not %g", s.CFG)
 	}
-	var panes []*Pane
-	var runs []*Run
-	c.bytes = 0
-	for i, ap := range applies {
-		ps := s
-		if ap != nil {
-			ap(&ps)
+	return nil
+}
+
+// Restart shows a run from the start with settings s: the run from the start
+// with these settings when there is one (the same seed gives the same run),
+// else a new one labelled label. Every earlier run stays in the branch list.
+// In compare mode the panes branch from the new run's start.
+func (c *Controller) Restart(s Settings, label string) error {
+	if err := checkSettings(s); err != nil {
+		return err
+	}
+	var root *Run
+	for _, r := range c.runs {
+		if r.Parent == nil && sameSettings(r.Settings, s) {
+			root = r
 		}
-		r, err := c.newRun(ps, nil)
+	}
+	if root == nil {
+		r, err := c.newRun(s, nil)
 		if err != nil {
 			return err
 		}
-		if labels[i] == "" {
-			r.Label = "main"
-		} else {
-			r.Label = labels[i]
-		}
-		runs = append(runs, r)
-		panes = append(panes, &Pane{Run: r, Label: labels[i], apply: ap})
+		r.Label = label
+		c.runs = append(c.runs, r)
+		root = r
 	}
-	c.base, c.runs, c.panes, c.undo = s, runs, panes, nil
-	if c.active >= len(panes) {
-		c.active = 0
+	c.base = s
+	c.undo = nil
+	main := &Pane{Run: root}
+	if c.compare.Kind == CompareOff {
+		c.panes, c.active = []*Pane{main}, 0
+		c.touch()
+		c.evict()
+		return nil
 	}
-	return nil
+	mode := c.compare
+	mode.FromStart = true
+	c.panes, c.active = []*Pane{main}, 0
+	return c.SetCompare(mode)
 }
 
 // newRun starts a fresh sampler (position (0, 0)).
@@ -152,17 +274,25 @@ func (c *Controller) newRun(s Settings, parent *Run) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.selected[0] >= 0 {
-		smp.Observe(c.selected[0], c.selected[1])
-	}
+	c.prepare(smp)
 	f, err := smp.Current()
 	if err != nil {
 		return nil, err
 	}
 	c.nextID++
-	r := &Run{ID: c.nextID, Settings: s, Parent: parent, sampler: smp, resume: map[[2]int]Sampler{}}
+	r := &Run{ID: c.nextID, Settings: s, Parent: parent, sampler: smp, resume: map[[2]int]Sampler{}, Health: newHealth()}
 	c.record(r, f, smp)
 	return r, nil
+}
+
+// prepare gives a sampler the controller's observation settings.
+func (c *Controller) prepare(s Sampler) {
+	s.SetInfluence(c.influence && !c.noInfluence)
+	if c.selected[0] >= 0 {
+		s.Observe(c.selected[0], c.selected[1])
+	} else {
+		s.Observe(-1, -1)
+	}
 }
 
 // Timeline returns the records of run r from timestep 0 to its head,
@@ -199,7 +329,8 @@ func (c *Controller) record(r *Run, f *Frame, s Sampler) {
 		}
 		c.reach(f, prev, r.Settings.GHG)
 	}
-	mean, reached := frameStats(c.cfg, f)
+	c.checkHealth(r, f)
+	st := frameStats(c.cfg, f)
 	n := len(r.steps)
 	if n == 0 || r.steps[n-1].Index != f.Index {
 		rec := &StepRecord{Index: f.Index, T: f.T, M: f.M, Sigma: f.Sigma}
@@ -210,6 +341,8 @@ func (c *Controller) record(r *Run, f *Frame, s Sampler) {
 				rec.Frames = append(rec.Frames, pr.Frames[:m]...)
 				rec.MeanMag = append(rec.MeanMag, pr.MeanMag[:m]...)
 				rec.Reached = append(rec.Reached, pr.Reached[:m]...)
+				rec.Spread = append(rec.Spread, pr.Spread[:m]...)
+				rec.MeanEps = append(rec.MeanEps, pr.MeanEps[:m]...)
 			}
 		}
 		r.steps = append(r.steps, rec)
@@ -218,18 +351,51 @@ func (c *Controller) record(r *Run, f *Frame, s Sampler) {
 	old := r.steps[n-1]
 	rec := *old
 	rec.M = f.M
-	if f.Update < len(rec.Frames) { // a replaced frame (damage): cut the tail
-		rec.Frames, rec.MeanMag, rec.Reached = rec.Frames[:f.Update:f.Update], rec.MeanMag[:f.Update:f.Update], rec.Reached[:f.Update:f.Update]
+	if u := f.Update; u < len(rec.Frames) { // a replaced frame (damage): cut the tail
+		rec.Frames, rec.MeanMag, rec.Reached = rec.Frames[:u:u], rec.MeanMag[:u:u], rec.Reached[:u:u]
+		rec.Spread, rec.MeanEps = rec.Spread[:u:u], rec.MeanEps[:u:u]
 	}
 	rec.Frames = append(rec.Frames, f)
-	rec.MeanMag = append(rec.MeanMag, mean)
-	rec.Reached = append(rec.Reached, reached)
+	rec.MeanMag = append(rec.MeanMag, st.meanMag)
+	rec.Reached = append(rec.Reached, st.reached)
+	rec.Spread = append(rec.Spread, st.spread)
+	rec.MeanEps = append(rec.MeanEps, st.meanEps)
 	r.steps[n-1] = &rec
-	c.bytes += frameBytes(f)
+	c.account(r, frameBytes(f))
 	if f.Update == 0 && s != nil {
 		r.resume[[2]int{f.Index, 0}] = s.Branch()
+		c.account(r, resumeBytes(f))
 	}
 	c.evict()
+}
+
+func (c *Controller) account(r *Run, b int64) {
+	r.bytes += b
+	c.bytes += b
+}
+
+// checkHealth notes the first frame of r whose grid holds non-finite values
+// or values beyond ExplodeAt.
+func (c *Controller) checkHealth(r *Run, f *Frame) {
+	if f.State == nil {
+		return
+	}
+	h := &r.Health
+	pos := [2]int{f.Index, f.Update}
+	for _, x := range f.State.Data {
+		a := float32(math.Abs(float64(x)))
+		switch {
+		case a != a || math.IsInf(float64(a), 0):
+			if h.NaNAt[0] < 0 {
+				h.NaNAt = pos
+			}
+		case a > h.MaxAbs:
+			h.MaxAbs = a
+		}
+	}
+	if h.MaxAbs > ExplodeAt && h.BigAt[0] < 0 {
+		h.BigAt = pos
+	}
 }
 
 // reach sets f.Reached, the cells the growth from the seed has reached, from
@@ -256,26 +422,46 @@ func (c *Controller) reach(f, prev *Frame, ghg bool) {
 }
 
 func frameBytes(f *Frame) int64 {
-	n := len(f.Xt) + len(f.X0) + len(f.Magnitude) + len(f.Attn)
+	n := len(f.Xt) + len(f.X0) + len(f.Magnitude) + len(f.Attn) + len(f.Influence) + len(f.Reached)/4
 	if f.State != nil {
 		n += len(f.State.Data)
 	}
 	return int64(4*n + 200)
 }
 
-// frameStats returns the mean |update| over the cells of sample 0 and the
-// fraction of its cells reached from the seed (Frame.Reached).
-func frameStats(cfg engine.Config, f *Frame) (float32, float32) {
-	var mean float32
+// resumeBytes estimates a resume point made at frame f: the sampler's grid
+// and latent, and the copies it keeps to prepare the timestep again (twice
+// that with the seedless twin).
+func resumeBytes(f *Frame) int64 {
+	n := len(f.Xt)
+	if f.State != nil {
+		n += len(f.State.Data)
+	}
+	b := int64(8*n + 2048)
+	if f.Influence != nil {
+		b *= 2
+	}
+	return b
+}
+
+// frameNumbers are the per-frame numbers the plots and panes show.
+type frameNumbers struct {
+	meanMag, reached, spread, meanEps float32
+}
+
+// frameStats returns the mean |update| over the cells of sample 0, the
+// fraction of its cells reached from the seed (Frame.Reached), the fraction
+// the seed influenced (NaN when not measured) and the mean |ε̂|.
+func frameStats(cfg engine.Config, f *Frame) frameNumbers {
+	var out frameNumbers
 	n := cfg.Cells()
 	if len(f.Magnitude) >= n && n > 0 {
 		var s float64
 		for _, m := range f.Magnitude[:n] {
 			s += float64(m)
 		}
-		mean = float32(s / float64(n))
+		out.meanMag = float32(s / float64(n))
 	}
-	var frac float64
 	switch {
 	case len(f.Reached) == n && n > 0:
 		k := 0
@@ -284,35 +470,84 @@ func frameStats(cfg engine.Config, f *Frame) (float32, float32) {
 				k++
 			}
 		}
-		frac = float64(k) / float64(n)
+		out.reached = float32(float64(k) / float64(n))
 	case f.State != nil && f.State.B > 0:
-		_, frac = render.Reached(f.State, 0, cfg.InChannels)
+		_, frac := render.Reached(f.State, 0, cfg.InChannels)
+		out.reached = float32(frac)
 	}
-	return mean, float32(frac)
+	out.spread = float32(math.NaN())
+	if len(f.Influence) == n && n > 0 {
+		k := 0
+		for _, v := range f.Influence {
+			if v > 0 {
+				k++
+			}
+		}
+		out.spread = float32(float64(k) / float64(n))
+	}
+	if st := f.State; st != nil && n > 0 && len(st.Data) >= n*st.C {
+		var s float64
+		for p := 0; p < n; p++ {
+			for _, e := range st.Data[p*st.C+cfg.InChannels : p*st.C+2*cfg.InChannels] {
+				s += math.Abs(float64(e))
+			}
+		}
+		out.meanEps = float32(s / float64(n*cfg.InChannels))
+	}
+	return out
 }
 
-// evict drops the inner frames (not the first and last) of the oldest
-// complete timesteps until the recorded frames fit in MaxBytes.
+// touch marks the runs the panes show (and their ancestors) as the most
+// recently shown, so the memory budget drops others first.
+func (c *Controller) touch() {
+	c.shown++
+	for _, p := range c.panes {
+		for r := p.Run; r != nil; r = r.Parent {
+			r.order = c.shown
+		}
+	}
+}
+
+// evict keeps the recorded history within MaxBytes. In order: the inner
+// frames (not the first and last) of complete timesteps no pane is in, which
+// are recomputed exactly when revisited; then whole runs that no pane shows
+// and no other run grows from, least recently shown first (the user is told);
+// then resume points of shown runs, keeping every eighth timestep (scrubbing
+// back replays from the one before).
 func (c *Controller) evict() {
 	if c.MaxBytes <= 0 || c.bytes <= c.MaxBytes {
+		c.overBudget = false
 		return
+	}
+	target := c.MaxBytes * 3 / 4
+	playhead := map[*StepRecord]bool{}
+	for _, p := range c.panes {
+		if rec := c.recordAt(p.Run, p.K); rec != nil {
+			playhead[rec] = true
+		}
 	}
 	for _, r := range c.runs {
 		for i, rec := range r.steps {
-			if c.bytes <= c.MaxBytes*3/4 {
+			if c.bytes <= target {
 				return
 			}
-			if !rec.Complete() || i == len(r.steps)-1 || len(rec.Frames) < 3 {
+			if !rec.Complete() || i == len(r.steps)-1 || len(rec.Frames) < 3 || playhead[rec] {
 				continue
 			}
 			nr := *rec
 			nr.Frames = make([]*Frame, len(rec.Frames))
 			nr.Frames[0], nr.Frames[len(rec.Frames)-1] = rec.Frames[0], rec.Last()
 			freed := false
-			for _, f := range rec.Frames[1 : len(rec.Frames)-1] {
-				if f != nil {
-					c.bytes -= frameBytes(f)
+			first := 1
+			if i == 0 && r.ForkUpdate > 0 {
+				first = r.ForkUpdate + 1 // frames before a damage are the parent's
+			}
+			for u, f := range rec.Frames[1 : len(rec.Frames)-1] {
+				if f != nil && u+1 >= first {
+					c.account(r, -frameBytes(f))
 					freed = true
+				} else if f != nil {
+					nr.Frames[u+1] = f
 				}
 			}
 			if freed {
@@ -320,15 +555,93 @@ func (c *Controller) evict() {
 			}
 		}
 	}
+	for c.bytes > target {
+		victim := c.droppable()
+		if victim == nil {
+			break
+		}
+		c.dropRun(victim)
+		c.notes = append(c.notes, fmt.Sprintf("dropped branch #%d (%s) to stay within the memory budget of %s",
+			victim.ID, victim.Label, membudget.Format(c.MaxBytes)))
+	}
+	for _, r := range c.runs {
+		for pos, s := range r.resume {
+			if c.bytes <= target {
+				break
+			}
+			if pos[0]%8 == 0 || pos[0] == r.ForkIndex || s == nil {
+				continue
+			}
+			delete(r.resume, pos)
+			if rec := c.recordAt(r, pos[0]); rec != nil && rec.Frames[0] != nil {
+				c.account(r, -resumeBytes(rec.Frames[0]))
+			}
+		}
+	}
+	over := c.bytes > c.MaxBytes
+	if over && !c.overBudget {
+		c.notes = append(c.notes, fmt.Sprintf("the history needs %s, over the memory budget of %s: raise the budget or reset",
+			membudget.Format(c.bytes), membudget.Format(c.MaxBytes)))
+	}
+	c.overBudget = over
+}
+
+// droppable is the least recently shown run that no pane shows and no
+// other run branches from.
+func (c *Controller) droppable() *Run {
+	keep := map[*Run]bool{}
+	for _, p := range c.panes {
+		for r := p.Run; r != nil; r = r.Parent {
+			keep[r] = true
+		}
+	}
+	for _, r := range c.runs {
+		if r.Parent != nil {
+			keep[r.Parent] = true
+		}
+	}
+	var best *Run
+	for _, r := range c.runs {
+		if !keep[r] && (best == nil || r.order < best.order) {
+			best = r
+		}
+	}
+	return best
+}
+
+func (c *Controller) dropRun(r *Run) {
+	for i, x := range c.runs {
+		if x == r {
+			c.runs = append(c.runs[:i:i], c.runs[i+1:]...)
+			break
+		}
+	}
+	c.bytes -= r.bytes
+	r.bytes = 0
+	var undo []undoRec
+	for _, u := range c.undo {
+		if u.prev != r && u.damage != r {
+			undo = append(undo, u)
+		}
+	}
+	c.undo = undo
 }
 
 // recordAt returns the record of timestep k on r's timeline, nil beyond
 // its head.
 func (c *Controller) recordAt(r *Run, k int) *StepRecord {
+	if h := holder(r, k); h != nil {
+		return h.steps[k-h.ForkIndex]
+	}
+	return nil
+}
+
+// holder returns the run on r's chain whose records hold timestep k.
+func holder(r *Run, k int) *Run {
 	for ; r != nil; r = r.Parent {
 		if k >= r.ForkIndex {
-			if i := k - r.ForkIndex; i < len(r.steps) {
-				return r.steps[i]
+			if k-r.ForkIndex < len(r.steps) {
+				return r
 			}
 			return nil
 		}
@@ -388,7 +701,7 @@ func (c *Controller) refill(r *Run, k int) error {
 		if nr.Frames[u] == nil {
 			c.reach(f, nr.Frames[u-1], r.Settings.GHG)
 			nr.Frames[u] = f
-			c.bytes += frameBytes(f)
+			c.account(r, frameBytes(f))
 		}
 	}
 	r.steps[i] = &nr
@@ -402,7 +715,9 @@ func (c *Controller) refill(r *Run, k int) error {
 func (c *Controller) sampleAt(r *Run, k, u int) (Sampler, error) {
 	o := owner(r, k, u)
 	if h, err := o.sampler.Current(); err == nil && h.Index == k && h.Update == u {
-		return o.sampler.Branch(), nil
+		s := o.sampler.Branch()
+		c.prepare(s)
+		return s, nil
 	}
 	best, found := [2]int{}, false
 	for pos := range o.resume {
@@ -411,9 +726,10 @@ func (c *Controller) sampleAt(r *Run, k, u int) (Sampler, error) {
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("cannot rewind to step %d update %d: no resume point", k, u)
+		return nil, fmt.Errorf("cannot rewind to step %d, update %d: no resume point", k+1, u)
 	}
 	s := o.resume[best].Branch()
+	c.prepare(s)
 	for guard := 0; ; guard++ {
 		f, err := s.Current()
 		if err != nil {
@@ -423,7 +739,7 @@ func (c *Controller) sampleAt(r *Run, k, u int) (Sampler, error) {
 			return s, nil
 		}
 		if f.Index > k || f.Done || guard > 1<<20 {
-			return nil, fmt.Errorf("cannot rewind to step %d update %d: replay passed it", k, u)
+			return nil, fmt.Errorf("cannot rewind to step %d, update %d: replay passed it", k+1, u)
 		}
 		if _, err := s.StepUpdate(); err != nil {
 			return nil, err
@@ -448,7 +764,7 @@ func (c *Controller) PaneFrame(i int) (*Frame, error) {
 func (c *Controller) advance(p *Pane) error {
 	rec := c.recordAt(p.Run, p.K)
 	if rec == nil {
-		return fmt.Errorf("no record for step %d", p.K)
+		return fmt.Errorf("no record for step %d", p.K+1)
 	}
 	if p.U+1 < len(rec.Frames) {
 		p.U++
@@ -459,7 +775,7 @@ func (c *Controller) advance(p *Pane) error {
 		return nil
 	}
 	if !c.atHead(p) {
-		return fmt.Errorf("step %d update %d is not recorded and not the head", p.K, p.U)
+		return fmt.Errorf("step %d, update %d is not recorded and not the head", p.K+1, p.U)
 	}
 	if h, err := p.Run.sampler.Current(); err != nil || h.Done {
 		return err
@@ -509,7 +825,7 @@ func (c *Controller) StepUpdate() error {
 // StepTimestep advances every pane to the start of the next timestep.
 func (c *Controller) StepTimestep() error {
 	k := c.panes[c.active].K
-	for guard := 0; guard < 100000; guard++ {
+	for guard := 0; guard < 1000000; guard++ {
 		if c.AllDone() {
 			return nil
 		}
@@ -571,6 +887,17 @@ func (ch Change) apply(s *Settings) {
 	}
 }
 
+// kind is the compare kind the change belongs to.
+func (ch Change) kind() CompareKind {
+	switch {
+	case ch.M != nil:
+		return CompareM
+	case ch.GHG != nil:
+		return CompareGHG
+	}
+	return CompareOff
+}
+
 func (ch Change) String() string {
 	switch {
 	case ch.M != nil:
@@ -581,47 +908,67 @@ func (ch Change) String() string {
 		}
 		return "GHG off"
 	case ch.CFG != nil:
-		return fmt.Sprintf("CFG %.2g", *ch.CFG)
+		if *ch.CFG <= 1 {
+			return "CFG off"
+		}
+		return fmt.Sprintf("CFG %g", *ch.CFG)
 	case ch.Rate != nil:
-		return fmt.Sprintf("rate %.2g", *ch.Rate)
+		return fmt.Sprintf("rate %g", *ch.Rate)
 	}
 	return "?"
+}
+
+// StepLabel writes a position the way the window counts everywhere:
+// timesteps from 1, updates from 0 (update 0 is the start of a timestep).
+func StepLabel(k, u int) string {
+	if u == 0 {
+		return fmt.Sprintf("step %d", k+1)
+	}
+	return fmt.Sprintf("step %d, update %d", k+1, u)
 }
 
 // ChangeSetting branches the active pane's run at its current timestep with
 // the new setting: the new run re-does this timestep (and continues) with
 // it, and the old run stays in the branch list. In compare mode the change
-// applies to every pane except the setting the panes compare.
+// applies to every pane, except a change of the setting the panes compare.
 func (c *Controller) ChangeSetting(ch Change) error {
-	if ch.M != nil && (*ch.M < 1 || *ch.M > 10000) {
-		return fmt.Errorf("M must be in [1, 10000], not %d", *ch.M)
+	s := c.base
+	ch.apply(&s)
+	if err := checkSettings(s); err != nil {
+		return err
 	}
-	if ch.Rate != nil && !(*ch.Rate > 0 && *ch.Rate <= 1) {
-		return fmt.Errorf("update rate must be in (0, 1], not %g", *ch.Rate)
+	multi := len(c.panes) > 1
+	if multi && ch.kind() == c.compare.Kind {
+		return fmt.Errorf("the panes compare %v: change it in the Compare field", c.compare.Kind)
 	}
-	ch.apply(&c.base)
+	c.base = s
 	var errs []error
 	for i, p := range c.panes {
-		if len(c.panes) > 1 && (c.compare == "M" && ch.M != nil || c.compare == "GHG" && ch.GHG != nil) {
-			continue
-		}
-		if len(c.panes) == 1 && i != c.active {
+		if !multi && i != c.active {
 			continue
 		}
 		if err := c.branchPane(p, ch); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	c.touch()
 	return errors.Join(errs...)
 }
 
-// branchPane starts a new run for pane p at the start of its current
-// timestep with the change applied (a setting changed at update 0 applies to
-// that timestep).
+// branchPane shows in pane p a run that continues p's run from the start of
+// timestep k with the change applied: an earlier branch made the same way
+// when there is one, else a new run.
 func (c *Controller) branchPane(p *Pane, ch Change) error {
 	s := p.Run.Settings
 	ch.apply(&s)
 	k := p.K
+	for _, r := range c.runs {
+		if r.Parent == p.Run && r.ForkIndex == k && r.ForkUpdate == 0 && !r.Damage && sameSettings(r.Settings, s) {
+			p.Run, p.U = r, 0
+			p.Label = c.paneLabel(p)
+			return nil
+		}
+	}
 	smp, err := c.sampleAt(p.Run, k, 0)
 	if err != nil {
 		return err
@@ -636,23 +983,34 @@ func (c *Controller) branchPane(p *Pane, ch Change) error {
 			return err
 		}
 	}
-	if c.selected[0] >= 0 {
-		smp.Observe(c.selected[0], c.selected[1])
-	}
 	f, err := smp.Current()
 	if err != nil {
 		return err
 	}
 	c.nextID++
-	r := &Run{ID: c.nextID, Settings: s, Parent: p.Run, ForkIndex: k, sampler: smp, resume: map[[2]int]Sampler{}}
+	r := &Run{ID: c.nextID, Settings: s, Parent: p.Run, ForkIndex: k, sampler: smp, resume: map[[2]int]Sampler{}, Health: newHealth()}
 	c.record(r, f, smp)
-	r.Label = fmt.Sprintf("%s @ step %d", ch, k)
-	if p.Label != "" && p.Label != ch.String() {
-		r.Label = p.Label + ", " + r.Label
-	}
+	r.Label = fmt.Sprintf("%s @ %s", ch, StepLabel(k, 0))
 	c.runs = append(c.runs, r)
 	p.Run, p.K, p.U = r, k, 0
+	p.Label = c.paneLabel(p)
 	return nil
+}
+
+// paneLabel describes the run pane p shows: in compare mode the compared
+// setting's value of that run, else "".
+func (c *Controller) paneLabel(p *Pane) string {
+	if len(c.panes) <= 1 && p.value == nil {
+		return ""
+	}
+	s := p.Run.Settings
+	switch c.compare.Kind {
+	case CompareM:
+		return fmt.Sprintf("M=%d", s.M)
+	case CompareGHG:
+		return map[bool]string{true: "GHG on", false: "GHG off"}[s.GHG]
+	}
+	return ""
 }
 
 func ifSet(cond bool, f func() error) error {
@@ -662,65 +1020,117 @@ func ifSet(cond bool, f func() error) error {
 	return nil
 }
 
-// SwitchRun shows run id in the active pane, at the same timestep if it has one.
+// SwitchRun shows run id in the active pane. Alone, the pane stays at the
+// same position when the run has it; in compare mode it joins the other
+// panes' position (computing up to it when the run has not got there), so
+// the panes stay in lock-step, and its label describes the run it shows.
 func (c *Controller) SwitchRun(id int) error {
+	var run *Run
 	for _, r := range c.runs {
 		if r.ID == id {
-			p := c.panes[c.active]
-			p.Run = r
-			tl := c.Timeline(r)
-			p.K = max(0, min(p.K, len(tl)-1))
-			p.U = max(0, min(p.U, len(tl[p.K].Frames)-1))
-			return nil
+			run = r
 		}
 	}
-	return fmt.Errorf("no run %d", id)
+	if run == nil {
+		return fmt.Errorf("no run %d", id)
+	}
+	p := c.panes[c.active]
+	k, u := p.K, p.U
+	for i, q := range c.panes {
+		if i != c.active {
+			k, u = q.K, q.U
+			break
+		}
+	}
+	p.Run = run
+	c.touch()
+	if len(c.panes) == 1 {
+		tl := c.Timeline(run)
+		p.K = max(0, min(p.K, len(tl)-1))
+		p.U = max(0, min(p.U, len(tl[p.K].Frames)-1))
+		_, err := c.Frame(run, p.K, p.U)
+		return err
+	}
+	p.value = nil
+	p.Label = c.paneLabel(p)
+	return c.moveTo(p, k, u)
 }
 
-// SetCompare turns compare mode on with one pane per value of field ("M" or
-// "GHG"), each branched from the active pane's current timestep, or off
-// (field "") keeping the active pane.
-func (c *Controller) SetCompare(field string, ms []int) error {
+// moveTo puts pane p at (k, u) of its run, or as near as the run goes: the
+// last update of timestep k when the run has fewer, computing forward when
+// the run has not got there yet.
+func (c *Controller) moveTo(p *Pane, k, u int) error {
+	tl := c.Timeline(p.Run)
+	if k < len(tl) && (u < len(tl[k].Frames) || tl[k].Complete()) {
+		p.K, p.U = k, min(u, len(tl[k].Frames)-1)
+		_, err := c.Frame(p.Run, p.K, p.U)
+		return err
+	}
+	h, err := p.Run.sampler.Current()
+	if err != nil {
+		return err
+	}
+	p.K, p.U = h.Index, h.Update
+	for guard := 0; guard < 1<<22; guard++ {
+		rec := c.recordAt(p.Run, p.K)
+		if p.K > k || p.K == k && (p.U >= u || p.U >= rec.M) || c.Done(c.paneIndex(p)) {
+			return nil
+		}
+		if err := c.advance(p); err != nil {
+			return err
+		}
+	}
+	return errors.New("could not reach the other panes' position")
+}
+
+func (c *Controller) paneIndex(p *Pane) int {
+	for i, q := range c.panes {
+		if q == p {
+			return i
+		}
+	}
+	return 0
+}
+
+// SetCompare turns compare mode on with one pane per value of the mode,
+// each branched from the active pane's run (at the start of the current
+// timestep, or of the run with FromStart), or off, keeping the active pane.
+func (c *Controller) SetCompare(mode CompareMode) error {
 	cur := c.panes[c.active]
-	if field == "" {
-		cur.Label, cur.apply = "", nil
-		c.panes, c.active, c.compare = []*Pane{cur}, 0, ""
+	if mode.Kind == CompareOff {
+		cur.Label, cur.value = "", nil
+		c.panes, c.active, c.compare = []*Pane{cur}, 0, CompareMode{}
 		return nil
 	}
-	var chs []Change
-	switch field {
-	case "M":
-		if len(ms) < 2 {
-			return errors.New("compare M needs at least two values")
-		}
-		for _, m := range ms {
-			m := m
-			if m < 1 || m > 10000 {
-				return fmt.Errorf("M must be in [1, 10000], not %d", m)
-			}
-			chs = append(chs, Change{M: &m})
-		}
-	case "GHG":
-		on, off := true, false
-		chs = []Change{{GHG: &on}, {GHG: &off}}
-	default:
-		return fmt.Errorf("cannot compare %q (M or GHG)", field)
+	chs, err := mode.changes()
+	if err != nil {
+		return err
 	}
+	k := cur.K
+	if mode.FromStart {
+		k = 0
+	}
+	prev := c.compare
+	c.compare = mode
 	var panes []*Pane
 	for _, ch := range chs {
-		ch := ch
-		p := &Pane{Run: cur.Run, K: cur.K, U: 0, apply: ch.apply, Label: ch.String()}
+		p := &Pane{Run: cur.Run, K: k, U: 0, value: &ch}
 		if err := c.branchPane(p, ch); err != nil {
+			c.compare = prev
 			return err
 		}
 		panes = append(panes, p)
 	}
-	c.panes, c.active, c.compare = panes, 0, field
+	c.panes, c.active = panes, 0
+	for _, p := range panes {
+		p.Label = c.paneLabel(p)
+	}
+	c.touch()
 	return nil
 }
 
-// Compare returns the compared setting ("" when compare mode is off).
-func (c *Controller) Compare() string { return c.compare }
+// Compare returns the compare mode (Kind CompareOff when it is off).
+func (c *Controller) Compare() CompareMode { return c.compare }
 
 // SetActive chooses the pane the controls act on.
 func (c *Controller) SetActive(i int) {
@@ -743,6 +1153,105 @@ func (c *Controller) Select(i, j int) {
 // Selected is the observed cell, (-1, -1) when none.
 func (c *Controller) Selected() (int, int) { return c.selected[0], c.selected[1] }
 
+// SetInfluence turns the seed-influence measurement on or off for every
+// run's later frames; frames shown without it are recomputed by Details.
+func (c *Controller) SetInfluence(on bool) {
+	c.influence = on
+	for _, r := range c.runs {
+		r.sampler.SetInfluence(on && !c.noInfluence)
+	}
+}
+
+// Influence reports whether the seed influence is measured, and whether the
+// engine can measure it at all.
+func (c *Controller) Influence() (on, available bool) { return c.influence, !c.noInfluence }
+
+// Details makes sure the frame under each pane's playhead carries what the
+// window asks of it: the attention of the selected cell and the seed
+// influence. Frames recorded before they were asked for (scrubbing back,
+// selecting a cell) are recomputed from the timestep's resume point with the
+// same random streams, so they equal the recorded ones in every other value.
+func (c *Controller) Details() error {
+	var errs []error
+	for _, p := range c.panes {
+		f, err := c.Frame(p.Run, p.K, p.U)
+		if err != nil || f == nil {
+			errs = append(errs, err)
+			continue
+		}
+		if c.needsDetails(f) {
+			errs = append(errs, c.redo(p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) needsDetails(f *Frame) bool {
+	if f.Done || c.redone[f] {
+		return false
+	}
+	wantAttn := c.selected[0] >= 0 && f.Update > 0 && (f.Attn == nil || f.AttnCell != c.selected)
+	wantInfl := c.influence && !c.noInfluence && f.Influence == nil
+	return wantAttn || wantInfl
+}
+
+// redo recomputes the frames of pane p's timestep up to its playhead with
+// the attention and influence asked for, replacing them in the record.
+func (c *Controller) redo(p *Pane) error {
+	k, u := p.K, p.U
+	o := owner(p.Run, k, u)
+	start := 0
+	if k == o.ForkIndex {
+		start = o.ForkUpdate
+	}
+	s, err := c.sampleAt(p.Run, k, start)
+	if err != nil {
+		return err
+	}
+	h := holder(p.Run, k)
+	if h == nil {
+		return nil
+	}
+	old := h.steps[k-h.ForkIndex]
+	nr := *old
+	nr.Frames = append([]*Frame(nil), old.Frames...)
+	nr.Spread = append([]float32(nil), old.Spread...)
+	if c.redone == nil || len(c.redone) > 4096 {
+		c.redone = map[*Frame]bool{}
+	}
+	put := func(uu int, f *Frame) {
+		c.redone[f] = true
+		if of := nr.Frames[uu]; of != nil {
+			f.Reached = of.Reached
+			c.account(h, frameBytes(f)-frameBytes(of))
+		} else {
+			c.account(h, frameBytes(f))
+		}
+		nr.Frames[uu] = f
+		if uu < len(nr.Spread) {
+			nr.Spread[uu] = frameStats(c.cfg, f).spread
+		}
+	}
+	f, err := s.Current()
+	if err != nil {
+		return err
+	}
+	if start == 0 || nr.Frames[start] == nil {
+		put(start, f)
+	}
+	for uu := start + 1; uu <= u && uu < len(nr.Frames); uu++ {
+		if f, err = s.StepUpdate(); err != nil {
+			return err
+		}
+		put(uu, f)
+	}
+	h.steps[k-h.ForkIndex] = &nr
+	if c.influence && f.Influence == nil && !f.Done && start == 0 {
+		c.noInfluence = true // the engine does not measure it
+	}
+	return nil
+}
+
 // BrushMode is what the damage brush does.
 type BrushMode int
 
@@ -761,7 +1270,10 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 	p := c.panes[c.active]
 	f, err := c.Frame(p.Run, p.K, p.U)
 	if err != nil || f == nil {
-		return fmt.Errorf("damage: no frame at step %d update %d: %v", p.K, p.U, err)
+		return fmt.Errorf("damage: no frame at %s: %v", StepLabel(p.K, p.U), err)
+	}
+	if f.Done {
+		return ErrFinished
 	}
 	smp, err := c.sampleAt(p.Run, p.K, p.U)
 	if err != nil {
@@ -780,8 +1292,11 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 	}
 	c.nextID++
 	r := &Run{ID: c.nextID, Settings: p.Run.Settings, Parent: p.Run, ForkIndex: p.K, ForkUpdate: p.U,
-		sampler: smp, resume: map[[2]int]Sampler{}, Damage: true}
-	r.Label = fmt.Sprintf("damage @ step %d.%d", p.K, p.U)
+		sampler: smp, resume: map[[2]int]Sampler{}, Damage: true, Health: p.Run.Health}
+	r.Label = "damage @ " + StepLabel(p.K, p.U)
+	if p.U == 0 {
+		r.Label = fmt.Sprintf("damage @ step %d, update 0", p.K+1)
+	}
 	nf, err := smp.Current()
 	if err != nil {
 		return err
@@ -789,11 +1304,11 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 	if len(f.Reached) == st.H*st.W {
 		// erased cells are no longer reached
 		nf.Reached = make([]bool, len(f.Reached))
-		for p, was := range f.Reached {
-			cell := nf.State.Cell(0, p/st.W, p%st.W)[c.cfg.InChannels:]
+		for q, was := range f.Reached {
+			cell := nf.State.Cell(0, q/st.W, q%st.W)[c.cfg.InChannels:]
 			for _, x := range cell {
 				if x != 0 {
-					nf.Reached[p] = was
+					nf.Reached[q] = was
 					break
 				}
 			}
@@ -801,17 +1316,51 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 	}
 	c.record(r, nf, nil)
 	r.resume[[2]int{p.K, p.U}] = smp.Branch()
+	c.account(r, resumeBytes(nf))
 	c.runs = append(c.runs, r)
 	c.undo = append(c.undo, undoRec{pane: c.active, prev: p.Run, k: p.K, u: p.U, damage: r})
 	p.Run = r
+	if len(c.panes) > 1 {
+		p.Label = c.paneLabel(p)
+	}
+	c.touch()
 	return nil
+}
+
+// StrokeCells returns the cells a brush drag passes through from a to b
+// (both included), one per step along the longer axis, so a quick drag
+// leaves a continuous line rather than separate dots.
+func StrokeCells(a, b [2]int) [][2]int {
+	di, dj := b[0]-a[0], b[1]-a[1]
+	n := max(abs(di), abs(dj))
+	out := make([][2]int, 0, n+1)
+	for s := 0; s <= n; s++ {
+		t := 0.0
+		if n > 0 {
+			t = float64(s) / float64(n)
+		}
+		c := [2]int{a[0] + int(math.Round(t*float64(di))), a[1] + int(math.Round(t*float64(dj)))}
+		if len(out) == 0 || out[len(out)-1] != c {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // applyBrush changes C_out and C_h of every cell of every batch element
 // within radius of a stroke point.
 func applyBrush(cfg engine.Config, st *engine.State, cells [][2]int, radius float64, mode BrushMode, rng *rand.Rand) {
 	hit := make([]bool, st.H*st.W)
-	r2 := radius * radius
+	// a cell is hit when its centre is within the radius of a stroke
+	// point; at least the stroke point itself
+	r2 := max(radius*radius, 0.25)
 	rr := int(math.Ceil(radius))
 	for _, c := range cells {
 		for i := c[0] - rr; i <= c[0]+rr; i++ {
@@ -846,21 +1395,33 @@ func applyBrush(cfg engine.Config, st *engine.State, cells [][2]int, radius floa
 // CanUndo reports whether there is a damage stroke to undo.
 func (c *Controller) CanUndo() bool { return len(c.undo) > 0 }
 
+// ErrFinished is Damage's answer on the final sample: there is no update
+// left to regrow from (a remark for the status line).
+var ErrFinished = errors.New("the run is finished: go back a step (←) to damage it and watch it regrow")
+
+// ErrNothingToUndo is Undo's answer with no stroke to undo: a remark for the
+// status line, not an error banner.
+var ErrNothingToUndo = errors.New("nothing to undo")
+
 // Undo removes the last damage stroke: its pane returns to the run and
 // position before it.
 func (c *Controller) Undo() error {
 	if len(c.undo) == 0 {
-		return errors.New("nothing to undo")
+		return ErrNothingToUndo
 	}
 	u := c.undo[len(c.undo)-1]
 	c.undo = c.undo[:len(c.undo)-1]
 	if u.pane < len(c.panes) {
 		p := c.panes[u.pane]
 		p.Run, p.K, p.U = u.prev, u.k, u.u
+		if len(c.panes) > 1 {
+			p.Label = c.paneLabel(p)
+		}
 	}
 	for i, r := range c.runs {
 		if r == u.damage {
 			c.runs = append(c.runs[:i:i], c.runs[i+1:]...)
+			c.bytes -= r.bytes
 			break
 		}
 	}

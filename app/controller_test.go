@@ -29,8 +29,7 @@ func mustFrame(t *testing.T, c *Controller, i int) *Frame {
 }
 
 func reachedFrac(c *Controller, f *Frame) float32 {
-	_, r := frameStats(c.cfg, f)
-	return r
+	return frameStats(c.cfg, f).reached
 }
 
 func TestControllerStepsAndHistory(t *testing.T) {
@@ -128,7 +127,7 @@ func TestControllerBranchOnSettingChange(t *testing.T) {
 	}
 	p := c.Panes()[0]
 	br := p.Run
-	if br == main || br.Parent != main || br.ForkIndex != 1 || br.Settings.M != 2 || br.Label != "M=2 @ step 1" {
+	if br == main || br.Parent != main || br.ForkIndex != 1 || br.Settings.M != 2 || br.Label != "M=2 @ step 2" {
 		t.Fatalf("branch %+v", br)
 	}
 	if p.K != 1 || p.U != 0 {
@@ -205,7 +204,7 @@ func TestControllerGHGOffReseeds(t *testing.T) {
 
 func TestControllerCompareLockStep(t *testing.T) {
 	c, _ := newTestController(t)
-	if err := c.SetCompare("M", []int{2, 5}); err != nil {
+	if err := c.SetCompare(CompareMode{Kind: CompareM, Ms: []int{2, 5}}); err != nil {
 		t.Fatal(err)
 	}
 	ps := c.Panes()
@@ -234,26 +233,26 @@ func TestControllerCompareLockStep(t *testing.T) {
 	if ps[0].Run.Settings.Rate != 0.5 || ps[1].Run.Settings.Rate != 0.5 || ps[0].Run.Settings.M != 2 || ps[1].Run.Settings.M != 5 {
 		t.Errorf("settings after change: %+v / %+v", ps[0].Run.Settings, ps[1].Run.Settings)
 	}
-	// reset keeps compare mode
-	if err := c.Reset(defaultTestSettings()); err != nil {
+	// a restart keeps compare mode
+	if err := c.Restart(defaultTestSettings(), "reset"); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Panes()) != 2 || c.Panes()[1].Run.Settings.M != 5 || c.Panes()[1].K != 0 {
 		t.Errorf("reset lost compare mode")
 	}
-	if err := c.SetCompare("GHG", nil); err != nil {
+	if err := c.SetCompare(CompareMode{Kind: CompareGHG}); err != nil {
 		t.Fatal(err)
 	}
 	if !c.Panes()[0].Run.Settings.GHG || c.Panes()[1].Run.Settings.GHG {
 		t.Error("GHG compare panes")
 	}
-	if err := c.SetCompare("", nil); err != nil || len(c.Panes()) != 1 {
+	if err := c.SetCompare(CompareMode{}); err != nil || len(c.Panes()) != 1 {
 		t.Errorf("compare off: %v, %d panes", err, len(c.Panes()))
 	}
-	if err := c.SetCompare("M", []int{3}); err == nil {
+	if err := c.SetCompare(CompareMode{Kind: CompareM, Ms: []int{3}}); err == nil {
 		t.Error("compare with one value accepted")
 	}
-	if err := c.SetCompare("heads", nil); err == nil {
+	if err := c.SetCompare(CompareMode{Kind: CompareKind(9)}); err == nil {
 		t.Error("compare of an unknown setting accepted")
 	}
 }

@@ -81,6 +81,13 @@ type Frame struct {
 	// Reached marks the cells of sample 0 the growth from the seed has
 	// reached; the controller fills it in.
 	Reached []bool
+	// Influence is, per cell of sample 0 (H·W), how far its [C_out | C_h]
+	// differs (L2) from the same timestep run without the seed cell: same
+	// x_t, same masks, the centre cell's C_out and C_h zeroed at the start
+	// of the timestep (docs/viewer.md). Information moves one cell per
+	// update, so it is zero outside the seed's light cone. nil when the
+	// sampler does not compute it.
+	Influence []float32
 }
 
 // Sampler is a steppable GeCA sampling run, as the runner drives it.
@@ -108,6 +115,10 @@ type Sampler interface {
 	// Observe asks for the attention weights of cell (i, j) in later frames;
 	// i < 0 stops it.
 	Observe(i, j int)
+	// SetInfluence turns the seed-influence measurement (Frame.Influence)
+	// on or off. Switched on, it starts at the next update 0 (this one when
+	// the sampler is there) and doubles the cost of an update.
+	SetInfluence(on bool)
 }
 
 // Engine makes samplers for one model.

@@ -53,6 +53,8 @@ type fakeSampler struct {
 	failNext bool
 	nextM    int
 	pre      *engine.State // the grid before this timestep was prepared
+	infl     bool
+	twin     *fakeSampler // the timestep without the seed cell, in step
 }
 
 func (f *fakeSampler) seed() {
@@ -82,6 +84,15 @@ func (f *fakeSampler) Current() (*Frame, error) {
 	if f.mag != nil {
 		fr.Magnitude = append([]float32(nil), f.mag...)
 	}
+	if f.infl && f.twin == nil && f.u == 0 {
+		t := *f
+		t.st, t.infl, t.twin = f.st.Clone(), false, nil
+		clear(t.st.Cell(0, t.st.H/2, t.st.W/2)[cfg.InChannels:])
+		f.twin = &t
+	}
+	if f.twin != nil && !fr.Done {
+		fr.Influence = influence(cfg, f.st, f.twin.st)
+	}
 	if f.obs[0] >= 0 {
 		fr.Attn = make([]float32, cfg.Heads*9)
 		for h := 0; h < cfg.Heads; h++ {
@@ -98,6 +109,15 @@ func (f *fakeSampler) StepUpdate() (*Frame, error) {
 		return nil, errors.New("injected failure")
 	}
 	cfg := f.eng.cfg
+	if f.twin != nil && f.u < f.s.M {
+		f.twin.rng = f.rng // the same masks
+		if _, err := f.twin.StepUpdate(); err != nil {
+			return nil, err
+		}
+		*f.eng.calls--
+	} else {
+		f.twin = nil
+	}
 	if f.u == f.s.M {
 		if f.k == f.steps-1 {
 			return nil, errors.New("sampling is finished")
@@ -149,6 +169,9 @@ func (f *fakeSampler) StepUpdate() (*Frame, error) {
 
 func (f *fakeSampler) Branch() Sampler {
 	c := *f
+	if f.twin != nil {
+		c.twin = f.twin.Branch().(*fakeSampler)
+	}
 	c.st = f.st.Clone()
 	c.pre = f.pre.Clone()
 	c.mag = append([]float32(nil), f.mag...)
@@ -178,6 +201,12 @@ func (f *fakeSampler) SetGHG(on bool) error    { f.s.GHG = on; return nil }
 func (f *fakeSampler) SetCFG(s float32) error  { f.s.CFG = s; return nil }
 func (f *fakeSampler) SetRate(r float32) error { f.s.Rate = r; return nil }
 func (f *fakeSampler) Observe(i, j int)        { f.obs = [2]int{i, j} }
+func (f *fakeSampler) SetInfluence(on bool) {
+	f.infl = on
+	if !on {
+		f.twin = nil
+	}
+}
 func (f *fakeSampler) SetCells(st *engine.State) error {
 	if err := f.st.CopyFrom(st); err != nil {
 		return err

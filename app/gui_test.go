@@ -14,40 +14,81 @@ import (
 	"gioui.org/io/key"
 	"gioui.org/io/pointer"
 
-	"geca/assets"
 	"geca/internal/guitest"
 	"geca/render"
 )
 
-// harness drives the real UI on the demo model without a window: input goes
-// through the guitest router, commands run synchronously between frames.
+// harness drives the real UI without a window: input goes through the
+// guitest router, and commands run synchronously between frames (or, with
+// async, on the runner's own goroutine as in the window).
 type harness struct {
-	t   *testing.T
-	win *guitest.Window
-	r   *Runner
-	ui  *UI
+	t     *testing.T
+	win   *guitest.Window
+	r     *Runner
+	ui    *UI
+	async bool
 }
 
 func newHarness(t *testing.T, eng Engine, s Settings) *harness {
+	return newHarnessSize(t, eng, s, 1280, 800)
+}
+
+func newHarnessSize(t *testing.T, eng Engine, s Settings, w, h int) *harness {
 	t.Helper()
 	ctrl, err := NewController(eng, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRunner(eng, ctrl, LoadEngine, nil)
-	win := guitest.New(t, 1280, 800)
+	r := NewRunner(eng, ctrl, func(ckpt string) (Engine, error) { return LoadEngine(ckpt) }, nil)
+	win := guitest.New(t, w, h)
 	ui := NewUI(r, Options{Shaper: guitest.NewShaper(), ExportDir: t.TempDir()})
-	h := &harness{t: t, win: win, r: r, ui: ui}
-	h.frame()
-	return h
+	hs := &harness{t: t, win: win, r: r, ui: ui}
+	hs.frame()
+	return hs
+}
+
+// start runs the runner on its own goroutine, as the window does, until
+// the test ends.
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.r.Run(ctx); close(done) }()
+	h.async = true
+	h.t.Cleanup(func() { cancel(); h.r.Send(ClearError{}); <-done })
 }
 
 // frame delivers the queued input, runs the commands it produced and draws
 // the result.
 func (h *harness) frame() {
 	h.win.Frame(h.ui.Layout)
-	h.r.drain()
+	if !h.async {
+		h.r.drain()
+	}
 	h.win.Frame(h.ui.Layout)
+}
+
+// waitFor lays out frames until cond holds (the runner works on its own
+// goroutine), failing after timeout.
+func (h *harness) waitFor(what string, timeout time.Duration, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		h.win.Frame(h.ui.Layout)
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("waited %v for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitJobs waits for the background work (exports) to finish.
+func (h *harness) waitJobs() {
+	h.t.Helper()
+	h.waitFor("the background work", 20*time.Second, func() bool { return !h.ui.bg.busy() })
+	h.frame()
 }
 
 func (h *harness) key(name key.Name, mods key.Modifiers) {
@@ -55,8 +96,28 @@ func (h *harness) key(name key.Name, mods key.Modifiers) {
 	h.frame()
 }
 
-// drag presses at from, moves to to with the button down and releases (the
-// router turns the moves into drags).
+// click clicks the control described by desc (a button's or chip's text).
+func (h *harness) click(desc string) {
+	h.t.Helper()
+	h.win.ClickOn(desc)
+	h.frame()
+}
+
+// typeInto focuses the editor whose hint is hint, replaces its text with s
+// and presses Enter.
+func (h *harness) typeInto(hint, s string) {
+	h.t.Helper()
+	h.win.ClickOn(hint)
+	h.frame()
+	h.win.Key("A", key.ModShortcut)
+	h.frame()
+	h.win.Type(s)
+	h.frame()
+	h.key(key.NameReturn, 0)
+}
+
+// drag presses at from, moves to to with the button down in one event and
+// releases (the router turns the move into a drag).
 func (h *harness) drag(from, to image.Point) {
 	h.win.Press(from)
 	h.win.Queue(pointer.Event{Kind: pointer.Move, Source: pointer.Mouse, Buttons: pointer.ButtonPrimary,
@@ -83,6 +144,9 @@ func (h *harness) cell(img *image.RGBA, p, i, j int) color.RGBA {
 
 func (h *harness) snap() *Snapshot { return h.r.Snapshot() }
 
+// shown is the snapshot the window drew last.
+func (h *harness) shown() *Snapshot { return h.ui.snap }
+
 // reachedCells counts the cells of pane p that the alive view draws as
 // reached (anything but the unreached colour).
 func (h *harness) reachedCells(img *image.RGBA, p int) int {
@@ -96,6 +160,16 @@ func (h *harness) reachedCells(img *image.RGBA, p int) int {
 		}
 	}
 	return n
+}
+
+// message is the status line's message, failing unless it is shown whole.
+func (h *harness) message() string {
+	h.t.Helper()
+	b := h.ui.status.shown
+	if b.text != "" && b.given < b.need {
+		h.t.Errorf("status message %q got %d px of the %d it needs", b.text, b.given, b.need)
+	}
+	return b.text
 }
 
 func demoHarness(t *testing.T) *harness {
@@ -135,7 +209,7 @@ func TestGUISeedGrowthAndM(t *testing.T) {
 			t.Fatalf("playhead at update %d after %d steps", p.U, step)
 		}
 	}
-	// the x0 view after two timesteps, then the same with M = 9 from step 0
+	// the x0 view after two timesteps, then the same with M = 9 from the start
 	h.key("1", 0)
 	h.key("T", 0)
 	h.key("T", 0)
@@ -148,7 +222,7 @@ func TestGUISeedGrowthAndM(t *testing.T) {
 		h.key("[", 0)
 	}
 	s := h.snap()
-	if s.Settings.M != 9 || len(s.Runs) != 4 || s.Panes[0].RunLabel != "M=9 @ step 0" {
+	if s.Settings.M != 9 || len(s.Runs) != 4 || s.Panes[0].RunLabel != "M=9 @ step 1" {
 		t.Fatalf("after [[[: M %d, %d runs, label %q", s.Settings.M, len(s.Runs), s.Panes[0].RunLabel)
 	}
 	h.key("T", 0)
@@ -171,20 +245,20 @@ func TestGUIGHGAndSelection(t *testing.T) {
 	h := demoHarness(t)
 	cfg := h.snap().Cfg
 	h.key("8", 0)
-	h.key("T", 0) // to step 1: with GHG the grown cells are carried
+	h.key("T", 0) // to step 2: with GHG the grown cells are carried
 	img := h.shot("alive-ghg-on")
 	carried := h.reachedCells(img, 0)
 	if carried <= 1 {
-		t.Fatalf("GHG on: %d cells at the start of step 1", carried)
+		t.Fatalf("GHG on: %d cells at the start of step 2", carried)
 	}
 	h.key("G", 0) // GHG off: branch at the start of this step, fresh seed
 	s := h.snap()
-	if s.Settings.GHG || s.Panes[0].RunLabel != "GHG off @ step 1" {
+	if s.Settings.GHG || s.Panes[0].RunLabel != "GHG off @ step 2" {
 		t.Fatalf("GHG toggle: %v %q", s.Settings.GHG, s.Panes[0].RunLabel)
 	}
 	img = h.shot("alive-ghg-off")
 	if got := h.reachedCells(img, 0); got != 1 {
-		t.Errorf("GHG off: %d cells at the start of step 1, want the seed only", got)
+		t.Errorf("GHG off: %d cells at the start of step 2, want the seed only", got)
 	}
 	// click a cell: it is selected; after an update the attention view shows
 	// its 3x3 neighbourhood
@@ -222,8 +296,8 @@ func TestGUICompareDamageHelp(t *testing.T) {
 	cfg := h.snap().Cfg
 	h.key("K", 0) // compare M = 4, 12, 24 (the field's default)
 	s := h.snap()
-	if len(s.Panes) != 3 || s.Compare != "M" || s.Panes[0].Settings.M != 4 || s.Panes[2].Settings.M != 24 {
-		t.Fatalf("compare: %d panes, %q", len(s.Panes), s.Compare)
+	if len(s.Panes) != 3 || s.Compare.Kind != CompareM || s.Panes[0].Settings.M != 4 || s.Panes[2].Settings.M != 24 {
+		t.Fatalf("compare: %d panes, %v", len(s.Panes), s.Compare)
 	}
 	for i := 0; i < 5; i++ {
 		h.key(key.NameRightArrow, 0)
@@ -239,6 +313,12 @@ func TestGUICompareDamageHelp(t *testing.T) {
 			t.Errorf("pane %d: %d cells reached", p, n)
 		}
 	}
+	// the panes fill the canvas: three side by side, each over 250 px wide
+	for p := 0; p < 3; p++ {
+		if r := h.ui.PaneRect(p); r.Dx() < 250 || r.Dy() < 400 {
+			t.Errorf("pane %d is %v", p, r)
+		}
+	}
 	h.key("K", 0) // compare off
 	if n := len(h.snap().Panes); n != 1 {
 		t.Fatalf("compare off left %d panes", n)
@@ -251,6 +331,8 @@ func TestGUICompareDamageHelp(t *testing.T) {
 	if !h.snap().CanUndo {
 		t.Fatal("no damage recorded")
 	}
+	h.win.Move(image.Pt(2, 2)) // the brush outline follows the pointer: take it off the grid
+	h.frame()
 	img = h.shot("after-damage")
 	if got := h.reachedCells(img, 0); got >= before {
 		t.Errorf("erase left %d reached cells (before %d)", got, before)
@@ -262,30 +344,20 @@ func TestGUICompareDamageHelp(t *testing.T) {
 	if got := h.reachedCells(h.shot("undo"), 0); got != before {
 		t.Errorf("undo: %d reached cells, want %d", got, before)
 	}
-	// exports: PNG and GIFs of the view, the grid as .npy
+	// exports: PNG and GIFs of the view, the grid as .npy, the numbers as CSV
 	h.key("P", 0)
 	h.key("P", key.ModShift)
 	h.key("R", key.ModShift)
 	h.key("E", 0)
-	want := map[string]bool{".png": false, ".gif": false, ".npy": false}
-	for wait := 0; wait < 200; wait++ {
-		files, _ := filepath.Glob(filepath.Join(h.ui.opt.ExportDir, "geca-*"))
-		gifs := 0
-		for _, f := range files {
-			want[filepath.Ext(f)] = true
-			if filepath.Ext(f) == ".gif" {
-				gifs++
-			}
-		}
-		if want[".png"] && gifs == 2 && want[".npy"] {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	h.key("E", key.ModShift)
+	h.waitJobs()
+	files, _ := filepath.Glob(filepath.Join(h.ui.opt.ExportDir, "geca-*"))
+	count := map[string]int{}
+	for _, f := range files {
+		count[filepath.Ext(f)]++
 	}
-	for ext, ok := range want {
-		if !ok {
-			t.Errorf("no %s export written", ext)
-		}
+	if count[".png"] != 1 || count[".gif"] != 2 || count[".npy"] != 1 || count[".csv"] != 1 || count[".json"] != 5 {
+		t.Errorf("exports written: %v", count)
 	}
 	// help overlay
 	h.key("?", 0)
@@ -306,9 +378,10 @@ func TestGUIErrorsStayInTheWindow(t *testing.T) {
 	// keeps running
 	bad := filepath.Join(t.TempDir(), "missing.safetensors")
 	h.key("O", 0) // no file dialog in tests: the path field takes the focus
+	h.frame()
 	h.win.Type(bad)
 	h.key(key.NameReturn, 0)
-	if got := h.ui.ckptEd.Text(); got != bad {
+	if got := h.ui.side.model.ckpt.Text(); got != bad {
 		t.Fatalf("path field holds %q", got)
 	}
 	s := h.snap()
@@ -327,7 +400,7 @@ func TestGUIErrorsStayInTheWindow(t *testing.T) {
 	if red < 100 {
 		t.Errorf("no error banner drawn (%d red samples)", red)
 	}
-	h.key(key.NameEscape, 0) // focus back to the canvas: shortcuts work again
+	h.key(key.NameEscape, 0) // focus back to the window: shortcuts work again
 	h.key(key.NameRightArrow, 0)
 	if p := h.snap().Panes[0]; p.U != 1 {
 		t.Errorf("app unusable after the error: at update %d", p.U)
@@ -337,72 +410,11 @@ func TestGUIErrorsStayInTheWindow(t *testing.T) {
 	if e := h.snap().Error; e != "" {
 		t.Errorf("dismiss left the error %q", e)
 	}
-	// a real checkpoint opens in place of the demo model
-	good := filepath.Join(t.TempDir(), "fmnist.safetensors")
-	if err := assets.WriteDefaultModel(good); err != nil {
-		t.Fatal(err)
-	}
-	h.ui.ckptEd.SetText(good)
-	h.ui.openPaths()
-	h.frame()
-	s = h.snap()
-	if s.Error != "" || !strings.HasPrefix(s.Model, "fmnist.safetensors") || s.Cfg.GridH != 28 || s.Untrained {
-		t.Errorf("after opening %s: model %q (%dx%d), error %q", good, s.Model, s.Cfg.GridH, s.Cfg.GridW, s.Error)
-	}
-	if p := s.Panes[0]; p.K != 0 || p.U != 0 || p.Frame == nil {
-		t.Error("the opened model does not start a fresh run")
-	}
-}
-
-// TestGUIReferenceScreenshots renders the README's screenshots from the
-// built-in model when GECA_SCREENSHOTS names a folder:
-//
-//	GECA_SCREENSHOTS=$PWD/app/testdata/screenshots go test -run ReferenceScreenshots ./app
-func TestGUIReferenceScreenshots(t *testing.T) {
-	if os.Getenv("GECA_SCREENSHOTS") == "" {
-		t.Skip("set GECA_SCREENSHOTS to a folder to write the reference screenshots")
-	}
-	guitest.RequireRenderer(t)
-	eng, err := DefaultEngine()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, eng, DefaultSettings(eng.Config()))
-	cfg := h.snap().Cfg
-	// mid-growth inside the first timestep, the light cone in the alive view
-	for i := 0; i < 5; i++ {
-		h.key(key.NameRightArrow, 0)
-	}
-	h.win.Click(h.ui.CellCentre(0, cfg.GridH/2-1, cfg.GridW/2+1))
-	h.frame()
-	h.key(key.NameRightArrow, 0)
-	h.key("8", 0)
-	h.win.Move(h.ui.CellCentre(0, cfg.GridH/2, cfg.GridW/2))
-	h.frame()
-	h.shot("viewer-growth")
-	// the finished sample in the x0 view
-	h.key("1", 0)
-	for i := 0; i < 1000 && !h.snap().Panes[0].Frame.Done; i++ {
-		h.key("T", 0)
-	}
-	if os.Getenv("GECA_SCREENSHOTS_FINAL") != "" { // only once the built-in model samples well
-		h.shot("viewer-final")
-	}
-	// compare M in lock-step through the first timestep: undergrowth (M=2)
-	// against the trained M=8 and overgrowth (M=16)
-	h.key(key.NameHome, 0)
-	h.key(key.NameEscape, 0)
-	h.ui.compareEd.SetText("2, 8, 16")
-	h.key("K", 0)
-	for i := 0; i < 16; i++ {
-		h.key(key.NameRightArrow, 0)
-	}
-	h.key("8", 0)
-	h.shot("viewer-compare")
 }
 
 // The full decode runs off the UI goroutine: the first request returns
-// nothing (the canvas shows the preview), a later one the decoded image.
+// nothing (the canvas shows the preview), a later one the decoded image;
+// while playing, one timestep is decoded at most once.
 func TestDecodeCacheIsAsync(t *testing.T) {
 	release := make(chan struct{})
 	calls := 0
@@ -418,23 +430,31 @@ func TestDecodeCacheIsAsync(t *testing.T) {
 	cfg := newFakeEngine().cfg
 	f := &Frame{X0: make([]float32, cfg.InChannels*cfg.Cells())}
 	d := newDecodeCache(nil)
-	if img := d.get(f, cfg, decode); img != nil || !d.pending() {
+	sk := stepKey{run: 1, k: 0}
+	if img, _ := d.get(f, sk, false, cfg, decode); img != nil || !d.pending() {
 		t.Fatal("decode did not start in the background")
 	}
-	if img := d.get(f, cfg, decode); img != nil {
+	if img, _ := d.get(f, sk, false, cfg, decode); img != nil {
 		t.Fatal("decode finished before it was released")
 	}
 	close(release)
 	var img *image.RGBA
+	var of *Frame
 	for i := 0; i < 200 && img == nil; i++ {
 		time.Sleep(5 * time.Millisecond)
-		img = d.get(f, cfg, decode)
+		img, of = d.get(f, sk, false, cfg, decode)
 	}
-	if img == nil || img.Rect.Dx() != 2*cfg.GridW || img.RGBAAt(0, 0) != (color.RGBA{255, 255, 255, 255}) {
+	if img == nil || of != f || img.Rect.Dx() != 2*cfg.GridW || img.RGBAAt(0, 0) != (color.RGBA{255, 255, 255, 255}) {
 		t.Fatalf("decoded image %v", img)
 	}
-	if calls != 1 {
-		t.Errorf("%d decodes for one frame", calls)
+	// playing: later updates of the same timestep show the decode of the
+	// first one and start no new decode
+	g := &Frame{X0: f.X0, Update: 3}
+	if img, of := d.get(g, sk, true, cfg, decode); img == nil || of != f {
+		t.Errorf("while playing, update 3 shows %v from %p, want the decode of update 0", img, of)
+	}
+	if calls != 1 || d.Decodes() != 1 {
+		t.Errorf("%d decodes for one timestep", calls)
 	}
 }
 
@@ -456,9 +476,10 @@ func TestRunnerConcurrentUI(t *testing.T) {
 	go func() { r.Run(ctx); close(done) }()
 	win := guitest.New(t, 1000, 700)
 	ui := NewUI(r, Options{Shaper: guitest.NewShaper(), ExportDir: t.TempDir()})
-	cmds := []Command{Play{On: true}, Select{I: 3, J: 4}, Compare{Field: "M", Ms: []int{2, 6}}, Seek{K: 0, U: 1},
-		Play{On: true}, Compare{}, SetSpeed{UpdatesPerSecond: 0}, Stroke{Cells: [][2]int{{4, 4}}, Radius: 1}, Undo{}, Play{On: true}}
-	views := []key.Name{"1", "5", "6", "7", "8", "9"}
+	cmds := []Command{Play{On: true}, Select{I: 3, J: 4}, Compare{Mode: CompareMode{Kind: CompareM, Ms: []int{2, 6}}}, Seek{K: 0, U: 1},
+		Play{On: true}, Compare{}, SetSpeed{UpdatesPerSecond: 0}, Stroke{Cells: [][2]int{{4, 4}}, Radius: 1}, Undo{},
+		SetInfluence{On: true}, Play{On: true}}
+	views := []key.Name{"1", "5", "6", "7", "8", "9", "I"}
 	for i := 0; i < 120; i++ {
 		if i%10 == 0 {
 			r.Send(cmds[(i/10)%len(cmds)])

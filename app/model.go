@@ -1,8 +1,13 @@
 package app
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
+	"os"
+	"slices"
 
 	"geca/assets"
 	"geca/engine"
@@ -18,19 +23,28 @@ type ModelEngine struct {
 	Model *engine.Model
 	// Label names the model in the status line.
 	Label string
+	// Source and Hash name the checkpoint for export metadata: its file
+	// name and the SHA-256 of its bytes (hex).
+	Source, Hash string
+	// Builtin marks the embedded default model.
+	Builtin bool
 	// Random marks a model with random weights (the status line says so).
 	Random bool
-	// VAE decodes x0 fully for latent models (nil: preview only).
-	VAE *vae.Decoder
+	// VAE decodes x0 fully for latent models (nil: preview only); VAEName
+	// names it.
+	VAE     LatentDecoder
+	VAEName string
 	// Classes names the labels, when known.
 	Classes []string
-	// CFG is the guidance scale the viewer starts at (0: no guidance), for a
-	// model known to need it.
-	CFG float32
+	// Start is the sampler the viewer starts with (zero: DefaultSettings).
+	Start assets.Sampler
 	// DeviceInfo says what computes the updates, for the status line ("":
 	// not shown).
 	DeviceInfo string
 }
+
+// LatentDecoder turns latents into images (the AutoencoderKL decoder or TAESD).
+type LatentDecoder = vae.LatentDecoder
 
 // Device says what computes the updates (and why, when the GPU was asked
 // for and the CPU is used).
@@ -75,10 +89,13 @@ func (e *ModelEngine) NewSampler(s Settings) (Sampler, error) {
 	return &modelSampler{s: smp, watch: [2]int{-1, -1}}, nil
 }
 
-// options are the sampling options of one sample with settings s.
+// options are the sampling options of one sample with settings s. The
+// controller keeps its own resume points, so the sampler keeps only its first
+// snapshot.
 func (e *ModelEngine) options(s Settings) (sample.Options, error) {
 	cfg := e.Model.Cfg
-	opt := sample.Options{Steps: s.Steps, M: s.M, GHG: s.GHG, CFG: s.CFG, UpdateRate: s.Rate, Seed: s.Seed, N: 1}
+	opt := sample.Options{Steps: s.Steps, M: s.M, GHG: s.GHG, CFG: s.CFG, UpdateRate: s.Rate, Seed: s.Seed, N: 1,
+		SnapshotBytes: -1}
 	if len(s.Labels) > 0 {
 		y := make([]float32, cfg.NumClasses)
 		for _, l := range s.Labels {
@@ -93,9 +110,13 @@ func (e *ModelEngine) options(s Settings) (sample.Options, error) {
 }
 
 // modelSampler adapts sample.Sampler to the Sampler the controller drives.
+// With the seed influence on it runs a twin alongside, cf: the same
+// timestep without the seed cell, stepped with the same masks.
 type modelSampler struct {
-	s     *sample.Sampler
-	watch [2]int
+	s         *sample.Sampler
+	watch     [2]int
+	influence bool
+	cf        *sample.Sampler // in step with s inside the current timestep; nil when not
 }
 
 func (m *modelSampler) frame(f *sample.Frame) *Frame {
@@ -103,7 +124,11 @@ func (m *modelSampler) frame(f *sample.Frame) *Frame {
 	if tab, i := m.s.Schedule().SqrtOneMinusAlphasCumprod, f.TimestepIndex; i >= 0 && i < len(tab) {
 		sigma = tab[i]
 	}
-	return viewFrame(f, sigma, m.watch)
+	out := viewFrame(f, sigma, m.watch)
+	if m.cf != nil && !f.Done {
+		out.Influence = influence(m.s.Model().Cfg, f.State, m.cf.State())
+	}
+	return out
 }
 
 // viewFrame turns a sampler frame into the viewer's, with the noise level
@@ -122,11 +147,62 @@ func viewFrame(f *sample.Frame, sigma float64, watch [2]int) *Frame {
 	return out
 }
 
+// influence is the per-cell L2 distance of the [C_out | C_h] channels of
+// grid 0 of a and b (H·W values).
+func influence(cfg engine.Config, a, b *engine.State) []float32 {
+	if a == nil || b == nil || len(a.Data) != len(b.Data) || a.C != b.C {
+		return nil
+	}
+	n := a.H * a.W
+	out := make([]float32, n)
+	for p := 0; p < n; p++ {
+		ca, cb := a.Data[p*a.C+cfg.InChannels:(p+1)*a.C], b.Data[p*a.C+cfg.InChannels:(p+1)*a.C]
+		var s float64
+		for k := range ca {
+			d := float64(ca[k]) - float64(cb[k])
+			s += d * d
+		}
+		out[p] = float32(math.Sqrt(s))
+	}
+	return out
+}
+
+// seedless returns st with the centre cell's C_out and C_h zeroed in every
+// grid: the timestep as it would run without the seed cell.
+func seedless(cfg engine.Config, st *engine.State) *engine.State {
+	out := st.Clone()
+	for b := 0; b < out.B; b++ {
+		clear(out.Cell(b, out.H/2, out.W/2)[cfg.InChannels:])
+	}
+	return out
+}
+
+// syncTwin starts the seedless twin at update 0 of a prepared timestep and
+// drops it where it cannot be in step.
+func (m *modelSampler) syncTwin() {
+	if !m.influence || m.s.Done() {
+		m.cf = nil
+		return
+	}
+	if m.cf != nil && m.cf.Index() == m.s.Index() && m.cf.UpdatesDone() == m.s.UpdatesDone() {
+		return
+	}
+	m.cf = nil
+	if m.s.UpdatesDone() != 0 {
+		return // switched on mid-timestep: from the next one
+	}
+	cf := m.s.Branch()
+	if cf.SetState(seedless(m.s.Model().Cfg, m.s.State())) == nil {
+		m.cf = cf
+	}
+}
+
 func (m *modelSampler) Current() (*Frame, error) {
-	f, err := m.s.Current()
+	f, err := m.s.Current() // prepares the timestep at update 0
 	if err != nil {
 		return nil, err
 	}
+	m.syncTwin()
 	return m.frame(f), nil
 }
 
@@ -136,6 +212,13 @@ func (m *modelSampler) StepUpdate() (*Frame, error) {
 	if m.s.Done() {
 		return nil, sample.ErrDone
 	}
+	if m.cf != nil && m.s.UpdatesDone() < m.s.M() {
+		if err := m.cf.StepUpdate(); err != nil {
+			m.cf = nil
+		}
+	} else {
+		m.cf = nil // the twin ends with the cell updates of its timestep
+	}
 	if err := m.s.StepUpdate(); err != nil {
 		return nil, err
 	}
@@ -143,7 +226,10 @@ func (m *modelSampler) StepUpdate() (*Frame, error) {
 }
 
 func (m *modelSampler) Branch() Sampler {
-	b := &modelSampler{s: m.s.Branch(), watch: m.watch}
+	b := &modelSampler{s: m.s.Branch(), watch: m.watch, influence: m.influence}
+	if m.cf != nil {
+		b.cf = m.cf.Branch()
+	}
 	b.s.SetMeasure(true)
 	if m.watch[0] >= 0 {
 		_ = b.s.WatchCell(0, m.watch[0], m.watch[1])
@@ -151,11 +237,65 @@ func (m *modelSampler) Branch() Sampler {
 	return b
 }
 
-func (m *modelSampler) SetM(v int) error                { return m.s.SetM(v) }
-func (m *modelSampler) SetGHG(on bool) error            { m.s.SetGHG(on); return nil }
-func (m *modelSampler) SetCFG(v float32) error          { return m.s.SetCFG(v) }
-func (m *modelSampler) SetRate(v float32) error         { return m.s.SetUpdateRate(v) }
-func (m *modelSampler) SetCells(st *engine.State) error { return m.s.SetState(st) }
+// setting applies a setting change to the run and its twin. At update 0
+// the timestep may be prepared again, so the twin is rebuilt.
+func (m *modelSampler) setting(set func(*sample.Sampler) error) error {
+	if err := set(m.s); err != nil {
+		return err
+	}
+	if m.cf != nil && (m.s.UpdatesDone() == 0 || set(m.cf) != nil) {
+		m.cf = nil
+	}
+	return nil
+}
+
+func (m *modelSampler) SetM(v int) error {
+	return m.setting(func(s *sample.Sampler) error { return s.SetM(v) })
+}
+func (m *modelSampler) SetGHG(on bool) error {
+	return m.setting(func(s *sample.Sampler) error { s.SetGHG(on); return nil })
+}
+func (m *modelSampler) SetCFG(v float32) error {
+	return m.setting(func(s *sample.Sampler) error { return s.SetCFG(v) })
+}
+func (m *modelSampler) SetRate(v float32) error {
+	return m.setting(func(s *sample.Sampler) error { return s.SetUpdateRate(v) })
+}
+
+// SetCells replaces the grid (the damage brush). The twin gets the same
+// damage: every cell the edit changed takes the edited values there too, so
+// the influence keeps measuring the seed alone.
+func (m *modelSampler) SetCells(st *engine.State) error {
+	before := m.s.State()
+	if err := m.s.SetState(st); err != nil {
+		return err
+	}
+	if m.cf == nil {
+		return nil
+	}
+	tw := m.cf.State()
+	if len(tw.Data) != len(st.Data) || len(before.Data) != len(st.Data) {
+		m.cf = nil
+		return nil
+	}
+	for p := 0; p < st.B*st.H*st.W; p++ {
+		cell := st.Data[p*st.C : (p+1)*st.C]
+		if !slices.Equal(cell, before.Data[p*st.C:(p+1)*st.C]) {
+			copy(tw.Data[p*st.C:(p+1)*st.C], cell)
+		}
+	}
+	if m.cf.SetState(tw) != nil {
+		m.cf = nil
+	}
+	return nil
+}
+
+func (m *modelSampler) SetInfluence(on bool) {
+	m.influence = on
+	if !on {
+		m.cf = nil
+	}
+}
 
 func (m *modelSampler) Observe(i, j int) {
 	if i < 0 {
@@ -185,22 +325,35 @@ func NewDemoEngine(seed uint64) (*ModelEngine, error) {
 	return &ModelEngine{Model: m, Label: "demo model (32x32 grey)", Random: true}, nil
 }
 
-// LoadEngine opens a checkpoint (.pt or .safetensors) and, when vaePath is
-// not empty, a VAE decoder.
-func LoadEngine(path, vaePath string) (Engine, error) {
+// LoadEngine opens a checkpoint (.pt or .safetensors).
+func LoadEngine(path string) (Engine, error) {
 	m, _, err := ckpt.LoadModel(path, ckpt.Options{})
 	if err != nil {
 		return nil, err
 	}
-	e := &ModelEngine{Model: m, Label: fmt.Sprintf("%s (%s, %.1fM params)", baseName(path), m.Cfg.Name, float64(m.ParamCount())/1e6)}
-	if vaePath != "" {
-		d, err := vae.LoadDecoder(vaePath)
-		if err != nil {
-			return nil, fmt.Errorf("VAE %s: %w", vaePath, err)
-		}
-		e.VAE = d
+	hash, err := fileHash(path)
+	if err != nil {
+		return nil, err
 	}
-	return e, nil
+	return &ModelEngine{Model: m, Source: baseName(path), Hash: hash,
+		Label: fmt.Sprintf("%s (%s, %.1fM params)", baseName(path), m.Cfg.Name, float64(m.ParamCount())/1e6)}, nil
+}
+
+// LoadVAEFile opens a VAE folder or file (vae.Load).
+func LoadVAEFile(path string) (LatentDecoder, error) { return vae.Load(path) }
+
+// fileHash is the SHA-256 of a file, hex.
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func baseName(p string) string {
@@ -212,13 +365,13 @@ func baseName(p string) string {
 	return p
 }
 
-// StartSettings are the settings the window opens with: DefaultSettings, at
-// the guidance scale the engine's model asks for (the built-in model samples
-// its classes far more faithfully with guidance; assets/README.md).
+// StartSettings are the settings the window opens a model with:
+// DefaultSettings with the sampler the engine's model asks for (the
+// built-in model: assets.DefaultSampler, chosen by measurement).
 func StartSettings(eng Engine) Settings {
 	s := DefaultSettings(eng.Config())
-	if me, ok := eng.(*ModelEngine); ok && me.CFG > 1 {
-		s.CFG = me.CFG
+	if me := modelEngine(eng); me != nil && me.Start.Steps != "" {
+		s.Steps, s.CFG, s.GHG = me.Start.Steps, me.Start.CFG, me.Start.GHG
 	}
 	return s
 }
@@ -242,6 +395,14 @@ func DefaultSettings(cfg engine.Config) Settings {
 	return s
 }
 
+// OfficialSettings are s with the official sampler of GeCA checkpoints
+// (assets.OfficialSampler: DDPM 250 steps, CFG 1.5, GHG on).
+func OfficialSettings(s Settings) Settings {
+	o := assets.OfficialSampler
+	s.Steps, s.CFG, s.GHG = o.Steps, o.CFG, o.GHG
+	return s
+}
+
 // DefaultEngine is the model the viewer opens without --ckpt: the embedded
 // Fashion-MNIST model (assets), or the random demo model if it cannot be
 // loaded (the status line then marks the model as untrained).
@@ -250,5 +411,8 @@ func DefaultEngine() (Engine, error) {
 	if err != nil {
 		return NewDemoEngine(1)
 	}
-	return &ModelEngine{Model: m, Label: "Fashion-MNIST 28x28 (built in)", Classes: assets.DefaultClasses, CFG: assets.DefaultCFG}, nil
+	sum := sha256.Sum256(assets.DefaultModelBytes)
+	return &ModelEngine{Model: m, Label: "Fashion-MNIST 28x28 (built in)", Classes: assets.DefaultClasses,
+		Start: assets.DefaultSampler, Builtin: true, Source: assets.DefaultModelName + " (built in)",
+		Hash: hex.EncodeToString(sum[:])}, nil
 }

@@ -3,6 +3,8 @@ package app
 import (
 	"slices"
 	"testing"
+
+	"geca/assets"
 )
 
 // The controller on the real sampler (demo model, random weights): history,
@@ -94,7 +96,7 @@ func TestModelEngineRun(t *testing.T) {
 // Exports of compare mode put the panes side by side with their labels.
 func TestExportFrameCompare(t *testing.T) {
 	c, _ := newTestController(t)
-	if err := c.SetCompare("M", []int{2, 5}); err != nil {
+	if err := c.SetCompare(CompareMode{Kind: CompareM, Ms: []int{2, 5}}); err != nil {
 		t.Fatal(err)
 	}
 	r := NewRunner(newFakeEngine(), c, nil, nil)
@@ -126,8 +128,8 @@ func TestStartSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := StartSettings(eng); s.CFG != 3 {
-		t.Errorf("built-in model starts at CFG %v, want 3", s.CFG)
+	if s, d := StartSettings(eng), assets.DefaultSampler; s.CFG != d.CFG || s.Steps != d.Steps || !s.GHG || s.M != 8 {
+		t.Errorf("built-in model starts at %+v, want the measured defaults %+v and its M", s, d)
 	}
 	demo, err := NewDemoEngine(1)
 	if err != nil {

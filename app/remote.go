@@ -126,3 +126,7 @@ func (m *remoteSampler) Observe(i, j int) {
 		m.watch = [2]int{i, j}
 	}
 }
+
+// SetInfluence is not available through a worker: its frames carry no
+// seed influence (the window says so).
+func (m *remoteSampler) SetInfluence(bool) {}

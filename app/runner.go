@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"geca/engine"
+	"geca/internal/membudget"
 	"geca/render"
 )
 
@@ -24,8 +25,13 @@ type (
 	TogglePlay   struct{}
 	StepUpdate   struct{}
 	StepTimestep struct{}
-	// Reset restarts from Settings (nil: the current ones).
-	Reset    struct{ Settings *Settings }
+	// Restart shows a run from the start with Settings (nil: the settings
+	// the controls started from), labelled Label in the branch list; the
+	// earlier runs stay (Controller.Restart).
+	Restart struct {
+		Settings *Settings
+		Label    string
+	}
 	SetSpeed struct{ UpdatesPerSecond float64 } // 0 = as fast as the engine goes
 	Seek     struct{ K, U int }
 	Select   struct{ I, J int } // I < 0 clears
@@ -34,19 +40,29 @@ type (
 		Radius float64
 		Mode   BrushMode
 	}
-	Undo    struct{}
-	Compare struct {
-		Field string
-		Ms    []int
-	}
+	Undo      struct{}
+	Compare   struct{ Mode CompareMode }
 	SwitchRun struct{ ID int }
 	SetActive struct{ Pane int }
-	LoadModel struct{ Ckpt, VAE string }
+	// LoadModel opens a checkpoint as a new model; the models opened before
+	// stay, with their history (SwitchModel).
+	LoadModel   struct{ Ckpt string }
+	LoadVAE     struct{ Path string }
+	SwitchModel struct{ ID int }
+	// SetInfluence turns the seed-influence measurement on or off.
+	SetInfluence struct{ On bool }
+	// SetBudget sets the memory budget of the recorded history in bytes.
+	SetBudget struct{ Bytes int64 }
 	// ClearError dismisses the error banner.
 	ClearError struct{}
 	// ShowError puts a message in the error banner.
 	ShowError struct{ Msg string }
 )
+
+// notice is an error that is a remark for the status line, not a banner.
+type notice struct{ msg string }
+
+func (n notice) Error() string { return n.msg }
 
 func (c Play) run(r *Runner) error {
 	r.ctrl.Playing = c.On && !r.ctrl.AllDone()
@@ -58,78 +74,187 @@ func (StepTimestep) run(r *Runner) error {
 	r.ctrl.Playing = false
 	return r.compute(r.ctrl.StepTimestep)
 }
-func (c Reset) run(r *Runner) error {
+func (c Restart) run(r *Runner) error {
 	s := r.ctrl.base
 	if c.Settings != nil {
 		s = *c.Settings
 	}
-	return r.compute(func() error { return r.ctrl.Reset(s) })
+	label := c.Label
+	if label == "" {
+		label = "reset"
+	}
+	return r.compute(func() error { return r.ctrl.Restart(s, label) })
 }
-func (c SetSpeed) run(r *Runner) error { r.speed = c.UpdatesPerSecond; return nil }
+func (c SetSpeed) run(r *Runner) error { r.speed = c.UpdatesPerSecond; r.rate.reset(); return nil }
 func (c Seek) run(r *Runner) error     { return r.compute(func() error { return r.ctrl.Seek(c.K, c.U) }) }
 func (c Select) run(r *Runner) error   { r.ctrl.Select(c.I, c.J); return nil }
 func (c Stroke) run(r *Runner) error {
-	return r.compute(func() error { return r.ctrl.Damage(c.Cells, c.Radius, c.Mode) })
+	err := r.compute(func() error { return r.ctrl.Damage(c.Cells, c.Radius, c.Mode) })
+	if errors.Is(err, ErrFinished) {
+		return notice{err.Error()}
+	}
+	return err
 }
-func (Undo) run(r *Runner) error { return r.ctrl.Undo() }
+func (Undo) run(r *Runner) error {
+	if err := r.ctrl.Undo(); errors.Is(err, ErrNothingToUndo) {
+		return notice{"nothing to undo"}
+	} else {
+		return err
+	}
+}
 func (c Compare) run(r *Runner) error {
-	return r.compute(func() error { return r.ctrl.SetCompare(c.Field, c.Ms) })
+	return r.compute(func() error { return r.ctrl.SetCompare(c.Mode) })
 }
-func (c SwitchRun) run(r *Runner) error { return r.ctrl.SwitchRun(c.ID) }
+func (c SwitchRun) run(r *Runner) error {
+	return r.compute(func() error { return r.ctrl.SwitchRun(c.ID) })
+}
 func (c SetActive) run(r *Runner) error { r.ctrl.SetActive(c.Pane); return nil }
 func (c Change) run(r *Runner) error {
 	return r.compute(func() error { return r.ctrl.ChangeSetting(c) })
 }
+func (c SetInfluence) run(r *Runner) error { r.ctrl.SetInfluence(c.On); return nil }
+func (c SetBudget) run(r *Runner) error {
+	if c.Bytes < 1<<20 {
+		return fmt.Errorf("memory budget %s is under 1 MB", membudget.Format(c.Bytes))
+	}
+	if l := membudget.Limit(); c.Bytes > l {
+		return fmt.Errorf("memory budget %s is over the process's memory limit of %s (geca view --max-memory)",
+			membudget.Format(c.Bytes), membudget.Format(l))
+	}
+	r.budget = c.Bytes
+	for _, s := range r.sessions {
+		s.ctrl.MaxBytes = c.Bytes
+	}
+	r.ctrl.evict()
+	return notice{"memory budget " + membudget.Format(c.Bytes)}
+}
 func (ClearError) run(r *Runner) error  { r.err = ""; return nil }
 func (c ShowError) run(r *Runner) error { r.err = c.Msg; return nil }
+
 func (c LoadModel) run(r *Runner) error {
 	if r.loader == nil {
 		return errors.New("loading models is not available")
 	}
+	if strings.TrimSpace(c.Ckpt) == "" {
+		return notice{"type a checkpoint path first"}
+	}
+	r.err = "" // a new attempt: the banner shows its own outcome only
 	r.status = "loading " + c.Ckpt + "…"
 	r.publish(true)
+	defer func() { r.status = "" }()
 	var eng Engine
 	err := r.compute(func() (err error) {
-		eng, err = r.loader(c.Ckpt, c.VAE)
+		eng, err = r.loader(c.Ckpt)
 		return err
 	})
 	if err != nil {
-		r.status = ""
 		if strings.Contains(err.Error(), c.Ckpt) {
 			return err
 		}
 		return fmt.Errorf("open %s: %w", c.Ckpt, err)
 	}
-	s := AdaptSettings(r.ctrl.base, eng.Config())
+	if me := modelEngine(eng); me != nil && me.VAE == nil && r.vae != nil && me.Model.Cfg.Latent {
+		me.VAE, me.VAEName = r.vae, r.vaeName
+	}
+	s := AdaptSettings(r.ctrl.base, eng)
 	var ctrl *Controller
 	if err := r.compute(func() (err error) { ctrl, err = NewController(eng, s); return err }); err != nil {
-		r.status = ""
 		return fmt.Errorf("open %s: %w", c.Ckpt, err)
 	}
+	ctrl.MaxBytes = r.budget
+	r.ctrl.Playing = false
+	r.nextSession++
+	r.sessions = append(r.sessions, &session{id: r.nextSession, eng: eng, ctrl: ctrl})
 	r.ctrl, r.eng = ctrl, eng
-	r.status = ""
 	return nil
 }
 
-// AdaptSettings fits settings to a model: labels beyond its classes are
-// dropped.
-func AdaptSettings(s Settings, cfg engine.Config) Settings {
+func (c LoadVAE) run(r *Runner) error {
+	if r.vaeLoader == nil {
+		return errors.New("loading a VAE is not available")
+	}
+	if strings.TrimSpace(c.Path) == "" {
+		return notice{"type a VAE folder or file first"}
+	}
+	r.err = ""
+	r.status = "loading VAE " + c.Path + "…"
+	r.publish(true)
+	defer func() { r.status = "" }()
+	var d LatentDecoder
+	err := r.compute(func() (err error) { d, err = r.vaeLoader(c.Path); return err })
+	if err != nil {
+		if strings.Contains(err.Error(), c.Path) {
+			return err
+		}
+		return fmt.Errorf("VAE %s: %w", c.Path, err)
+	}
+	r.vae, r.vaeName = d, baseName(c.Path)
+	me := modelEngine(r.eng)
+	if me == nil || !me.Model.Cfg.Latent {
+		return notice{fmt.Sprintf("VAE %s loaded: it decodes latent models; %s works in pixel space and needs none", baseName(c.Path), r.eng.Name())}
+	}
+	me.VAE, me.VAEName = d, r.vaeName
+	return notice{"VAE " + baseName(c.Path) + " loaded: the VAE decode view is available (key D)"}
+}
+
+func (c SwitchModel) run(r *Runner) error {
+	for _, s := range r.sessions {
+		if s.id == c.ID {
+			r.ctrl.Playing = false
+			r.ctrl, r.eng = s.ctrl, s.eng
+			return nil
+		}
+	}
+	return fmt.Errorf("no model %d", c.ID)
+}
+
+// modelEngine returns the ModelEngine behind eng (also inside a
+// RemoteEngine), nil when there is none.
+func modelEngine(eng Engine) *ModelEngine {
+	switch e := eng.(type) {
+	case *ModelEngine:
+		return e
+	case *RemoteEngine:
+		return e.ModelEngine
+	}
+	return nil
+}
+
+// AdaptSettings are the settings a newly opened model starts with: its own
+// defaults (StartSettings: its M, update rate and guidance), keeping the
+// seed of the settings before and the labels that fit its classes.
+func AdaptSettings(prev Settings, eng Engine) Settings {
+	s := StartSettings(eng)
+	s.Seed = prev.Seed
+	cfg := eng.Config()
 	var labels []int
-	for _, l := range s.Labels {
+	for _, l := range prev.Labels {
 		if l < cfg.NumClasses {
 			labels = append(labels, l)
 		}
 	}
-	s.Labels = labels
+	if len(labels) > 0 || cfg.NumClasses <= 1 {
+		s.Labels = labels
+	}
 	return s
 }
 
-// Loader opens a checkpoint (and optionally a VAE folder) as an Engine.
-type Loader func(ckpt, vae string) (Engine, error)
+// Loader opens a checkpoint as an Engine.
+type Loader func(ckpt string) (Engine, error)
 
-// Runner owns a Controller on its own goroutine: it applies commands in
-// order, steps while playing at the chosen speed, and publishes a Snapshot
-// after every change.
+// VAELoader opens a VAE folder or file.
+type VAELoader func(path string) (LatentDecoder, error)
+
+// session is one opened model and its history.
+type session struct {
+	id   int
+	eng  Engine
+	ctrl *Controller
+}
+
+// Runner owns the Controllers of the opened models on its own goroutine: it
+// applies commands in order, steps while playing at the chosen speed, and
+// publishes a Snapshot after every change.
 type Runner struct {
 	mu     sync.Mutex
 	queue  []Command
@@ -138,15 +263,25 @@ type Runner struct {
 	notify func()
 
 	// owned by the runner goroutine
-	ctrl       *Controller
-	eng        Engine
-	loader     Loader
-	speed      float64
-	err        string
-	status     string
-	seq        uint64
-	lastPub    time.Time
-	lastUpdate time.Duration
+	ctrl        *Controller
+	eng         Engine
+	sessions    []*session
+	nextSession int
+	loader      Loader
+	vaeLoader   VAELoader
+	vae         LatentDecoder
+	vaeName     string
+	speed       float64
+	budget      int64
+	err         string
+	note        string
+	noteSeq     uint64
+	status      string
+	seq         uint64
+	lastPub     time.Time
+	dirty       bool // a change was not published (the throttle)
+	lastUpdate  time.Duration
+	rate        rateMeter
 
 	busySince atomic.Int64 // unix nanos while computing, 0 when idle
 }
@@ -154,7 +289,13 @@ type Runner struct {
 // NewRunner makes a runner for ctrl. notify is called (from the runner
 // goroutine) after each new snapshot, e.g. to invalidate the window.
 func NewRunner(eng Engine, ctrl *Controller, loader Loader, notify func()) *Runner {
-	r := &Runner{ctrl: ctrl, eng: eng, loader: loader, notify: notify, wake: make(chan struct{}, 1), speed: 8}
+	r := &Runner{ctrl: ctrl, eng: eng, loader: loader, notify: notify, wake: make(chan struct{}, 1), speed: 8,
+		budget: ctrl.MaxBytes, vaeLoader: LoadVAEFile}
+	r.nextSession = 1
+	r.sessions = []*session{{id: 1, eng: eng, ctrl: ctrl}}
+	if me := modelEngine(eng); me != nil && me.VAE != nil {
+		r.vae, r.vaeName = me.VAE, me.VAEName
+	}
 	r.publish(true)
 	return r
 }
@@ -203,9 +344,13 @@ func (r *Runner) Run(ctx context.Context) {
 			r.apply(c)
 		}
 		if len(cmds) > 0 {
+			r.details()
 			r.publish(true)
 		}
 		if !r.ctrl.Playing {
+			if r.dirty {
+				r.publish(true) // the last play step may have been throttled
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -215,6 +360,9 @@ func (r *Runner) Run(ctx context.Context) {
 			continue
 		}
 		if wait := time.Until(next); wait > 0 {
+			if r.dirty {
+				r.publish(true)
+			}
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -233,7 +381,20 @@ func (r *Runner) Run(ctx context.Context) {
 		} else {
 			next = time.Now()
 		}
-		r.publish(false)
+		// the step that ends the run (or fails) stops the playing: show
+		// it at once, whatever the throttle
+		r.publish(!r.ctrl.Playing)
+	}
+}
+
+// details fills in what the shown frames lack (attention of the selected
+// cell, seed influence) while paused; playing frames are computed with it.
+func (r *Runner) details() {
+	if r.ctrl.Playing {
+		return
+	}
+	if err := r.compute(r.ctrl.Details); err != nil && r.err == "" {
+		r.err = err.Error()
 	}
 }
 
@@ -241,7 +402,11 @@ func (r *Runner) Run(ctx context.Context) {
 // user's single step) it does not pause.
 type playStep struct{}
 
-func (playStep) run(r *Runner) error { return r.compute(r.ctrl.StepUpdate) }
+func (playStep) run(r *Runner) error {
+	err := r.compute(r.ctrl.StepUpdate)
+	r.rate.tick(time.Now())
+	return err
+}
 
 func (r *Runner) apply(c Command) {
 	start := time.Now()
@@ -249,31 +414,52 @@ func (r *Runner) apply(c Command) {
 	switch c.(type) {
 	case StepUpdate, playStep:
 		r.lastUpdate = time.Since(start)
+	case Play, TogglePlay:
+		r.rate.reset()
 	}
-	if err != nil {
+	for _, n := range r.ctrl.TakeNotes() {
+		r.say(n)
+	}
+	var nt notice
+	switch {
+	case errors.As(err, &nt):
+		r.say(nt.msg)
+	case err != nil:
 		r.err = err.Error()
 		r.ctrl.Playing = false
 	}
+}
+
+func (r *Runner) say(msg string) {
+	r.note = msg
+	r.noteSeq++
 }
 
 // Step runs one command synchronously, for tests and for callers without a
 // goroutine; it publishes a snapshot and returns the command's error.
 func (r *Runner) Step(c Command) error {
 	err := c.run(r)
-	if err != nil {
+	var nt notice
+	if errors.As(err, &nt) {
+		r.say(nt.msg)
+	} else if err != nil {
 		r.err = err.Error()
 	}
+	r.details()
 	r.publish(true)
 	return err
 }
 
 // publish builds a snapshot; when playing fast it is limited to about 120
-// per second (force publishes regardless).
+// per second (force publishes regardless; a skipped one is published before
+// the runner waits).
 func (r *Runner) publish(force bool) {
 	now := time.Now()
 	if !force && now.Sub(r.lastPub) < 8*time.Millisecond {
+		r.dirty = true
 		return
 	}
+	r.dirty = false
 	r.lastPub = now
 	r.seq++
 	r.latest.Store(r.buildSnapshot())
@@ -282,31 +468,77 @@ func (r *Runner) publish(force bool) {
 	}
 }
 
+// rateMeter measures the achieved play rate over the last two seconds.
+type rateMeter struct {
+	times []time.Time
+}
+
+func (m *rateMeter) reset() { m.times = m.times[:0] }
+
+func (m *rateMeter) tick(t time.Time) {
+	m.times = append(m.times, t)
+	cut := 0
+	for cut < len(m.times)-2 && t.Sub(m.times[cut]) > 2*time.Second {
+		cut++
+	}
+	m.times = append(m.times[:0], m.times[cut:]...)
+}
+
+// perSecond is the rate of the ticks kept (0 with fewer than two).
+func (m *rateMeter) perSecond() float64 {
+	n := len(m.times)
+	if n < 2 {
+		return 0
+	}
+	d := m.times[n-1].Sub(m.times[0]).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return float64(n-1) / d
+}
+
 // Snapshot is an immutable picture of the runner's state for the UI.
 type Snapshot struct {
 	Seq       uint64
 	Cfg       engine.Config
 	Model     string
 	Untrained bool
+	Builtin   bool                                                // the embedded default model
 	Preview   render.Preview                                      // latent -> RGB, nil for pixel models
 	Decode    func(latent []float32, h, w int) ([]float32, error) // full decoder, nil if none
 	Classes   []string                                            // class names, when the model knows them
+	Stamp     ModelStamp                                          // what exports are stamped with
 	Panes     []PaneSnap
 	Active    int
 	Runs      []RunInfo
+	Models    []ModelInfo
 	Settings  Settings // of the active pane's run
-	Base      Settings // of the main run
-	Compare   string
+	Base      Settings // the settings the controls started from
+	Compare   CompareMode
 	Playing   bool
 	Speed     float64
-	Selected  [2]int
-	CanUndo   bool
-	Error     string
-	Status    string
+	// Achieved is the measured play rate in updates per second (0 when
+	// not playing or not yet measured).
+	Achieved float64
+	Selected [2]int
+	CanUndo  bool
+	Error    string
+	// Note is the runner's latest remark for the status line; NoteSeq
+	// changes with every new one.
+	Note    string
+	NoteSeq uint64
+	Status  string
 	// LastUpdate is how long the last cell update took.
 	LastUpdate time.Duration
 	// Device says what computes the updates ("" when the engine does not say).
 	Device string
+	// History is the memory the recorded history holds, Budget its limit.
+	History, Budget int64
+	OverBudget      bool
+	// Influence: the seed influence is measured; InfluenceAvailable: the
+	// engine can measure it.
+	Influence, InfluenceAvailable bool
+	VAE                           string // the VAE's name, "" when none is loaded
 }
 
 // PaneSnap is one pane: its run's timeline and playhead.
@@ -319,6 +551,7 @@ type PaneSnap struct {
 	K, U     int
 	Frame    *Frame
 	AtHead   bool
+	Health   Health // of the run's timeline up to its head
 }
 
 // RunInfo describes one run for the branch list.
@@ -329,6 +562,18 @@ type RunInfo struct {
 	Damage       bool
 	Steps        int // timesteps recorded on its timeline
 	Current      bool
+}
+
+// ModelInfo describes one opened model for the model list.
+type ModelInfo struct {
+	ID      int
+	Name    string
+	Current bool
+}
+
+// ModelStamp names the model for export metadata.
+type ModelStamp struct {
+	Name, Hash string
 }
 
 // Untrained engines say so in the status line.
@@ -348,7 +593,12 @@ func (r *Runner) buildSnapshot() *Snapshot {
 	c := r.ctrl
 	s := &Snapshot{Seq: r.seq, Cfg: c.cfg, Model: r.eng.Name(), Active: c.active, Settings: c.Settings(), Base: c.base,
 		Compare: c.compare, Playing: c.Playing, Speed: r.speed, CanUndo: c.CanUndo(), Error: r.err, Status: r.status,
-		LastUpdate: r.lastUpdate}
+		LastUpdate: r.lastUpdate, Note: r.note, NoteSeq: r.noteSeq, History: c.Bytes(), Budget: c.MaxBytes,
+		OverBudget: c.OverBudget(), VAE: r.vaeName}
+	if c.Playing {
+		s.Achieved = r.rate.perSecond()
+	}
+	s.Influence, s.InfluenceAvailable = c.Influence()
 	s.Selected[0], s.Selected[1] = c.Selected()
 	if u, ok := r.eng.(untrainedMarker); ok {
 		s.Untrained = u.Untrained()
@@ -365,14 +615,18 @@ func (r *Runner) buildSnapshot() *Snapshot {
 	if d, ok := r.eng.(interface{ Device() string }); ok {
 		s.Device = d.Device()
 	}
-	for i, p := range c.panes {
+	if me := modelEngine(r.eng); me != nil {
+		s.Stamp = ModelStamp{Name: me.Source, Hash: me.Hash}
+		s.Builtin = me.Builtin
+	}
+	for _, p := range c.panes {
 		f, err := c.Frame(p.Run, p.K, p.U)
 		if err != nil && r.err == "" {
 			r.err = err.Error()
 			s.Error = r.err
 		}
 		s.Panes = append(s.Panes, PaneSnap{Label: p.Label, RunID: p.Run.ID, RunLabel: p.Run.Label, Settings: p.Run.Settings,
-			Timeline: c.Timeline(p.Run), K: p.K, U: p.U, Frame: f, AtHead: c.atHead(c.panes[i])})
+			Timeline: c.Timeline(p.Run), K: p.K, U: p.U, Frame: f, AtHead: c.atHead(p), Health: timelineHealth(p.Run)})
 	}
 	cur := c.panes[c.active].Run
 	for _, run := range c.runs {
@@ -383,7 +637,30 @@ func (r *Runner) buildSnapshot() *Snapshot {
 		}
 		s.Runs = append(s.Runs, info)
 	}
+	for _, m := range r.sessions {
+		s.Models = append(s.Models, ModelInfo{ID: m.id, Name: m.eng.Name(), Current: m.ctrl == c})
+	}
 	return s
+}
+
+// timelineHealth is the health of run r's timeline: its own, and its
+// ancestors' before the fork.
+func timelineHealth(r *Run) Health {
+	h := r.Health
+	before := func(a, b [2]int) bool { return a[0] < b[0] || a[0] == b[0] && a[1] < b[1] }
+	fork := [2]int{r.ForkIndex, r.ForkUpdate}
+	for p := r.Parent; p != nil; p = p.Parent {
+		ph := p.Health
+		if ph.BigAt[0] >= 0 && before(ph.BigAt, fork) && (h.BigAt[0] < 0 || before(ph.BigAt, h.BigAt)) {
+			h.BigAt = ph.BigAt
+		}
+		if ph.NaNAt[0] >= 0 && before(ph.NaNAt, fork) && (h.NaNAt[0] < 0 || before(ph.NaNAt, h.NaNAt)) {
+			h.NaNAt = ph.NaNAt
+		}
+		h.MaxAbs = max(h.MaxAbs, ph.MaxAbs)
+		fork = [2]int{p.ForkIndex, p.ForkUpdate}
+	}
+	return h
 }
 
 // drain applies the queued commands now, on the caller's goroutine (for
@@ -396,5 +673,6 @@ func (r *Runner) drain() {
 	for _, c := range cmds {
 		r.apply(c)
 	}
+	r.details()
 	r.publish(true)
 }

@@ -5,6 +5,8 @@ import (
 	"image/color"
 
 	"gioui.org/font"
+	"gioui.org/io/key"
+	"gioui.org/io/semantic"
 	"gioui.org/layout"
 	"gioui.org/op"
 	"gioui.org/op/clip"
@@ -93,6 +95,7 @@ func section(gtx C, th *material.Theme, title string, body layout.Widget) D {
 // chip is a small toggle-like button: filled with the accent when on.
 func chip(gtx C, th *material.Theme, btn *widget.Clickable, txt string, on bool) D {
 	return btn.Layout(gtx, func(gtx C) D {
+		semantic.DescriptionOp(txt).Add(gtx.Ops) // names the control for tests and screen readers
 		bg := colPanelAlt
 		fg := colText
 		if on {
@@ -113,6 +116,7 @@ func chip(gtx C, th *material.Theme, btn *widget.Clickable, txt string, on bool)
 // button is a chip that is never "on" but has a stronger look when primary.
 func button(gtx C, th *material.Theme, btn *widget.Clickable, txt string, primary bool) D {
 	return btn.Layout(gtx, func(gtx C) D {
+		semantic.DescriptionOp(txt).Add(gtx.Ops)
 		bg := colPanelAlt
 		if primary {
 			bg = colAccentDim
@@ -168,34 +172,15 @@ func wrapRow(gtx C, gap unit.Dp, ws ...layout.Widget) D {
 	return D{Size: image.Pt(width, y+lineH)}
 }
 
-// sliderRow is "name [slider] value".
-func sliderRow(gtx C, th *material.Theme, name string, f *widget.Float, value string) D {
-	return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
-		layout.Rigid(func(gtx C) D {
-			gtx.Constraints.Min.X = gtx.Dp(74)
-			return label(th, 12, colMuted, name).Layout(gtx)
-		}),
-		layout.Flexed(1, func(gtx C) D {
-			s := material.Slider(th, f)
-			s.Color = colAccent
-			return s.Layout(gtx)
-		}),
-		layout.Rigid(func(gtx C) D {
-			gtx.Constraints.Min.X = gtx.Dp(44)
-			l := label(th, 12, colText, value)
-			l.Alignment = text.End
-			return l.Layout(gtx)
-		}),
-	)
-}
-
 // editorBox draws an editor with a border.
-func editorBox(gtx C, th *material.Theme, ed *widget.Editor, hint string, width unit.Dp) D {
+func editorBox(gtx C, th *material.Theme, ed *widget.Editor, hint string, width unit.Dp, align text.Alignment) D {
 	gtx.Constraints.Min.X = gtx.Dp(width)
 	gtx.Constraints.Max.X = gtx.Dp(width)
 	focused := gtx.Focused(ed)
+	ed.Alignment = align
 	return widget.Border{Color: map[bool]color.NRGBA{true: colAccent, false: colLine}[focused], CornerRadius: 4, Width: 1}.Layout(gtx, func(gtx C) D {
 		return layout.Inset{Left: 6, Right: 6, Top: 4, Bottom: 4}.Layout(gtx, func(gtx C) D {
+			semantic.DescriptionOp(hint).Add(gtx.Ops)
 			e := material.Editor(th, ed, hint)
 			e.TextSize = 12
 			e.Color = colText
@@ -204,3 +189,6 @@ func editorBox(gtx C, th *material.Theme, ed *widget.Editor, hint string, width 
 		})
 	})
 }
+
+// focusNone takes the keyboard focus from an editor.
+func focusNone() key.FocusCmd { return key.FocusCmd{} }

@@ -7,98 +7,140 @@ import (
 	"gioui.org/layout"
 	"gioui.org/op/clip"
 	"gioui.org/op/paint"
+	"gioui.org/text"
 	"gioui.org/widget"
+	"gioui.org/widget/material"
 
 	"geca/render"
 )
 
-// handleTimeline turns slider drags into local scrubbing (drawn at once from
-// the recorded history) and Seek commands for the runner.
-func (u *UI) handleTimeline(gtx C) {
-	s := u.snap
+// timelinePanel scrubs the history: a timestep slider, an update slider
+// and a film strip of x₀ thumbnails. Unlike the settings sliders it acts
+// while dragged: the panes show the recorded frame under the knob at once.
+type timelinePanel struct {
+	timeSlider, updSlider widget.Float
+	timeDrag, updDrag     bool
+	strip                 layout.List
+	stripClicks           []widget.Clickable
+}
+
+func (t *timelinePanel) Update(gtx C, l *look) []Cmd {
+	s := l.snap
 	p := s.Panes[s.Active]
 	n := len(p.Timeline)
 	if n == 0 {
-		return
+		return nil
 	}
-	if u.timeSlider.Update(gtx) || u.timeSlider.Dragging() {
-		k := int(u.timeSlider.Value*float32(n-1) + 0.5)
-		if !u.timeDrag || k != u.localK {
-			rec := p.Timeline[k]
-			u.localK, u.localU = k, len(rec.Frames)-1
-			u.send(Seek{K: u.localK, U: u.localU})
+	var cmds []Cmd
+	for i := range t.stripClicks {
+		if t.stripClicks[i].Clicked(gtx) && i < n {
+			cmds = append(cmds, Seek{K: i, U: len(p.Timeline[i].Frames) - 1})
 		}
-		u.timeDrag = true
-	} else if u.timeDrag {
-		u.timeDrag = false
+	}
+	if t.timeSlider.Update(gtx) || t.timeSlider.Dragging() {
+		k := int(t.timeSlider.Value*float32(n-1) + 0.5)
+		if !t.timeDrag || k != l.scrub.k {
+			l.scrub = scrub{on: true, k: k, u: len(p.Timeline[k].Frames) - 1}
+			cmds = append(cmds, Seek{K: l.scrub.k, U: l.scrub.u})
+		}
+		t.timeDrag = true
+	} else {
+		t.timeDrag = false
 	}
 	k := p.K
-	if u.timeDrag {
-		k = u.localK
+	if t.timeDrag {
+		k = l.scrub.k
 	}
 	rec := p.Timeline[min(k, n-1)]
-	if u.updSlider.Update(gtx) || u.updSlider.Dragging() {
-		uu := int(u.updSlider.Value*float32(max(rec.M, 1)) + 0.5)
-		uu = min(uu, len(rec.Frames)-1)
-		if !u.updDrag || uu != u.localU || u.localK != k {
-			u.localK, u.localU = k, uu
-			u.send(Seek{K: k, U: uu})
+	if t.updSlider.Update(gtx) || t.updSlider.Dragging() {
+		uu := min(int(t.updSlider.Value*float32(max(rec.M, 1))+0.5), len(rec.Frames)-1)
+		if !t.updDrag || uu != l.scrub.u || l.scrub.k != k {
+			l.scrub = scrub{on: true, k: k, u: uu}
+			cmds = append(cmds, Seek{K: k, U: uu})
 		}
-		u.updDrag = true
-	} else if u.updDrag {
-		u.updDrag = false
+		t.updDrag = true
+	} else {
+		t.updDrag = false
 	}
-	if !u.timeDrag {
-		u.timeSlider.Value = float32(p.K) / float32(max(n-1, 1))
+	l.scrub.on = t.timeDrag || t.updDrag
+	if !t.timeDrag {
+		t.timeSlider.Value = float32(p.K) / float32(max(n-1, 1))
 	}
-	if !u.updDrag {
-		u.updSlider.Value = float32(p.U) / float32(max(rec.M, 1))
+	if !t.updDrag {
+		t.updSlider.Value = float32(p.U) / float32(max(rec.M, 1))
 	}
+	return cmds
 }
 
-func (u *UI) layoutTimeline(gtx C) D {
+func (t *timelinePanel) Layout(gtx C, u *UI) D {
 	s := u.snap
 	p := s.Panes[s.Active]
 	_, k, uu := u.paneFrame(s.Active)
 	n := len(p.Timeline)
-	for len(u.stripClicks) < n {
-		u.stripClicks = append(u.stripClicks, widget.Clickable{})
+	for len(t.stripClicks) < n {
+		t.stripClicks = append(t.stripClicks, widget.Clickable{})
 	}
+	t.strip.Axis = layout.Horizontal
 	return withBg(gtx, colPanel, func(gtx C) D {
 		gtx.Constraints.Min.X = gtx.Constraints.Max.X
 		fillRect(gtx.Ops, colLine, image.Rect(0, 0, gtx.Constraints.Max.X, 1))
-		return layout.Inset{Left: 12, Right: 12, Top: 8, Bottom: 8}.Layout(gtx, func(gtx C) D {
+		return layout.Inset{Left: 12, Right: 12, Top: 6, Bottom: 6}.Layout(gtx, func(gtx C) D {
 			rec := p.Timeline[min(k, n-1)]
+			total := fmt.Sprint(n)
+			if c, ok := stepsCount(p.Settings.Steps); ok {
+				total = fmt.Sprint(c)
+			}
 			return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 				layout.Rigid(func(gtx C) D {
-					return sliderRow(gtx, u.th, "timestep", &u.timeSlider, fmt.Sprintf("%d/%d", k+1, n))
+					return scrubRow(gtx, u.th, "timestep", &t.timeSlider, fmt.Sprintf("%d/%s", k+1, total))
 				}),
 				layout.Rigid(func(gtx C) D {
-					return sliderRow(gtx, u.th, "update", &u.updSlider, fmt.Sprintf("%d/%d", uu, rec.M))
+					return scrubRow(gtx, u.th, "update", &t.updSlider, fmt.Sprintf("%d/%d", uu, rec.M))
 				}),
 				layout.Rigid(layout.Spacer{Height: 4}.Layout),
-				layout.Rigid(func(gtx C) D { return u.layoutStrip(gtx, p, k) }),
+				layout.Rigid(func(gtx C) D { return t.layoutStrip(gtx, u, p, k) }),
 			)
 		})
 	})
 }
 
-// layoutStrip is the film strip: the x0 of the last recorded frame of every
+// scrubRow is "name [slider] value".
+func scrubRow(gtx C, th *material.Theme, name string, f *widget.Float, value string) D {
+	return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
+		layout.Rigid(func(gtx C) D {
+			gtx.Constraints.Min.X = gtx.Dp(74)
+			return label(th, 12, colMuted, name).Layout(gtx)
+		}),
+		layout.Flexed(1, func(gtx C) D {
+			s := material.Slider(th, f)
+			s.Color = colAccent
+			return s.Layout(gtx)
+		}),
+		layout.Rigid(func(gtx C) D {
+			gtx.Constraints.Min.X = gtx.Dp(64)
+			l := label(th, 12, colText, value)
+			l.Alignment = text.End
+			return l.Layout(gtx)
+		}),
+	)
+}
+
+// layoutStrip is the film strip: the x₀ of the last recorded frame of every
 // timestep; a click jumps there.
-func (u *UI) layoutStrip(gtx C, p PaneSnap, k int) D {
-	th := gtx.Dp(40)
+func (t *timelinePanel) layoutStrip(gtx C, u *UI, p PaneSnap, k int) D {
+	th := gtx.Dp(36)
 	gtx.Constraints.Max.Y = th + gtx.Dp(4)
 	n := len(p.Timeline)
 	// keep the current step in view
-	if k < u.strip.Position.First || k >= u.strip.Position.First+max(u.strip.Position.Count, 1) {
-		u.strip.Position.First = max(0, k-max(u.strip.Position.Count, 8)/2)
-		u.strip.Position.Offset = 0
+	if k < t.strip.Position.First || k >= t.strip.Position.First+max(t.strip.Position.Count, 1) {
+		t.strip.Position.First = max(0, k-max(t.strip.Position.Count, 8)/2)
+		t.strip.Position.Offset = 0
 	}
 	cfg := u.snap.Cfg
-	return u.strip.Layout(gtx, n, func(gtx C, i int) D {
+	return t.strip.Layout(gtx, n, func(gtx C, i int) D {
 		rec := p.Timeline[i]
 		f := rec.Last()
-		return u.stripClicks[i].Layout(gtx, func(gtx C) D {
+		return t.stripClicks[i].Layout(gtx, func(gtx C) D {
 			sz := image.Pt(th, th)
 			e := u.images.get(imgKey{frame: f, view: render.ViewX0}, func() (*image.RGBA, error) {
 				return render.Render(render.ViewX0, source(cfg, f), render.Options{Preview: u.snap.Preview})

@@ -24,6 +24,10 @@ type WindowOptions struct {
 	StartError string
 	// Loader opens the checkpoints chosen in the window (nil: LoadEngine).
 	Loader Loader
+	// VAE is a VAE folder or file to load at the start ("": none).
+	VAE string
+	// Demo starts in the demo preset.
+	Demo bool
 }
 
 // RunWindow opens the viewer window on eng and blocks until the window closes.
@@ -46,11 +50,14 @@ func RunWindow(eng Engine, wo WindowOptions) error {
 	if wo.StartError != "" {
 		r.Send(ShowError{Msg: wo.StartError})
 	}
+	if wo.VAE != "" {
+		r.Send(LoadVAE{Path: wo.VAE})
+	}
 	if !wo.Paused {
 		r.Send(Play{On: true})
 	}
 	ex := explorer.NewExplorer(w)
-	ui := NewUI(r, Options{ExportDir: wo.ExportDir, Invalidate: w.Invalidate, ChooseFile: chooser(ex)})
+	ui := NewUI(r, Options{ExportDir: wo.ExportDir, Invalidate: w.Invalidate, ChooseFile: chooser(ex), Demo: wo.Demo})
 	var ops op.Ops
 	for {
 		e := w.Event()

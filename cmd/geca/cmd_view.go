@@ -13,21 +13,29 @@ import (
 	gioapp "gioui.org/app"
 
 	"geca/app"
+	"geca/internal/membudget"
 )
 
 func init() {
 	c := &command{
 		name:    "view",
 		summary: "open the viewer: watch an image grow from one seeded pix-cell (the default command)",
-		usage:   "[--ckpt FILE] [--vae DIR] [--out DIR] [--paused] [--device cpu|cuda|auto | --engine HOST:PORT]",
+		usage:   "[--ckpt FILE] [--vae DIR] [--out DIR] [--paused] [--demo] [--max-memory SIZE] [--device cpu|cuda|auto | --engine HOST:PORT]",
 	}
 	c.run = func(args []string) error {
 		fs := newFlags(c)
 		ckptPath := fs.String("ckpt", "", "checkpoint to open (.pt or .safetensors); default: the built-in Fashion-MNIST model")
-		vaePath := fs.String("vae", "", "VAE folder or .safetensors for full decoding of latent models")
-		out := fs.String("out", "", "folder for exports (PNG, GIF, .npy); default: the working directory")
+		vaePath := fs.String("vae", "", "VAE folder or file (AutoencoderKL or TAESD) that decodes the x₀ of latent models")
+		out := fs.String("out", "", "folder for exports (PNG, GIF, .npy, CSV); default: the working directory")
 		paused := fs.Bool("paused", false, "start paused instead of playing")
+		demo := fs.Bool("demo", false, "start in the demo preset: the seed's growth, slowly, with captions (docs/viewer.md)")
+		maxMem := fs.String("max-memory", "", "memory limit of the process (8G, 512M, 50%; default $GECA_MAX_MEMORY or 3/4 of the machine's); the history's budget starts at half of it, at most 1 GiB")
 		dev := addDeviceFlags(fs, "auto")
+		// the flag package shows a backquoted word of a usage as the flag's
+		// argument: name the argument, not the worker's command line
+		if f := fs.Lookup("engine"); f != nil {
+			f.Usage = "compute on a running geca worker (geca worker --listen) at `HOST:PORT` instead"
+		}
 		if err := parseFlags(fs, c, args); err != nil {
 			return err
 		}
@@ -37,17 +45,21 @@ func init() {
 		if err := dev.check(); err != nil {
 			return err
 		}
+		if err := membudget.SetFrom("--max-memory", *maxMem); err != nil {
+			return usagef("%v", err)
+		}
+		quietWayland()
 		be, err := dev.open()
 		if err != nil {
 			return err
 		}
 		defer be.close()
 		fmt.Fprintf(os.Stderr, "geca view: %s\n", be.note())
-		wo := app.WindowOptions{ExportDir: *out, Paused: *paused,
-			Loader: func(ckpt, vae string) (app.Engine, error) { return be.adopt(app.LoadEngine(ckpt, vae)) }}
+		wo := app.WindowOptions{ExportDir: *out, Paused: *paused, Demo: *demo, VAE: *vaePath,
+			Loader: func(ckpt string) (app.Engine, error) { return be.adopt(app.LoadEngine(ckpt)) }}
 		var eng app.Engine
 		if *ckptPath != "" {
-			e, err := be.adopt(app.LoadEngine(*ckptPath, *vaePath))
+			e, err := be.adopt(app.LoadEngine(*ckptPath))
 			if err != nil {
 				// the window opens anyway, on the built-in model, with the error shown
 				fmt.Fprintf(os.Stderr, "geca view: %v\n", err)
@@ -75,6 +87,17 @@ func init() {
 		return nil
 	}
 	register(c)
+}
+
+// quietWayland keeps libwayland from printing "XDG_RUNTIME_DIR is invalid or
+// not set" as an error on X11 desktops: without XDG_RUNTIME_DIR there is no
+// Wayland session to connect to, and the window opens on X11 either way.
+// Pointing WAYLAND_DISPLAY at a path that does not exist makes the Wayland
+// attempt fail quietly.
+func quietWayland() {
+	if os.Getenv("XDG_RUNTIME_DIR") == "" && os.Getenv("WAYLAND_DISPLAY") == "" && os.Getenv("DISPLAY") != "" {
+		os.Setenv("WAYLAND_DISPLAY", "/nonexistent/geca-no-wayland-session")
+	}
 }
 
 // adopt moves an engine the viewer opened onto the chosen backend: the
