@@ -7,10 +7,10 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
-	"os"
 
 	"geca/engine"
 	"geca/engine/ckpt"
+	"geca/internal/safefile"
 )
 
 // DefaultModelName is the file name of the embedded default model.
@@ -48,7 +48,7 @@ func DefaultModel() (*engine.Model, *ckpt.Checkpoint, error) {
 }
 
 // WriteDefaultModel writes the embedded model file to path (for example for
-// tools that take a file name).
+// tools that take a file name), whole or not at all (safefile).
 func WriteDefaultModel(path string) error {
-	return os.WriteFile(path, DefaultModelBytes, 0o644)
+	return safefile.WriteBytes(path, DefaultModelBytes)
 }
