@@ -24,8 +24,12 @@ func runConvert(args []string) error {
 	fs := newFlags(c)
 	weights := fs.String("weights", "", "which weights to keep: ema (default when present, what sampling uses) or model")
 	heads := fs.Int("heads", 0, "attention heads, when the input does not say (a bare state_dict of a custom size)")
+	maxMem := addMemoryFlag(fs)
 	pos, err := parseWithArgs(fs, c, args)
 	if err != nil {
+		return err
+	}
+	if err := applyMemoryFlag(maxMem); err != nil {
 		return err
 	}
 	switch {
@@ -39,8 +43,8 @@ func runConvert(args []string) error {
 		return usagef("--heads %d is negative", *heads)
 	}
 	in, out := pos[0], pos[1]
-	if sameFile(in, out) {
-		return usagef("OUT %s is the input file", out)
+	if err := checkOutputs([]output{{"OUT", out}}, in); err != nil {
+		return err
 	}
 	ck, err := ckpt.Load(in, ckpt.Options{Weights: *weights, Heads: *heads})
 	if err != nil {
@@ -84,10 +88,4 @@ func runConvert(args []string) error {
 	fmt.Printf("wrote %s: %s weights, %d tensors, %s parameters, %s bytes (%s)%s\n", out, ck.Weights, len(ck.Tensors),
 		thousands(ck.ParamCount()), thousands(st.Size()), cfg.Name, dropped)
 	return nil
-}
-
-func sameFile(a, b string) bool {
-	sa, err1 := os.Stat(a)
-	sb, err2 := os.Stat(b)
-	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }

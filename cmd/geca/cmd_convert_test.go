@@ -97,7 +97,7 @@ func TestConvertCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"convert", ckptData + "tiny.pt"}, 2, "IN and OUT are required"},
-		{[]string{"convert", ckptData + "tiny.pt", ckptData + "tiny.pt"}, 2, "is the input file"},
+		{[]string{"convert", ckptData + "tiny.pt", ckptData + "tiny.pt"}, 2, "is the input"},
 		{[]string{"convert", "a", "b", "c"}, 2, `unexpected argument "c"`},
 		{[]string{"convert", ckptData + "tiny.pt", filepath.Join(dir, "x.safetensors"), "--weights", "opt"}, 2, `--weights "opt"`},
 		{[]string{"convert", ckptData + "tiny_nan.pt", filepath.Join(dir, "nan.safetensors")}, 1, "non-finite"},

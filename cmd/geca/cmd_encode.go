@@ -19,7 +19,7 @@ func init() {
 	register(&command{
 		name:    "encode",
 		summary: "encode a folder of images to VAE latents for training (extract_features.py's layout; resumable)",
-		usage:   "--images DIR --vae FILE --out DIR [--size 256] [--sample] [--flip] [--seed 1] [--fold train]",
+		usage:   "--images DIR --vae FILE --out DIR [--size 256] [--sample] [--flip] [--seed 1] [--fold train] [--max-memory SIZE]",
 		run:     runEncode,
 	})
 }
@@ -37,7 +37,11 @@ func runEncode(args []string) error {
 	fold := fs.String("fold", "train", "the FOLD of the subfolder names")
 	batch := fs.Int("batch", 4, "images encoded together")
 	device := addCPUDeviceFlag(fs)
+	maxMem := addMemoryFlag(fs)
 	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if err := applyMemoryFlag(maxMem); err != nil {
 		return err
 	}
 	if err := checkCPUDevice(*device, "encode"); err != nil {
@@ -52,6 +56,11 @@ func runEncode(args []string) error {
 		return usagef("--size %d: want 8 to 4096", *size)
 	case *batch < 1 || *batch > 256:
 		return usagef("--batch %d: want 1 to 256", *batch)
+	}
+	for _, in := range vaeFiles(*vaePath) {
+		if filepath.Clean(in) == filepath.Clean(*out) || sameFile(in, *out) {
+			return usagef("--out %s is the VAE %s", *out, in)
+		}
 	}
 	enc, err := loadEncoder(*vaePath, *size)
 	if err != nil {
@@ -88,7 +97,9 @@ func runEncode(args []string) error {
 // loadEncoder loads the VAE encoder at path and checks that it takes
 // size×size images, saying what it does.
 func loadEncoder(path string, size int) (*vae.Encoder, error) {
+	stop := progress.Busy(os.Stderr, "loading the VAE encoder "+path)
 	enc, err := vae.LoadEncoder(path)
+	stop()
 	if err != nil {
 		return nil, err
 	}

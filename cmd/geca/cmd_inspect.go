@@ -43,8 +43,12 @@ func runInspect(args []string) error {
 	fs := newFlags(c)
 	weights := fs.String("weights", "", "which weights of an official checkpoint to load and check: ema (default when present) or model")
 	heads := fs.Int("heads", 0, "attention heads, when the file does not say (a bare state_dict of a custom size)")
+	maxMem := addMemoryFlag(fs)
 	pos, err := parseWithArgs(fs, c, args)
 	if err != nil {
+		return err
+	}
+	if err := applyMemoryFlag(maxMem); err != nil {
 		return err
 	}
 	switch {

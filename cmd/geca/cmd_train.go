@@ -13,6 +13,7 @@ import (
 	"geca/engine"
 	"geca/engine/data"
 	"geca/engine/train"
+	"geca/internal/membudget"
 	"geca/internal/progress"
 )
 
@@ -20,7 +21,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --data emoji [--emoji garden|LIST] | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --data emoji [--emoji garden|LIST] | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -60,7 +61,11 @@ func runTrain(args []string) error {
 	previewSteps := fs.Int("preview-steps", 25, "respaced DDPM steps of the preview samples")
 	logEvery := fs.Int("log-every", 10, "print a log line every this many steps (when stderr is not a terminal)")
 	device := addCPUDeviceFlag(fs)
+	maxMem := addMemoryFlag(fs)
 	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if err := applyMemoryFlag(maxMem); err != nil {
 		return err
 	}
 	if err := checkCPUDevice(*device, "train"); err != nil {
@@ -96,8 +101,17 @@ func runTrain(args []string) error {
 	if *carry < 0 || *carry > 1 {
 		return usagef("--carry %g out of range [0, 1]", *carry)
 	}
-	if *batch < 1 || *steps < 0 || *minutes < 0 || *lr <= 0 || *ema < 0 || *ema >= 1 || *size < 0 || *m < 0 || *hidden < 0 {
+	if *batch < 1 || *batch > engine.MaxBatch || *steps < 0 || *minutes < 0 || *lr <= 0 || *ema < 0 || *ema >= 1 || *size < 0 || *m < 0 || *m > engine.MaxM || *hidden < 0 {
 		return usagef("--batch, --steps, --minutes, --lr, --ema, --size, --M, --hidden out of range")
+	}
+	// The model, its training state and its pictures are written over and
+	// over: none of them may be one of the inputs (the file --resume reads is
+	// meant to be rewritten, and is not one).
+	base := strings.TrimSuffix(*out, ".safetensors")
+	if err := checkOutputs([]output{{"--out", *out}, {"--out (training state)", train.StatePath(*out)},
+		{"--out (loss plot)", base + ".loss.png"}, {"--out (samples)", base + ".samples.png"}},
+		append(vaeFiles(*vaePath), trainInputs(*dataDir, *latents)...)...); err != nil {
+		return err
 	}
 
 	// Data.
@@ -199,6 +213,11 @@ func runTrain(args []string) error {
 		return err
 	}
 	cfg := tr.Cfg
+	// The network's activations are made at the first step; refuse now what
+	// cannot fit.
+	if err := membudget.Check(fmt.Sprintf("training %s on batches of %d", cfg.Name, tr.Opt.Batch), trainBytes(cfg, tr.Opt.Batch)); err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d (%d parameters); batch %d, lr %g, carry %g, step %d\n",
 		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M,
 		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, tr.Opt.CarryProb, tr.Step)
@@ -282,6 +301,41 @@ func runTrain(args []string) error {
 	preview()
 	fmt.Fprintf(os.Stderr, "geca train: %d steps, %s; wrote %s and %s\n", tr.Step, time.Since(start).Round(time.Second), *out, train.StatePath(*out))
 	return nil
+}
+
+// trainInputs are the data files of a training run that outputs must not
+// overwrite: Fashion-MNIST's IDX files, the latents' record.
+func trainInputs(dataDir, latents string) []string {
+	var in []string
+	if dataDir != "" {
+		for _, f := range []string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"} {
+			in = append(in, filepath.Join(dataDir, f), filepath.Join(dataDir, f+".gz"))
+		}
+	}
+	if latents != "" {
+		in = append(in, filepath.Join(latents, "encode.json"), filepath.Join(latents, "classes.txt"))
+	}
+	return in
+}
+
+// trainBytes estimates the memory of training cfg on batches of b: the
+// parameters five times over (weights, gradients, EMA, two Adam moments)
+// and, per cell of the batch, the activations each of the M updates keeps
+// for the backward pass plus the network's own scratch (engine/train's
+// Net and its updates), and a quarter more for the trainer's smaller
+// buffers and the allocator's rounding.
+func trainBytes(cfg engine.Config, b int) int64 {
+	d, mlp, cd, h9 := cfg.EmbedDim, cfg.MLPDim, cfg.CellDim(), 9*cfg.Heads
+	perUpdate := int64(cd + 12*d + 2*mlp + h9 + 5)
+	scratch := int64(2*cd + 10*d + 2*mlp + h9 + cfg.UpdateDim())
+	perRow := membudget.Sum(membudget.Bytes(int(perUpdate), max(cfg.M, 1)), scratch)
+	// ModelBytes counts the weights twice and the positional code once.
+	weights := (engine.ModelBytes(cfg) - engine.StateBytes(1, cfg.GridH, cfg.GridW, d)) / 2
+	total := membudget.Sum(
+		membudget.Bytes(int(weights), 5),
+		membudget.Bytes(b, cfg.GridH, cfg.GridW, int(min(perRow, 1<<40)), 4),
+	)
+	return membudget.Sum(total, total/4)
 }
 
 // trainConfig picks the model size for a dataset.

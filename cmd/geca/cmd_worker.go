@@ -115,7 +115,7 @@ func init() {
 	c := &command{
 		name:    "worker",
 		summary: "serve the engine to a viewer or command: on stdin/stdout (the default) or on TCP with a token",
-		usage:   "[--device cpu|cuda|auto] [--precision fp32|tf32|bf16] [--cublas] [--listen HOST:PORT] [--token TOKEN]",
+		usage:   "[--device cpu|cuda|auto] [--precision fp32|tf32|bf16] [--cublas] [--listen HOST:PORT] [--token TOKEN] [--max-conns N] [--max-memory SIZE]",
 	}
 	c.run = func(args []string) error { return runWorker(c, args) }
 	register(c)
@@ -126,12 +126,19 @@ func runWorker(c *command, args []string) error {
 	device := fs.String("device", "auto", "what to compute on: cpu, cuda (this binary's GPU engine; needs a build with -tags cuda) or auto")
 	listen := fs.String("listen", "", "serve on this TCP address (HOST:PORT; port 0 picks one) instead of stdin/stdout; clients must present the token")
 	token := fs.String("token", "", "token clients must present with --listen (default $GECA_TOKEN, else a random one, printed)")
-	maxConns := fs.Int("max-conns", 4, "connections served at once with --listen")
+	maxConns := fs.Int("max-conns", 4, "authenticated connections served at once with --listen (connections still authenticating do not count; they have 5 s)")
 	prec := fs.String("precision", "", "GPU: arithmetic of the matrix products: fp32 (the default); tf32 or bf16 on the tensor cores, faster, with a relative error after a denoiser call of about 3e-4 (tf32) or 3e-3 (bf16) instead of 2e-7 (default $GECA_PRECISION)")
 	tf := fs.Bool("tf32", false, "GPU: the same as --precision tf32 (or $GECA_TF32=1)")
 	useCublas := fs.Bool("cublas", false, "GPU: FP32 matrix products by cuBLAS (libcublas.so.13, .12 or .11, found at run time; $GECA_CUBLAS_LIB names the file) instead of geca's kernels (or $GECA_CUBLAS=1)")
+	maxMem := addMemoryFlag(fs)
 	if err := parseFlags(fs, c, args); err != nil {
 		return err
+	}
+	if err := applyMemoryFlag(maxMem); err != nil {
+		return err
+	}
+	if *maxConns < 1 || *maxConns > 1024 {
+		return usagef("--max-conns %d out of range [1, 1024]", *maxConns)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q\nusage: geca worker %s", fs.Arg(0), c.usage)
@@ -218,6 +225,10 @@ func runWorker(c *command, args []string) error {
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
+	}
+	if !remote.IsLoopback(l.Addr()) && len(tok) < remote.MinTokenLen {
+		l.Close()
+		return usagef("--listen %s is reachable from the network: the token must have at least %d characters (leave --token and $GECA_TOKEN unset for a random one)", l.Addr(), remote.MinTokenLen)
 	}
 	fmt.Fprintf(os.Stderr, "geca worker: serving %s on %s\n", desc, l.Addr())
 	fmt.Fprintf(os.Stderr, "geca worker: connect with: geca view --engine %s --token %s\n", l.Addr(), tok)
