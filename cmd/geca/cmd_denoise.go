@@ -18,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "denoise",
 		summary: "run one denoiser call (M cell updates) on a given grid, for checking a checkpoint against PyTorch",
-		usage:   "--ckpt FILE --state IN.npy --t T (--y Y.npy | --class K) [--M 12] [--update-rate 0.5] [--masks MASKS.npy] [--seed N] --out OUT.npy [--device cpu|cuda|auto | --engine HOST:PORT]",
+		usage:   "--ckpt FILE --state IN.npy --t T (--y Y.npy | --class K) [--M 12] [--update-rate 0.5] [--masks MASKS.npy] [--seed N] --out OUT.npy [--device cpu|cuda|auto | --engine HOST:PORT] [--max-memory SIZE]",
 		run:     runDenoise,
 	})
 }
@@ -31,7 +31,7 @@ func runDenoise(args []string) error {
 	weights := fs.String("weights", "", "which weights of an official checkpoint: ema (default when present) or model")
 	heads := fs.Int("heads", 0, "attention heads when the checkpoint does not say (0: derive)")
 	statePath := fs.String("state", "", "input grid, float32 (B, C_in+C_out+C_h, H, W), channel-first as in PyTorch")
-	tFlag := fs.String("t", "", "original diffusion timestep (0..999): one value for every sample, or one per sample, comma-separated")
+	tFlag := fs.String("t", "", "original diffusion timestep (0 to 999): one value for every sample, or one per sample, comma-separated")
 	yPath := fs.String("y", "", "labels, float32 (B, K) or (K,) multi-hot")
 	class := fs.Int("class", -2, "one class index for every sample (-1: the null label, all zeros)")
 	mFlag := fs.Int("M", -1, "cell updates (default: the number of masks in --masks, else the config's M)")
@@ -40,7 +40,11 @@ func runDenoise(args []string) error {
 	seed := fs.Uint64("seed", 0, "seed of the random update masks")
 	outPath := fs.String("out", "", "output grid after the call, float32 (B, C, H, W)")
 	dev := addDeviceFlags(fs, "cpu")
+	maxMem := addMemoryFlag(fs)
 	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if err := applyMemoryFlag(maxMem); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -59,10 +63,13 @@ func runDenoise(args []string) error {
 		return usagef("give exactly one of --y Y.npy and --class K")
 	case !(*rate > 0 && *rate <= 1):
 		return usagef("--update-rate %v out of range (0, 1]", *rate)
-	case *mFlag < -1:
-		return usagef("--M %d is negative", *mFlag)
+	case *mFlag < -1 || *mFlag > engine.MaxM:
+		return usagef("--M %d out of range [0, %d]", *mFlag, engine.MaxM)
 	}
 	if err := dev.check(); err != nil {
+		return err
+	}
+	if err := checkOutputs([]output{{"--out", *outPath}}, *ckptPath, *statePath, *yPath, *masksPath); err != nil {
 		return err
 	}
 
@@ -84,6 +91,12 @@ func runDenoise(args []string) error {
 	cfg := model.Cfg
 	if ch != cfg.CellDim() {
 		return fmt.Errorf("%s: %d channels, but %s cells have C_in+C_out+C_h = %d+%d+%d = %d", *statePath, ch, cfg.Name, cfg.InChannels, cfg.OutChannels(), cfg.HiddenChannels, cfg.CellDim())
+	}
+	if err := engine.CheckCall(cfg, b); err != nil {
+		return fmt.Errorf("%s: %w", *statePath, err)
+	}
+	if i := firstNonFinite(in.Data); i >= 0 {
+		return fmt.Errorf("%s: value %d is %v; a grid must be finite", *statePath, i, in.Data[i])
 	}
 	st, err := engine.FromNCHW(b, ch, h, w, in.Data)
 	if err != nil {
@@ -113,6 +126,9 @@ func runDenoise(args []string) error {
 			return fmt.Errorf("%s: shape %v, want (M, %d, 1, %d, %d)", *masksPath, masks.Shape, b, h, w)
 		}
 		M = masks.Shape[0]
+		if M > engine.MaxM {
+			return fmt.Errorf("%s holds %d masks, more than the %d updates of a call", *masksPath, M, engine.MaxM)
+		}
 		if *mFlag >= 0 && *mFlag != M {
 			return fmt.Errorf("%s holds %d masks but --M is %d", *masksPath, M, *mFlag)
 		}
@@ -141,27 +157,58 @@ func runDenoise(args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := gridTrouble(out, "after the call"); err != nil {
+			return err
+		}
 		return npy.WriteFile(*outPath, []int{b, ch, h, w}, out.ToNCHW())
 	}
 	u := model.NewUpdater(b)
 	cells := b * h * w
+	// Each update is checked (on the CPU, where it costs nothing beside the
+	// update) so that a broken model is caught where it breaks.
+	var each func(m int, st *engine.State) error
+	if be.accel == nil {
+		each = func(m int, st *engine.State) error {
+			return gridTrouble(st, fmt.Sprintf("after update %d of %d", m+1, M))
+		}
+	}
 	switch {
 	case masks != nil:
 		for m := 0; m < M; m++ {
 			if err := u.Update(st, cond, masks.Data[m*cells:(m+1)*cells], nil); err != nil {
 				return fmt.Errorf("%s: mask %d: %w", *masksPath, m, err)
 			}
+			if each != nil {
+				if err := each(m, st); err != nil {
+					return err
+				}
+			}
 		}
 	case *rate >= 1:
-		if err := u.Call(st, cond, M, 1, nil, nil); err != nil {
+		if err := u.Call(st, cond, M, 1, nil, each); err != nil {
 			return err
 		}
 	default:
-		if err := u.Call(st, cond, M, float32(*rate), engine.NewStream(*seed, engine.StreamMask), nil); err != nil {
+		if err := u.Call(st, cond, M, float32(*rate), engine.NewStream(*seed, engine.StreamMask), each); err != nil {
 			return err
 		}
 	}
+	if err := gridTrouble(st, "after the call"); err != nil {
+		return err
+	}
 	return npy.WriteFile(*outPath, []int{b, ch, h, w}, st.ToNCHW())
+}
+
+// gridTrouble reports a non-finite value of a grid, naming when (after
+// which update) and where (grid, cell, channel) it is.
+func gridTrouble(st *engine.State, when string) error {
+	i := firstNonFinite(st.Data)
+	if i < 0 {
+		return nil
+	}
+	cell := i / st.C
+	return fmt.Errorf("the grid became non-finite %s: grid %d, cell (%d, %d), channel %d is %v",
+		when, cell/(st.H*st.W), cell%(st.H*st.W)/st.W, cell%st.W, i%st.C, st.Data[i])
 }
 
 // loadDenoiser reads a model for an h×w grid. The grid is not part of the
@@ -246,6 +293,10 @@ func loadDenoiser(path, preset string, opt ckpt.Options, h, w int) (*engine.Mode
 	return m, nil
 }
 
+// maxDenoiseT is the last timestep of the 1000-step process GeCA is trained
+// with.
+const maxDenoiseT = 999
+
 func parseTimesteps(s string, b int) ([]int, error) {
 	parts := strings.Split(s, ",")
 	if len(parts) != 1 && len(parts) != b {
@@ -255,8 +306,8 @@ func parseTimesteps(s string, b int) ([]int, error) {
 	for i := range ts {
 		p := strings.TrimSpace(parts[min(i, len(parts)-1)])
 		v, err := strconv.Atoi(p)
-		if err != nil || v < 0 {
-			return nil, fmt.Errorf("%q is not a timestep (a non-negative integer)", p)
+		if err != nil || v < 0 || v > maxDenoiseT {
+			return nil, fmt.Errorf("%q is not a timestep (an integer from 0 to %d)", p, maxDenoiseT)
 		}
 		ts[i] = v
 	}
