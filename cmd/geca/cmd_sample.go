@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"geca/assets"
@@ -37,6 +38,7 @@ func init() {
 
 // sampleJob is one parsed invocation.
 type sampleJob struct {
+	note     func(format string, a ...any)
 	model    *engine.Model
 	opt      sample.Options
 	ms       []int // one run (grid row) per M
@@ -73,7 +75,11 @@ func runSample(args []string) error {
 	scale := fs.Int("scale", 0, "integer upscaling of grid tiles (default: 1 for decoded images, else to about 256 px)")
 	quiet := fs.Bool("quiet", false, "no progress bar or notes on stderr")
 	dev := addDeviceFlags(fs, "auto")
+	maxMem := addMemoryFlag(fs)
 	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if err := applyMemoryFlag(maxMem); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -115,6 +121,20 @@ func runSample(args []string) error {
 	if _, err := parseGIFSteps(*gifSteps, 1000); err != nil {
 		return usagef("--gif-timesteps: %v", err)
 	}
+	// Every output is checked before any work: a long run must not find out
+	// at its end that it cannot write, or that it would overwrite its input.
+	primary := *outPath
+	if primary == "" {
+		primary = *npyPath
+	}
+	if primary == "" {
+		primary = *gifPath
+	}
+	partial := primary + partialSuffix
+	if err := checkOutputs([]output{{"--out", *outPath}, {"--gif", *gifPath}, {"--npy", *npyPath}, {"--out (partial samples)", partial}},
+		append(vaeFiles(*vaeDir), *ckptPath)...); err != nil {
+		return err
+	}
 
 	var model *engine.Model
 	var ck *ckpt.Checkpoint
@@ -145,7 +165,11 @@ func runSample(args []string) error {
 		opt: sample.Options{Steps: *steps, Method: *method, Eta: float32(*eta), GHG: ghgOn, CFG: float32(*cfgScale),
 			UpdateRate: float32(*rate), Labels: lab, N: *n, Seed: *seed, SnapshotBytes: -1},
 	}
-	// Check the options once before any work (and before loading a VAE).
+	// The memory of one run (rows run one after the other), then the options,
+	// once, before any work (and before loading a VAE).
+	if err := engine.CheckRun(cfg, *n, *cfgScale > 1); err != nil {
+		return err
+	}
 	if _, err := sample.New(model, job.withM(ms[0])); err != nil {
 		return usagef("%v", err)
 	}
@@ -155,11 +179,15 @@ func runSample(args []string) error {
 			fmt.Fprintf(os.Stderr, format+"\n", a...)
 		}
 	}
+	job.note = note
 	switch {
 	case *vaeDir != "" && !cfg.Latent:
 		note("note: %s is a pixel-space model; --vae is not used", *ckptPath)
 	case *vaeDir != "":
-		if dec, err = vae.Load(*vaeDir); err != nil {
+		stop := busy(*quiet, "loading VAE "+*vaeDir)
+		dec, err = vae.Load(*vaeDir)
+		stop()
+		if err != nil {
 			return err
 		}
 		if dec.LatentChannels() != cfg.InChannels {
@@ -184,16 +212,36 @@ func runSample(args []string) error {
 	}
 	note("%s", be.note())
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	res, err := job.run(ctx)
+	key := sampleKey{Checkpoint: checkpointID(*ckptPath), Weights: *weights, Heads: *heads, Steps: *steps, Method: *method,
+		Eta: float32(*eta), GHG: ghgOn, CFG: float32(*cfgScale), Rate: float32(*rate), Labels: lab, N: *n, Seed: *seed,
+		M: ms, Device: be.desc, Shape: [3]int{cfg.InChannels, cfg.GridH, cfg.GridW}}
+	rows, err := partialRows(partial, key)
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return fmt.Errorf("interrupted")
-		}
 		return err
 	}
-	note("%d sample(s) in %.1f s (%.2f samples/min)", len(ms)**n, res.elapsed.Seconds(), float64(len(ms)**n)/res.elapsed.Minutes())
+	if k := countRows(rows); k > 0 {
+		note("resuming: %d of %d row(s) of samples were finished by an earlier run (%s)", k, len(rows), partial)
+		if *gifPath != "" {
+			note("note: the GIF shows the growth of the rows computed now only")
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := job.run(ctx, rows, func(rows [][]float32) error { return savePartial(partial, key, rows) })
+	if err != nil {
+		k := countRows(res.latents)
+		kept := fmt.Sprintf("%d of %d row(s) of samples are finished and kept in %s; run the same command again to compute the rest", k, len(ms), partial)
+		if k == 0 {
+			kept = "no row of samples was finished yet"
+		}
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("interrupted: %s", kept)
+		}
+		return fmt.Errorf("%w (%s)", err, kept)
+	}
+	if res.computed > 0 {
+		note("%d sample(s) in %.1f s (%.2f samples/min)", res.computed**n, res.elapsed.Seconds(), float64(res.computed**n)/res.elapsed.Minutes())
+	}
 
 	per := cfg.InChannels * cfg.GridH * cfg.GridW
 	all := make([]float32, 0, len(ms)*(*n)*per)
@@ -215,11 +263,25 @@ func runSample(args []string) error {
 		}
 	}
 	if *gifPath != "" {
-		if err := render.WriteGIF(*gifPath, padFrames(res.gif), *gifDelay); err != nil {
+		if len(res.gif) == 0 {
+			note("note: no GIF written: every row was finished by an earlier run")
+		} else if err := render.WriteGIF(*gifPath, padFrames(res.gif), *gifDelay); err != nil {
 			return err
 		}
 	}
+	removePartial(partial)
 	return nil
+}
+
+// countRows counts the finished rows.
+func countRows(rows [][]float32) int {
+	k := 0
+	for _, r := range rows {
+		if r != nil {
+			k++
+		}
+	}
+	return k
 }
 
 func (j *sampleJob) withM(m int) sample.Options {
@@ -320,59 +382,86 @@ func parseGIFSteps(s string, n int) (func(i int) bool, error) {
 }
 
 type sampleResult struct {
-	latents [][]float32 // per row: (n, C, H, W)
-	gif     []image.Image
-	elapsed time.Duration
+	latents  [][]float32 // per row: (n, C, H, W); nil for rows not finished
+	gif      []image.Image
+	elapsed  time.Duration
+	computed int // rows computed by this run
 }
 
-// run samples every row and collects the GIF frames.
-func (j *sampleJob) run(ctx context.Context) (*sampleResult, error) {
-	res := &sampleResult{}
-	samplers := make([]sampleRun, len(j.ms))
-	for r, m := range j.ms {
-		s, err := j.newRun(j.withM(m))
-		if err != nil {
-			return nil, err
-		}
-		samplers[r] = s
-	}
-	nt := samplers[0].Len()
-	showUpdates, _ := parseGIFSteps(j.gifSteps, nt)
-	stride := max(1, (nt+59)/60) // at most about 60 timestep frames
-	keepT := func(i int) bool { return i == 0 || (nt-1-i)%stride == 0 }
+// run samples every row that rows does not hold yet (one run per M, one
+// after the other), handing the rows to save after each one finishes, and
+// collects the GIF frames. After an error, the result holds the rows
+// finished so far.
+func (j *sampleJob) run(ctx context.Context, rows [][]float32, save func([][]float32) error) (*sampleResult, error) {
+	res := &sampleResult{latents: rows}
+	todo := len(rows) - countRows(rows)
 	var bar *progress.Bar
-	if !j.quiet {
-		bar = progress.New(os.Stderr, nt*len(samplers), "sampling")
-	}
+	defer func() { bar.Done() }()
 	start := time.Now()
+	defer func() { res.elapsed = time.Since(start) }()
 	// Timestep frames of every row, gathered per timestep index so rows line
 	// up; cell-update frames only when there is a single row.
-	tsFrames := make([][]*sample.Frame, nt)
+	var tsFrames [][]*sample.Frame
 	var cell []*sample.Frame
+	var showUpdates, keepT func(int) bool
+	nt, done := 0, 0
 	const maxCellFrames = 600 // about 600 MB of RGBA at most before encoding
 	capped := false
-	for r, s := range samplers {
+	for r, m := range j.ms {
+		if rows[r] != nil {
+			continue
+		}
+		s, err := j.newRun(j.withM(m))
+		if err != nil {
+			return res, err
+		}
+		if nt == 0 {
+			nt = s.Len()
+			showUpdates, _ = parseGIFSteps(j.gifSteps, nt)
+			stride := max(1, (nt+59)/60) // at most about 60 timestep frames
+			keepT = func(i int) bool { return i == 0 || (nt-1-i)%stride == 0 }
+			tsFrames = make([][]*sample.Frame, nt)
+			if !j.quiet {
+				bar = progress.New(os.Stderr, nt*todo, "sampling")
+			}
+		}
+		w := &valueWatch{per: j.latentSize()}
 		for !s.Done() {
 			i := s.Index()
-			wantCells := len(samplers) == 1 && showUpdates(i) && len(res.gif) < maxCellFrames
-			if len(samplers) == 1 && showUpdates(i) && !wantCells && !capped && !j.quiet {
+			wantCells := len(j.ms) == 1 && showUpdates(i) && len(res.gif) < maxCellFrames
+			if len(j.ms) == 1 && showUpdates(i) && !wantCells && !capped && !j.quiet {
 				capped = true
 				fmt.Fprintf(os.Stderr, "note: the GIF keeps the cell updates of the first %d frames only\n", maxCellFrames)
 			}
 			s.SetObserver(func(f *sample.Frame) {
 				switch {
-				case f.Kind == sample.FrameTimestep && keepT(f.TimestepIndex):
-					if tsFrames[f.TimestepIndex] == nil {
-						tsFrames[f.TimestepIndex] = make([]*sample.Frame, len(samplers))
+				case f.Kind == sample.FrameTimestep:
+					w.timestep(f)
+					if keepT(f.TimestepIndex) {
+						if tsFrames[f.TimestepIndex] == nil {
+							tsFrames[f.TimestepIndex] = make([]*sample.Frame, len(j.ms))
+						}
+						tsFrames[f.TimestepIndex][r] = f
 					}
-					tsFrames[f.TimestepIndex][r] = f
 				case f.Kind == sample.FrameUpdate && wantCells:
 					cell = append(cell, f)
 				}
 			}, wantCells)
+			// A local run keeps the start of the timestep, so that values that
+			// turn non-finite can be traced to the update that made them.
+			var before *sample.Sampler
+			if lr, ok := s.(localRun); ok {
+				before = lr.Branch()
+			}
 			if err := s.StepTimestep(ctx); err != nil {
-				bar.Done()
-				return nil, err
+				return res, err
+			}
+			if w.bad != "" {
+				return res, w.report(ctx, before, s.TimestepOf(i), i, nt)
+			}
+			if w.exploded != "" && !w.told {
+				w.told = true
+				j.note("warning: %s at timestep t=%d (index %d of %d) and after; the checkpoint may be broken", w.exploded, s.TimestepOf(i), i, nt)
 			}
 			if wantCells {
 				// Cell frames are rendered as they come, to keep memory flat.
@@ -381,22 +470,85 @@ func (j *sampleJob) run(ctx context.Context) (*sampleResult, error) {
 				}
 				cell = cell[:0]
 			}
-			bar.Set(r*nt+(nt-s.Index()-1), fmt.Sprintf("M=%d t=%d", s.M(), s.TimestepOf(i)))
+			bar.Set(done*nt+(nt-s.Index()-1), fmt.Sprintf("M=%d t=%d", s.M(), s.TimestepOf(i)))
 		}
 		lat, err := s.Result()
 		if err != nil {
-			return nil, err
+			return res, err
 		}
-		res.latents = append(res.latents, lat)
+		if c, ok := s.(interface{ Close() }); ok {
+			c.Close() // a worker's run: free its memory there
+		}
+		res.latents[r] = lat
+		res.computed++
+		done++
+		if err := save(res.latents); err != nil {
+			return res, fmt.Errorf("keeping the finished samples: %w", err)
+		}
 	}
-	bar.Done()
-	res.elapsed = time.Since(start)
 	for i := nt - 1; i >= 0; i-- {
 		if tsFrames[i] != nil {
 			res.gif = append(res.gif, j.gifFrame(tsFrames[i], false))
 		}
 	}
 	return res, nil
+}
+
+// latentSize is C_in·H·W, the values of one sample.
+func (j *sampleJob) latentSize() int {
+	c := j.model.Cfg
+	return c.InChannels * c.GridH * c.GridW
+}
+
+// valueWatch looks at every timestep's grid and latent for values that are
+// not finite (the run is stopped) or that exploded (it is said once).
+type valueWatch struct {
+	per           int
+	bad, exploded string
+	told          bool
+	badGrid       bool // the grid went bad (else the latent, in the step)
+}
+
+func (w *valueWatch) timestep(f *sample.Frame) {
+	if w.bad != "" {
+		return
+	}
+	if f.State != nil {
+		if i := firstNonFinite(f.State.Data); i >= 0 {
+			w.bad, w.badGrid = fmt.Sprintf("grid value %v (grid %d)", f.State.Data[i], i/(f.State.H*f.State.W*f.State.C)), true
+			return
+		}
+	}
+	switch t := valueTrouble(f.XPrev, w.per); {
+	case t == "":
+	case firstNonFinite(f.XPrev) >= 0:
+		w.bad = "latent " + t
+	case w.exploded == "":
+		w.exploded = "the latents' " + t
+	}
+}
+
+// report says where non-finite values began: the timestep, and for a local
+// run the cell update (replaying the timestep from before, a branch of the
+// run, with a frame after every update).
+func (w *valueWatch) report(ctx context.Context, before *sample.Sampler, t, i, n int) error {
+	where := fmt.Sprintf("timestep t=%d (index %d of %d)", t, i, n)
+	if before != nil {
+		upd, m := -1, 0
+		before.SetObserver(func(f *sample.Frame) {
+			if upd < 0 && f.Kind == sample.FrameUpdate && f.State != nil && firstNonFinite(f.State.Data) >= 0 {
+				upd, m = f.Update, f.M
+			}
+		}, true)
+		if err := before.StepTimestep(ctx); err == nil || upd >= 0 {
+			if upd >= 0 {
+				where += fmt.Sprintf(", cell update %d of %d", upd, m)
+			} else if !w.badGrid {
+				where += ", in the diffusion step (the grid was finite)"
+			}
+		}
+	}
+	return fmt.Errorf("sampling went wrong: non-finite values began at %s: %s; the checkpoint or the settings make the model diverge", where, w.bad)
 }
 
 // tileScale picks the upscaling of tiles of size h×w.
@@ -429,11 +581,14 @@ func (j *sampleJob) grid(latents [][]float32, dec vae.LatentDecoder) (image.Imag
 	th := c.GridH
 	for r, x := range latents {
 		if dec != nil {
-			img, err := dec.Decode(x, n, c.GridH, c.GridW)
+			img, err := decodeEach(dec, x, n, c.GridH, c.GridW, j.quiet)
 			if err != nil {
 				return nil, err
 			}
 			oh, ow := dec.OutputSize(c.GridH, c.GridW)
+			if i := firstNonFinite(img); i >= 0 {
+				return nil, fmt.Errorf("the VAE decoder made a non-finite value (%v) in image %d of row %d", img[i], i/(3*oh*ow), r)
+			}
 			ims, err := vae.Images(img, n, oh, ow)
 			if err != nil {
 				return nil, err
@@ -472,6 +627,12 @@ func (j *sampleJob) gifFrame(frames []*sample.Frame, cellUpdate bool) image.Imag
 	n := j.opt.N
 	scale := max(1, j.tileScale(c.GridH)/2)
 	f0 := frames[0]
+	for _, f := range frames {
+		if f != nil {
+			f0 = f
+			break
+		}
+	}
 	var rows [][]image.Image
 	var labels []string
 	if len(frames) == 1 {
