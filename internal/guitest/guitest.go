@@ -31,6 +31,7 @@ import (
 	"gioui.org/io/input"
 	"gioui.org/io/key"
 	"gioui.org/io/pointer"
+	"gioui.org/io/semantic"
 	"gioui.org/layout"
 	"gioui.org/op"
 	"gioui.org/op/clip"
@@ -129,6 +130,9 @@ func (w *Window) EndFrame(gtx layout.Context) {
 func (w *Window) Frame(ui layout.Widget) layout.Dimensions {
 	w.tb.Helper()
 	gtx := w.Context()
+	// the root area gets a semantic node, so the router reports the whole
+	// tree of controls under it (Find), not only its first branch
+	semantic.LabelOp("window").Add(gtx.Ops)
 	paint.FillShape(gtx.Ops, w.Background, clip.Rect{Max: w.Size}.Op())
 	dims := ui(gtx)
 	w.EndFrame(gtx)
