@@ -242,6 +242,7 @@ func (u *UI) exportGIF(run bool) {
 	u.bg.Go("GIF", func(j *job) error {
 		j.Progress(0, n)
 		err := render.WriteGIFStream(path, n, func(i int) (image.Image, error) {
+			exportHook(i)
 			fs := make([]*Frame, len(sn.Panes))
 			for p := range fs {
 				fs[p] = at(i, p)
@@ -254,6 +255,10 @@ func (u *UI) exportGIF(run bool) {
 		return writeSidecar(path, st)
 	}, u.exported(fmt.Sprintf("%s (%d frames)", path, n)))
 }
+
+// exportHook runs before each GIF frame is made; tests hold an export
+// midway with it.
+var exportHook = func(frame int) {}
 
 // exportNPY writes the cell grid of the active pane as (B, C, H, W) float32.
 func (u *UI) exportNPY() {

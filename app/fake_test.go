@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"geca/engine"
 )
@@ -14,7 +15,8 @@ import (
 // (drawn from the run's seeded stream), and reached cells add 1 to ε̂.
 type fakeEngine struct {
 	cfg   engine.Config
-	calls *int // StepUpdate calls over all samplers
+	calls *int          // StepUpdate calls over all samplers
+	delay time.Duration // how long an update takes
 }
 
 func newFakeEngine() *fakeEngine {
@@ -104,6 +106,7 @@ func (f *fakeSampler) Current() (*Frame, error) {
 
 func (f *fakeSampler) StepUpdate() (*Frame, error) {
 	*f.eng.calls++
+	time.Sleep(f.eng.delay)
 	if f.failNext {
 		f.failNext = false
 		return nil, errors.New("injected failure")

@@ -290,7 +290,8 @@ func (u *UI) cycleChannel(d int) {
 
 // helpOverlay lists the keymap.
 type helpOverlay struct {
-	close widget.Clickable
+	close  widget.Clickable
+	bottom int // where the overlay ended in the last frame (window y)
 }
 
 func (h *helpOverlay) Layout(gtx C, u *UI) {
@@ -300,9 +301,10 @@ func (h *helpOverlay) Layout(gtx C, u *UI) {
 	paint.FillShape(gtx.Ops, colorA(colCanvas, 0xd8), clip.Rect{Max: gtx.Constraints.Max}.Op())
 	w := min(gtx.Dp(600), gtx.Constraints.Max.X-gtx.Dp(24))
 	x := (gtx.Constraints.Max.X - w) / 2
-	defer op.Offset(image.Pt(max(x, 0), gtx.Dp(24))).Push(gtx.Ops).Pop()
+	top := gtx.Dp(24)
+	defer op.Offset(image.Pt(max(x, 0), top)).Push(gtx.Ops).Pop()
 	gtx.Constraints = layout.Constraints{Min: image.Pt(w, 0), Max: image.Pt(w, gtx.Constraints.Max.Y-gtx.Dp(48))}
-	withBg(gtx, colPanel, func(gtx C) D {
+	d := withBg(gtx, colPanel, func(gtx C) D {
 		gtx.Constraints.Min.X = w
 		return layout.UniformInset(16).Layout(gtx, func(gtx C) D {
 			children := []layout.FlexChild{
@@ -340,6 +342,7 @@ func (h *helpOverlay) Layout(gtx C, u *UI) {
 			return layout.Flex{Axis: layout.Vertical}.Layout(gtx, children...)
 		})
 	})
+	h.bottom = top + d.Size.Y
 }
 
 // opAffineAt pushes a scale by (sx, sy) and a move to (x, y).

@@ -235,7 +235,7 @@ func (p *plotsPanel) Layout(gtx C, u *UI) D {
 		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 			layout.Rigid(func(gtx C) D {
 				return p.growth.layout(gtx, u, plotSpec{
-					title: fmt.Sprintf("step %d: cells reached (green) and influenced by the seed (blue)", k+1),
+					title: fmt.Sprintf("step %d: reached (green), seed influence (blue)", k+1),
 					n:     rec.M + 1, xName: "update", xLabel: upd, yMax: 1, yLabel: pct, marker: uu,
 					series: []series{{"reached", rec.Reached, colGreen}, {"seed influence", rec.Spread, colAccent}},
 				}, h)
@@ -249,7 +249,7 @@ func (p *plotsPanel) Layout(gtx C, u *UI) D {
 			}),
 			layout.Rigid(func(gtx C) D {
 				return p.noise.layout(gtx, u, plotSpec{
-					title: "over the run: noise level σ (amber) and mean |ε| at each step's end (blue)",
+					title: "run: σ (amber), mean |ε| at step end (blue)",
 					n:     steps, xName: "timestep", xLabel: func(i int) string { return fmt.Sprintf("step %d", i+1) },
 					yMax: epsMax, yLabel: func(v float32) string { return fmt.Sprintf("%.2f", v) }, marker: k,
 					series: []series{{"σ", sigma, colWarn}, {"mean |ε|", epsEnd, colAccent}},

@@ -123,6 +123,6 @@ func (s *valueSlider) Layout(gtx C, th *material.Theme) D {
 			return sl.Layout(gtx)
 		}),
 		layout.Rigid(layout.Spacer{Width: 6}.Layout),
-		layout.Rigid(func(gtx C) D { return editorBox(gtx, th, &s.entry, "", 52, text.End) }),
+		layout.Rigid(func(gtx C) D { return editorBox(gtx, th, &s.entry, s.name, 52, text.End) }),
 	)
 }

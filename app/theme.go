@@ -172,15 +172,16 @@ func wrapRow(gtx C, gap unit.Dp, ws ...layout.Widget) D {
 	return D{Size: image.Pt(width, y+lineH)}
 }
 
-// editorBox draws an editor with a border.
+// editorBox draws an editor with a border, in an area of its own named by
+// its hint (for screen readers and tests).
 func editorBox(gtx C, th *material.Theme, ed *widget.Editor, hint string, width unit.Dp, align text.Alignment) D {
 	gtx.Constraints.Min.X = gtx.Dp(width)
 	gtx.Constraints.Max.X = gtx.Dp(width)
 	focused := gtx.Focused(ed)
 	ed.Alignment = align
-	return widget.Border{Color: map[bool]color.NRGBA{true: colAccent, false: colLine}[focused], CornerRadius: 4, Width: 1}.Layout(gtx, func(gtx C) D {
+	m := op.Record(gtx.Ops)
+	d := widget.Border{Color: map[bool]color.NRGBA{true: colAccent, false: colLine}[focused], CornerRadius: 4, Width: 1}.Layout(gtx, func(gtx C) D {
 		return layout.Inset{Left: 6, Right: 6, Top: 4, Bottom: 4}.Layout(gtx, func(gtx C) D {
-			semantic.DescriptionOp(hint).Add(gtx.Ops)
 			e := material.Editor(th, ed, hint)
 			e.TextSize = 12
 			e.Color = colText
@@ -188,6 +189,11 @@ func editorBox(gtx C, th *material.Theme, ed *widget.Editor, hint string, width 
 			return e.Layout(gtx)
 		})
 	})
+	call := m.Stop()
+	defer clip.Rect{Max: d.Size}.Push(gtx.Ops).Pop()
+	semantic.DescriptionOp(hint).Add(gtx.Ops)
+	call.Add(gtx.Ops)
+	return d
 }
 
 // focusNone takes the keyboard focus from an editor.

@@ -207,8 +207,12 @@ func (u *UI) Layout(gtx C) D {
 
 	paint.FillShape(gtx.Ops, colCanvas, clip.Rect{Max: gtx.Constraints.Max}.Op())
 	// keys reach us when nothing else is focused; the tag also lets a click
-	// on the canvas take the focus away from an editor
+	// on the canvas take the focus away from an editor. It sits in an area
+	// of its own: a handler on the root area would hide the controls from
+	// the router's semantic tree (screen readers, tests).
+	root := clip.Rect{Max: gtx.Constraints.Max}.Push(gtx.Ops)
 	event.Op(gtx.Ops, u)
+	root.Pop()
 	d := layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 		layout.Flexed(1, func(gtx C) D {
 			return layout.Flex{}.Layout(gtx,
