@@ -6,6 +6,8 @@ package data
 import (
 	"fmt"
 	"math/rand/v2"
+
+	"geca/internal/membudget"
 )
 
 // Dataset is a set of labelled images of one size, pixels in [−1, 1], stored
@@ -55,6 +57,9 @@ func (d *Dataset) Pad(size int, fill float32) (*Dataset, error) {
 	}
 	if size < d.H || size < d.W {
 		return nil, fmt.Errorf("cannot pad %dx%d images to %d", d.H, d.W, size)
+	}
+	if err := membudget.Check(fmt.Sprintf("%d images padded to %dx%d", d.N, size, size), membudget.Bytes(d.N, size, size, d.C, 4)); err != nil {
+		return nil, err
 	}
 	out := &Dataset{N: d.N, H: size, W: size, C: d.C, Labels: d.Labels, Classes: d.Classes, Multi: d.Multi,
 		Pixels: make([]float32, d.N*size*size*d.C)}

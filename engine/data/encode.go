@@ -6,6 +6,8 @@ import (
 	"image"
 	"math/rand/v2"
 	"slices"
+
+	"geca/internal/membudget"
 )
 
 // ImageEncoder is the VAE encoder EncodeFolder runs (vae.Encoder): images
@@ -54,6 +56,9 @@ func EncodeFolder(dir string, size int, enc ImageEncoder, opt EncodeOptions) (*D
 	}
 	total := len(job.files)
 	per := job.lc * job.lh * job.lw
+	if err := membudget.Check(fmt.Sprintf("%s: the latents of %d images", dir, total), membudget.Bytes(total, per, 4)); err != nil {
+		return nil, err
+	}
 	d := &Dataset{N: total, H: job.lh, W: job.lw, C: job.lc, Classes: job.classes,
 		Pixels: make([]float32, total*per), Labels: make([]int, total)}
 	err = job.run(context.Background(), nil, func(i int, z []float32) error {
@@ -99,6 +104,12 @@ func newEncodeJob(dir string, size int, enc ImageEncoder, opt EncodeOptions) (*e
 	}
 	if opt.Batch <= 0 {
 		opt.Batch = 8
+	}
+	// A batch of images, its posterior noise and its latents.
+	lc, lh := enc.LatentChannels(), size/f
+	if err := membudget.Check(fmt.Sprintf("encoding batches of %d images of %dx%d", opt.Batch, size, size),
+		membudget.Sum(membudget.Bytes(opt.Batch, enc.InChannels(), size, size, 4), membudget.Bytes(opt.Batch, lc, lh, lh, 4, 2), membudget.Bytes(size, size, 4))); err != nil {
+		return nil, err
 	}
 	return &encodeJob{folder: dir, size: size, enc: enc, opt: opt, classes: classes, files: files,
 		lh: size / f, lw: size / f, lc: enc.LatentChannels()}, nil

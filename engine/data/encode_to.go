@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"geca/internal/npy"
+	"geca/internal/safefile"
 )
 
 // LatentFolder is where EncodeFolderTo writes: extract_features.py's layout,
@@ -135,7 +136,7 @@ func EncodeFolderTo(ctx context.Context, images string, size int, enc ImageEncod
 // already has is rec.
 func claimLatentFolder(dir string, rec latentRecord) error {
 	path := filepath.Join(dir, latentRecordName)
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path, maxRecordFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
@@ -174,23 +175,18 @@ func claimLatentFolder(dir string, rec latentRecord) error {
 	return nil
 }
 
+// maxRecordFile bounds encode.json (its list of a million images is about
+// 50 MB).
+const maxRecordFile = 256 << 20
+
+// writeNPYAtomic writes an array whole or not at all (npy.WriteFile writes
+// through safefile).
 func writeNPYAtomic(path string, shape []int, data []float32) error {
-	tmp := path + ".tmp"
-	if err := npy.WriteFile(tmp, shape, data); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return npy.WriteFile(path, shape, data)
 }
 
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+// writeFileAtomic writes b whole or not at all.
+func writeFileAtomic(path string, b []byte) error { return safefile.WriteBytes(path, b) }
 
 // inside reports whether path is dir or lies below it.
 func inside(path, dir string) bool {

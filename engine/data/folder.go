@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	"golang.org/x/image/draw"
+
+	"geca/internal/membudget"
+	"geca/internal/safefile"
 )
 
 // maxImagePixels bounds the decoded size of one input image.
@@ -27,6 +30,10 @@ func LoadFolder(dir string, size, channels int) (*Dataset, error) {
 	}
 	classes, files, err := listFolder(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := membudget.Check(fmt.Sprintf("%s: %d images of %dx%dx%d", dir, len(files), size, size, channels),
+		membudget.Bytes(len(files), size, size, channels, 4)); err != nil {
 		return nil, err
 	}
 	d := &Dataset{H: size, W: size, C: channels, Classes: classes}
@@ -91,7 +98,13 @@ func listFolder(dir string) ([]string, []folderFile, error) {
 			default:
 				continue
 			}
-			out = append(out, folderFile{path: filepath.Join(dir, cls, f.Name()), label: label})
+			p := filepath.Join(dir, cls, f.Name())
+			// A named pipe or a device called x.png would hang or never end
+			// the read: only regular files (or links to them) are images.
+			if err := safefile.CheckRegular(p); err != nil {
+				return nil, nil, err
+			}
+			out = append(out, folderFile{path: p, label: label})
 		}
 	}
 	if len(out) == 0 {
@@ -133,7 +146,7 @@ func readScaled(path string, dst *image.RGBA, px []float32, channels int, planar
 }
 
 func decodeImage(path string) (image.Image, error) {
-	f, err := os.Open(path)
+	f, _, err := safefile.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +157,10 @@ func decodeImage(path string) (image.Image, error) {
 	}
 	if cfg.Width < 1 || cfg.Height < 1 || cfg.Width*cfg.Height > maxImagePixels {
 		return nil, fmt.Errorf("%s: image size %dx%d out of range", path, cfg.Width, cfg.Height)
+	}
+	// Decoded at up to 8 bytes a pixel (16-bit RGBA).
+	if err := membudget.Check(fmt.Sprintf("%s: a %dx%d image", path, cfg.Width, cfg.Height), membudget.Bytes(cfg.Width, cfg.Height, 8)); err != nil {
+		return nil, err
 	}
 	if _, err := f.Seek(0, 0); err != nil {
 		return nil, err

@@ -11,6 +11,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"geca/internal/membudget"
+	"geca/internal/safefile"
 )
 
 // FashionMNISTDir is where Debian's dataset-fashion-mnist package installs the
@@ -48,16 +51,34 @@ func LoadFashionMNIST(dir, split string) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := ReadIDXFile(ip)
+	// Both headers first: their sizes are checked against each other and
+	// the memory limit before any data is inflated.
+	imgs, err := openIDXFile(ip)
 	if err != nil {
 		return nil, err
 	}
-	lab, err := ReadIDXFile(lp)
+	defer imgs.Close()
+	labs, err := openIDXFile(lp)
 	if err != nil {
 		return nil, err
 	}
-	if len(img.Dims) != 3 || len(lab.Dims) != 1 || img.Dims[0] != lab.Dims[0] {
-		return nil, fmt.Errorf("%s %v and %s %v: want N×H×W images and N labels", ip, img.Dims, lp, lab.Dims)
+	defer labs.Close()
+	if len(imgs.dims) != 3 || len(labs.dims) != 1 || imgs.dims[0] != labs.dims[0] {
+		return nil, fmt.Errorf("%s %v and %s %v: want N×H×W images and N labels", ip, imgs.dims, lp, labs.dims)
+	}
+	n, h, w := imgs.dims[0], imgs.dims[1], imgs.dims[2]
+	// Bytes as read, pixels as float32, labels as ints.
+	if err := membudget.Check(fmt.Sprintf("%s: %d images of %dx%d", ip, n, h, w),
+		membudget.Sum(membudget.Bytes(n, h, w, 5), membudget.Bytes(n, 9))); err != nil {
+		return nil, err
+	}
+	img, err := imgs.read()
+	if err != nil {
+		return nil, err
+	}
+	lab, err := labs.read()
+	if err != nil {
+		return nil, err
 	}
 	d := &Dataset{N: img.Dims[0], H: img.Dims[1], W: img.Dims[2], C: 1, Classes: FashionMNISTClasses,
 		Pixels: make([]float32, len(img.Data)), Labels: make([]int, len(lab.Data))}
@@ -79,40 +100,111 @@ type IDX struct {
 	Data []uint8
 }
 
-// ReadIDXFile reads an IDX file, gunzipping it when it starts with the gzip magic.
+// ReadIDXFile reads an IDX file, gunzipping it when it starts with the gzip
+// magic. The sizes its header declares are checked (against the file, what
+// gzip can inflate it to, and the memory limit) before anything is
+// inflated or allocated.
 func ReadIDXFile(path string) (*IDX, error) {
-	f, err := os.Open(path)
+	f, err := openIDXFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.read()
+}
+
+// maxIDXBytes bounds what a header may claim (Fashion-MNIST's images are
+// 47 MB).
+const maxIDXBytes = 1 << 30
+
+// maxGzipRatio bounds what deflate can inflate a byte to (about 1032).
+const maxGzipRatio = 1100
+
+// idxFile is an IDX file whose header has been read and checked.
+type idxFile struct {
+	path  string
+	f     *os.File
+	r     io.Reader
+	gz    *gzip.Reader
+	dims  []int
+	total int
+}
+
+func (x *idxFile) Close() error {
+	if x.gz != nil {
+		x.gz.Close()
+	}
+	return x.f.Close()
+}
+
+// openIDXFile opens path (a regular file only) and reads its header.
+func openIDXFile(path string) (*idxFile, error) {
+	f, fi, err := safefile.OpenRegular(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %v", ErrNoFashionMNIST, err)
 		}
 		return nil, err
 	}
-	defer f.Close()
+	x := &idxFile{path: path, f: f}
 	br := bufio.NewReader(f)
-	var r io.Reader = br
+	x.r = br
+	limit := fi.Size() // what the data may hold: the file, or what it inflates to
 	if head, _ := br.Peek(2); bytes.Equal(head, []byte{0x1f, 0x8b}) {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
+			f.Close()
 			return nil, fmt.Errorf("%s: %v", path, err)
 		}
-		defer gz.Close()
-		r = gz
+		x.r, x.gz = gz, gz
+		limit = membudget.Bytes(int(fi.Size()), maxGzipRatio)
 	}
-	x, err := ReadIDX(r)
+	dims, err := readIDXHeader(x.r)
 	if err != nil {
+		x.Close()
 		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	x.dims, x.total = dims, int(membudget.Bytes(dims...))
+	if int64(x.total) > limit {
+		x.Close()
+		return nil, fmt.Errorf("%s: IDX dimensions %v declare %d bytes, more than the %d-byte file can hold", path, dims, x.total, fi.Size())
 	}
 	return x, nil
 }
 
-// maxIDXBytes bounds what a header may claim, so a corrupt file cannot ask for
-// an absurd allocation.
-const maxIDXBytes = 1 << 31
+// read reads the data the header announced.
+func (x *idxFile) read() (*IDX, error) {
+	if err := membudget.Check(fmt.Sprintf("%s: IDX data of dimensions %v", x.path, x.dims), int64(x.total)); err != nil {
+		return nil, err
+	}
+	out := &IDX{Dims: x.dims, Data: make([]uint8, x.total)}
+	if n, err := io.ReadFull(x.r, out.Data); err != nil {
+		return nil, fmt.Errorf("%s: IDX data truncated: %d of %d bytes: %v", x.path, n, x.total, err)
+	}
+	return out, nil
+}
 
 // ReadIDX reads an unsigned-byte IDX stream: magic 0x0000 08 NDIM, NDIM
 // big-endian uint32 sizes, then the bytes.
 func ReadIDX(r io.Reader) (*IDX, error) {
+	dims, err := readIDXHeader(r)
+	if err != nil {
+		return nil, err
+	}
+	total := int(membudget.Bytes(dims...))
+	if err := membudget.Check(fmt.Sprintf("IDX data of dimensions %v", dims), int64(total)); err != nil {
+		return nil, err
+	}
+	x := &IDX{Dims: dims, Data: make([]uint8, total)}
+	if n, err := io.ReadFull(r, x.Data); err != nil {
+		return nil, fmt.Errorf("IDX data truncated: %d of %d bytes: %v", n, total, err)
+	}
+	return x, nil
+}
+
+// readIDXHeader reads the magic and the dimensions, each at least 1 and
+// their product at most maxIDXBytes.
+func readIDXHeader(r io.Reader) ([]int, error) {
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
 		return nil, fmt.Errorf("reading IDX header: %v", err)
@@ -127,22 +219,18 @@ func ReadIDX(r io.Reader) (*IDX, error) {
 	if nd < 1 || nd > 4 {
 		return nil, fmt.Errorf("IDX with %d dimensions not supported", nd)
 	}
-	x := &IDX{Dims: make([]int, nd)}
+	dims := make([]int, nd)
 	total := 1
-	for i := range x.Dims {
+	for i := range dims {
 		var v uint32
 		if err := binary.Read(r, binary.BigEndian, &v); err != nil {
 			return nil, fmt.Errorf("reading IDX dimension %d: %v", i, err)
 		}
-		x.Dims[i] = int(v)
+		dims[i] = int(v)
 		total *= int(v)
 		if total > maxIDXBytes || v == 0 {
-			return nil, fmt.Errorf("IDX dimensions %v invalid or too large", x.Dims[:i+1])
+			return nil, fmt.Errorf("IDX dimensions %v invalid or too large", dims[:i+1])
 		}
 	}
-	x.Data = make([]uint8, total)
-	if n, err := io.ReadFull(r, x.Data); err != nil {
-		return nil, fmt.Errorf("IDX data truncated: %d of %d bytes: %v", n, total, err)
-	}
-	return x, nil
+	return dims, nil
 }

@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"geca/internal/membudget"
 	"geca/internal/npy"
+	"geca/internal/safefile"
 )
 
 // LoadLatents reads pre-extracted SD-VAE latents in the layout of the official
@@ -74,6 +76,12 @@ func LoadLatents(dir string) (*Dataset, error) {
 		c, h, w := sh[1], sh[2], sh[3]
 		if d.N == 0 {
 			d.C, d.H, d.W = c, h, w
+			// All latents have the first one's size: the dataset's memory is
+			// known now.
+			if err := membudget.Check(fmt.Sprintf("%s: %d latents of %dx%dx%d", dir, len(ids), c, h, w),
+				membudget.Bytes(len(ids), c, h, w, 4)); err != nil {
+				return nil, err
+			}
 		} else if c != d.C || h != d.H || w != d.W {
 			return nil, fmt.Errorf("%s: shape %v differs from the first latent's (1, %d, %d, %d)", fp, a.Shape, d.C, d.H, d.W)
 		}
@@ -95,6 +103,10 @@ func LoadLatents(dir string) (*Dataset, error) {
 			if K < 1 || K > 100000 {
 				return nil, fmt.Errorf("%s: %d label entries", lp, K)
 			}
+			if err := membudget.Check(fmt.Sprintf("%s: %d labels of %d classes", dir, len(ids), K),
+				membudget.Sum(membudget.Bytes(len(ids), c, h, w, 4), membudget.Bytes(len(ids), K+2, 4))); err != nil {
+				return nil, err
+			}
 		} else if len(l.Data) != K {
 			return nil, fmt.Errorf("%s: %d label entries, the first label has %d", lp, len(l.Data), K)
 		}
@@ -112,11 +124,14 @@ func LoadLatents(dir string) (*Dataset, error) {
 	return d, d.Validate()
 }
 
+// maxClassesFile bounds classes.txt (100000 names of 80 characters).
+const maxClassesFile = 8 << 20
+
 // latentClassNames reads dir/classes.txt (written by EncodeFolderTo; one
 // name per line) when it names K classes, and numbers the classes otherwise.
 func latentClassNames(dir string, K int) []string {
 	var names []string
-	if b, err := os.ReadFile(filepath.Join(dir, "classes.txt")); err == nil {
+	if b, err := safefile.ReadFile(filepath.Join(dir, "classes.txt"), maxClassesFile); err == nil {
 		for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
 			names = append(names, strings.TrimSpace(l))
 		}

@@ -75,7 +75,14 @@ func ReadFile(path string, max int64) ([]byte, error) {
 
 // IsRegular reports whether path names a regular file (following symbolic
 // links), without opening it.
-func IsRegular(path string) bool {
+func IsRegular(path string) bool { return CheckRegular(path) == nil }
+
+// CheckRegular reports why path is not a regular file (following symbolic
+// links), without opening it; nil when it is one.
+func CheckRegular(path string) error {
 	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular()
+	if err != nil {
+		return err
+	}
+	return regular(path, fi)
 }
