@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"strings"
 	"sync"
 
 	"gioui.org/f32"
@@ -773,15 +774,21 @@ func (u *UI) layoutLegend(gtx C, f *Frame, entry *imgEntry) D {
 	case render.ViewHidden, render.ViewHiddenPCA:
 		return small("R, G, B; each scaled to its largest |value|, grey = 0")
 	case render.ViewX0, render.ViewXt:
-		switch {
-		case entry != nil && entry.note != "" && entry.note[0] == 'V':
-			return small("RGB decoded by the VAE")
-		case cfg.Latent && u.snap.Preview != nil:
-			return small("latent channels mapped to RGB by a fixed linear preview (not a VAE decode)")
-		case cfg.Latent:
-			return small("the first three latent channels as RGB")
-		}
-		return small("black −1 … white +1")
+		decoded := u.view == render.ViewX0 && entry != nil && strings.HasPrefix(entry.note, "VAE decode")
+		return small(imageLegend(cfg.Latent, u.snap.Preview != nil, decoded))
 	}
 	return D{}
+}
+
+// imageLegend says how the x₀ and x_t views draw their values.
+func imageLegend(latent, preview, decoded bool) string {
+	switch {
+	case decoded:
+		return "RGB decoded by the VAE"
+	case latent && preview:
+		return "latent channels mapped to RGB by a fixed linear preview (not a VAE decode)"
+	case latent:
+		return "the first three latent channels as RGB"
+	}
+	return "black −1 … white +1"
 }

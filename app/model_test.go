@@ -139,3 +139,20 @@ func TestStartSettings(t *testing.T) {
 		t.Errorf("demo model starts at CFG %v, want 1 (off)", s.CFG)
 	}
 }
+
+// The x₀ view's legend says what the colours are, in words.
+func TestImageLegend(t *testing.T) {
+	for _, c := range []struct {
+		latent, preview, decoded bool
+		want                     string
+	}{
+		{false, false, false, "black −1 … white +1"},
+		{true, true, false, "latent channels mapped to RGB by a fixed linear preview (not a VAE decode)"},
+		{true, false, false, "the first three latent channels as RGB"},
+		{true, true, true, "RGB decoded by the VAE"},
+	} {
+		if got := imageLegend(c.latent, c.preview, c.decoded); got != c.want {
+			t.Errorf("legend %v %v %v: %q", c.latent, c.preview, c.decoded, got)
+		}
+	}
+}
