@@ -59,7 +59,7 @@ func resolveWeights(path string) (*Config, string, error) {
 	}
 	if st.IsDir() {
 		cpath := filepath.Join(path, "config.json")
-		c, err := ReadConfig(cpath)
+		c, err := readConfigFile(cpath)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, "", fmt.Errorf("vae: %s: no config.json (want a diffusers AutoencoderKL folder: config.json + %s)", path, WeightsFile)
@@ -77,7 +77,7 @@ func resolveWeights(path string) (*Config, string, error) {
 		return &c, weights, nil
 	}
 	if strings.HasPrefix(filepath.Base(path), "diffusion_pytorch_model") {
-		if c, err := ReadConfig(filepath.Join(filepath.Dir(path), "config.json")); err == nil {
+		if c, err := readConfigFile(filepath.Join(filepath.Dir(path), "config.json")); err == nil {
 			return &c, path, nil
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, "", err
@@ -165,6 +165,9 @@ func newPart(tensors map[string]*tensor.Dense, file, part string, cfg *Config,
 		return nil, Config{}, err
 	}
 	if err := validate(c); err != nil {
+		return nil, Config{}, fmt.Errorf("vae: %s: %w", file, err)
+	}
+	if err := checkScaling(c); err != nil {
 		return nil, Config{}, fmt.Errorf("vae: %s: %w", file, err)
 	}
 	return src, c, nil
