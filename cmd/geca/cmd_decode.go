@@ -82,6 +82,9 @@ func runDecode(args []string) error {
 	}
 	var dec vae.LatentDecoder = approxDecoder{}
 	if !*approx {
+		if err := checkVAEFolder(*vaePath); err != nil {
+			return err
+		}
 		stop := busy(*quiet, "loading VAE "+*vaePath)
 		dec, err = vae.Load(*vaePath)
 		stop()

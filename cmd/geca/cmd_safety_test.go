@@ -98,3 +98,18 @@ func TestMaxMemoryFlag(t *testing.T) {
 		}
 	}
 }
+
+// A VAE folder whose config.json is a link to /dev/zero is refused before
+// anything reads it.
+func TestVAEConfigLinkRefused(t *testing.T) {
+	dir := t.TempDir()
+	vdir := filepath.Join(dir, "vae")
+	os.Mkdir(vdir, 0o755)
+	os.Symlink("/dev/zero", filepath.Join(vdir, "config.json"))
+	lat := filepath.Join(dir, "l.npy")
+	npy.WriteFile(lat, []int{1, 4, 2, 2}, make([]float32, 16))
+	code, _, stderr := capture(t, "decode", "--vae", vdir, "--latent", lat, "--out", filepath.Join(dir, "o.png"))
+	if code != 1 || !strings.Contains(stderr, "device") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}

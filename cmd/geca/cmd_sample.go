@@ -184,6 +184,9 @@ func runSample(args []string) error {
 	case *vaeDir != "" && !cfg.Latent:
 		note("note: %s is a pixel-space model; --vae is not used", *ckptPath)
 	case *vaeDir != "":
+		if err := checkVAEFolder(*vaeDir); err != nil {
+			return err
+		}
 		stop := busy(*quiet, "loading VAE "+*vaeDir)
 		dec, err = vae.Load(*vaeDir)
 		stop()

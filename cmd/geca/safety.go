@@ -106,3 +106,21 @@ func firstNonFinite(v []float32) int {
 	}
 	return -1
 }
+
+// checkVAEFolder refuses a VAE folder whose config.json is not a regular
+// file of sane size before the VAE loader reads it (a link to /dev/zero
+// or a named pipe would never end the read).
+func checkVAEFolder(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.IsDir() {
+		return nil // the loader says what is wrong
+	}
+	cfg := filepath.Join(path, "config.json")
+	if _, err := os.Lstat(cfg); err != nil {
+		return nil
+	}
+	if _, err := safefile.ReadFile(cfg, 1<<20); err != nil {
+		return fmt.Errorf("vae: %w", err)
+	}
+	return nil
+}
