@@ -514,11 +514,7 @@ func (a *canvasArea) layoutHeader(gtx C, u *UI, i int, f *Frame, k, uu int, entr
 			if !u.brushOn || i != u.snap.Active {
 				return D{}
 			}
-			mode := "erase"
-			if u.brush == BrushPerturb {
-				mode = "perturb"
-			}
-			return bold(label(u.th, 12, colWarn, "brush: "+mode+" (B)")).Layout(gtx)
+			return bold(label(u.th, 12, colWarn, "brush: "+u.brush.String()+" (B)")).Layout(gtx)
 		})
 }
 

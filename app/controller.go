@@ -1258,7 +1258,21 @@ type BrushMode int
 const (
 	BrushErase   BrushMode = iota // set C_out and C_h to zero
 	BrushPerturb                  // add N(0, 1) noise to C_out and C_h
+	// BrushBlank blanks the image under the brush: the cells forget
+	// (C_h = 0, v = 0) and their ε̂ becomes x_t/σ, which makes the
+	// predicted x₀ there exactly 0 (mid grey) until they regrow.
+	BrushBlank
 )
+
+func (m BrushMode) String() string {
+	switch m {
+	case BrushPerturb:
+		return "perturb"
+	case BrushBlank:
+		return "blank the image"
+	}
+	return "erase"
+}
 
 // Damage applies one brush stroke (cells as (row, column), each with the
 // brush radius around it) to the active pane at its playhead. The damaged
@@ -1286,7 +1300,7 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 	st := cur.State.Clone()
 	c.strokes++
 	rng := rand.New(rand.NewPCG(uint64(c.strokes), 0x9e3779b97f4a7c15))
-	applyBrush(c.cfg, st, cells, radius, mode, rng)
+	applyBrush(c.cfg, st, cells, radius, mode, f.Sigma, rng)
 	if err := smp.SetCells(st); err != nil {
 		return err
 	}
@@ -1355,8 +1369,9 @@ func abs(x int) int {
 }
 
 // applyBrush changes C_out and C_h of every cell of every batch element
-// within radius of a stroke point.
-func applyBrush(cfg engine.Config, st *engine.State, cells [][2]int, radius float64, mode BrushMode, rng *rand.Rand) {
+// within radius of a stroke point; sigma is the noise level of x_t (for
+// BrushBlank).
+func applyBrush(cfg engine.Config, st *engine.State, cells [][2]int, radius float64, mode BrushMode, sigma float64, rng *rand.Rand) {
 	hit := make([]bool, st.H*st.W)
 	// a cell is hit when its centre is within the radius of a stroke
 	// point; at least the stroke point itself
@@ -1380,12 +1395,19 @@ func applyBrush(cfg engine.Config, st *engine.State, cells [][2]int, radius floa
 			if !h {
 				continue
 			}
-			cell := st.Cell(b, p/st.W, p%st.W)[cfg.InChannels:]
+			full := st.Cell(b, p/st.W, p%st.W)
+			cell := full[cfg.InChannels:]
 			for k := range cell {
-				if mode == BrushErase {
-					cell[k] = 0
-				} else {
+				switch mode {
+				case BrushPerturb:
 					cell[k] += float32(rng.NormFloat64())
+				default:
+					cell[k] = 0
+				}
+			}
+			if mode == BrushBlank && sigma > 0 {
+				for c := 0; c < cfg.InChannels; c++ {
+					cell[c] = float32(float64(full[c]) / sigma) // x₀ = (x_t − σ ε̂)/√ᾱ = 0
 				}
 			}
 		}

@@ -23,7 +23,7 @@ func demoPreset() Cmd {
 			return
 		}
 		u.demo = true
-		u.brushOn, u.brush = true, BrushErase
+		u.brushOn, u.brush = true, BrushBlank
 		u.radius = 1.5
 		u.setView(render.ViewInfluence)
 		s := u.snap.Base

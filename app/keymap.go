@@ -64,7 +64,7 @@ func keymap() []binding {
 		{[]chord{k("V"), k("C")}, "V  /  C", "next view / next channel", nextViewOrChannel},
 		{[]chord{shiftK("V")}, "Shift+V", "x₀ through the VAE decode (latent models with a VAE)", win(func(u *UI) { u.decoded = !u.decoded })},
 		{[]chord{anyShift("+"), k("="), k("-"), k("0")}, "+  /  −  /  0", "zoom in / out / fit", zoomKey},
-		{[]chord{k("B")}, "B", "damage brush: off → erase → perturb", win(cycleBrush)},
+		{[]chord{k("B")}, "B", "damage brush: off → erase → perturb → blank the image", win(cycleBrush)},
 		{[]chord{ctrlK("Z"), k("U")}, "Ctrl+Z  or  U", "undo the last damage stroke", one(Undo{})},
 		{[]chord{k("K"), shiftK("K")}, "K  /  Shift+K", "compare M (values in the Compare field) from here / from the start; again: off", compareKey},
 		{[]chord{k("P"), shiftK("P")}, "P  /  Shift+P", "export PNG of the view / GIF of this timestep", exportKey},
@@ -224,6 +224,8 @@ func cycleBrush(u *UI) {
 		u.brushOn, u.brush = true, BrushErase
 	case u.brush == BrushErase:
 		u.brush = BrushPerturb
+	case u.brush == BrushPerturb:
+		u.brush = BrushBlank
 	default:
 		u.brushOn = false
 	}

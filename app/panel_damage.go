@@ -9,8 +9,8 @@ import (
 
 // damagePanel is the damage brush: its mode, its radius and undo.
 type damagePanel struct {
-	off, erase, perturb, undo widget.Clickable
-	radius                    *valueSlider
+	off, erase, perturb, blank, undo widget.Clickable
+	radius                           *valueSlider
 }
 
 func (p *damagePanel) init() {
@@ -29,6 +29,9 @@ func (p *damagePanel) Update(gtx C, l *look) []Cmd {
 	}
 	if p.perturb.Clicked(gtx) {
 		l.brushOn, l.brush = true, BrushPerturb
+	}
+	if p.blank.Clicked(gtx) {
+		l.brushOn, l.brush = true, BrushBlank
 	}
 	if p.undo.Clicked(gtx) {
 		cmds = append(cmds, Undo{})
@@ -50,6 +53,7 @@ func (p *damagePanel) Layout(gtx C, u *UI) D {
 					func(gtx C) D { return chip(gtx, u.th, &p.off, "off", !u.brushOn) },
 					func(gtx C) D { return chip(gtx, u.th, &p.erase, "erase", u.brushOn && u.brush == BrushErase) },
 					func(gtx C) D { return chip(gtx, u.th, &p.perturb, "perturb", u.brushOn && u.brush == BrushPerturb) },
+					func(gtx C) D { return chip(gtx, u.th, &p.blank, "blank image", u.brushOn && u.brush == BrushBlank) },
 					layout.Spacer{Width: 8}.Layout,
 					func(gtx C) D {
 						if !u.snap.CanUndo {
