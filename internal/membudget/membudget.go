@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -166,9 +167,13 @@ func Format(n int64) string {
 // Default is three quarters of physical().
 func Default() int64 { return physical() / 4 * 3 }
 
-// physical is the memory the process may use: MemTotal, or the cgroup's
-// limit when lower; 8 GiB where neither can be read.
-func physical() int64 {
+// physical is the memory the process may use, read once (every check asks
+// for it, and reading /proc costs a millisecond).
+var physical = sync.OnceValue(readPhysical)
+
+// readPhysical reads the memory the process may use: MemTotal, or the
+// cgroup's limit when lower; 8 GiB where neither can be read.
+func readPhysical() int64 {
 	total := int64(8 << 30)
 	if f, err := os.Open("/proc/meminfo"); err == nil {
 		sc := bufio.NewScanner(f)

@@ -17,6 +17,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -127,9 +128,14 @@ func read(r io.Reader, size, held int64) (*Array, error) {
 	if err := membudget.Check(fmt.Sprintf("npy array of shape %v", shape), membudget.Sum(held, membudget.Bytes(int(n), 4))); err != nil {
 		return nil, fmt.Errorf("npy: %w", err)
 	}
-	out := make([]float32, n)
 	// The bytes are read and converted a chunk at a time, so memory holds
-	// the float32 result and one chunk, whatever the stored type.
+	// the float32 result and one chunk, whatever the stored type. From a
+	// stream of unknown size the result grows with what really arrives, so
+	// a short stream cannot make it allocate what its header claims.
+	var out []float32
+	if size >= 0 {
+		out = make([]float32, 0, n)
+	}
 	chunk := make([]byte, min(n*int64(width), readChunk))
 	for i := int64(0); i < n; {
 		k := min(n-i, int64(len(chunk)/width))
@@ -137,8 +143,13 @@ func read(r io.Reader, size, held int64) (*Array, error) {
 		if _, err := io.ReadFull(r, raw); err != nil {
 			return nil, fmt.Errorf("npy: data truncated: shape %v needs %d bytes: %w", shape, n*int64(width), err)
 		}
+		out = slices.Grow(out, int(k))
+		out = out[:i+k]
 		convert(out[i:i+k], raw, descr)
 		i += k
+	}
+	if out == nil {
+		out = []float32{}
 	}
 	return &Array{Shape: shape, Data: out}, nil
 }
@@ -297,6 +308,9 @@ func WriteFile(path string, shape []int, data []float32) error {
 	return safefile.Write(path, func(w io.Writer) error { return Write(w, shape, data) })
 }
 
+// maxDeflateRatio bounds what deflate inflates one byte to (about 1032).
+const maxDeflateRatio = 1100
+
 // maxNPZEntries bounds the arrays of one .npz archive.
 const maxNPZEntries = 1 << 16
 
@@ -324,8 +338,15 @@ func ReadNPZ(path string) (map[string]*Array, error) {
 			return nil, fmt.Errorf("%s: holds %s twice", path, zf.Name)
 		}
 		size := int64(zf.UncompressedSize64)
-		if zf.UncompressedSize64 > math.MaxInt64/2 {
+		if zf.UncompressedSize64 > math.MaxInt64/2 || zf.CompressedSize64 > uint64(st.Size()) {
 			return nil, fmt.Errorf("%s: %s declares an impossible size", path, zf.Name)
+		}
+		// What the entry can really hold: its stored bytes, or what deflate
+		// inflates them to at most.
+		if zf.Method == zip.Store {
+			size = min(size, int64(zf.CompressedSize64))
+		} else {
+			size = min(size, int64(zf.CompressedSize64)*maxDeflateRatio)
 		}
 		rc, err := zf.Open()
 		if err != nil {
