@@ -29,6 +29,10 @@ import (
 // implementation uses the same 100 MB limit).
 const maxHeaderLen = 100 << 20
 
+// maxSTTensors bounds the tensors of one file (a full Stable Diffusion
+// checkpoint has about 1100).
+const maxSTTensors = 1 << 16
+
 // MetaConfig is the metadata key under which our own files keep the
 // engine.Config as JSON.
 const MetaConfig = "geca.config"
@@ -183,6 +187,9 @@ func parseSafetensorsHeader(hdr []byte, dataLen int64) ([]stEntry, map[string]st
 				return nil, nil, fmt.Errorf("safetensors: __metadata__ must map strings to strings: %w", err)
 			}
 			continue
+		}
+		if len(entries) == maxSTTensors {
+			return nil, nil, fmt.Errorf("safetensors: more than %d tensors", maxSTTensors)
 		}
 		var raw stRawEntry
 		if err := dec.Decode(&raw); err != nil {

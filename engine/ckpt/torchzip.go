@@ -24,6 +24,10 @@ import (
 // maxPickleLen bounds data.pkl (a GeCA checkpoint's is about 30 KB).
 const maxPickleLen = 64 << 20
 
+// maxZipEntries bounds the records of an archive (a checkpoint has one per
+// storage, a few thousand at most).
+const maxZipEntries = 1 << 18
+
 // maxDeflateRatio bounds the size a compressed record may declare relative
 // to its compressed size (deflate cannot exceed about 1032:1).
 const maxDeflateRatio = 1100
@@ -98,6 +102,9 @@ func openTorchZip(path string, f io.ReaderAt, size int64) (*torchArchive, error)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("not a valid zip archive (truncated or corrupt?): %w", err)
+	}
+	if len(zr.File) > maxZipEntries {
+		return nil, fmt.Errorf("zip archive holds %d records, more than the %d a checkpoint may", len(zr.File), maxZipEntries)
 	}
 	a := &torchArchive{path: path, zr: zr, file: f, fileSize: size,
 		entries: map[string]*zip.File{}, records: map[string]*record{}, storages: map[string]*storageRef{}}
