@@ -55,6 +55,7 @@ func (c *paneCanvas) cellAt(p f32.Point) (int, int, bool) {
 }
 
 func (a *canvasArea) ensure(n int) {
+	a.diff.zoom = 1
 	for len(a.panes) < n {
 		a.panes = append(a.panes, &paneCanvas{zoom: 1})
 	}
@@ -260,6 +261,8 @@ func (a *canvasArea) Layout(gtx C, u *UI) D {
 			a.panes[t].size = image.Pt(x1-x0, y1-y0)
 			a.layoutPane(pg, u, t)
 		} else {
+			a.diff.screen = image.Pt(x0, u.top.height+y0)
+			a.diff.size = image.Pt(x1-x0, y1-y0)
 			a.layoutDiff(pg, u)
 		}
 		st.Pop()

@@ -2,6 +2,7 @@ package app
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -415,5 +416,50 @@ func TestParseLabels(t *testing.T) {
 	}
 	if (Settings{Labels: []int{1, 2}}).LabelString() != "1,2" || (Settings{}).LabelString() != "none" {
 		t.Error("LabelString")
+	}
+}
+
+// Beyond the memory budget the inner frames of old timesteps go first,
+// then the branches no pane shows (least recently shown first, with a
+// note), never what is on screen.
+func TestControllerBudgetDropsUnseenBranches(t *testing.T) {
+	c, _ := newTestController(t)
+	for i := 0; i < 6; i++ {
+		if err := c.StepUpdate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	main := c.Panes()[0].Run
+	for _, m := range []int{2, 3, 5} {
+		m := m
+		if err := c.SwitchRun(main.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ChangeSetting(Change{M: &m}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			if err := c.StepUpdate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	shown := c.Panes()[0].Run // the M=5 branch
+	if len(c.Runs()) != 4 {
+		t.Fatalf("%d runs", len(c.Runs()))
+	}
+	c.MaxBytes = c.Bytes() * 6 / 10
+	if err := c.StepUpdate(); err != nil {
+		t.Fatal(err)
+	}
+	notes := c.TakeNotes()
+	if c.Bytes() > c.MaxBytes || len(notes) == 0 || !strings.Contains(notes[0], "dropped branch #2 (M=2 @ step 2)") {
+		t.Fatalf("%d bytes of %d; notes %q", c.Bytes(), c.MaxBytes, notes)
+	}
+	if !slices.Contains(c.Runs(), shown) || !slices.Contains(c.Runs(), main) {
+		t.Error("the shown run or its parent was dropped")
+	}
+	if f := mustFrame(t, c, 0); f.Index != 1 {
+		t.Errorf("the pane moved to %d.%d", f.Index, f.Update)
 	}
 }

@@ -17,6 +17,9 @@ type fakeEngine struct {
 	cfg   engine.Config
 	calls *int          // StepUpdate calls over all samplers
 	delay time.Duration // how long an update takes
+	// explode: from this (timestep, update) on, every update multiplies
+	// the hidden channels by 1000 (a broken checkpoint); nil: never
+	explode *[2]int
 }
 
 func newFakeEngine() *fakeEngine {
@@ -167,6 +170,11 @@ func (f *fakeSampler) StepUpdate() (*Frame, error) {
 		}
 	}
 	f.u++
+	if e := f.eng.explode; e != nil && (f.k > e[0] || f.k == e[0] && f.u >= e[1]) {
+		for p := 0; p < cfg.Cells(); p++ {
+			f.st.Data[p*f.st.C+f.st.C-1] = 1 + 1000*f.st.Data[p*f.st.C+f.st.C-1]
+		}
+	}
 	return f.Current()
 }
 

@@ -497,3 +497,13 @@ func TestRunnerConcurrentUI(t *testing.T) {
 		t.Errorf("runner error: %s", s.Error)
 	}
 }
+
+// statusRight is the right part of the status line: model, device, memory.
+func (h *harness) statusRight() string {
+	for _, l := range h.win.Labels() {
+		if strings.Contains(l, " · history ") {
+			return l
+		}
+	}
+	return ""
+}

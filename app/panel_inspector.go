@@ -77,6 +77,7 @@ func (b *bars) layout(gtx C, u *UI, title string, vals []float32, split int, nam
 			fillRect(gtx.Ops, colPanelAlt, image.Rect(0, 0, w, h))
 			area := clip.Rect{Max: image.Pt(w, h)}.Push(gtx.Ops)
 			event.Op(gtx.Ops, b)
+			describe(gtx, image.Pt(w, h), "chart "+title)
 			area.Pop()
 			mid := h / 2
 			fillRect(gtx.Ops, colLine, image.Rect(0, mid, w, mid+1))

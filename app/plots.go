@@ -59,6 +59,7 @@ type series struct {
 // plotSpec describes a plot: n x positions, the y range [0, yMax], how the
 // axes write their values, and a marker (the shown position; -1: none).
 type plotSpec struct {
+	name   string // names the plot's area (screen readers, tests)
 	title  string
 	n      int
 	xName  string
@@ -131,6 +132,7 @@ func (p *plot) layout(gtx C, u *UI, sp plotSpec, h int) D {
 			linePlot(gtx, pw, h, sp, hover)
 			area := clip.Rect{Max: image.Pt(pw, h)}.Push(gtx.Ops)
 			event.Op(gtx.Ops, p)
+			describe(gtx, image.Pt(pw, h), "plot "+sp.name)
 			area.Pop()
 			st.Pop()
 			return D{Size: image.Pt(w, h)}
@@ -235,6 +237,7 @@ func (p *plotsPanel) Layout(gtx C, u *UI) D {
 		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 			layout.Rigid(func(gtx C) D {
 				return p.growth.layout(gtx, u, plotSpec{
+					name:  "growth",
 					title: fmt.Sprintf("step %d: reached (green), seed influence (blue)", k+1),
 					n:     rec.M + 1, xName: "update", xLabel: upd, yMax: 1, yLabel: pct, marker: uu,
 					series: []series{{"reached", rec.Reached, colGreen}, {"seed influence", rec.Spread, colAccent}},
@@ -242,6 +245,7 @@ func (p *plotsPanel) Layout(gtx C, u *UI) D {
 			}),
 			layout.Rigid(func(gtx C) D {
 				return p.update.layout(gtx, u, plotSpec{
+					name:  "update",
 					title: fmt.Sprintf("step %d: mean |update| per cell", k+1),
 					n:     rec.M + 1, xName: "update", xLabel: upd, yMax: magMax, yLabel: func(v float32) string { return fmt.Sprintf("%.3g", v) },
 					marker: uu, series: []series{{"mean |update|", rec.MeanMag, colWarn}},
@@ -249,6 +253,7 @@ func (p *plotsPanel) Layout(gtx C, u *UI) D {
 			}),
 			layout.Rigid(func(gtx C) D {
 				return p.noise.layout(gtx, u, plotSpec{
+					name:  "noise",
 					title: "run: σ (amber), mean |ε| at step end (blue)",
 					n:     steps, xName: "timestep", xLabel: func(i int) string { return fmt.Sprintf("step %d", i+1) },
 					yMax: epsMax, yLabel: func(v float32) string { return fmt.Sprintf("%.2f", v) }, marker: k,

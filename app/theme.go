@@ -196,5 +196,14 @@ func editorBox(gtx C, th *material.Theme, ed *widget.Editor, hint string, width 
 	return d
 }
 
+// describe names the rectangle of the given size for screen readers and
+// tests, in an area of its own (an area with an input handler does not show
+// in the router's semantic tree).
+func describe(gtx C, size image.Point, desc string) {
+	a := clip.Rect{Max: size}.Push(gtx.Ops)
+	semantic.DescriptionOp(desc).Add(gtx.Ops)
+	a.Pop()
+}
+
 // focusNone takes the keyboard focus from an editor.
 func focusNone() key.FocusCmd { return key.FocusCmd{} }

@@ -361,3 +361,25 @@ func (w *Window) ClickOn(desc string) {
 	}
 	w.Click(r.Min.Add(r.Max).Div(2))
 }
+
+// Labels lists the text of the last frame's labels (semantic.LabelOp, as
+// Gio's labels set), for tests that read what the window says.
+func (w *Window) Labels() []string {
+	var out []string
+	for _, n := range w.Router.AppendSemantics(nil) {
+		if n.Desc.Label != "" {
+			out = append(out, n.Desc.Label)
+		}
+	}
+	return out
+}
+
+// HasLabel reports whether a label of the last frame contains s.
+func (w *Window) HasLabel(s string) bool {
+	for _, l := range w.Labels() {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}

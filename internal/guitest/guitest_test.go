@@ -237,3 +237,14 @@ func TestFindAndClickOn(t *testing.T) {
 		t.Errorf("clicks %v after ClickOn(second)", clicks)
 	}
 }
+
+func TestLabels(t *testing.T) {
+	w := New(t, 200, 60)
+	ui := func(gtx layout.Context) layout.Dimensions {
+		return material.Label(w.Theme, 12, "mean |ε| 0.42").Layout(gtx)
+	}
+	w.Frame(ui)
+	if !w.HasLabel("|ε| 0.42") || w.HasLabel("0.43") {
+		t.Errorf("labels %q", w.Labels())
+	}
+}
