@@ -4,6 +4,7 @@ import (
 	"image"
 	"math"
 	"sync"
+	"time"
 
 	"gioui.org/op/paint"
 
@@ -84,10 +85,12 @@ type stepKey struct {
 
 // decodeCache runs the full VAE decode of x₀ off the UI goroutine, one frame
 // at a time, the newest request winning. While playing it decodes at most
-// once per timestep and the window shows the cheap preview until that decode
-// is done, so the decoder (seconds per image on a CPU) does not starve the
-// engine; paused, it decodes the frame shown.
+// once per timestep, and after each decode rests as long as the decode took,
+// so the decoder (seconds per image on a CPU) takes at most half the
+// machine from the engine; the window shows the cheap preview or the last
+// decode of the timestep meanwhile. Paused, it decodes the frame shown.
 type decodeCache struct {
+	restUntil time.Time // while playing, no decode starts before
 	mu         sync.Mutex
 	done       map[*Frame]*image.RGBA
 	order      []*Frame
@@ -97,7 +100,8 @@ type decodeCache struct {
 	want       *Frame
 	wantStep   stepKey
 	invalidate func()
-	decodes    int // decodes started (for tests and the benchmark)
+	decodes    int  // decodes started (for tests and the benchmark)
+	playing    bool // as of the last request
 }
 
 func newDecodeCache(inv func()) *decodeCache {
@@ -116,11 +120,12 @@ func (d *decodeCache) pending() bool {
 func (d *decodeCache) get(f *Frame, sk stepKey, playing bool, cfg engine.Config, decode func([]float32, int, int) ([]float32, error)) (*image.RGBA, *Frame) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.playing = playing
 	if img, ok := d.done[f]; ok {
 		return img, f
 	}
 	if playing {
-		if d.started[sk] {
+		if d.started[sk] || time.Now().Before(d.restUntil) {
 			if of := d.byStep[sk]; of != nil {
 				return d.done[of], of
 			}
@@ -145,8 +150,10 @@ func (d *decodeCache) start(f *Frame, sk stepKey, cfg engine.Config, decode func
 	d.started[sk] = true
 	d.decodes++
 	go func() {
+		start := time.Now()
 		img := decodeImage(f, cfg, decode)
 		d.mu.Lock()
+		d.restUntil = time.Now().Add(time.Since(start))
 		d.done[f] = img
 		d.byStep[sk] = f
 		d.order = append(d.order, f)
@@ -155,7 +162,7 @@ func (d *decodeCache) start(f *Frame, sk stepKey, cfg engine.Config, decode func
 			d.order = d.order[1:]
 		}
 		d.running = nil
-		if next := d.want; next != nil && next != f {
+		if next := d.want; next != nil && next != f && !d.playing {
 			if _, ok := d.done[next]; !ok {
 				d.start(next, d.wantStep, cfg, decode)
 			}
