@@ -90,7 +90,7 @@ type stepKey struct {
 // machine from the engine; the window shows the cheap preview or the last
 // decode of the timestep meanwhile. Paused, it decodes the frame shown.
 type decodeCache struct {
-	restUntil time.Time // while playing, no decode starts before
+	restUntil  time.Time // while playing, no decode starts before
 	mu         sync.Mutex
 	done       map[*Frame]*image.RGBA
 	order      []*Frame
