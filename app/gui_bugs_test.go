@@ -102,7 +102,7 @@ func TestGUIMessagesAreVisible(t *testing.T) {
 // when the branch list puts another run into one.
 func TestGUICompareLabelsFollowTheRun(t *testing.T) {
 	h := tallDemoHarness(t)
-	h.key("K", 0) // compare M = 4, 12, 24 from here
+	h.key("K", 0) // compare M = 6, 12, 24 from here
 	for i := 0; i < 6; i++ {
 		h.key(key.NameRightArrow, 0)
 	}
@@ -116,7 +116,7 @@ func TestGUICompareLabelsFollowTheRun(t *testing.T) {
 			main = r
 		}
 	}
-	h.click(runRow(m24)) // into the active pane, the M=4 one
+	h.click(runRow(m24)) // into the active pane, the M=6 one
 	s = h.snap()
 	if p := s.Panes[0]; p.Label != "M=24" || p.Settings.M != 24 || p.K != s.Panes[1].K || p.U != s.Panes[1].U {
 		t.Errorf("pane 0 after showing #%d: label %q, M %d, at %d.%d; pane 1 at %d.%d", m24.ID, p.Label, p.Settings.M, p.K, p.U, s.Panes[1].K, s.Panes[1].U)

@@ -128,7 +128,7 @@ func TestGUICompareModes(t *testing.T) {
 	}
 	h.click("from here")
 	s := h.snap()
-	if len(s.Panes) != 3 || s.Compare.FromStart || s.Panes[0].K != 3 || s.Panes[0].RunLabel != "M=4 @ step 4" {
+	if len(s.Panes) != 3 || s.Compare.FromStart || s.Panes[0].K != 3 || s.Panes[0].RunLabel != "M=6 @ step 4" {
 		t.Fatalf("compare from here: %d panes at step %d, %q", len(s.Panes), s.Panes[0].K+1, s.Panes[0].RunLabel)
 	}
 	h.click("from the start")
@@ -143,7 +143,7 @@ func TestGUICompareModes(t *testing.T) {
 		h.key(key.NameRightArrow, 0)
 	}
 	s = h.snap()
-	if s.Panes[0].U != 4 || s.Panes[1].U != 10 {
+	if s.Panes[0].U != 6 || s.Panes[1].U != 10 {
 		t.Fatalf("lock-step: updates %d and %d", s.Panes[0].U, s.Panes[1].U)
 	}
 	for p := range s.Panes {
@@ -172,7 +172,7 @@ func TestGUICompareModes(t *testing.T) {
 			t.Errorf("difference pane cell %v drawn %v, want %v", ij, got, want.RGBAAt(ij[1], ij[0]))
 		}
 	}
-	if !h.win.HasLabel("difference · x₀ pred(M=4) − x₀ pred(M=12)") {
+	if !h.win.HasLabel("difference · x₀ pred(M=6) − x₀ pred(M=12)") {
 		t.Errorf("labels %q", h.win.Labels())
 	}
 }

@@ -294,16 +294,16 @@ func TestGUIGHGAndSelection(t *testing.T) {
 func TestGUICompareDamageHelp(t *testing.T) {
 	h := demoHarness(t)
 	cfg := h.snap().Cfg
-	h.key("K", 0) // compare M = 4, 12, 24 (the field's default)
+	h.key("K", 0) // compare M = 6, 12, 24 (the field's default: M/2, M, 2M)
 	s := h.snap()
-	if len(s.Panes) != 3 || s.Compare.Kind != CompareM || s.Panes[0].Settings.M != 4 || s.Panes[2].Settings.M != 24 {
+	if len(s.Panes) != 3 || s.Compare.Kind != CompareM || s.Panes[0].Settings.M != 6 || s.Panes[2].Settings.M != 24 {
 		t.Fatalf("compare: %d panes, %v", len(s.Panes), s.Compare)
 	}
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 7; i++ {
 		h.key(key.NameRightArrow, 0)
 	}
 	s = h.snap()
-	if s.Panes[0].K != 0 || s.Panes[0].U != 4 || s.Panes[1].U != 5 || s.Panes[2].U != 5 {
+	if s.Panes[0].K != 0 || s.Panes[0].U != 6 || s.Panes[1].U != 7 || s.Panes[2].U != 7 {
 		t.Errorf("lock-step positions %d.%d %d.%d %d.%d", s.Panes[0].K, s.Panes[0].U, s.Panes[1].K, s.Panes[1].U, s.Panes[2].K, s.Panes[2].U)
 	}
 	h.key("8", 0)

@@ -72,6 +72,7 @@ func (p *sidePanel) Layout(gtx C, u *UI) D {
 	if p.model.dirty {
 		p.model.show(gtx, u)
 	}
+	p.compare.defaultValues(gtx, u.snap)
 	sections := []func(C, *UI) D{
 		p.sampling.Layout,
 		p.inspector.Layout,

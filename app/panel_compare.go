@@ -15,6 +15,7 @@ import (
 // noise) or from the current timestep, and a difference pane.
 type comparePanel struct {
 	values                           widget.Editor
+	valuesFor                        int // the model M the default values were made for
 	mStart, mHere, ghgStart, ghgHere widget.Clickable
 	off, diff                        widget.Clickable
 	diffA, diffB                     widget.Clickable
@@ -22,8 +23,22 @@ type comparePanel struct {
 
 func (p *comparePanel) init() {
 	p.values.SingleLine, p.values.Submit = true, true
-	p.values.SetText("4, 12, 24")
 }
+
+// defaultValues offers undergrowth, the trained M and overgrowth: M/2, M
+// and 2M of the model's M, until the user types others.
+func (p *comparePanel) defaultValues(gtx C, s *Snapshot) {
+	m := s.Cfg.M
+	if m <= 0 || m == p.valuesFor || gtx.Focused(&p.values) {
+		return
+	}
+	if p.valuesFor == 0 || p.values.Text() == compareDefaults(p.valuesFor) {
+		p.values.SetText(compareDefaults(m))
+	}
+	p.valuesFor = m
+}
+
+func compareDefaults(m int) string { return fmt.Sprintf("%d, %d, %d", max(m/2, 1), m, 2*m) }
 
 // compareM is the command for compare M with the values in the field.
 func (p *comparePanel) compareM(u *UI, fromStart bool) []Cmd {
@@ -95,7 +110,7 @@ func (p *comparePanel) Layout(gtx C, u *UI) D {
 		rows := []layout.FlexChild{
 			layout.Rigid(func(gtx C) D {
 				return row(gtx, 4, label70("M values"),
-					func(gtx C) D { return editorBox(gtx, u.th, &p.values, "4, 12, 24", 110, text.Start) })
+					func(gtx C) D { return editorBox(gtx, u.th, &p.values, "M values", 110, text.Start) })
 			}),
 			layout.Rigid(layout.Spacer{Height: 4}.Layout),
 			layout.Rigid(func(gtx C) D {
