@@ -251,28 +251,37 @@ func runSample(args []string) error {
 	for _, r := range res.latents {
 		all = append(all, r...)
 	}
-	if *npyPath != "" {
-		if err := npy.WriteFile(*npyPath, []int{len(ms) * *n, cfg.InChannels, cfg.GridH, cfg.GridW}, all); err != nil {
+	if err := job.writeOutputs(res, all, dec, *outPath, *gifPath, *npyPath, *gifDelay); err != nil {
+		return fmt.Errorf("%w (the samples are kept in %s; the same command writes them without sampling again)", err, partial)
+	}
+	removePartial(partial)
+	return nil
+}
+
+// writeOutputs writes the latents, the grid and the GIF that were asked for.
+func (j *sampleJob) writeOutputs(res *sampleResult, all []float32, dec vae.LatentDecoder, outPath, gifPath, npyPath string, gifDelay int) error {
+	c := j.model.Cfg
+	if npyPath != "" {
+		if err := npy.WriteFile(npyPath, []int{len(j.ms) * j.opt.N, c.InChannels, c.GridH, c.GridW}, all); err != nil {
 			return err
 		}
 	}
-	if *outPath != "" {
-		img, err := job.grid(res.latents, dec)
+	if outPath != "" {
+		img, err := j.grid(res.latents, dec)
 		if err != nil {
 			return err
 		}
-		if err := render.WritePNG(*outPath, img); err != nil {
+		if err := render.WritePNG(outPath, img); err != nil {
 			return err
 		}
 	}
-	if *gifPath != "" {
+	if gifPath != "" {
 		if len(res.gif) == 0 {
-			note("note: no GIF written: every row was finished by an earlier run")
-		} else if err := render.WriteGIF(*gifPath, padFrames(res.gif), *gifDelay); err != nil {
+			j.note("note: no GIF written: every row was finished by an earlier run")
+		} else if err := render.WriteGIF(gifPath, padFrames(res.gif), gifDelay); err != nil {
 			return err
 		}
 	}
-	removePartial(partial)
 	return nil
 }
 
