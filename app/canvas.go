@@ -366,8 +366,11 @@ func (a *canvasArea) layoutPane(gtx C, u *UI, i int) D {
 	cfg := u.snap.Cfg
 	p := u.snap.Panes[i]
 	head, foot := gtx.Dp(36), gtx.Dp(48)
-	if u.demo {
+	switch {
+	case u.demo:
 		head, foot = gtx.Dp(64), gtx.Dp(88)
+	case len(u.snap.Panes) > 1:
+		head = gtx.Dp(52) // title and position on two lines
 	}
 	imgW, imgH := cv.geometry(gtx, size, cfg, head, foot)
 
@@ -493,6 +496,8 @@ func (a *canvasArea) layoutHeader(gtx C, u *UI, i int, f *Frame, k, uu int, entr
 		}
 		if f.Done {
 			where += " · final"
+		} else if len(u.snap.Panes) > 1 && uu == f.M && !allAtEnd(u.snap) {
+			where += " · waits for the others"
 		}
 	}
 	hd := op.Offset(image.Pt(gtx.Dp(12), gtx.Dp(8))).Push(gtx.Ops)
@@ -503,6 +508,13 @@ func (a *canvasArea) layoutHeader(gtx C, u *UI, i int, f *Frame, k, uu int, entr
 		layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 			layout.Rigid(bold(label(u.th, 26, colText, where)).Layout),
 			layout.Rigid(label(u.th, 13, colMuted, title).Layout),
+		)
+		return
+	}
+	if len(u.snap.Panes) > 1 {
+		layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+			layout.Rigid(bold(label(u.th, 13, colText, title)).Layout),
+			layout.Rigid(func(gtx C) D { return u.checked(gtx, label(u.th, 12, colMuted, where)) }),
 		)
 		return
 	}
@@ -545,13 +557,13 @@ func (u *UI) paneNumbers(gtx C, p PaneSnap, k, uu int) D {
 	if uu >= len(rec.MeanEps) {
 		return D{}
 	}
-	txt := fmt.Sprintf("mean |ε| %.3f · reached %.0f%%", rec.MeanEps[uu], 100*rec.Reached[uu])
+	txt := fmt.Sprintf("|ε| %.3f · reached %.0f%%", rec.MeanEps[uu], 100*rec.Reached[uu])
 	if s := rec.Spread[uu]; s == s {
-		txt += fmt.Sprintf(" · seed influence %.0f%%", 100*s)
+		txt += fmt.Sprintf(" · seed %.0f%%", 100*s)
 	}
 	return row(gtx, 8,
 		func(gtx C) D {
-			w, h := gtx.Dp(60), gtx.Dp(14)
+			w, h := gtx.Dp(40), gtx.Dp(14)
 			return sparkline(gtx, w, h, rec.M+1, rec.Reached, colGreen, uu)
 		},
 		label(u.th, 11, colText, txt).Layout,
@@ -763,9 +775,13 @@ func (u *UI) layoutLegend(gtx C, f *Frame, entry *imgEntry) D {
 			return D{}
 		}
 		mx := render.MaxValue(f.Influence)
+		hi := fmt.Sprintf("%.3g", mx)
+		if len(u.snap.Panes) == 1 {
+			hi += "  (|Δ cell| without the seed, log scale)"
+		}
 		return row(gtx, 10, swatch(render.UnreachedColor, "exactly 0"),
 			func(gtx C) D {
-				return legendBar(gtx, u, &render.Heat, fmt.Sprintf("%.0e", float64(mx)*1e-6), fmt.Sprintf("%.3g  (|Δ cell| without the seed, log scale)", mx))
+				return legendBar(gtx, u, &render.Heat, fmt.Sprintf("%.0e", float64(mx)*1e-6), hi)
 			})
 	case render.ViewAlive:
 		return row(gtx, 10, swatch(render.UnreachedColor, "not reached"), swatch(render.Heat[89], "reached"),
@@ -790,4 +806,14 @@ func imageLegend(latent, preview, decoded bool) string {
 		return "the first three latent channels as RGB"
 	}
 	return "black −1 … white +1"
+}
+
+// allAtEnd reports whether every pane is at the last update of its timestep.
+func allAtEnd(s *Snapshot) bool {
+	for _, p := range s.Panes {
+		if p.Frame == nil || p.U < p.Frame.M {
+			return false
+		}
+	}
+	return true
 }

@@ -158,9 +158,17 @@ type Controller struct {
 	shown       int  // counter for Run.order
 	notes       []string
 	overBudget  bool // the last eviction could not get under MaxBytes
-	// redone holds frames Details recomputed: what they lack (the influence
-	// inside a damaged timestep) cannot be had, so they are not redone again.
-	redone map[*Frame]bool
+	// redone holds the frames Details recomputed and what they were
+	// recomputed for: what they still lack (the influence inside a damaged
+	// timestep) cannot be had, so they are not redone for the same asks.
+	redone map[*Frame]detailsAsked
+}
+
+// detailsAsked is what Details was asked for: the selected cell's
+// attention and the seed influence.
+type detailsAsked struct {
+	cell      [2]int
+	influence bool
 }
 
 type undoRec struct {
@@ -1187,7 +1195,7 @@ func (c *Controller) Details() error {
 }
 
 func (c *Controller) needsDetails(f *Frame) bool {
-	if f.Done || c.redone[f] {
+	if f.Done || c.redone[f] == (detailsAsked{c.selected, c.influence}) {
 		return false
 	}
 	wantAttn := c.selected[0] >= 0 && f.Update > 0 && (f.Attn == nil || f.AttnCell != c.selected)
@@ -1217,10 +1225,10 @@ func (c *Controller) redo(p *Pane) error {
 	nr.Frames = append([]*Frame(nil), old.Frames...)
 	nr.Spread = append([]float32(nil), old.Spread...)
 	if c.redone == nil || len(c.redone) > 4096 {
-		c.redone = map[*Frame]bool{}
+		c.redone = map[*Frame]detailsAsked{}
 	}
 	put := func(uu int, f *Frame) {
-		c.redone[f] = true
+		c.redone[f] = detailsAsked{c.selected, c.influence}
 		if of := nr.Frames[uu]; of != nil {
 			f.Reached = of.Reached
 			c.account(h, frameBytes(f)-frameBytes(of))

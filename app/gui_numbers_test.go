@@ -90,6 +90,7 @@ func TestGUIAttentionWhenScrubbing(t *testing.T) {
 		h.key(key.NameRightArrow, 0)
 	}
 	recorded := h.snap().Panes[0].Timeline[0].Frames[3]
+	h.key("I", key.ModShift) // the reach overlay: these frames are recomputed with the influence first
 	h.win.Click(h.ui.CellCentre(0, 16, 17))
 	h.frame()
 	if f := h.snap().Panes[0].Frame; len(f.Attn) == 0 || f.AttnCell != [2]int{16, 17} {
@@ -148,7 +149,7 @@ func TestGUICompareModes(t *testing.T) {
 	}
 	for p := range s.Panes {
 		rec := s.Panes[p].Timeline[0]
-		want := "mean |ε| " + strconv.FormatFloat(float64(rec.MeanEps[s.Panes[p].U]), 'f', 3, 32)
+		want := "|ε| " + strconv.FormatFloat(float64(rec.MeanEps[s.Panes[p].U]), 'f', 3, 32)
 		if !h.win.HasLabel(want) {
 			t.Errorf("pane %d: no %q", p, want)
 		}

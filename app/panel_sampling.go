@@ -166,8 +166,7 @@ func stepsLabel(steps string) string {
 
 func (p *samplingPanel) Layout(gtx C, u *UI) D {
 	s := u.snap
-	title := "SAMPLING (M, CFG, rate, GHG branch from this step)"
-	return section(gtx, u.th, title, func(gtx C) D {
+	return section(gtx, u.th, "SAMPLING", func(gtx C) D {
 		label74 := func(txt string) layout.Widget {
 			return func(gtx C) D {
 				gtx.Constraints.Min.X = gtx.Dp(78)
@@ -175,6 +174,11 @@ func (p *samplingPanel) Layout(gtx C, u *UI) D {
 			}
 		}
 		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+			layout.Rigid(func(gtx C) D {
+				l := label(u.th, 11, colMuted, "M, CFG, rate and GHG branch the run at this step; steps, labels and seed start a new run. The runs stay under RUNS AND BRANCHES.")
+				l.MaxLines = 3
+				return layout.Inset{Bottom: 4}.Layout(gtx, l.Layout)
+			}),
 			layout.Rigid(func(gtx C) D { return p.m.Layout(gtx, u.th) }),
 			layout.Rigid(func(gtx C) D { return p.cfg.Layout(gtx, u.th) }),
 			layout.Rigid(func(gtx C) D { return p.rate.Layout(gtx, u.th) }),
@@ -192,7 +196,7 @@ func (p *samplingPanel) Layout(gtx C, u *UI) D {
 				})
 			}),
 			layout.Rigid(func(gtx C) D {
-				ws := []layout.Widget{label74("steps (new run)")}
+				ws := []layout.Widget{label74("steps")}
 				for i, st := range stepsChoices {
 					i, st := i, st
 					ws = append(ws, func(gtx C) D { return chip(gtx, u.th, &p.steps[i], st, s.Base.Steps == st) })
@@ -202,7 +206,7 @@ func (p *samplingPanel) Layout(gtx C, u *UI) D {
 			layout.Rigid(layout.Spacer{Height: 4}.Layout),
 			layout.Rigid(func(gtx C) D {
 				o := assets.OfficialSampler
-				txt := fmt.Sprintf("official settings (DDPM %s, CFG %g)", o.Steps, o.CFG)
+				txt := fmt.Sprintf("official: DDPM %s, CFG %g", o.Steps, o.CFG)
 				on := s.Base.Steps == o.Steps && s.Base.CFG == o.CFG
 				return row(gtx, 6, label74(""), func(gtx C) D { return chip(gtx, u.th, &p.official, txt, on) })
 			}),

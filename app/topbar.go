@@ -57,13 +57,13 @@ func (t *topBar) Layout(gtx C, u *UI) D {
 					var ws []layout.Widget
 					for i := render.View(0); i < render.NumViews; i++ {
 						i := i
-						name := fmt.Sprintf("%s %s", viewKey(i), viewName(i))
+						name := fmt.Sprintf("%s %s", viewKey(i), shortViewName(i))
 						ws = append(ws, func(gtx C) D { return chip(gtx, u.th, &t.views[i], name, u.view == i) })
 					}
 					if u.snap.Decode != nil {
 						ws = append(ws, func(gtx C) D { return chip(gtx, u.th, &t.decoded, "VAE decode", u.decoded) })
 					}
-					ws = append(ws, func(gtx C) D { return chip(gtx, u.th, &t.reach, "dim outside reach", u.reach) })
+					ws = append(ws, func(gtx C) D { return chip(gtx, u.th, &t.reach, "dim unreached", u.reach) })
 					if txt := t.channelText(u); txt != "" {
 						ws = append(ws, func(gtx C) D {
 							return row(gtx, 4,
@@ -93,4 +93,17 @@ func (t *topBar) channelText(u *UI) string {
 		return fmt.Sprintf("hidden %d,%d,%d", u.hidden[0], u.hidden[1], u.hidden[2])
 	}
 	return ""
+}
+
+// shortViewName is a view's name on its chip, where the top bar is narrow.
+func shortViewName(v render.View) string {
+	switch v {
+	case render.ViewX0:
+		return "x₀"
+	case render.ViewHiddenPCA:
+		return "PCA"
+	case render.ViewInfluence:
+		return "seed influence"
+	}
+	return viewName(v)
 }
