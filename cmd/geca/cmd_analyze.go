@@ -32,7 +32,7 @@ func init() {
 	register(&command{
 		name:    "analyze-m",
 		summary: "measure undergrowth and overgrowth: denoising error and the seed's reach for each M",
-		usage:   "[--ckpt FILE] [--data fashion-mnist | --latents DIR] [--ms 1,2,4,8,16] [--timesteps 100,500,900] [--images 200] [--shard K/N|auto] [--agreement N] --out PREFIX | --merge A.csv,B.csv --out PREFIX",
+		usage:   "[--ckpt FILE] [--data fashion-mnist | --latents DIR] [--ms 1,2,4,8,16] [--timesteps 100,500,900] [--images 200] [--shard K/N|auto] [--agreement N] [--max-memory SIZE] --out PREFIX | --merge A.csv,B.csv --out PREFIX",
 		run:     runAnalyzeM,
 	})
 }
@@ -51,8 +51,12 @@ func runAnalyzeM(args []string) error {
 	shardFlag := fs.String("shard", "", "measure only shard K/N of the images (auto: from Slurm or Kubernetes); merge the CSVs with --merge")
 	agreement := fs.Int("agreement", 0, "built-in model: also sample N images per class for each M and report how often an independent classifier agrees with the requested class")
 	merge := fs.String("merge", "", "comma-separated CSVs of shards to add up instead of measuring")
+	maxMem := addMemoryFlag(fs)
 	out := fs.String("out", "", "output prefix: PREFIX.csv, PREFIX.heat.png (timestep × M), PREFIX.lines.png (error vs M)")
 	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if err := applyMemoryFlag(maxMem); err != nil {
 		return err
 	}
 	if *out == "" {

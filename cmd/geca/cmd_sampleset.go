@@ -33,7 +33,7 @@ func init() {
 	register(&command{
 		name:    "sample-set",
 		summary: "make an evaluation set: N samples as PNGs (resumable, shardable over machines) and the .npz an FID evaluator reads",
-		usage:   "[--ckpt FILE] --num-samples N --out DIR [--shard K/N|auto] [--labels-from LATENTS] [--steps 250] [--cfg 1.5] [--M m] [--seed 0] [--vae DIR | --approx] [--jobs 1] [--npz FILE] | --pack DIR[,DIR...] --npz FILE",
+		usage:   "[--ckpt FILE] --num-samples N --out DIR [--shard K/N|auto] [--labels-from LATENTS] [--steps 250] [--cfg 1.5] [--M m] [--seed 0] [--vae DIR | --approx] [--jobs 1] [--npz FILE] [--max-memory SIZE] | --pack DIR[,DIR...] --npz FILE",
 		run:     runSampleSet,
 	})
 }
@@ -58,8 +58,12 @@ func runSampleSet(args []string) error {
 	approx := fs.Bool("approx", false, "latent models without --vae: write the cheap latent preview (not for FID)")
 	jobs := fs.Int("jobs", 1, "samples made at once (each also uses the cores for its own updates)")
 	npzOut := fs.String("npz", "", "pack the whole set into this .npz (arr_0, uint8 N×H×W×3) once it is complete")
+	maxMem := addMemoryFlag(fs)
 	pack := fs.String("pack", "", "comma-separated folders of the shards of one set: pack them into --npz instead of sampling")
 	if err := parseFlags(fs, c, args); err != nil {
+		return err
+	}
+	if err := applyMemoryFlag(maxMem); err != nil {
 		return err
 	}
 	if *pack != "" {

@@ -139,6 +139,9 @@ func Run(ctx context.Context, m *engine.Model, images []Image, opt Options, prog
 	if err := opt.check(cfg); err != nil {
 		return nil, err
 	}
+	if err := engine.CheckCall(cfg, opt.Batch); err != nil {
+		return nil, fmt.Errorf("msweep: %w", err)
+	}
 	sched, err := diffusion.New(1000, "")
 	if err != nil {
 		return nil, err

@@ -178,6 +178,10 @@ func resolve(cfg engine.Config, opt Options) (Options, settings, bool, error) {
 	if opt.N > 1<<16 {
 		return opt, st, false, fmt.Errorf("sample: N = %d is too large", opt.N)
 	}
+	// Guidance may be switched on later in a run: count the doubled batch.
+	if err := engine.CheckRun(cfg, opt.N, true); err != nil {
+		return opt, st, false, fmt.Errorf("sample: %w", err)
+	}
 	labels := make([][]float32, opt.N)
 	switch len(opt.Labels) {
 	case 0:

@@ -3,7 +3,6 @@ package vae
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 )
 
@@ -66,14 +65,9 @@ func DefaultConfig() Config {
 	}
 }
 
-// ReadConfig reads a diffusers config.json.
-func ReadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("vae: %w", err)
-	}
-	return ParseConfig(b, path)
-}
+// ReadConfig reads a diffusers config.json (a regular file within a size
+// limit: docs/safety.md).
+func ReadConfig(path string) (Config, error) { return readConfigFile(path) }
 
 // ParseConfig parses config.json bytes; name is used in errors.
 func ParseConfig(b []byte, name string) (Config, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"geca/internal/safefile"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -36,7 +37,7 @@ func Load(path string) (LatentDecoder, error) {
 		return nil, fmt.Errorf("vae: %w", err)
 	}
 	if st.IsDir() {
-		b, err := os.ReadFile(filepath.Join(path, "config.json"))
+		b, err := safefile.ReadFile(filepath.Join(path, "config.json"), maxConfigFile)
 		if err == nil {
 			var head struct {
 				ClassName string `json:"_class_name"`

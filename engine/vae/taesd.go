@@ -16,6 +16,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"geca/engine/compute"
+	"geca/internal/safefile"
 )
 
 // TinyConfig is a diffusers AutoencoderTiny config.json (decoder part).
@@ -246,7 +247,7 @@ func LoadTinyDecoder(path string) (*TinyDecoder, error) {
 }
 
 func readTinyConfig(path string) (TinyConfig, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path, maxConfigFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return TinyConfig{}, fmt.Errorf("vae: %s: no config.json (want a diffusers AutoencoderTiny folder: config.json + %s)", filepath.Dir(path), WeightsFile)
