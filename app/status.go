@@ -3,6 +3,8 @@ package app
 import (
 	"fmt"
 	"image"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 // latest message (which wins the space), background work, and the model,
 // device and memory in short.
 type statusBar struct {
+	rss residentMemory
 	// shown records the message as laid out in the last frame: its text,
 	// the width it got and the width it needs (tests read it).
 	shown struct {
@@ -107,8 +110,12 @@ func (b *statusBar) Layout(gtx C, u *UI) D {
 			} else {
 				b.shown.text = ""
 			}
-			right := fmt.Sprintf("%s · %s · history %s of %s · update %.0f ms · ui %.1f ms", s.Model, shortDevice(s.Device),
-				membudget.Format(s.History), membudget.Format(s.Budget), float64(s.LastUpdate.Microseconds())/1000, u.medianFrameMs())
+			mem := ""
+			if rss := b.rss.bytes(); rss > 0 {
+				mem = "memory " + membudget.Format(rss) + " · "
+			}
+			right := fmt.Sprintf("%s · %s · %shistory %s of %s · update %.0f ms · ui %.1f ms", s.Model, shortDevice(s.Device),
+				mem, membudget.Format(s.History), membudget.Format(s.Budget), float64(s.LastUpdate.Microseconds())/1000, u.medianFrameMs())
 			if s.Device == "" {
 				right = strings.Replace(right, " ·  · ", " · ", 1)
 			}
@@ -178,3 +185,32 @@ func (b *errorBanner) Layout(gtx C, u *UI) {
 // errorDismissAt is the window position of the error banner's dismiss
 // button in the last frame.
 func (u *UI) errorDismissAt() image.Point { return u.banner.at }
+
+// residentMemory reads the process's resident memory (Linux), at most once
+// a second: the history's budget is what the viewer controls, this is what
+// the machine sees (the Go heap, the model, BLAS buffers, Gio).
+type residentMemory struct {
+	at   time.Time
+	last int64
+}
+
+func (m *residentMemory) bytes() int64 {
+	if time.Since(m.at) < time.Second {
+		return m.last
+	}
+	m.at = time.Now()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	m.last = pages * int64(os.Getpagesize())
+	return m.last
+}
