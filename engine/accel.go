@@ -1,7 +1,7 @@
 package engine
 
 // Accelerator computes the cell updates of a model on another device (a GPU:
-// engine/compute/cuda). A model given one (SetAccelerator) makes updaters
+// engine/cuda). A model given one (SetAccelerator) makes updaters
 // whose Update and Call run there, with the same arguments, checks and
 // results, up to floating-point rounding, as on the CPU; everything else
 // (conditioning, seeding, guidance, the diffusion step) stays on the CPU.

@@ -4,8 +4,8 @@ package main
 
 import (
 	"geca/engine"
-	"geca/engine/compute/cuda"
-	"geca/engine/compute/cuda/gpu"
+	"geca/engine/cuda"
+	"geca/engine/cuda/gpu"
 )
 
 // This build computes on the GPU in this process (see openCUDA).

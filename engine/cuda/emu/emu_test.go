@@ -15,7 +15,7 @@ import (
 	"unsafe"
 
 	"geca/engine"
-	"geca/engine/compute/cuda"
+	"geca/engine/cuda"
 	"geca/engine/sample"
 )
 
@@ -30,7 +30,7 @@ func TestKernelsCopyIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a, b) {
-		t.Fatal("emu/kernels_cu.h differs from kernels.cu: run go generate ./engine/compute/cuda")
+		t.Fatal("emu/kernels_cu.h differs from kernels.cu: run go generate ./engine/cuda")
 	}
 }
 

@@ -15,10 +15,10 @@ import (
 	"sync"
 	"unsafe"
 
-	_ "geca/engine/compute/cuda/probe" // before cu: says why the driver does not start
+	_ "geca/engine/cuda/probe" // before cu: says why the driver does not start
 
-	"geca/engine/compute/cuda"
-	"geca/engine/compute/cuda/cublas"
+	"geca/engine/cuda"
+	"geca/engine/cuda/cublas"
 
 	"gorgonia.org/cu"
 )

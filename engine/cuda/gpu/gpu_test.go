@@ -5,11 +5,11 @@ package gpu
 // GPU tests and benchmarks. They need an NVIDIA GPU: without one, package
 // probe skips them all before anything else runs. Build once, run anywhere:
 //
-//	go test -tags cuda -c -o gpu.test ./engine/compute/cuda/gpu
+//	go test -tags cuda -c -o gpu.test ./engine/cuda/gpu
 //	./gpu.test -test.run Parity -test.v
 //	./gpu.test -test.run '^$' -test.bench . -test.benchtime 1x
 //
-// engine/compute/cuda/devicecheck.sh runs them and prints one table.
+// engine/cuda/devicecheck.sh runs them and prints one table.
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 	"geca/engine"
 	"geca/engine/ckpt"
 	"geca/engine/compute"
-	"geca/engine/compute/cuda"
+	"geca/engine/cuda"
 	"geca/engine/sample"
 )
 

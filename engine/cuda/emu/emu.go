@@ -23,7 +23,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"geca/engine/compute/cuda"
+	"geca/engine/cuda"
 )
 
 // Driver is a cuda.Driver that emulates a GPU with SMs multiprocessors.

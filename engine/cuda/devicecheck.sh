@@ -7,7 +7,7 @@
 # 1. Build, where the repository, Go and the CUDA headers are (the headers
 #    and the libcuda link stub come from scripts/cuda-headers.sh):
 #
-#      engine/compute/cuda/devicecheck.sh --build DIR [--openblas]
+#      engine/cuda/devicecheck.sh --build DIR [--openblas]
 #
 #    DIR then holds gpu.test (the GPU tests and benchmarks, and the CPU
 #    engine for the CPU figures: pure Go, or with --openblas on OpenBLAS with
@@ -32,17 +32,17 @@ if [[ ${1:-} == --build ]]; then
 	tags=cuda
 	[[ ${3:-} == --openblas ]] && tags='cuda openblas'
 	set -e
-	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	mkdir -p "$out"
 	out=$(cd "$out" && pwd)
 	cd "$root"
 	eval "$(scripts/cuda-headers.sh)"
-	go test -tags "$tags" -ldflags '-s -w' -c -o "$out/gpu.test" ./engine/compute/cuda/gpu
+	go test -tags "$tags" -ldflags '-s -w' -c -o "$out/gpu.test" ./engine/cuda/gpu
 	go build -tags cuda -ldflags '-s -w' -o "$out/geca-cuda" ./cmd/geca
-	cp engine/compute/cuda/devicecheck.sh "$out/"
+	cp engine/cuda/devicecheck.sh "$out/"
 	# PyTorch's figures, for machines with a CUDA PyTorch as python3.
 	mkdir -p "$out/torch"
-	cp engine/compute/cuda/torch_bench.py "$out/torch/"
+	cp engine/cuda/torch_bench.py "$out/torch/"
 	cp engine/testdata/golden.py "$out/torch/engine_golden.py"
 	cp engine/diffusion/testdata/golden.py "$out/torch/diffusion_golden.py"
 	if [[ $tags == *openblas* ]]; then
@@ -68,7 +68,7 @@ fail=0
 
 for b in gpu.test geca-cuda; do
 	if [[ ! -x $dir/$b ]]; then
-		echo "devicecheck: $dir/$b is missing; build the folder with: engine/compute/cuda/devicecheck.sh --build DIR" >&2
+		echo "devicecheck: $dir/$b is missing; build the folder with: engine/cuda/devicecheck.sh --build DIR" >&2
 		exit 2
 	fi
 done

@@ -44,8 +44,8 @@ def load(name, candidates):
     sys.exit('torch_bench: %s not found (looked for %s)' % (name, ', '.join(candidates)))
 
 
-eg = load('engine_golden', ['engine_golden.py', '../../testdata/golden.py'])
-dg = load('diffusion_golden', ['diffusion_golden.py', '../../diffusion/testdata/golden.py'])
+eg = load('engine_golden', ['engine_golden.py', '../testdata/golden.py'])
+dg = load('diffusion_golden', ['diffusion_golden.py', '../diffusion/testdata/golden.py'])
 
 PRESETS = {
     # H, W, C_in, C_h, D, heads, mlp, K
