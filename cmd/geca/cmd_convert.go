@@ -62,10 +62,10 @@ func runConvert(args []string) error {
 		return err
 	}
 	meta := map[string]string{
-		ckpt.MetaConfig: string(cfgJSON),
-		"geca.weights":  ck.Weights,
-		"geca.source":   filepath.Base(in),
-		"format":        "pt", // what the safetensors convention expects of PyTorch weights
+		ckpt.MetaConfig:  string(cfgJSON),
+		ckpt.MetaWeights: ck.Weights,
+		"geca.source":    filepath.Base(in),
+		"format":         "pt", // what the safetensors convention expects of PyTorch weights
 	}
 	if ck.Args != nil {
 		a, err := ck.ArgsJSON()

@@ -154,11 +154,11 @@ func loadSafetensorsCheckpoint(path string, r io.ReaderAt, size int64, opt Optio
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if w := meta["geca.weights"]; opt.Weights != "" && w != "" && w != opt.Weights {
+	if w := meta[MetaWeights]; opt.Weights != "" && w != "" && w != opt.Weights {
 		return nil, fmt.Errorf("%s: holds only the %s weights, %s were asked for", path, w, opt.Weights)
 	}
 	c := &Checkpoint{Path: path, Format: "safetensors", Weights: "safetensors", Tensors: ts, Names: names, Meta: meta}
-	if w := meta["geca.weights"]; w != "" {
+	if w := meta[MetaWeights]; w != "" {
 		c.Weights = w
 	}
 	sec := Section{Name: c.Weights}

@@ -51,19 +51,32 @@ func (c *Checkpoint) Config() (engine.Config, error) {
 	return cfg, nil
 }
 
+// ConfigFromMeta returns the engine.Config that the metadata of one of geca's
+// own files keeps under MetaConfig, decoded strictly (an unknown field is an
+// error) and validated; ok is false when the metadata has none.
+func ConfigFromMeta(meta map[string]string) (cfg engine.Config, ok bool, err error) {
+	s, ok := meta[MetaConfig]
+	if !ok {
+		return cfg, false, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, true, fmt.Errorf("metadata %s is not an engine config: %w", MetaConfig, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, true, fmt.Errorf("metadata %s: %w", MetaConfig, err)
+	}
+	return cfg, true, nil
+}
+
 func (c *Checkpoint) config() (engine.Config, error) {
-	if s, ok := c.Meta[MetaConfig]; ok {
-		var cfg engine.Config
-		dec := json.NewDecoder(strings.NewReader(s))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("metadata %s is not an engine config: %w", MetaConfig, err)
+	if cfg, ok, err := ConfigFromMeta(c.Meta); ok {
+		if err != nil {
+			return cfg, err
 		}
 		if c.heads != 0 && c.heads != cfg.Heads {
 			return cfg, fmt.Errorf("heads %d asked for, but the file's config says %d", c.heads, cfg.Heads)
-		}
-		if err := cfg.Validate(); err != nil {
-			return cfg, fmt.Errorf("metadata %s: %w", MetaConfig, err)
 		}
 		return cfg, c.checkShapes(cfg, "the config in the file's metadata")
 	}

@@ -16,6 +16,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"geca/internal/membudget"
+	"geca/internal/npy"
 	"geca/internal/safefile"
 )
 
@@ -33,9 +34,14 @@ const maxHeaderLen = 100 << 20
 // checkpoint has about 1100).
 const maxSTTensors = 1 << 16
 
-// MetaConfig is the metadata key under which our own files keep the
-// engine.Config as JSON.
-const MetaConfig = "geca.config"
+// Metadata keys of geca's own safetensors files.
+const (
+	// MetaConfig keeps the engine.Config as JSON.
+	MetaConfig = "geca.config"
+	// MetaWeights says which weights a file holds: "ema" for a model file,
+	// "training-state" for a trainer's state file.
+	MetaWeights = "geca.weights"
+)
 
 // stEntry is one tensor of a safetensors header, checked.
 type stEntry struct {
@@ -296,7 +302,7 @@ func readSTTensor(r io.ReaderAt, dataStart int64, e stEntry) (*tensor.Dense, err
 	case "F32":
 		err = readF32(r, off, out)
 	case "F16":
-		err = readHalf(r, off, out, f16ToF32)
+		err = readHalf(r, off, out, npy.Float16ToFloat32)
 	case "BF16":
 		err = readHalf(r, off, out, bf16ToF32)
 	}
@@ -439,27 +445,6 @@ func denseFloat32(t *tensor.Dense) ([]float32, error) {
 func writeJSONString(b *bytes.Buffer, s string) {
 	q, _ := json.Marshal(s) // a string always marshals
 	b.Write(q)
-}
-
-// f16ToF32 converts an IEEE 754 binary16 value.
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf, NaN
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
-	case mant == 0: // ±0
-		return math.Float32frombits(sign)
-	}
-	// Subnormal: value = mant · 2⁻²⁴, exact in float32.
-	f := float32(mant) * (1.0 / (1 << 24))
-	if sign != 0 {
-		f = -f
-	}
-	return f
 }
 
 // bf16ToF32 converts a bfloat16 value (the top half of a float32).

@@ -13,6 +13,7 @@ import (
 	"github.com/nlpodyssey/gopickle/types"
 
 	"geca/internal/membudget"
+	"geca/internal/npy"
 )
 
 // A torch.save file (PyTorch >= 1.6) is a zip archive: PREFIX/data.pkl holds
@@ -309,7 +310,7 @@ func readTensor(t *tensorRef) ([]float32, error) {
 	case dtFloat32:
 		err = readF32(ra, off, buf)
 	case dtFloat16:
-		err = readHalf(ra, off, buf, f16ToF32)
+		err = readHalf(ra, off, buf, npy.Float16ToFloat32)
 	case dtBFloat16:
 		err = readHalf(ra, off, buf, bf16ToF32)
 	case dtFloat64:

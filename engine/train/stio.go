@@ -6,52 +6,62 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"geca/engine"
 	"geca/engine/ckpt"
 )
 
 // Training files are safetensors read and written by engine/ckpt, the one
-// checkpoint reader of geca: every size in a file is checked there before
-// memory is allocated, and files are written whole or not at all.
+// checkpoint reader and writer of geca: every size in a file is checked there
+// before memory is allocated, files are written whole or not at all, and the
+// config in the metadata is decoded and validated as for any model file.
 
-// stTensor is one float32 tensor of a safetensors file.
-type stTensor struct {
-	Shape []int
-	Data  []float32
+// dense wraps float32 values (not copied) as a tensor for ckpt.SaveSafetensors.
+func dense(shape []int, data []float32) *tensor.Dense {
+	return tensor.New(tensor.WithShape(slices.Clone(shape)...), tensor.WithBacking(data))
 }
 
-// writeSafetensors writes F32 tensors in the given order with string
-// metadata (ckpt.SaveSafetensors: a temporary file renamed into place, so a
-// crash mid-write never leaves a half-written checkpoint). The data is not
-// copied.
-func writeSafetensors(path string, names []string, ts map[string]stTensor, meta map[string]string) error {
-	dense := make(map[string]*tensor.Dense, len(ts))
-	for _, n := range names {
-		t, ok := ts[n]
-		if !ok {
-			return fmt.Errorf("%s: no tensor %q", path, n)
-		}
-		dense[n] = tensor.New(tensor.WithShape(slices.Clone(t.Shape)...), tensor.WithBacking(t.Data))
-	}
-	return ckpt.SaveSafetensors(path, dense, names, meta)
+// trainingFile is a safetensors file read back: its tensors, its metadata
+// and the engine.Config the metadata carries.
+type trainingFile struct {
+	path    string
+	tensors map[string]*tensor.Dense
+	meta    map[string]string
+	cfg     engine.Config
 }
 
-// readSafetensors reads a safetensors file of F32, F16 or BF16 tensors as
-// float32 (ckpt.LoadSafetensors).
-func readSafetensors(path string) (map[string]stTensor, map[string]string, error) {
-	dense, _, meta, err := ckpt.LoadSafetensors(path)
+// readTrainingFile reads a safetensors file written by Save (or any file with
+// the official names and a geca.config entry).
+func readTrainingFile(path string) (*trainingFile, error) {
+	ts, _, meta, err := ckpt.LoadSafetensors(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	out := make(map[string]stTensor, len(dense))
-	for n, t := range dense {
-		d, ok := t.Data().([]float32)
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: tensor %q is not float32", path, n)
-		}
-		out[n] = stTensor{Shape: []int(t.Shape()), Data: d}
+	cfg, ok, err := ckpt.ConfigFromMeta(meta)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: no %s metadata (not a file geca wrote?)", path, ckpt.MetaConfig)
 	}
 	if meta == nil {
 		meta = map[string]string{}
 	}
-	return out, meta, nil
+	return &trainingFile{path: path, tensors: ts, meta: meta, cfg: cfg}, nil
+}
+
+// read copies tensor name into dst, which must have its size.
+func (f *trainingFile) read(name string, dst []float32) error {
+	t, ok := f.tensors[name]
+	if !ok {
+		return fmt.Errorf("%s: missing tensor %q", f.path, name)
+	}
+	d, ok := t.Data().([]float32)
+	if !ok {
+		return fmt.Errorf("%s: tensor %q is not float32", f.path, name)
+	}
+	if len(d) != len(dst) {
+		return fmt.Errorf("%s: tensor %q has %d values, want %d", f.path, name, len(d), len(dst))
+	}
+	copy(dst, d)
+	return nil
 }

@@ -8,7 +8,10 @@ import (
 	"os"
 	"strings"
 
+	"gorgonia.org/tensor"
+
 	"geca/engine"
+	"geca/engine/ckpt"
 	"geca/engine/data"
 	"geca/engine/diffusion"
 )
@@ -325,11 +328,10 @@ func (tr *Trainer) EMAParams() *Params[float32] {
 	return p
 }
 
-// Metadata keys of our checkpoint files.
-const (
-	MetaConfig = "geca.config" // engine.Config as JSON
-	MetaTrain  = "geca.train"  // trainState as JSON (training state files and model files)
-)
+// MetaTrain is the metadata key of the training summary (trainState as
+// JSON) in training-state files and model files; the config goes under
+// ckpt.MetaConfig.
+const MetaTrain = "geca.train"
 
 type trainState struct {
 	Step     int         `json:"step"`
@@ -360,32 +362,32 @@ func (tr *Trainer) Save(path, dataset string, wall float64) error {
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{MetaConfig: string(cj), MetaTrain: string(tj), "format": "pt", "geca.weights": "training-state"}
-	ema := map[string]stTensor{}
+	meta := map[string]string{ckpt.MetaConfig: string(cj), MetaTrain: string(tj), "format": "pt", ckpt.MetaWeights: "training-state"}
+	ema := map[string]*tensor.Dense{}
 	var names []string
 	for i, q := range tr.P.List {
-		ema[q.Name] = stTensor{Shape: q.Shape, Data: tr.EMA.W[i]}
+		ema[q.Name] = dense(q.Shape, tr.EMA.W[i])
 		names = append(names, q.Name)
 	}
 	// The model file carries only the short summary, not the whole history.
 	short := ts
 	short.History = nil
 	sj, _ := json.Marshal(short)
-	if err := writeSafetensors(path, names, ema, map[string]string{MetaConfig: string(cj), MetaTrain: string(sj), "format": "pt", "geca.weights": "ema"}); err != nil {
+	if err := ckpt.SaveSafetensors(path, ema, names, map[string]string{ckpt.MetaConfig: string(cj), MetaTrain: string(sj), "format": "pt", ckpt.MetaWeights: "ema"}); err != nil {
 		return err
 	}
-	all := map[string]stTensor{}
+	all := map[string]*tensor.Dense{}
 	var an []string
 	for i, q := range tr.P.List {
 		for _, e := range []struct {
 			prefix string
 			data   []float32
 		}{{"model.", q.W}, {"ema.", tr.EMA.W[i]}, {"adam.m.", tr.Adam.M[i]}, {"adam.v.", tr.Adam.V[i]}} {
-			all[e.prefix+q.Name] = stTensor{Shape: q.Shape, Data: e.data}
+			all[e.prefix+q.Name] = dense(q.Shape, e.data)
 			an = append(an, e.prefix+q.Name)
 		}
 	}
-	return writeSafetensors(StatePath(path), an, all, meta)
+	return ckpt.SaveSafetensors(StatePath(path), all, an, meta)
 }
 
 // Resume loads a training-state file (or the state file next to a model file)
@@ -397,35 +399,20 @@ func Resume(path string, ds *data.Dataset, set func(*Options)) (*Trainer, float6
 			path = StatePath(path)
 		}
 	}
-	ts, meta, err := readSafetensors(path)
+	f, err := readTrainingFile(path)
 	if err != nil {
 		return nil, 0, err
 	}
-	var cfg engine.Config
-	if err := json.Unmarshal([]byte(meta[MetaConfig]), &cfg); err != nil {
-		return nil, 0, fmt.Errorf("%s: metadata %q: %v", path, MetaConfig, err)
-	}
 	var st trainState
-	if err := json.Unmarshal([]byte(meta[MetaTrain]), &st); err != nil {
+	if err := json.Unmarshal([]byte(f.meta[MetaTrain]), &st); err != nil {
 		return nil, 0, fmt.Errorf("%s: metadata %q: %v (not a training-state file?)", path, MetaTrain, err)
 	}
-	p, err := NewParams[float32](cfg)
+	p, err := NewParams[float32](f.cfg)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %v", path, err)
 	}
-	get := func(name string, dst []float32) error {
-		t, ok := ts[name]
-		if !ok {
-			return fmt.Errorf("%s: missing tensor %q", path, name)
-		}
-		if len(t.Data) != len(dst) {
-			return fmt.Errorf("%s: tensor %q has %d values, want %d", path, name, len(t.Data), len(dst))
-		}
-		copy(dst, t.Data)
-		return nil
-	}
 	for _, q := range p.List {
-		if err := get("model."+q.Name, q.W); err != nil {
+		if err := f.read("model."+q.Name, q.W); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -438,13 +425,13 @@ func Resume(path string, ds *data.Dataset, set func(*Options)) (*Trainer, float6
 		return nil, 0, fmt.Errorf("%s: %v", path, err)
 	}
 	for i, q := range p.List {
-		if err := get("ema."+q.Name, tr.EMA.W[i]); err != nil {
+		if err := f.read("ema."+q.Name, tr.EMA.W[i]); err != nil {
 			return nil, 0, err
 		}
-		if err := get("adam.m."+q.Name, tr.Adam.M[i]); err != nil {
+		if err := f.read("adam.m."+q.Name, tr.Adam.M[i]); err != nil {
 			return nil, 0, err
 		}
-		if err := get("adam.v."+q.Name, tr.Adam.V[i]); err != nil {
+		if err := f.read("adam.v."+q.Name, tr.Adam.V[i]); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -456,27 +443,18 @@ func Resume(path string, ds *data.Dataset, set func(*Options)) (*Trainer, float6
 // with the official names and "geca.config" metadata): the weights it holds
 // (the EMA weights for our files) and its metadata.
 func LoadModelFile(path string) (*Params[float32], map[string]string, error) {
-	ts, meta, err := readSafetensors(path)
+	f, err := readTrainingFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	var cfg engine.Config
-	if err := json.Unmarshal([]byte(meta[MetaConfig]), &cfg); err != nil {
-		return nil, nil, fmt.Errorf("%s: metadata %q: %v", path, MetaConfig, err)
-	}
-	p, err := NewParams[float32](cfg)
+	p, err := NewParams[float32](f.cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", path, err)
 	}
 	for _, q := range p.List {
-		t, ok := ts[q.Name]
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: missing tensor %q", path, q.Name)
+		if err := f.read(q.Name, q.W); err != nil {
+			return nil, nil, err
 		}
-		if len(t.Data) != len(q.W) {
-			return nil, nil, fmt.Errorf("%s: tensor %q has %d values, want %d", path, q.Name, len(t.Data), len(q.W))
-		}
-		copy(q.W, t.Data)
 	}
-	return p, meta, nil
+	return p, f.meta, nil
 }
