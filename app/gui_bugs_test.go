@@ -382,7 +382,15 @@ func TestGUIHelpFits(t *testing.T) {
 	h, _ := fakeHarness(t, "10", 900, 600)
 	h.key("?", 0)
 	if tr := h.ui.Truncated(); len(tr) > 0 {
-		t.Errorf("help lines cut off at 900x600: %q", tr)
+		t.Errorf("cut off at 900x600: %q", tr)
+	}
+	for _, b := range h.ui.keys {
+		if b.shown != "" && !h.win.HasLabel(b.what) {
+			t.Errorf("help line %q not shown", b.what)
+		}
+	}
+	if !h.win.HasLabel(mouseHelp) {
+		t.Error("the mouse line is not shown")
 	}
 	if r, ok := h.win.Find("close (Esc)"); !ok || r.Max.Y > 600 {
 		t.Errorf("help overlay's close button at %v", r)

@@ -11,6 +11,7 @@ import (
 	"gioui.org/op/clip"
 	"gioui.org/op/paint"
 	"gioui.org/widget"
+	"gioui.org/widget/material"
 
 	"geca/render"
 )
@@ -66,7 +67,7 @@ func keymap() []binding {
 		{[]chord{anyShift("+"), k("="), k("-"), k("0")}, "+  /  −  /  0", "zoom in / out / fit", zoomKey},
 		{[]chord{k("B")}, "B", "damage brush: off → erase → perturb → blank the image", win(cycleBrush)},
 		{[]chord{ctrlK("Z"), k("U")}, "Ctrl+Z  or  U", "undo the last damage stroke", one(Undo{})},
-		{[]chord{k("K"), shiftK("K")}, "K  /  Shift+K", "compare M (values in the Compare field) from here / from the start; again: off", compareKey},
+		{[]chord{k("K"), shiftK("K")}, "K  /  Shift+K", "compare M (the Compare field's values) from here / from the start; again: off", compareKey},
 		{[]chord{k("P"), shiftK("P")}, "P  /  Shift+P", "export PNG of the view / GIF of this timestep", exportKey},
 		{[]chord{shiftK("R")}, "Shift+R", "export GIF of the whole run", win(func(u *UI) { u.exportGIF(true) })},
 		{[]chord{k("E"), shiftK("E")}, "E  /  Shift+E", "export the grid as .npy / the growth numbers as CSV", exportData},
@@ -293,6 +294,7 @@ func (u *UI) cycleChannel(d int) {
 // helpOverlay lists the keymap.
 type helpOverlay struct {
 	close  widget.Clickable
+	list   widget.List
 	bottom int // where the overlay ended in the last frame (window y)
 }
 
@@ -301,47 +303,54 @@ func (h *helpOverlay) Layout(gtx C, u *UI) {
 		u.help = false
 	}
 	paint.FillShape(gtx.Ops, colorA(colCanvas, 0xd8), clip.Rect{Max: gtx.Constraints.Max}.Op())
-	w := min(gtx.Dp(600), gtx.Constraints.Max.X-gtx.Dp(24))
+	w := min(gtx.Dp(620), gtx.Constraints.Max.X-gtx.Dp(24))
 	x := (gtx.Constraints.Max.X - w) / 2
-	top := gtx.Dp(24)
+	top := gtx.Dp(12)
 	defer op.Offset(image.Pt(max(x, 0), top)).Push(gtx.Ops).Pop()
-	gtx.Constraints = layout.Constraints{Min: image.Pt(w, 0), Max: image.Pt(w, gtx.Constraints.Max.Y-gtx.Dp(48))}
+	gtx.Constraints = layout.Constraints{Min: image.Pt(w, 0), Max: image.Pt(w, gtx.Constraints.Max.Y-2*top)}
+	var lines []binding
+	for _, b := range u.keys {
+		if b.shown != "" {
+			lines = append(lines, b)
+		}
+	}
+	h.list.Axis = layout.Vertical
 	d := withBg(gtx, colPanel, func(gtx C) D {
 		gtx.Constraints.Min.X = w
-		return layout.UniformInset(16).Layout(gtx, func(gtx C) D {
-			children := []layout.FlexChild{
+		return layout.UniformInset(14).Layout(gtx, func(gtx C) D {
+			return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 				layout.Rigid(func(gtx C) D {
 					return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
 						layout.Flexed(1, bold(label(u.th, 16, colText, "Keyboard shortcuts")).Layout),
 						layout.Rigid(func(gtx C) D { return button(gtx, u.th, &h.close, "close (Esc)", false) }),
 					)
 				}),
-				layout.Rigid(layout.Spacer{Height: 8}.Layout),
-			}
-			for _, b := range u.keys {
-				if b.shown == "" {
-					continue
-				}
-				b := b
-				children = append(children, layout.Rigid(func(gtx C) D {
-					return layout.Inset{Bottom: 2}.Layout(gtx, func(gtx C) D {
-						return layout.Flex{}.Layout(gtx,
-							layout.Rigid(func(gtx C) D {
-								gtx.Constraints.Min.X = gtx.Dp(130)
-								return bold(label(u.th, 12, colAccent, b.shown)).Layout(gtx)
-							}),
-							layout.Flexed(1, func(gtx C) D { return u.checked(gtx, label(u.th, 12, colText, b.what)) }),
-						)
-					})
-				}))
-			}
-			children = append(children, layout.Rigid(layout.Spacer{Height: 8}.Layout),
+				// the mouse comes first, so a short window never cuts it off
 				layout.Rigid(func(gtx C) D {
 					l := label(u.th, 12, colMuted, mouseHelp)
-					l.MaxLines = 0 // wraps: never cut off
-					return l.Layout(gtx)
-				}))
-			return layout.Flex{Axis: layout.Vertical}.Layout(gtx, children...)
+					l.MaxLines = 0
+					return layout.Inset{Top: 6, Bottom: 8}.Layout(gtx, l.Layout)
+				}),
+				// the keys scroll when the window is too short for all of them
+				layout.Flexed(1, func(gtx C) D {
+					return material.List(u.th, &h.list).Layout(gtx, len(lines), func(gtx C, i int) D {
+						b := lines[i]
+						return layout.Inset{Bottom: 1}.Layout(gtx, func(gtx C) D {
+							return layout.Flex{}.Layout(gtx,
+								layout.Rigid(func(gtx C) D {
+									gtx.Constraints.Min.X = gtx.Dp(130)
+									return bold(label(u.th, 12, colAccent, b.shown)).Layout(gtx)
+								}),
+								layout.Flexed(1, func(gtx C) D {
+									l := label(u.th, 12, colText, b.what)
+									l.MaxLines = 0 // wraps: never cut off
+									return l.Layout(gtx)
+								}),
+							)
+						})
+					})
+				}),
+			)
 		})
 	})
 	h.bottom = top + d.Size.Y
