@@ -52,7 +52,7 @@ func runAnalyzeM(args []string) error {
 	agreement := fs.Int("agreement", 0, "built-in model: also sample N images per class for each M and report how often an independent classifier agrees with the requested class")
 	merge := fs.String("merge", "", "comma-separated CSVs of shards to add up instead of measuring")
 	maxMem := addMemoryFlag(fs)
-	out := fs.String("out", "", "output prefix: PREFIX.csv, PREFIX.heat.png (timestep × M), PREFIX.lines.png (error vs M)")
+	out := fs.String("out", "", "output prefix: PREFIX.csv, PREFIX.heat.png (timestep × M), PREFIX.lines.png (error vs M), PREFIX.agreement.png (with --agreement)")
 	if err := parseFlags(fs, c, args); err != nil {
 		return err
 	}
@@ -220,8 +220,14 @@ func writeAnalysis(res *msweep.Result, trainedM int, agree []float64, out string
 	if err := render.WritePNG(out+".heat.png", heatChart(res, trainedM).Draw()); err != nil {
 		return err
 	}
-	if err := render.WritePNG(out+".lines.png", lineChart(res, trainedM, agree).Draw(720, 420)); err != nil {
+	if err := render.WritePNG(out+".lines.png", lineChart(res, trainedM).Draw(720, 420)); err != nil {
 		return err
+	}
+	if agree != nil {
+		if err := render.WritePNG(out+".agreement.png", agreementChart(res, trainedM, agree).Draw(720, 320)); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "geca analyze-m: classifier agreement by M: %s\n", agreementText(res.Ms, agree))
 	}
 	fmt.Fprintf(os.Stderr, "geca analyze-m: wrote %s.csv, %s.heat.png and %s.lines.png\n", out, out, out)
 	return nil
@@ -246,7 +252,7 @@ func heatChart(res *msweep.Result, trainedM int) *chart.Heat {
 	return h
 }
 
-func lineChart(res *msweep.Result, trainedM int, agree []float64) *chart.Line {
+func lineChart(res *msweep.Result, trainedM int) *chart.Line {
 	l := &chart.Line{Title: "denoising error vs M", XLabel: "M (log scale)", YLabel: "eps-MSE", LogX: true, LogY: true,
 		Marks: []chart.Mark{{X: float64(trainedM), Label: "trained M=" + strconv.Itoa(trainedM)}}}
 	x := make([]float64, len(res.Ms))
@@ -263,10 +269,19 @@ func lineChart(res *msweep.Result, trainedM int, agree []float64) *chart.Line {
 		l.Series = append(l.Series, chart.Series{Name: "t=" + strconv.Itoa(t), X: x, Y: y})
 	}
 	l.Series = append(l.Series, chart.Series{Name: "mean", X: x, Y: mean, Color: chart.Palette[7]})
-	if agree != nil {
-		l.Title += fmt.Sprintf(" (classifier agreement: %s)", agreementText(res.Ms, agree))
-	}
 	return l
+}
+
+// agreementChart plots how often the independent classifier recognises the
+// requested class in samples made with each M.
+func agreementChart(res *msweep.Result, trainedM int, agree []float64) *chart.Line {
+	x, y := make([]float64, len(res.Ms)), make([]float64, len(res.Ms))
+	for i, m := range res.Ms {
+		x[i], y[i] = float64(m), 100*agree[i]
+	}
+	return &chart.Line{Title: "samples recognised as the requested class", XLabel: "M (log scale)", YLabel: "agreement %", LogX: true,
+		Series: []chart.Series{{Name: "agreement", X: x, Y: y}},
+		Marks:  []chart.Mark{{X: float64(trainedM), Label: "trained M=" + strconv.Itoa(trainedM)}}}
 }
 
 func agreementText(ms []int, agree []float64) string {
@@ -280,9 +295,10 @@ func agreementText(ms []int, agree []float64) string {
 // mergeAnalyses adds up the CSVs of shards over the same grid.
 func mergeAnalyses(files []string, out string) error {
 	var total *msweep.Result
+	var agree []float64
 	trained := -1
 	for _, f := range files {
-		r, tm, err := readAnalysis(strings.TrimSpace(f))
+		r, tm, ag, err := readAnalysis(strings.TrimSpace(f))
 		if err != nil {
 			return err
 		}
@@ -291,33 +307,38 @@ func mergeAnalyses(files []string, out string) error {
 		}
 		trained = tm
 		if total == nil {
-			total = r
+			total, agree = r, ag // agreement is measured unsharded: one file
 		} else if err := total.Add(r); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
+		} else {
+			agree = nil
 		}
 	}
-	return writeAnalysis(total, trained, nil, out)
+	return writeAnalysis(total, trained, agree, out)
 }
 
-func readAnalysis(path string) (*msweep.Result, int, error) {
+// readAnalysis reads a CSV of writeAnalysis: the sums, the trained M, and
+// the agreement by M when it was measured.
+func readAnalysis(path string) (*msweep.Result, int, []float64, error) {
 	b, err := safefile.ReadFile(path, 64<<20)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	rows, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", path, err)
+		return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(rows) < 3 || !strings.HasPrefix(rows[0][0], "# trained_M=") || !slices.Equal(rows[1], analysisHeader) {
-		return nil, 0, fmt.Errorf("%s: not a CSV written by geca analyze-m", path)
+		return nil, 0, nil, fmt.Errorf("%s: not a CSV written by geca analyze-m", path)
 	}
 	trained, err := strconv.Atoi(strings.TrimPrefix(rows[0][0], "# trained_M="))
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: bad trained M %q", path, rows[0][0])
+		return nil, 0, nil, fmt.Errorf("%s: bad trained M %q", path, rows[0][0])
 	}
 	var ms, ts []int
 	type key struct{ m, t int }
 	pts := map[key]msweep.Point{}
+	agreeByM := map[int]float64{}
 	for i, r := range rows[2:] {
 		bad := func(what string) error { return fmt.Errorf("%s: line %d: bad %s", path, i+3, what) }
 		m, err1 := strconv.Atoi(r[0])
@@ -325,15 +346,22 @@ func readAnalysis(path string) (*msweep.Result, int, error) {
 		n, err3 := strconv.Atoi(r[2])
 		nb, err4 := strconv.Atoi(r[6])
 		if err1 != nil || err2 != nil || err3 != nil || err4 != nil || n < 0 || nb < 0 {
-			return nil, 0, bad("M, t or counts")
+			return nil, 0, nil, bad("M, t or counts")
 		}
 		var sums [3]float64
 		for k := range sums {
 			v, err := strconv.ParseFloat(r[3+k], 64)
 			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, 0, bad(analysisHeader[3+k])
+				return nil, 0, nil, bad(analysisHeader[3+k])
 			}
 			sums[k] = v
+		}
+		if a := r[len(analysisHeader)-1]; a != "" {
+			v, err := strconv.ParseFloat(a, 64)
+			if err != nil || v < 0 || v > 1 {
+				return nil, 0, nil, bad("agreement")
+			}
+			agreeByM[m] = v
 		}
 		if !slices.Contains(ms, m) {
 			ms = append(ms, m)
@@ -342,20 +370,26 @@ func readAnalysis(path string) (*msweep.Result, int, error) {
 			ts = append(ts, t)
 		}
 		if _, dup := pts[key{m, t}]; dup {
-			return nil, 0, bad("repeated (M, t)")
+			return nil, 0, nil, bad("repeated (M, t)")
 		}
 		pts[key{m, t}] = msweep.Point{M: m, T: t, N: n, EpsMSE: sums[0], VBBits: sums[1], Reach: sums[2], Bad: nb}
 	}
 	res := msweep.NewResult(ms, ts)
 	if len(pts) != len(ms)*len(ts) {
-		return nil, 0, fmt.Errorf("%s: %d rows for %d values of M and %d timesteps", path, len(pts), len(ms), len(ts))
+		return nil, 0, nil, fmt.Errorf("%s: %d rows for %d values of M and %d timesteps", path, len(pts), len(ms), len(ts))
 	}
 	for mi, m := range ms {
 		for ti, t := range ts {
 			*res.At(mi, ti) = pts[key{m, t}]
 		}
 	}
-	return res, trained, nil
+	var agree []float64
+	if len(agreeByM) == len(ms) {
+		for _, m := range ms {
+			agree = append(agree, agreeByM[m])
+		}
+	}
+	return res, trained, agree, nil
 }
 
 // parseIntList reads "1,2,4".

@@ -36,11 +36,11 @@ func TestAnalyzeM(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("merge: exit %d: %s", code, stderr)
 	}
-	all, _, err := readAnalysis(filepath.Join(dir, "all.csv"))
+	all, _, _, err := readAnalysis(filepath.Join(dir, "all.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	merged, trained, err := readAnalysis(filepath.Join(dir, "merged.csv"))
+	merged, trained, _, err := readAnalysis(filepath.Join(dir, "merged.csv"))
 	if err != nil || trained != 8 {
 		t.Fatalf("merged: trained M %d, %v", trained, err)
 	}
