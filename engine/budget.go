@@ -28,8 +28,8 @@ const f32 = 4 // bytes of a float32
 // positional code of its grid, (H·W)×D values.
 func ModelBytes(c Config) int64 {
 	var w int64
-	for _, s := range paramSpecs(c) {
-		w = membudget.Sum(w, membudget.Bytes(append(s.shape, f32)...))
+	for _, s := range Params(c) {
+		w = membudget.Sum(w, membudget.Bytes(append(s.Shape, f32)...))
 	}
 	return membudget.Sum(w, w, membudget.Bytes(c.GridH, c.GridW, c.EmbedDim, f32))
 }

@@ -17,9 +17,10 @@ type Cond struct {
 // maxTimestep bounds t so that float32(t) is exact.
 const maxTimestep = 1 << 24
 
-// TimestepFeatures256 returns the sinusoidal code of t (spec §4.1), 256 values:
-// cos(t·φ_k) for k < 128, then sin(t·φ_k), φ_k = exp(−ln(10000)·k/128) in fp32.
-func timestepFeatures(dst []float32, t int) {
+// TimestepCode writes the sinusoidal code of t (spec §4.1), TimestepFeatures
+// values: cos(t·φ_k) for k < 128, then sin(t·φ_k), φ_k = exp(−ln(10000)·k/128)
+// in float32. It is the one place the code is computed.
+func TimestepCode(dst []float32, t int) {
 	half := TimestepFeatures / 2
 	lnmp := float32(-math.Log(10000))
 	for k := 0; k < half; k++ {
@@ -56,7 +57,7 @@ func (m *Model) Condition(t []int, y [][]float32) (*Cond, error) {
 				return nil, fmt.Errorf("condition: label y[%d][%d] = %v is not finite", i, j, v)
 			}
 		}
-		timestepFeatures(feat[i*TimestepFeatures:(i+1)*TimestepFeatures], ti)
+		TimestepCode(feat[i*TimestepFeatures:(i+1)*TimestepFeatures], ti)
 		copy(ys[i*k:], y[i])
 	}
 	pw := m.packed()

@@ -152,8 +152,8 @@ func (m *Model) NewUpdater(batch int) *Updater {
 		normA:    make([]float32, rows*d),
 		kv:       make([]float32, rows*2*d),
 		condCopy: make([]float32, batch*d),
-		modT:     make([]float32, batch*6*d),
-		modF:     make([]float32, batch*2*d),
+		modT:     make([]float32, batch*BlockChunks*d),
+		modF:     make([]float32, batch*FinalChunks*d),
 		dirty:    make([]int32, 0, rows),
 		active:   make([]int32, 0, rows),
 		maskBuf:  make([]float32, rows),
@@ -213,8 +213,8 @@ func (u *Updater) prepareMod(c *Cond) error {
 	b, d := c.B, c.D
 	compute.SiLUTo(u.siluC[:b*d], c.C)
 	pw := u.m.packed()
-	pw.adaT.Apply(u.modT[:b*6*d], u.siluC[:b*d], b)
-	pw.adaF.Apply(u.modF[:b*2*d], u.siluC[:b*d], b)
+	pw.adaT.Apply(u.modT[:b*BlockChunks*d], u.siluC[:b*d], b)
+	pw.adaF.Apply(u.modF[:b*FinalChunks*d], u.siluC[:b*d], b)
 	u.modValid = true
 	u.snapValid = false // keys and values depend on the modulation
 	return nil
@@ -344,9 +344,9 @@ func (u *Updater) refresh(st *State) {
 	u.Profile.mark(profGemm)
 	e := &u.embedK
 	an := &m.Transformer.Attn.Norm
-	*e = compute.EmbedKernel{G: u.g1, Bias: m.CellToEmbedding.b, PE: m.pe, Idx: u.dirty, N: u.n, D: d,
-		E: u.emb, A: u.normA, AG: u.ag, Gamma: an.w, Beta: an.b, Eps: an.Eps,
-		Mod: compute.Mod{Vec: u.modT, Stride: 6 * d, Dim: d}}
+	*e = compute.EmbedKernel{G: u.g1, Bias: m.CellToEmbedding.B(), PE: m.PE, Idx: u.dirty, N: u.n, D: d,
+		E: u.emb, A: u.normA, AG: u.ag, Gamma: an.W(), Beta: an.B(), Eps: float32(an.Eps),
+		Mod: compute.Mod{Vec: u.modT, Stride: BlockChunks * d, Dim: d}, ShiftC: ShiftAttn, ScaleC: ScaleAttn}
 	compute.Parallel(nd, grain, e)
 	u.Profile.mark(profElem)
 	// Keys and values: rows D…3D of the QKV weight.
@@ -380,31 +380,32 @@ func (u *Updater) forward(st *State, mask []float32, obs *Observe) {
 	u.Profile.mark(profAttn)
 	pw.out.Apply(u.q, u.o, na)
 	u.Profile.mark(profGemm)
-	modT := compute.Mod{Vec: u.modT, Stride: 6 * d, Dim: d}
+	modT := compute.Mod{Vec: u.modT, Stride: BlockChunks * d, Dim: d}
 	r1 := &u.resid1
-	*r1 = compute.ResidualNormKernel{Base: u.emb, BaseIdx: true, T: u.q, Bias: at.ToOut.b, H: u.h, F: u.f, Idx: u.active, N: u.n, D: d,
-		Gate: modT, GateC: 2, Gamma: ff.Norm.w, Beta: ff.Norm.b, Eps: ff.Norm.Eps, NormMod: modT, ShiftC: 3}
+	*r1 = compute.ResidualNormKernel{Base: u.emb, BaseIdx: true, T: u.q, Bias: at.ToOut.B(), H: u.h, F: u.f, Idx: u.active, N: u.n, D: d,
+		Gate: modT, GateC: GateAttn, Gamma: ff.Norm.W(), Beta: ff.Norm.B(), Eps: float32(ff.Norm.Eps), NormMod: modT, ShiftC: ShiftMLP, ScaleC: ScaleMLP}
 	compute.Parallel(na, grain, r1)
 	u.Profile.mark(profElem)
 	mlp := u.mlp
 	pw.net0.Apply(u.hid, u.f, na)
 	u.Profile.mark(profGemm)
 	gk := &u.gelu
-	*gk = compute.BiasGELUKernel{X: u.hid, Bias: ff.Net0.b, W: mlp}
+	*gk = compute.BiasGELUKernel{X: u.hid, Bias: ff.Net0.B(), W: mlp}
 	compute.Parallel(na, grain, gk)
 	u.Profile.mark(profElem)
 	pw.net3.Apply(u.q, u.hid, na)
 	u.Profile.mark(profGemm)
 	r2 := &u.resid2
-	*r2 = compute.ResidualNormKernel{Base: u.h, BaseIdx: false, T: u.q, Bias: ff.Net3.b, H: u.h, F: u.f, Idx: u.active, N: u.n, D: d,
-		Gate: modT, GateC: 5, Eps: 1e-6, NormMod: compute.Mod{Vec: u.modF, Stride: 2 * d, Dim: d}, ShiftC: 0}
+	*r2 = compute.ResidualNormKernel{Base: u.h, BaseIdx: false, T: u.q, Bias: ff.Net3.B(), H: u.h, F: u.f, Idx: u.active, N: u.n, D: d,
+		Gate: modT, GateC: GateMLP, Eps: float32(fl.Norm.Eps), NormMod: compute.Mod{Vec: u.modF, Stride: FinalChunks * d, Dim: d},
+		ShiftC: FinalShift, ScaleC: FinalScale}
 	compute.Parallel(na, grain, r2)
 	u.Profile.mark(profElem)
 	ud := u.ud
 	pw.final.Apply(u.u, u.f, na)
 	u.Profile.mark(profGemm)
 	ap := &u.apply
-	*ap = compute.ApplyKernel{U: u.u, Bias: fl.Linear.b, S: st.Data, Idx: u.active, C: u.cd, Off: m.Cfg.InChannels, UW: ud}
+	*ap = compute.ApplyKernel{U: u.u, Bias: fl.Linear.B(), S: st.Data, Idx: u.active, C: u.cd, Off: m.Cfg.InChannels, UW: ud}
 	if u.Dense {
 		ap.Mask = mask
 	}

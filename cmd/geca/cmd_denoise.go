@@ -243,7 +243,7 @@ func loadDenoiser(path, preset string, opt ckpt.Options, h, w int) (*engine.Mode
 			tensors[name] = tensor.New(tensor.WithShape(a.Shape...), tensor.WithBacking(a.Data))
 		}
 		k := 0
-		if yw, ok := tensors["y_embedder.embedding_table.0.weight"]; ok && yw.Dims() == 2 {
+		if yw, ok := tensors[engine.YEmbedderTable0.WeightKey()]; ok && yw.Dims() == 2 {
 			k = yw.Shape()[1]
 		}
 		switch {
@@ -275,7 +275,7 @@ func loadDenoiser(path, preset string, opt ckpt.Options, h, w int) (*engine.Mode
 		tensors = ck.Tensors
 		if preset != "" {
 			k := 1
-			if yw, ok := tensors["y_embedder.embedding_table.0.weight"]; ok && yw.Dims() == 2 {
+			if yw, ok := tensors[engine.YEmbedderTable0.WeightKey()]; ok && yw.Dims() == 2 {
 				k = yw.Shape()[1]
 			}
 			if cfg, err = engine.Preset(preset, k); err != nil {

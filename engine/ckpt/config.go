@@ -12,13 +12,14 @@ import (
 	"geca/engine"
 )
 
-// Keys whose shapes fix the model sizes (spec §8):
+// The tensors whose shapes fix the model sizes (engine.Modules says each
+// module's shape; docs/model.md §8):
 //
-//	t_embedder.mlp.0.weight                  (D, 256)            → embed_dim D
-//	y_embedder.embedding_table.0.weight      (D, K)              → num_classes K
-//	cell_to_embedding.weight                 (D, C_in+C_out+C_h) → cell_dim
-//	final_layer.linear.weight                (C_out+C_h, D)      → update_dim
-//	transformer.layers.0.1.fn.net.0.weight   (mlp_dim, D)        → mlp_dim
+//	the timestep MLP's first weight     (D, 256)            → embed_dim D
+//	the label embedding's first weight  (D, K)              → num_classes K
+//	the cell embedding's weight         (D, C_in+C_out+C_h) → cell_dim
+//	the final linear's weight           (C_out+C_h, D)      → update_dim
+//	the MLP's first weight              (mlp_dim, D)        → mlp_dim
 //
 // with C_out = 2·C_in, so C_in = cell_dim − update_dim and C_h = update_dim − 2·C_in.
 // The number of heads is not in any shape: to_qkv is (3·heads·head_dim, D)
@@ -28,12 +29,12 @@ import (
 // those, from the official head size of 64 (heads = D/64) when it divides D.
 // The grid is not in any shape either (positional codes are computed, not
 // learned): it is args.image_size/8, or 32 (256 px) without args.
-const (
-	keyTEmb  = "t_embedder.mlp.0.weight"
-	keyYEmb  = "y_embedder.embedding_table.0.weight"
-	keyCell  = "cell_to_embedding.weight"
-	keyFinal = "final_layer.linear.weight"
-	keyMLP   = "transformer.layers.0.1.fn.net.0.weight"
+var (
+	keyTEmb  = engine.TEmbedderMLP0.WeightKey()
+	keyYEmb  = engine.YEmbedderTable0.WeightKey()
+	keyCell  = engine.CellToEmbedding.WeightKey()
+	keyFinal = engine.FinalLayerLinear.WeightKey()
+	keyMLP   = engine.TransformerFFNet0.WeightKey()
 )
 
 // officialHeadDim is the head size of both registered models.
@@ -187,14 +188,13 @@ func (c *Checkpoint) config() (engine.Config, error) {
 // checkShapes compares every official tensor present with the shape cfg gives it.
 func (c *Checkpoint) checkShapes(cfg engine.Config, what string) error {
 	var errs []error
-	for _, name := range engine.ParamNames(cfg) {
-		t, ok := c.Tensors[name]
+	for _, p := range engine.Params(cfg) {
+		t, ok := c.Tensors[p.Key]
 		if !ok {
 			continue
 		}
-		want, _ := engine.ParamShape(cfg, name)
-		if got := []int(t.Shape()); !slices.Equal(got, want) {
-			errs = append(errs, fmt.Errorf("%s is %v, but %s (%s) implies %v", name, got, what, cfgDesc(cfg), want))
+		if got := []int(t.Shape()); !slices.Equal(got, p.Shape) {
+			errs = append(errs, fmt.Errorf("%s is %v, but %s (%s) implies %v", p.Key, got, what, cfgDesc(cfg), p.Shape))
 		}
 	}
 	return errors.Join(errs...)

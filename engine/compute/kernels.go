@@ -43,7 +43,9 @@ type EmbedKernel struct {
 	E, A, AG    []float32 // E, A: caches (B·N)×D; AG: rows×D
 	Gamma, Beta []float32
 	Eps         float32
-	Mod         Mod // chunks 0 = shift, 1 = scale
+	Mod         Mod // the modulation
+	ShiftC      int // its chunk of the shift
+	ScaleC      int // its chunk of the scale
 }
 
 func (k *EmbedKernel) Run(lo, hi int) {
@@ -56,7 +58,7 @@ func (k *EmbedKernel) Run(lo, hi int) {
 		e := k.E[cell*d : (cell+1)*d]
 		vAdd3(e, g, k.Bias, pe)
 		a := k.A[cell*d : (cell+1)*d]
-		layerNormMod(a, e, k.Gamma, k.Beta, k.Mod.chunk(b, 0), k.Mod.chunk(b, 1), k.Eps)
+		layerNormMod(a, e, k.Gamma, k.Beta, k.Mod.chunk(b, k.ShiftC), k.Mod.chunk(b, k.ScaleC), k.Eps)
 		copy(k.AG[r*d:(r+1)*d], a)
 	}
 }
@@ -197,13 +199,14 @@ type ResidualNormKernel struct {
 	H, F    []float32
 	Idx     []int32
 	N, D    int
-	Gate    Mod // chunk GateChunk
+	Gate    Mod // the gate is its chunk GateC
 	GateC   int
 	Gamma   []float32 // nil: no affine
 	Beta    []float32
 	Eps     float32
-	NormMod Mod // chunks ShiftC, ShiftC+1 = shift, scale
+	NormMod Mod // the shift and scale are its chunks ShiftC and ScaleC
 	ShiftC  int
+	ScaleC  int
 }
 
 func (k *ResidualNormKernel) Run(lo, hi int) {
@@ -220,7 +223,7 @@ func (k *ResidualNormKernel) Run(lo, hi int) {
 		t := k.T[r*d : (r+1)*d]
 		h := k.H[r*d : (r+1)*d]
 		vGatedAdd(h, base, k.Gate.chunk(b, k.GateC), t, k.Bias)
-		layerNormMod(k.F[r*d:(r+1)*d], h, k.Gamma, k.Beta, k.NormMod.chunk(b, k.ShiftC), k.NormMod.chunk(b, k.ShiftC+1), k.Eps)
+		layerNormMod(k.F[r*d:(r+1)*d], h, k.Gamma, k.Beta, k.NormMod.chunk(b, k.ShiftC), k.NormMod.chunk(b, k.ScaleC), k.Eps)
 	}
 }
 

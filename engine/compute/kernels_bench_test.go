@@ -47,7 +47,7 @@ func BenchmarkKernelAttention(b *testing.B) {
 func BenchmarkKernelResidualNorm(b *testing.B) {
 	mod := Mod{Vec: randVec(6*bD, 3), Stride: 6 * bD, Dim: bD}
 	k := &ResidualNormKernel{Base: randVec(bN*bD, 1), BaseIdx: true, T: randVec(bRows*bD, 2), Bias: make([]float32, bD), H: make([]float32, bRows*bD), F: make([]float32, bRows*bD),
-		Idx: benchIdx(), N: bN, D: bD, Gate: mod, GateC: 2, Gamma: randVec(bD, 4), Beta: randVec(bD, 5), Eps: 1e-5, NormMod: mod, ShiftC: 3}
+		Idx: benchIdx(), N: bN, D: bD, Gate: mod, GateC: 2, Gamma: randVec(bD, 4), Beta: randVec(bD, 5), Eps: 1e-5, NormMod: mod, ShiftC: 3, ScaleC: 4}
 	for i := 0; i < b.N; i++ {
 		Parallel(bRows, 8, k)
 	}
@@ -56,7 +56,7 @@ func BenchmarkKernelResidualNorm(b *testing.B) {
 func BenchmarkKernelEmbed(b *testing.B) {
 	mod := Mod{Vec: randVec(6*bD, 3), Stride: 6 * bD, Dim: bD}
 	k := &EmbedKernel{G: randVec(bRows*bD, 1), Bias: make([]float32, bD), PE: randVec(bN*bD, 2), Idx: benchIdx(), N: bN, D: bD,
-		E: make([]float32, bN*bD), A: make([]float32, bN*bD), AG: make([]float32, bRows*bD), Gamma: randVec(bD, 4), Beta: randVec(bD, 5), Eps: 1e-5, Mod: mod}
+		E: make([]float32, bN*bD), A: make([]float32, bN*bD), AG: make([]float32, bRows*bD), Gamma: randVec(bD, 4), Beta: randVec(bD, 5), Eps: 1e-5, Mod: mod, ShiftC: 0, ScaleC: 1}
 	for i := 0; i < b.N; i++ {
 		Parallel(bRows, 8, k)
 	}

@@ -214,51 +214,47 @@ func (a *Accelerator) download(v []float32, b buf) error {
 	return a.drv.DtoH(f32p(v), b.p, 4*len(v))
 }
 
-// devModel is a model's weights on the device.
+// devModel is a model's weights on the device: a buffer for every tensor
+// of the state dict that the cell update uses (engine.Module.InUpdate; the
+// conditioning is computed on the host), found by the tensor's place in the
+// module tree, and the positional code.
 type devModel struct {
-	ce, ceB, pe          buf // cell_to_embedding, positional code
-	ln1G, ln1B           buf
-	qkv, out, outB       buf
-	ln2G, ln2B           buf
-	fc1, fc1B, fc2, fc2B buf
-	ada, adaB            buf // transformer.adaLN_modulation.1
-	fin, finB            buf // final_layer.linear
-	fada, fadaB          buf // final_layer.adaLN_modulation.1
+	params []buf // by engine.ParamSpec.Index; zero for the conditioning's tensors
+	pe     buf
 }
+
+// of returns the device buffer of a tensor of the model.
+func (w *devModel) of(p *engine.Param[float32]) buf { return w.params[p.Index] }
 
 // weights returns m's weights on the device, uploading them the first time.
 func (a *Accelerator) weights(m *engine.Model) (*devModel, error) {
 	if w, ok := a.models[m]; ok {
 		return w, nil
 	}
-	t, ff, fl := &m.Transformer, &m.Transformer.FF, &m.FinalLayer
-	w := &devModel{}
+	w := &devModel{params: make([]buf, len(m.List))}
 	var ptrs []Ptr
-	for _, x := range []struct {
-		dst *buf
-		v   []float32
-	}{
-		{&w.ce, m.CellToEmbedding.W()}, {&w.ceB, m.CellToEmbedding.B()}, {&w.pe, m.PE()},
-		{&w.ln1G, t.Attn.Norm.G()}, {&w.ln1B, t.Attn.Norm.Beta()},
-		{&w.qkv, t.Attn.ToQKV.W()}, {&w.out, t.Attn.ToOut.W()}, {&w.outB, t.Attn.ToOut.B()},
-		{&w.ln2G, ff.Norm.G()}, {&w.ln2B, ff.Norm.Beta()},
-		{&w.fc1, ff.Net0.W()}, {&w.fc1B, ff.Net0.B()}, {&w.fc2, ff.Net3.W()}, {&w.fc2B, ff.Net3.B()},
-		{&w.ada, t.AdaLNModulation.W()}, {&w.adaB, t.AdaLNModulation.B()},
-		{&w.fin, fl.Linear.W()}, {&w.finB, fl.Linear.B()},
-		{&w.fada, fl.AdaLNModulation.W()}, {&w.fadaB, fl.AdaLNModulation.B()},
-	} {
-		b, err := a.alloc(len(x.v))
+	put := func(dst *buf, v []float32) error {
+		b, err := a.alloc(len(v))
 		if err != nil {
 			for _, p := range ptrs {
 				_ = a.drv.Free(p)
 			}
-			return nil, err
+			return err
 		}
 		ptrs = append(ptrs, b.p)
-		*x.dst = b
-		if err := a.upload(b, x.v); err != nil {
+		*dst = b
+		return a.upload(b, v)
+	}
+	for _, p := range m.List {
+		if !p.Module.InUpdate() {
+			continue
+		}
+		if err := put(&w.params[p.Index], p.W); err != nil {
 			return nil, err
 		}
+	}
+	if err := put(&w.pe, m.PE); err != nil {
+		return nil, err
 	}
 	a.models[m] = w
 	// The weights stay while the model lives.

@@ -19,6 +19,7 @@
 // host round trip in between.
 package cuda
 
+//go:generate go run gen.go
 //go:generate cp kernels.cu emu/kernels_cu.h
 //go:generate sh -c "$DOLLAR{NVCC:-nvcc} -ptx -arch=compute_80 -O3 -o kernels.ptx kernels.cu"
 

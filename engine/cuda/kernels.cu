@@ -23,6 +23,8 @@
 #include <mma.h>
 #endif
 
+#include "geca_arch.h" // the modulation chunks, generated from engine/params.go
+
 // ---- reductions --------------------------------------------------------------------
 
 __device__ __forceinline__ double warp_sum(double v) {
@@ -328,8 +330,9 @@ __device__ void layernorm_mod(const float* x, float* y1, float* y2, int D, const
 // it for attention (spec §3 steps 2-3, 5-6):
 //   e = G[r] + bias + PE[n];  E[cell] = e
 //   a = LN₁(e)·(1 + scale_msa) + shift_msa;  Anorm[cell] = a;  AG[r] = a
-// mod is the modulation of sample 0 (shift at chunk 0, scale at chunk 1),
-// sample b at b·modStride. One block per row.
+// mod is the block's modulation of sample 0 (shift and scale at the chunks
+// GECA_SHIFT_ATTN and GECA_SCALE_ATTN, each D wide), sample b at
+// b·modStride. One block per row.
 extern "C" __global__ void __launch_bounds__(LN_THREADS)
     embed_ln(int rows, const int* __restrict__ idx, int N, int D, const float* __restrict__ G,
              const float* __restrict__ bias, const float* __restrict__ PE, float* __restrict__ E,
@@ -343,7 +346,8 @@ extern "C" __global__ void __launch_bounds__(LN_THREADS)
 	for (int i = threadIdx.x; i < D; i += blockDim.x) e[i] = G[(long)r * D + i] + bias[i] + PE[(long)n * D + i];
 	__syncthreads();
 	const float* m = mod + (long)b * modStride;
-	layernorm_mod(e, Anorm + (long)cell * D, AG + (long)r * D, D, gamma, beta, eps, m, m + D, sh);
+	layernorm_mod(e, Anorm + (long)cell * D, AG + (long)r * D, D, gamma, beta, eps, m + GECA_SHIFT_ATTN * D,
+	              m + GECA_SCALE_ATTN * D, sh);
 }
 
 // resid_ln is a gated residual followed by the next modulated LayerNorm

@@ -29,7 +29,7 @@ func (a *Accelerator) NewUpdater(m *engine.Model, batch int) (engine.DeviceUpdat
 			n   int
 		}{
 			{&u.st, u.rows * u.cd}, {&u.emb, u.rows * u.d}, {&u.norm, u.rows * u.d}, {&u.kv, u.rows * 2 * u.d},
-			{&u.cond, batch * u.d}, {&u.siluC, batch * u.d}, {&u.modT, batch * 6 * u.d}, {&u.modF, batch * 2 * u.d},
+			{&u.cond, batch * u.d}, {&u.siluC, batch * u.d}, {&u.modT, batch * engine.BlockChunks * u.d}, {&u.modF, batch * engine.FinalChunks * u.d},
 			{&u.out, u.rows * u.ud}, {&u.mag, u.rows}, {&u.lists, 2*u.rows + 1},
 		} {
 			b, err := a.alloc(x.n)
@@ -142,10 +142,11 @@ func (u *updater) prepare(st *engine.State, c *engine.Cond) error {
 			[]uint64{iarg(b * d), uint64(u.cond.p), uint64(u.siluC.p)}); err != nil {
 			return err
 		}
-		if err := a.gemm(b, 6*d, d, u.siluC.p, d, 0, w.ada.p, d, u.modT.p, 6*d, 0, w.adaB.p, false); err != nil {
+		ada, fada := &u.m.Transformer.AdaLN, &u.m.FinalLayer.AdaLN
+		if err := a.gemm(b, ada.Out, d, u.siluC.p, d, 0, w.of(ada.Weight).p, d, u.modT.p, ada.Out, 0, w.of(ada.Bias).p, false); err != nil {
 			return err
 		}
-		if err := a.gemm(b, 2*d, d, u.siluC.p, d, 0, w.fada.p, d, u.modF.p, 2*d, 0, w.fadaB.p, false); err != nil {
+		if err := a.gemm(b, fada.Out, d, u.siluC.p, d, 0, w.of(fada.Weight).p, d, u.modF.p, fada.Out, 0, w.of(fada.Bias).p, false); err != nil {
 			return err
 		}
 		u.condValid = true
@@ -246,18 +247,20 @@ func (u *updater) refresh(dirty Ptr, nd int) error {
 		return nil
 	}
 	a, w, s, d := u.a, u.w, &u.a.sc, u.d
-	if err := a.gemm(nd, d, u.cd, u.st.p, u.cd, dirty, w.ce.p, u.cd, s.g.p, d, 0, 0, false); err != nil {
+	ce, at := &u.m.CellToEmbedding, &u.m.Transformer.Attn
+	if err := a.gemm(nd, d, u.cd, u.st.p, u.cd, dirty, w.of(ce.Weight).p, u.cd, s.g.p, d, 0, 0, false); err != nil {
 		return err
 	}
-	norm := &u.m.Transformer.Attn.Norm
+	// The kernel reads shift and scale as the chunks ShiftAttn and ScaleAttn
+	// of the block's modulation (geca_arch.h).
 	if err := a.drv.Launch(a.k.embed, [3]int{nd, 1, 1}, [3]int{256, 1, 1}, []uint64{
-		iarg(nd), uint64(dirty), iarg(u.n), iarg(d), uint64(s.g.p), uint64(w.ceB.p), uint64(w.pe.p),
-		uint64(u.emb.p), uint64(u.norm.p), uint64(s.ag.p), uint64(w.ln1G.p), uint64(w.ln1B.p), farg(norm.Eps),
-		uint64(u.modT.p), iarg(6 * d)}); err != nil {
+		iarg(nd), uint64(dirty), iarg(u.n), iarg(d), uint64(s.g.p), uint64(w.of(ce.Bias).p), uint64(w.pe.p),
+		uint64(u.emb.p), uint64(u.norm.p), uint64(s.ag.p), uint64(w.of(at.Norm.Weight).p), uint64(w.of(at.Norm.Bias).p),
+		farg(float32(at.Norm.Eps)), uint64(u.modT.p), iarg(engine.BlockChunks * d)}); err != nil {
 		return err
 	}
 	// Keys and values: rows D…3D of the QKV weight, scattered to the cells.
-	return a.gemm(nd, 2*d, d, s.ag.p, d, 0, w.qkv.at(d*d), d, u.kv.p, 2*d, dirty, 0, false)
+	return a.gemm(nd, 2*d, d, s.ag.p, d, 0, w.of(at.ToQKV.Weight).at(d*d), d, u.kv.p, 2*d, dirty, 0, false)
 }
 
 // attention queues the local attention of the rows listed at idx, whose
@@ -279,49 +282,53 @@ func (u *updater) forward(active Ptr, na int, mask, out, mag Ptr) error {
 		return nil
 	}
 	a, w, s, d := u.a, u.w, &u.a.sc, u.d
-	ff := &u.m.Transformer.FF
-	if err := a.gemm(na, d, d, u.norm.p, d, active, w.qkv.p, d, s.q.p, d, 0, 0, false); err != nil {
+	at, ff, fl := &u.m.Transformer.Attn, &u.m.Transformer.FF, &u.m.FinalLayer
+	mod := func(c int) uint64 { return uint64(u.modT.at(c * d)) }
+	fmod := func(c int) uint64 { return uint64(u.modF.at(c * d)) }
+	// Queries: rows 0…D of the QKV weight.
+	if err := a.gemm(na, d, d, u.norm.p, d, active, w.of(at.ToQKV.Weight).p, d, s.q.p, d, 0, 0, false); err != nil {
 		return err
 	}
 	if err := u.attention(na, active, s.q.p, s.o.p, -1, 0); err != nil {
 		return err
 	}
-	if err := a.gemm(na, d, d, s.o.p, d, 0, w.out.p, d, s.t.p, d, 0, 0, false); err != nil {
+	if err := a.gemm(na, d, d, s.o.p, d, 0, w.of(at.ToOut.Weight).p, d, s.t.p, d, 0, 0, false); err != nil {
 		return err
 	}
 	// h = E + gate_msa·(attn + b);  f = LN₂(h)·(1 + scale_mlp) + shift_mlp
 	if err := a.drv.Launch(a.k.resid, [3]int{na, 1, 1}, [3]int{256, 1, 1}, []uint64{
-		iarg(na), uint64(active), iarg(u.n), iarg(d), uint64(u.emb.p), 1, uint64(s.t.p), uint64(w.outB.p),
-		uint64(s.h.p), uint64(s.f.p), uint64(u.modT.at(2 * d)), iarg(6 * d), uint64(w.ln2G.p), uint64(w.ln2B.p),
-		farg(ff.Norm.Eps), uint64(u.modT.at(3 * d)), uint64(u.modT.at(4 * d)), iarg(6 * d)}); err != nil {
+		iarg(na), uint64(active), iarg(u.n), iarg(d), uint64(u.emb.p), 1, uint64(s.t.p), uint64(w.of(at.ToOut.Bias).p),
+		uint64(s.h.p), uint64(s.f.p), mod(engine.GateAttn), iarg(engine.BlockChunks * d),
+		uint64(w.of(ff.Norm.Weight).p), uint64(w.of(ff.Norm.Bias).p), farg(float32(ff.Norm.Eps)),
+		mod(engine.ShiftMLP), mod(engine.ScaleMLP), iarg(engine.BlockChunks * d)}); err != nil {
 		return err
 	}
-	if err := a.gemm(na, u.mlp, d, s.f.p, d, 0, w.fc1.p, d, s.hid.p, u.mlp, 0, w.fc1B.p, true); err != nil {
+	if err := a.gemm(na, u.mlp, d, s.f.p, d, 0, w.of(ff.Net0.Weight).p, d, s.hid.p, u.mlp, 0, w.of(ff.Net0.Bias).p, true); err != nil {
 		return err
 	}
-	if err := a.gemm(na, d, u.mlp, s.hid.p, u.mlp, 0, w.fc2.p, u.mlp, s.t.p, d, 0, 0, false); err != nil {
+	if err := a.gemm(na, d, u.mlp, s.hid.p, u.mlp, 0, w.of(ff.Net3.Weight).p, u.mlp, s.t.p, d, 0, 0, false); err != nil {
 		return err
 	}
 	// h += gate_mlp·(mlp + b);  f = LN_f(h)·(1 + scale) + shift (final adaLN)
 	if err := a.drv.Launch(a.k.resid, [3]int{na, 1, 1}, [3]int{256, 1, 1}, []uint64{
-		iarg(na), uint64(active), iarg(u.n), iarg(d), uint64(s.h.p), 0, uint64(s.t.p), uint64(w.fc2B.p),
-		uint64(s.h.p), uint64(s.f.p), uint64(u.modT.at(5 * d)), iarg(6 * d), 0, 0,
-		farg(1e-6), uint64(u.modF.p), uint64(u.modF.at(d)), iarg(2 * d)}); err != nil {
+		iarg(na), uint64(active), iarg(u.n), iarg(d), uint64(s.h.p), 0, uint64(s.t.p), uint64(w.of(ff.Net3.Bias).p),
+		uint64(s.h.p), uint64(s.f.p), mod(engine.GateMLP), iarg(engine.BlockChunks * d), 0, 0,
+		farg(float32(fl.Norm.Eps)), fmod(engine.FinalShift), fmod(engine.FinalScale), iarg(engine.FinalChunks * d)}); err != nil {
 		return err
 	}
-	if err := a.gemm(na, u.ud, d, s.f.p, d, 0, w.fin.p, d, s.u.p, u.ud, 0, 0, false); err != nil {
+	if err := a.gemm(na, u.ud, d, s.f.p, d, 0, w.of(fl.Linear.Weight).p, d, s.u.p, u.ud, 0, 0, false); err != nil {
 		return err
 	}
 	return a.drv.Launch(a.k.apply, [3]int{cdiv(na, 4), 1, 1}, [3]int{128, 1, 1}, []uint64{
 		iarg(na), uint64(active), uint64(u.st.p), iarg(u.cd), iarg(u.cfg.InChannels), iarg(u.ud), uint64(s.u.p),
-		uint64(w.finB.p), uint64(mask), uint64(out), uint64(mag)})
+		uint64(w.of(fl.Linear.Bias).p), uint64(mask), uint64(out), uint64(mag)})
 }
 
 // observe queues the attention weights of one cell (from the caches, before
 // the update) into the scratch obsP.
 func (u *updater) observe(idx Ptr) error {
 	a, w, s, d := u.a, u.w, &u.a.sc, u.d
-	if err := a.gemm(1, d, d, u.norm.p, d, idx, w.qkv.p, d, s.obsQ.p, d, 0, 0, false); err != nil {
+	if err := a.gemm(1, d, d, u.norm.p, d, idx, w.of(u.m.Transformer.Attn.ToQKV.Weight).p, d, s.obsQ.p, d, 0, 0, false); err != nil {
 		return err
 	}
 	return u.attention(1, idx, s.obsQ.p, s.obsO.p, 0, s.obsP.p)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"geca/engine"
 	"geca/internal/npy"
 )
 
@@ -22,9 +23,9 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range p.List {
-		a, ok := g["w/"+q.Name]
+		a, ok := g["w/"+q.Key]
 		if !ok || len(a.Data) != len(q.W) {
-			t.Fatalf("golden.npz: weight %q missing or mis-sized", q.Name)
+			t.Fatalf("golden.npz: weight %q missing or mis-sized", q.Key)
 		}
 		copy(q.W, toF64(a.Data))
 	}
@@ -34,22 +35,22 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 	// torch's vectorised fp32 exp may be 1 ulp off the correctly rounded φ_k,
 	// which t·φ_k (up to ~10³ rad) turns into a phase error of up to ~1e-4.
 	for i, v := range g["pe"].Data {
-		if math.Abs(n.pe[i]-float64(v)) > 1e-6 {
-			t.Fatalf("positional code [%d]: %g, PyTorch %g", i, n.pe[i], v)
+		if math.Abs(n.P.PE[i]-float64(v)) > 1e-6 {
+			t.Fatalf("positional code [%d]: %g, PyTorch %g", i, n.P.PE[i], v)
 		}
 	}
-	tf := make([]float64, TimeFeatures)
+	tf := make([]float32, engine.TimestepFeatures)
 	for b := 0; b < B; b++ {
-		timestepFeatures(tf, int(g["t"].Data[b]))
-		for k, v := range g["tfeat"].Data[b*TimeFeatures : (b+1)*TimeFeatures] {
-			if math.Abs(tf[k]-float64(v)) > 2e-4 {
+		engine.TimestepCode(tf, int(g["t"].Data[b]))
+		for k, v := range g["tfeat"].Data[b*engine.TimestepFeatures : (b+1)*engine.TimestepFeatures] {
+			if math.Abs(float64(tf[k])-float64(v)) > 2e-4 {
 				t.Fatalf("timestep features t=%g [%d]: %g, PyTorch %g", g["t"].Data[b], k, tf[k], v)
 			}
 		}
 	}
 	// The fp32 sin/cos of the positional code and timestep features are
 	// PyTorch's own, so only the float64 arithmetic is compared.
-	copy(n.pe, toF64(g["pe"].Data))
+	copy(n.P.PE, toF64(g["pe"].Data))
 	n.timeFeatures = toF64(g["tfeat"].Data)
 	ts := g["t"].Data
 	tt := []int{int(ts[0]), int(ts[1]), int(ts[2])}
@@ -76,11 +77,11 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 	p.ZeroGrad()
 	n.Backward(dOut)
 	for _, q := range p.List {
-		e := relErr(q.G, toF64(g["grad/"+q.Name].Data))
+		e := relErr(q.G, toF64(g["grad/"+q.Key].Data))
 		if e > 1e-6 {
-			t.Errorf("%s: gradient differs from PyTorch autograd: relative error %.3g", q.Name, e)
+			t.Errorf("%s: gradient differs from PyTorch autograd: relative error %.3g", q.Key, e)
 		} else {
-			t.Logf("%-45s rel err %.2g", q.Name, e)
+			t.Logf("%-45s rel err %.2g", q.Key, e)
 		}
 	}
 }
@@ -97,18 +98,18 @@ func TestAdamWMatchesPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range p.List {
-		copy(q.W, g["w/"+q.Name].Data)
-		copy(q.G, g["grad/"+q.Name].Data)
+		copy(q.W, g["w/"+q.Key].Data)
+		copy(q.G, g["grad/"+q.Key].Data)
 	}
 	a := NewAdamW(p, 1e-3)
 	a.WeightDecay = 0.01
 	a.Update(p)
 	a.Update(p)
 	for _, q := range p.List {
-		want := g["adamw2/"+q.Name].Data
+		want := g["adamw2/"+q.Key].Data
 		for i, v := range q.W {
 			if math.Abs(float64(v-want[i])) > 1e-6*(1+math.Abs(float64(want[i]))) {
-				t.Fatalf("%s[%d] after two AdamW steps: %.9g, PyTorch %.9g", q.Name, i, v, want[i])
+				t.Fatalf("%s[%d] after two AdamW steps: %.9g, PyTorch %.9g", q.Key, i, v, want[i])
 			}
 		}
 	}

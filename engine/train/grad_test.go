@@ -92,9 +92,9 @@ func TestGradWholeCall(t *testing.T) {
 			nd[i] = num(q.W, i)
 		}
 		if e := relErr(q.G, nd); e > 1e-6 || math.IsNaN(e) {
-			t.Errorf("%s: relative error %.3g (grad norm %.3g)", q.Name, e, math.Sqrt(dot(q.G, q.G)))
+			t.Errorf("%s: relative error %.3g (grad norm %.3g)", q.Key, e, math.Sqrt(dot(q.G, q.G)))
 		} else {
-			t.Logf("%-45s rel err %.2g", q.Name, e)
+			t.Logf("%-45s rel err %.2g", q.Key, e)
 		}
 	}
 	nd := make([]float64, len(g.s0))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"geca/engine/compute"
 	"geca/engine/diffusion"
 )
 
@@ -68,7 +69,7 @@ func (n *Net[T]) Loss(s *diffusion.Schedule, out []T, t []int, x0, xt, eps []T, 
 	}
 	zero(dOut)
 	terms := make([]LossTerms, B)
-	parallelFor(B, 1, func(lo, hi int) {
+	compute.ParallelFor(B, 1, func(lo, hi int) {
 		sz := N * Cin
 		bx0, bxt, be, beh, bv, dE, dV := make([]float64, sz), make([]float64, sz), make([]float64, sz), make([]float64, sz), make([]float64, sz), make([]float64, sz), make([]float64, sz)
 		for b := lo; b < hi; b++ {

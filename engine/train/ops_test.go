@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"geca/engine"
+	"geca/engine/compute"
 	"geca/engine/diffusion"
 )
 
@@ -45,7 +47,8 @@ func TestGradLinear(t *testing.T) {
 	const rows, in, out = 5, 4, 3
 	x, w, b, wy := randVec(r, rows*in, 1), randVec(r, out*in, 1), randVec(r, out, 1), randVec(r, rows*out, 1)
 	y := make([]float64, rows*out)
-	f := func() float64 { linearFwd(y, x, w, b, rows, in, out); return dot(y, wy) }
+	lin := engine.Linear[float64]{Weight: &engine.Param[float64]{W: w}, Bias: &engine.Param[float64]{W: b}, In: in, Out: out}
+	f := func() float64 { lin.Forward(y, x, rows); return dot(y, wy) }
 	dx, dw, db := make([]float64, rows*in), make([]float64, out*in), make([]float64, out)
 	linearBwd(dx, dw, db, wy, x, w, rows, in, out, false)
 	checkGrad(t, "linear dX", x, dx, f)
@@ -59,7 +62,8 @@ func TestGradLayerNorm(t *testing.T) {
 	for _, eps := range []float64{1e-5, 1e-6} {
 		x, wy := randVec(r, rows*d, 2), randVec(r, rows*d, 1)
 		xh, rs := make([]float64, rows*d), make([]float64, rows)
-		f := func() float64 { layerNorm(xh, rs, x, rows, d, eps); return dot(xh, wy) }
+		ln := engine.LayerNorm[float64]{Dim: d, Eps: eps}
+		f := func() float64 { ln.Normalize(xh, rs, x, rows); return dot(xh, wy) }
 		f()
 		dx := make([]float64, rows*d)
 		layerNormBwd(dx, wy, xh, rs, rows, d)
@@ -76,7 +80,7 @@ func TestGradActivations(t *testing.T) {
 	for i := range x {
 		g[i] = wy[i] * geluGrad(x[i])
 	}
-	checkGrad(t, "gelu (exact erf)", x, g, func() float64 { geluRows(y, phi, x); return dot(y, wy) })
+	checkGrad(t, "gelu (exact erf)", x, g, func() float64 { engine.GELU(y, phi, x); return dot(y, wy) })
 	for i := range x {
 		g[i] = wy[i] * siluGrad(x[i])
 	}
@@ -86,11 +90,11 @@ func TestGradActivations(t *testing.T) {
 		}
 		return dot(y, wy)
 	})
-	// geluRows must agree with the closed form.
-	geluRows(y, phi, x)
+	// engine.GELU must agree with the closed form.
+	engine.GELU(y, phi, x)
 	for i := range x {
 		if math.Abs(y[i]-gelu(x[i])) > 1e-15 {
-			t.Fatalf("geluRows(%g) = %g, gelu = %g", x[i], y[i], gelu(x[i]))
+			t.Fatalf("engine.GELU(%g) = %g, gelu = %g", x[i], y[i], gelu(x[i]))
 		}
 	}
 }
@@ -106,11 +110,11 @@ func opNet(t *testing.T) (*Net[float64], *rand.Rand) {
 	p.InitRandom(3, 0.3)
 	n := NewNet(p, 2)
 	n.ensureUpdates(1)
-	for i := range n.mod {
-		n.mod[i] = 0.5 * r.NormFloat64()
+	for i := range n.cond.Mod {
+		n.cond.Mod[i] = 0.5 * r.NormFloat64()
 	}
-	for i := range n.fmod {
-		n.fmod[i] = 0.5 * r.NormFloat64()
+	for i := range n.cond.FinalMod {
+		n.cond.FinalMod[i] = 0.5 * r.NormFloat64()
 	}
 	return n, r
 }
@@ -122,26 +126,23 @@ func TestGradModulate(t *testing.T) {
 	wy := randVec(r, n.R*D, 1)
 	a := make([]float64, n.R*D)
 	for _, affine := range []bool{true, false} {
-		g, be := n.P.LN1G, n.P.LN1B
-		var gw, bw []float64
-		mod, stride := n.mod, 6*D
-		if affine {
-			gw, bw = g.W, be.W
-		} else {
-			g, be, mod, stride = nil, nil, n.fmod, 2*D
+		norm := &n.P.Transformer.Attn.Norm
+		mod, dmod := n.cond.BlockMod(), n.blockDMod()
+		if !affine {
+			norm, mod, dmod = &n.P.FinalLayer.Norm, n.cond.FinalModulation(), n.finalDMod()
 		}
-		f := func() float64 { n.modulate(a, xh, gw, bw, mod, stride, 0, 1, &n.all); return dot(a, wy) }
+		f := func() float64 { engine.Modulate(a, xh, norm, mod, 0, 1, &n.all); return dot(a, wy) }
 		dxh := make([]float64, n.R*D)
-		dmod := make([]float64, len(mod))
+		clear(dmod.Vec)
 		if affine {
 			n.P.ZeroGrad()
 		}
-		n.modulateBwd(dxh, wy, xh, g, be, mod, dmod, stride, 0, 1, &n.all)
+		n.modulateBwd(dxh, wy, xh, norm, mod, dmod, 0, 1, &n.all)
 		checkGrad(t, "modulate dxhat", xh, dxh, f)
-		checkGrad(t, "modulate dshift,dscale", mod, dmod, f)
+		checkGrad(t, "modulate dshift,dscale", mod.Vec, dmod.Vec, f)
 		if affine {
-			checkGrad(t, "modulate dgamma", gw, g.G, f)
-			checkGrad(t, "modulate dbeta", bw, be.G, f)
+			checkGrad(t, "modulate dgamma", norm.Weight.W, norm.Weight.G, f)
+			checkGrad(t, "modulate dbeta", norm.Bias.W, norm.Bias.G, f)
 		}
 	}
 }
@@ -151,12 +152,16 @@ func TestGradGatedAdd(t *testing.T) {
 	D := n.D
 	x, e0, wy := randVec(r, n.R*D, 1), randVec(r, n.R*D, 1), randVec(r, n.R*D, 1)
 	e := make([]float64, n.R*D)
-	f := func() float64 { copy(e, e0); n.gatedAdd(e, x, 2, &n.all); return dot(e, wy) }
+	f := func() float64 {
+		copy(e, e0)
+		engine.GatedResidual(e, x, n.cond.BlockMod(), engine.GateAttn, &n.all)
+		return dot(e, wy)
+	}
 	dx := make([]float64, n.R*D)
 	zero(n.dmod)
-	n.gatedAddBwd(dx, wy, x, 2, &n.all)
+	n.gatedAddBwd(dx, wy, x, engine.GateAttn, &n.all)
 	checkGrad(t, "gated residual dX", x, dx, f)
-	checkGrad(t, "gated residual dgate", n.mod, n.dmod, f)
+	checkGrad(t, "gated residual dgate", n.cond.Mod, n.dmod, f)
 }
 
 func TestGradAttention(t *testing.T) {
@@ -166,13 +171,13 @@ func TestGradAttention(t *testing.T) {
 	for i := range mask {
 		mask[i] = float64(r.IntN(2))
 	}
-	n.setActive(u, mask) // queries only from the active cells, keys from all
-	copy(u.qkv, randVec(r, len(u.qkv), 1))
+	u.SetActive(mask) // queries only from the active cells, keys from all
+	copy(u.QKV, randVec(r, len(u.QKV), 1))
 	wy := randVec(r, n.R*n.D, 1)
-	f := func() float64 { n.attentionFwd(u); return dot(u.o, wy) }
+	f := func() float64 { n.P.Transformer.Attn.LocalAttention(u); return dot(u.O, wy) }
 	f()
 	n.attentionBwd(u, wy)
-	checkGrad(t, "3x3 local attention", u.qkv, append([]float64(nil), n.dQKV...), f)
+	checkGrad(t, "3x3 local attention", u.QKV, append([]float64(nil), n.dQKV...), f)
 }
 
 // trainingSchedule is the unrespaced 1000-step process the loss is taken on.
@@ -276,7 +281,7 @@ func toF64(a []float32) []float64 {
 func TestErf32(t *testing.T) {
 	var worst float64
 	for x := -6.0; x <= 6; x += 1e-3 {
-		worst = max(worst, math.Abs(float64(erf32(float32(x)))-math.Erf(float64(float32(x)))))
+		worst = max(worst, math.Abs(float64(compute.Erf(float32(x)))-math.Erf(float64(float32(x)))))
 	}
 	t.Logf("max |erf32 − erf| = %.2g", worst)
 	if worst > 5e-7 {
@@ -288,7 +293,7 @@ func TestExp32(t *testing.T) {
 	var worst float64
 	for x := -80.0; x <= 80; x += 1e-3 {
 		want := math.Exp(float64(float32(x)))
-		worst = max(worst, math.Abs(float64(exp32(float32(x)))-want)/want)
+		worst = max(worst, math.Abs(float64(compute.Exp32(float32(x)))-want)/want)
 	}
 	t.Logf("max relative error of exp32: %.2g", worst)
 	if worst > 1e-6 {

@@ -1,6 +1,9 @@
 package train
 
-import "math"
+import (
+	"geca/engine/compute"
+	"math"
+)
 
 // AdamW is torch.optim.AdamW (decoupled weight decay), with its moments kept
 // per parameter in float32 like the weights.
@@ -32,7 +35,7 @@ func (a *AdamW) Update(p *Params[float32]) {
 	eps := float32(a.Eps)
 	for qi, q := range p.List {
 		m, v, w, g := a.M[qi], a.V[qi], q.W, q.G
-		parallelFor(len(w), 8192, func(lo, hi int) {
+		compute.ParallelFor(len(w), 8192, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				w[i] *= decay
 				m[i] = b1*m[i] + (1-b1)*g[i]
@@ -72,7 +75,7 @@ func (e *EMA) Update(p *Params[float32], step int) {
 	df, of := float32(d), float32(1-d)
 	for qi, q := range p.List {
 		w, avg := q.W, e.W[qi]
-		parallelFor(len(w), 8192, func(lo, hi int) {
+		compute.ParallelFor(len(w), 8192, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				avg[i] = df*avg[i] + of*w[i]
 			}

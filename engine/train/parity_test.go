@@ -101,10 +101,10 @@ func TestModelFileLoadsInApp(t *testing.T) {
 	if c.Weights != "ema" {
 		t.Fatalf("file reports %q weights, want ema", c.Weights)
 	}
-	got := m.Tensors()[tr.P.FinW.Name].Data().([]float32)
+	got := m.Tensors()[tr.P.FinalLayer.Linear.Weight.Key].Data().([]float32)
 	for i, v := range tr.EMA.W[23] {
 		if got[i] != v {
-			t.Fatalf("%s[%d] = %g in the file, EMA has %g", tr.P.FinW.Name, i, got[i], v)
+			t.Fatalf("%s[%d] = %g in the file, EMA has %g", tr.P.FinalLayer.Linear.Weight.Key, i, got[i], v)
 		}
 	}
 	// The state file resumes to the same step and weights.
@@ -112,7 +112,7 @@ func TestModelFileLoadsInApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr2.Step != 2 || tr2.Adam.Step != 2 || tr2.P.FinW.W[3] != tr.P.FinW.W[3] {
+	if tr2.Step != 2 || tr2.Adam.Step != 2 || tr2.P.FinalLayer.Linear.W()[3] != tr.P.FinalLayer.Linear.W()[3] {
 		t.Fatalf("resumed at step %d (adam %d), want 2", tr2.Step, tr2.Adam.Step)
 	}
 }

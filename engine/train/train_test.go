@@ -105,10 +105,10 @@ func testDeterministic(t *testing.T, carry float64) {
 	for qi, q := range a.P.List {
 		for i, v := range q.W {
 			if a2.P.List[qi].W[i] != v {
-				t.Fatalf("%s[%d]: two runs with one seed differ", q.Name, i)
+				t.Fatalf("%s[%d]: two runs with one seed differ", q.Key, i)
 			}
 			if c.P.List[qi].W[i] != v || c.EMA.W[qi][i] != a.EMA.W[qi][i] {
-				t.Fatalf("%s[%d]: resumed run differs from the uninterrupted one", q.Name, i)
+				t.Fatalf("%s[%d]: resumed run differs from the uninterrupted one", q.Key, i)
 			}
 		}
 	}

@@ -366,8 +366,8 @@ func (tr *Trainer) Save(path, dataset string, wall float64) error {
 	ema := map[string]*tensor.Dense{}
 	var names []string
 	for i, q := range tr.P.List {
-		ema[q.Name] = dense(q.Shape, tr.EMA.W[i])
-		names = append(names, q.Name)
+		ema[q.Key] = dense(q.Shape, tr.EMA.W[i])
+		names = append(names, q.Key)
 	}
 	// The model file carries only the short summary, not the whole history.
 	short := ts
@@ -383,8 +383,8 @@ func (tr *Trainer) Save(path, dataset string, wall float64) error {
 			prefix string
 			data   []float32
 		}{{"model.", q.W}, {"ema.", tr.EMA.W[i]}, {"adam.m.", tr.Adam.M[i]}, {"adam.v.", tr.Adam.V[i]}} {
-			all[e.prefix+q.Name] = dense(q.Shape, e.data)
-			an = append(an, e.prefix+q.Name)
+			all[e.prefix+q.Key] = dense(q.Shape, e.data)
+			an = append(an, e.prefix+q.Key)
 		}
 	}
 	return ckpt.SaveSafetensors(StatePath(path), all, an, meta)
@@ -412,7 +412,7 @@ func Resume(path string, ds *data.Dataset, set func(*Options)) (*Trainer, float6
 		return nil, 0, fmt.Errorf("%s: %v", path, err)
 	}
 	for _, q := range p.List {
-		if err := f.read("model."+q.Name, q.W); err != nil {
+		if err := f.read("model."+q.Key, q.W); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -425,13 +425,13 @@ func Resume(path string, ds *data.Dataset, set func(*Options)) (*Trainer, float6
 		return nil, 0, fmt.Errorf("%s: %v", path, err)
 	}
 	for i, q := range p.List {
-		if err := f.read("ema."+q.Name, tr.EMA.W[i]); err != nil {
+		if err := f.read("ema."+q.Key, tr.EMA.W[i]); err != nil {
 			return nil, 0, err
 		}
-		if err := f.read("adam.m."+q.Name, tr.Adam.M[i]); err != nil {
+		if err := f.read("adam.m."+q.Key, tr.Adam.M[i]); err != nil {
 			return nil, 0, err
 		}
-		if err := f.read("adam.v."+q.Name, tr.Adam.V[i]); err != nil {
+		if err := f.read("adam.v."+q.Key, tr.Adam.V[i]); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -452,7 +452,7 @@ func LoadModelFile(path string) (*Params[float32], map[string]string, error) {
 		return nil, nil, fmt.Errorf("%s: %v", path, err)
 	}
 	for _, q := range p.List {
-		if err := f.read(q.Name, q.W); err != nil {
+		if err := f.read(q.Key, q.W); err != nil {
 			return nil, nil, err
 		}
 	}

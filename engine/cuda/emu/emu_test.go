@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path"
 	"runtime"
 	"strings"
 	"testing"
@@ -19,18 +20,30 @@ import (
 	"geca/engine/sample"
 )
 
-// The emulator compiles a copy of kernels.cu that must be current.
+// The emulator compiles copies of kernels.cu and of the generated
+// geca_arch.h, which must be current, as must geca_arch.h itself.
 func TestKernelsCopyIsCurrent(t *testing.T) {
-	a, err := os.ReadFile("../kernels.cu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("kernels_cu.h")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a, b) {
-		t.Fatal("emu/kernels_cu.h differs from kernels.cu: run go generate ./engine/cuda")
+	for _, c := range []struct {
+		path string
+		want func() ([]byte, error)
+	}{
+		{"kernels_cu.h", func() ([]byte, error) { return os.ReadFile("../kernels.cu") }},
+		{"geca_arch.h", func() ([]byte, error) { return []byte(cuda.ArchHeader()), nil }},
+		{"../geca_arch.h", func() ([]byte, error) { return []byte(cuda.ArchHeader()), nil }},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			want, err := c.want()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s is not current: run go generate ./engine/cuda", path.Join("engine/cuda/emu", c.path))
+			}
+		})
 	}
 }
 
