@@ -459,6 +459,24 @@ func NewWorkspace[T Float](c Config, b int) *Workspace[T] {
 	return &Workspace[T]{E0: make([]T, r*c.EmbedDim), E: make([]T, r*c.EmbedDim), G: make([]T, r*c.MLPDim), U: make([]T, r*c.UpdateDim())}
 }
 
+// Forward is one denoiser call (docs/model.md §4.4), as GeCA.forward
+// computes it: the conditioning of the timesteps t and labels y (B×K), then
+// one cell update per mask (B·N values in {0, 1}; nil: every cell) of the
+// states s (B·N cells of CellDim channels, cell-major), in place. It keeps
+// nothing for a backward pass (the trainer's Net does); the fast path,
+// Updater.Call, computes the same.
+func (g *GeCA[T]) Forward(s []T, t []int, y []T, masks [][]T) {
+	b := len(t)
+	c := NewConditioning[T](g.Cfg, b)
+	c.SetTimesteps(t)
+	g.Condition(c, y)
+	a, ws := NewActivations[T](g.Cfg, b), NewWorkspace[T](g.Cfg, b)
+	for _, mask := range masks {
+		copy(a.X, s)
+		g.Update(a, ws, c, mask, s)
+	}
+}
+
 // Update is one cell update (docs/model.md §3) of the state a.X into next:
 // the cells with mask 1 (nil: all) add the update to their C_out and C_h.
 // a keeps what the update computed.
