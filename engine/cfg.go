@@ -27,7 +27,7 @@ func ModelOut(out []float32, st *State, cfg Config) error {
 	return nil
 }
 
-// CFGCombine writes the guided output of forward_with_cfg (spec §4.5) for a
+// CFGCombine writes the guided output of forward_with_cfg (docs/model.md §4.5) for a
 // 2B′ batch whose first half is conditional and second half unconditional:
 // out is (2B′, C_out, H, W) channel-first; for both halves the ε channels are
 // ε_u + scale·(ε_c − ε_u), and the v channels are each half's own.
@@ -56,7 +56,7 @@ func CFGCombine(out []float32, st *State, cfg Config, scale float32) error {
 }
 
 // SetInput copies x_t, channel-first (B, C_in, H, W), into the C_in channels of
-// every cell (spec §4.4 step 1).
+// every cell (docs/model.md §4.4).
 func SetInput(st *State, cfg Config, x []float32) error {
 	if err := checkState(cfg, st); err != nil {
 		return fmt.Errorf("set input: %w", err)

@@ -17,7 +17,7 @@ type Cond struct {
 // maxTimestep bounds t so that float32(t) is exact.
 const maxTimestep = 1 << 24
 
-// TimestepCode writes the sinusoidal code of t (spec §4.1), TimestepFeatures
+// TimestepCode writes the sinusoidal code of t (docs/model.md §4.1), TimestepFeatures
 // values: cos(t·φ_k) for k < 128, then sin(t·φ_k), φ_k = exp(−ln(10000)·k/128)
 // in float32. It is the one place the code is computed.
 func TimestepCode(dst []float32, t int) {
@@ -31,7 +31,7 @@ func TimestepCode(dst []float32, t int) {
 	}
 }
 
-// Condition computes c = temb(t) + yemb(y) for a batch (spec §4.1-4.2). t are
+// Condition computes c = temb(t) + yemb(y) for a batch (docs/model.md §4.1–§4.2). t are
 // original diffusion indices (0…999 for the official schedule); y[b] is the
 // multi-hot float label of sample b (length K; all zeros is the CFG null
 // label).

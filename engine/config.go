@@ -8,7 +8,7 @@ import (
 	"geca/internal/membudget"
 )
 
-// Config holds the hyper-parameters of a GeCA model (spec §1). Every size the
+// Config holds the hyper-parameters of a GeCA model (docs/model.md §1). Every size the
 // model depends on is here; nothing is hard-coded elsewhere.
 type Config struct {
 	Name           string  `json:"name"`            // "GeCA-S", "GeCA-XS" or a free name for custom sizes
@@ -26,7 +26,7 @@ type Config struct {
 }
 
 // OutChannels is C_out = 2·C_in: ε̂ followed by the learned-variance values v
-// (spec Q2: the official constructor ignores its own argument).
+// (docs/model.md §1: the official constructor ignores its own argument).
 func (c Config) OutChannels() int { return 2 * c.InChannels }
 
 // CellDim is the number of channels of one pix-cell: [C_in | C_out | C_h].
@@ -41,7 +41,7 @@ func (c Config) HeadDim() int { return c.EmbedDim / c.Heads }
 // Cells is the number of pix-cells in the grid.
 func (c Config) Cells() int { return c.GridH * c.GridW }
 
-// Preset returns a registered configuration (spec §1) for a 32x32 latent grid
+// Preset returns a registered configuration (docs/model.md §1) for a 32x32 latent grid
 // with numClasses classes. Names are matched case-insensitively.
 func Preset(name string, numClasses int) (Config, error) {
 	base := Config{GridH: 32, GridW: 32, InChannels: 4, NumClasses: numClasses, M: 12, UpdateRate: 0.5, Latent: true}

@@ -204,7 +204,7 @@ func (m *Model) ParamCount() int {
 	return n
 }
 
-// PositionalEncoding is utils.vit_positional_encoding(n, dim) (spec §2.4): a
+// PositionalEncoding is utils.vit_positional_encoding(n, dim) (docs/model.md §2.2): a
 // 1-D sinusoid over the row-major cell index with the odd-channel quirk
 // (odd channel d uses its own index in the exponent), computed in float32 as
 // the official code does. Returns n×dim values.

@@ -20,7 +20,7 @@ func checkState(cfg Config, st *State) error {
 	return nil
 }
 
-// Seed prepares the [C_out | C_h] channels of a fresh grid (spec §4.3,
+// Seed prepares the [C_out | C_h] channels of a fresh grid (docs/model.md §4.3,
 // cell_init = 'random'): everything zero except the C_out channels of the
 // centre cell (H/2, W/2), which get N(0, 1) draws from s, B·C_out of them in
 // sample-major order (one randn(B, C_out)). C_in is left untouched.
@@ -40,7 +40,7 @@ func Seed(cfg Config, st *State, s Stream) error {
 	return nil
 }
 
-// ReseedOut is the CFG re-seed of forward_with_cfg (spec §4.5 step 2): C_out is
+// ReseedOut is the CFG re-seed of forward_with_cfg (docs/model.md §4.5): C_out is
 // zeroed everywhere and the centre cell gets fresh N(0, 1) values (one
 // randn(B, C_out)); C_h and C_in are kept.
 func ReseedOut(cfg Config, st *State, s Stream) error {
@@ -82,7 +82,7 @@ func normal(s Stream, dst []float32) error {
 	return nil
 }
 
-// DrawMask fills dst with one update-mask value per cell (spec §3 step 15):
+// DrawMask fills dst with one update-mask value per cell (docs/model.md §3 step 10):
 // dst[i] = floor(u_i + rate) with u_i ~ U[0, 1) from s, computed in float32 as
 // the official code does (1 with probability rate). With rate >= 1 the mask is
 // all ones and s is not used (the official code then skips the draw).

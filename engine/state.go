@@ -4,7 +4,7 @@ import "fmt"
 
 // State is a batch of pix-cell grids, stored cell-major: the CellDim channels of
 // cell (i, j) of sample b are contiguous at Data[((b·H+i)·W+j)·C : … + C].
-// The channel order is the official one (spec §2.1): [C_in | C_out | C_h], with
+// The channel order is the official one (docs/model.md §2.1): [C_in | C_out | C_h], with
 // C_out = [ε̂ | v]. Cell-major storage makes every per-cell layer one matrix
 // product over all cells; ToNCHW/FromNCHW convert to PyTorch's layout at the
 // edges (files, golden tests).

@@ -21,7 +21,7 @@ type Observe struct {
 	Attn                []float32
 }
 
-// Updater applies the cell update rule f (spec §3) to a batch. It owns the
+// Updater applies the cell update rule f (docs/model.md §3) to a batch. It owns the
 // scratch buffers and caches of one batch size and is not safe for concurrent
 // use; the Model it came from may be shared.
 //
@@ -220,7 +220,7 @@ func (u *Updater) prepareMod(c *Cond) error {
 	return nil
 }
 
-// Update applies one cell update f to st in place (spec §3): S ← S + m ⊙ U on
+// Update applies one cell update f to st in place (docs/model.md §3): S ← S + m ⊙ U on
 // the C_out and C_h channels. mask holds one 0/1 value per cell (B·H·W,
 // cell-major like the state); nil updates every cell. obs may be nil.
 func (u *Updater) Update(st *State, c *Cond, mask []float32, obs *Observe) error {
@@ -428,9 +428,9 @@ func (u *Updater) observeAttention(st *State, obs *Observe) {
 	k.Run(0, 1)
 }
 
-// Call runs M updates with the same conditioning (one denoiser call, spec
-// §4.4), drawing one mask of B·H·W uniforms per update from masks (none when
-// rate >= 1). each, if not nil, is called after every update with its index
+// Call runs M updates with the same conditioning (one denoiser call,
+// docs/model.md §4.4), drawing one mask of B·H·W uniforms per update from
+// masks (none when rate >= 1). each, if not nil, is called after every update with its index
 // (0-based) and the state; an error from it stops the call.
 func (u *Updater) Call(st *State, c *Cond, M int, rate float32, masks Stream, each func(m int, st *State) error) error {
 	if M < 0 {

@@ -2,7 +2,7 @@ package compute
 
 import "math"
 
-// The fused element-wise kernels of one cell update (spec §3). Rows are
+// The fused element-wise kernels of one cell update (docs/model.md §3). Rows are
 // gathered cells: Idx[r] is the flat cell index b·N + n of row r, so a kernel
 // can find the sample b (for the per-sample adaLN modulation) and the grid
 // position n (for the positional code and the 3x3 neighbourhood).
@@ -32,7 +32,7 @@ func layerNormMod(dst, x, gamma, beta, shift, scale []float32, eps float32) {
 }
 
 // EmbedKernel finishes the cell embedding of gathered rows and prepares their
-// keys and values (spec §3 steps 2-3, 5-6):
+// keys and values (docs/model.md §3 steps 1–2 and 4):
 //
 //	e = G[r] + bias + PE[n];  E[cell] = e
 //	a = LN₁(e)·(1 + scale_msa) + shift_msa;  A[cell] = a;  AG[r] = a
@@ -93,7 +93,7 @@ func (k *GatherKernel) Run(lo, hi int) {
 	}
 }
 
-// LocalAttentionKernel is the 9-slot 3x3 local attention (spec §3 step 8)
+// LocalAttentionKernel is the 9-slot 3x3 local attention (docs/model.md §3 step 6)
 // for gathered query rows. KV holds, for every cell of the batch, its keys
 // then values (2·D wide, head h at columns [h·hd, (h+1)·hd) of each half).
 // Out-of-grid slots hold a zero key and value: logit 0, weight taken, nothing
@@ -184,7 +184,7 @@ func (k *LocalAttentionKernel) Run(lo, hi int) {
 }
 
 // ResidualNormKernel is a gated residual followed by the next modulated
-// LayerNorm (spec §3 steps 10-11 and 12-13):
+// LayerNorm (docs/model.md §3 steps 7–8 and 8–9):
 //
 //	h = Base[row] + gate ⊙ (T[r] + bias);  H[r] = h
 //	F[r] = LN(h)·(1 + scale) + shift

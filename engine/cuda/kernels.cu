@@ -1,4 +1,4 @@
-// Kernels of one GeCA cell update (spec §3) on NVIDIA GPUs: the matrix
+// Kernels of one GeCA cell update (docs/model.md §3) on NVIDIA GPUs: the matrix
 // products (a tiled SGEMM, and TF32 and BF16 tensor-core variants), the fused
 // LayerNorm + adaLN modulation passes, the 9-slot 3x3 local attention and the
 // masked residual update. `go generate` compiles this file to PTX
@@ -327,7 +327,7 @@ __device__ void layernorm_mod(const float* x, float* y1, float* y2, int D, const
 }
 
 // embed_ln finishes the cell embedding of the gathered rows and normalises
-// it for attention (spec §3 steps 2-3, 5-6):
+// it for attention (docs/model.md §3 steps 1–2 and 4):
 //   e = G[r] + bias + PE[n];  E[cell] = e
 //   a = LN₁(e)·(1 + scale_msa) + shift_msa;  Anorm[cell] = a;  AG[r] = a
 // mod is the block's modulation of sample 0 (shift and scale at the chunks
@@ -351,7 +351,7 @@ extern "C" __global__ void __launch_bounds__(LN_THREADS)
 }
 
 // resid_ln is a gated residual followed by the next modulated LayerNorm
-// (spec §3 steps 10-11 and 12-13):
+// (docs/model.md §3 steps 7–8 and 8–9):
 //   h = base + gate ⊙ (T[r] + bias);  H[r] = h;  F[r] = LN(h)·(1 + scale) + shift
 // base is row idx[r] of Base when baseIdx is set (a cache over all cells),
 // else row r (Base may be H: the update is in place). gate points at sample
@@ -381,7 +381,7 @@ extern "C" __global__ void __launch_bounds__(LN_THREADS)
 
 #define ATTN_WARPS 4
 
-// attn is the 9-slot 3x3 local attention (spec §3 step 8) of the gathered
+// attn is the 9-slot 3x3 local attention (docs/model.md §3 step 6) of the gathered
 // query rows Q: one warp per (row, head). KV holds every cell's keys then
 // values (2·D wide). Out-of-grid slots have a zero key (logit 0: they take
 // softmax weight) and a zero value. The weights of row obsRow (if ≥ 0) go to
@@ -436,7 +436,7 @@ extern "C" __global__ void __launch_bounds__(ATTN_WARPS * 32)
 #define APPLY_WARPS 4
 
 // apply adds the update of gathered row r to the C_out|C_h channels of its
-// cell (spec §3 step 16): S[cell, off + i] += m·(U[r, i] + bias[i]), with m
+// cell (docs/model.md §3 step 11): S[cell, off + i] += m·(U[r, i] + bias[i]), with m
 // the cell's mask value (mask null: 1). The new channel values also go to
 // Out[r] (for the host), and the L2 norm of the applied update to mag[r]
 // (when not null). One warp per row.

@@ -16,7 +16,7 @@ import (
 )
 
 // LoadLatents reads pre-extracted SD-VAE latents in the layout of the official
-// extract_features.py (spec §7): a folder holding features*/{i}.npy, each
+// extract_features.py (docs/model.md §7): a folder holding features*/{i}.npy, each
 // (1, C, H, W) already scaled by 0.18215, and the matching labels*/{i}.npy,
 // each (1, K) multi-hot. The latents become cell-major pixels and the labels
 // Dataset.Multi; classes are named by classes.txt when the folder has one

@@ -121,10 +121,10 @@ func TestSpaceTimesteps(t *testing.T) {
 			t.Errorf("%q: no error", spec)
 		}
 	}
-	// Appendix A: the three strides of 5.
+	// docs/model.md §6.1: the three strides of 5.
 	ts, _ := SpaceTimesteps(1000, "250")
 	if len(ts) != 250 || ts[41] != 164 || ts[42] != 169 || ts[124] != 497 || ts[125] != 502 || ts[207] != 830 || ts[208] != 835 || ts[249] != 999 {
-		t.Errorf("250-step respacing does not match Appendix A: %v", ts)
+		t.Errorf("250-step respacing does not match docs/model.md §6.1: %v", ts)
 	}
 }
 
@@ -161,8 +161,8 @@ func TestTablesAgainstNumpy(t *testing.T) {
 	}
 }
 
-// TestAppendixB checks the anchor table of the spec literally.
-func TestAppendixB(t *testing.T) {
+// TestAnchorValues checks the anchor table of docs/model.md §6.2 literally.
+func TestAnchorValues(t *testing.T) {
 	s, err := New(1000, "250")
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestAppendixB(t *testing.T) {
 			t.Errorf("τ_%d = %d, want %d", i, s.Timestep(i), r.tau)
 		}
 		for k := range want {
-			// The spec prints β′_0 rounded (1e-4; exactly 9.999999999998899e-05).
+			// The table prints β′_0 rounded (1e-4; exactly 9.999999999998899e-05).
 			if math.Abs(got[k]-want[k]) > 1e-15*math.Max(1, math.Abs(want[k])) && !relClose64(got[k], want[k]) {
 				t.Errorf("row %d column %d: %.17g, want %.17g", i, k, got[k], want[k])
 			}

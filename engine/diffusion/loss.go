@@ -5,7 +5,7 @@ import (
 	"math"
 )
 
-// Forward-process and variational-bound helpers for training (spec §8). The
+// Forward-process and variational-bound helpers for training (docs/model.md §8). The
 // official loss for GeCA is IDDPM's "MSE + VB" of a LEARNED_RANGE model:
 //
 //	loss = mean((ε − ε̂)²) + L_vb

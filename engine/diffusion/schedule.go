@@ -1,5 +1,5 @@
 // Package diffusion is the Gaussian diffusion process GeCA is trained and
-// sampled with (spec §6): the linear β schedule of 1000 steps, respacing to
+// sampled with (docs/model.md §6): the linear β schedule of 1000 steps, respacing to
 // fewer steps exactly as IDDPM's space_timesteps, the float64 tables of the
 // posterior, the DDPM reverse step with learned-range variance, DDIM, and the
 // forward-process and variational-bound helpers training needs.
@@ -24,7 +24,7 @@ import (
 	"geca/internal/membudget"
 )
 
-// DefaultSteps is the length of the training diffusion (spec §6.1).
+// DefaultSteps is the length of the training diffusion (docs/model.md §6.1).
 const DefaultSteps = 1000
 
 // MaxSteps bounds the length of a process: its tables take about 150 bytes
@@ -291,7 +291,7 @@ func build(betas []float64) *Schedule {
 func (s *Schedule) Len() int { return len(s.Betas) }
 
 // Timesteps returns a copy of the map from respaced index to original
-// timestep (ascending; Appendix A for "250").
+// timestep (ascending; docs/model.md §6.1 for "250").
 func (s *Schedule) Timesteps() []int { return append([]int(nil), s.timesteps...) }
 
 // Timestep returns the original timestep the model is given at respaced index i.

@@ -96,7 +96,7 @@ func (s *Schedule) PredictEps(dst, x, x0 []float32, i int) error {
 
 // LogVariance is the learned-range interpolation of p_mean_variance:
 // frac = (v + 1)/2, log σ² = frac·log β + (1 − frac)·posterior_log_variance_clipped.
-// v is not clamped (spec Q13).
+// v is not clamped (docs/model.md §6.3).
 func (c Coefs) LogVariance(v float32) float32 {
 	frac := (v + 1) / 2
 	return float32(frac*c.MaxLog) + float32((1-frac)*c.MinLog)
@@ -133,7 +133,7 @@ func (s *Schedule) PMeanVariance(mean, logVar, x0 []float32, x, eps, v []float32
 	return nil
 }
 
-// DDPMStep is one p_sample step (spec §6.3) at respaced index i:
+// DDPMStep is one p_sample step (docs/model.md §6.3) at respaced index i:
 //
 //	x̂0 = sqrt(1/ᾱ)·x − sqrt(1/ᾱ − 1)·ε̂
 //	μ  = coef1·x̂0 + coef2·x

@@ -1,6 +1,6 @@
 // Package msweep measures how a GeCA model's denoising depends on M, the
 // number of cell updates per denoiser call: undergrowth below the M it was
-// trained with, overgrowth above it (docs/m-analysis.md).
+// trained with, overgrowth above it (docs/evaluation.md, geca analyze-m).
 //
 // For every held-out image x₀ and timestep t it draws one noise ε, forms
 // x_t, seeds a fresh grid and runs the largest M of the list once, reading

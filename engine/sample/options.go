@@ -1,4 +1,4 @@
-// Package sample is the GeCA sampling loop (spec §5, §6.3, §11) as a value the
+// Package sample is the GeCA sampling loop (docs/model.md §5, §6.3, §6.4) as a value the
 // caller steps: one cell update at a time, to the end of a timestep, to a
 // given timestep, or to the end, cancellable, with settings that can change
 // from the current timestep on, and branchable into independent
@@ -44,11 +44,11 @@ type Options struct {
 	Eta float32
 
 	// M is the number of cell updates per timestep (0: the model's M, 12).
-	// The official code fixes M in the model (spec Q1); here it is a
+	// The official code fixes M in the model (docs/model.md §4.4); here it is a
 	// sampling parameter.
 	M int
 	// GHG turns on Gene Heredity Guidance: the grid's channels carry from
-	// one timestep to the next (spec §5). With CFG only C_h is inherited and
+	// one timestep to the next (docs/model.md §5). With CFG only C_h is inherited and
 	// C_out is re-seeded every timestep; without CFG both C_out and C_h are
 	// inherited. Off, every timestep starts from a fresh seed (C_h = 0,
 	// centre-seeded C_out). The official code always has it on.

@@ -131,7 +131,7 @@ func TestSettingsChangeOutput(t *testing.T) {
 	}
 }
 
-// The GHG carry semantics of spec §5, checked on the grid the next timestep
+// The GHG carry semantics of docs/model.md §5, checked on the grid the next timestep
 // starts from.
 func TestGHGCarrySemantics(t *testing.T) {
 	m := tinyModel(t)

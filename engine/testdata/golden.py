@@ -2,8 +2,8 @@
 """Golden fixtures for the Go GeCA engine.
 
 An independent PyTorch re-implementation of the official GeCA module tree
-(xmed-lab/GeCA geca.py / utils.py, as ../../shared/geca-spec.md sections 2-4
-describe it): LocalizeAttention as a one-hot 3x3 conv2d with 'same' zero
+(geca.py and utils.py of the official code, as docs/model.md §2-§4 describes
+them): LocalizeAttention as a one-hot 3x3 conv2d with 'same' zero
 padding, the 1-D vit positional code with its odd-channel quirk, affine
 PreNorm LayerNorms (eps 1e-5), a non-affine final LayerNorm (eps 1e-6), exact
 GELU, one adaLN modulation shared by the transformer, update masks

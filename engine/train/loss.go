@@ -11,7 +11,7 @@ import (
 // LossTerms is the loss of one sample.
 type LossTerms struct{ MSE, VB float64 }
 
-// sampleLoss computes the training loss of one sample (spec §8) at original
+// sampleLoss computes the training loss of one sample (docs/model.md §8) at original
 // timestep t, over n = C_in·H·W values: MSE(ε, ε̂) + L_vb with ε̂ detached in
 // L_vb (epsVB is the value used there; the caller passes ε̂ itself). It writes
 // dL/dε̂ into dEps and dL/dv into dV, both scaled by weight. s is the

@@ -1,6 +1,6 @@
 // Package train trains GeCA models: the backward pass of every op of the cell
-// update (spec §3) through all M updates, the diffusion loss (noise MSE plus the
-// variational term of the learned variance, spec §8), AdamW and EMA.
+// update (docs/model.md §3) through all M updates, the diffusion loss (noise MSE plus the
+// variational term of the learned variance, docs/model.md §8), AdamW and EMA.
 //
 // The network code is generic over float32 and float64: float64 is what the
 // finite-difference gradient checks run on, float32 is what real training runs
@@ -93,7 +93,7 @@ func siluGrad(x float64) float64 {
 	return s * (1 + x*(1-s))
 }
 
-// gelu is the exact (erf) GELU of torch.nn.GELU() (spec §3 step 11).
+// gelu is the exact (erf) GELU of torch.nn.GELU() (docs/model.md §3 step 8).
 func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
 
 const invSqrt2Pi = 0.3989422804014327

@@ -13,7 +13,7 @@ type AdamW struct {
 	M, V                               [][]float32 // first and second moments, one slice per parameter
 }
 
-// NewAdamW returns the official optimiser settings (spec §8) with learning rate lr.
+// NewAdamW returns the official optimiser settings (docs/model.md §8) with learning rate lr.
 func NewAdamW(p *Params[float32], lr float64) *AdamW {
 	a := &AdamW{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	for _, q := range p.List {
@@ -47,7 +47,7 @@ func (a *AdamW) Update(p *Params[float32]) {
 	}
 }
 
-// EMA keeps the exponential moving average of the weights (spec §8: decay
+// EMA keeps the exponential moving average of the weights (docs/model.md §8: decay
 // 0.9999, starting as an exact copy). With Warmup the decay used at step s is
 // min(Decay, (1 + s)/(10 + s)), so short runs are not dominated by the
 // initial weights.

@@ -20,7 +20,7 @@ type SampleOptions struct {
 }
 
 // Sample draws one image per label (a class index, −1 for unconditional) from
-// the weights p with the app's sampler, engine/sample (spec §5-6): respaced
+// the weights p with the app's sampler, engine/sample (docs/model.md §5–§6): respaced
 // DDPM with the learned-range variance, Gene Heredity Guidance unless NoGHG,
 // classifier-free guidance when CFG > 1, the model's M and update rate. So
 // what the training previews show is what the app will draw. It returns the

@@ -115,7 +115,7 @@ func testDeterministic(t *testing.T, carry float64) {
 }
 
 // TestLabelDropoutPerEntry: labels are dropped entry by entry with the given
-// probability (spec §4.2), for one-hot and multi-hot datasets.
+// probability (docs/model.md §4.2), for one-hot and multi-hot datasets.
 func TestLabelDropoutPerEntry(t *testing.T) {
 	ds := toyData(64, 8, 8)
 	ds.Multi = make([]float32, 64*2)

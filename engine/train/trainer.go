@@ -17,7 +17,7 @@ import (
 )
 
 // Options are the training hyper-parameters. The defaults (DefaultOptions)
-// are the official ones (spec §8) except where a short CPU run needs
+// are the official ones (docs/model.md §8) except where a short CPU run needs
 // otherwise; the caller records what it used.
 type Options struct {
 	Batch        int     `json:"batch"`
@@ -25,11 +25,11 @@ type Options struct {
 	WeightDecay  float64 `json:"weight_decay"`
 	EMADecay     float64 `json:"ema_decay"`
 	EMAWarmup    bool    `json:"ema_warmup"`    // decay min(EMADecay, (1+s)/(10+s))
-	LabelDropout float64 `json:"label_dropout"` // per label entry (spec §4.2)
+	LabelDropout float64 `json:"label_dropout"` // per label entry (docs/model.md §4.2)
 	Seed         uint64  `json:"seed"`
 	// CarryProb is the fraction of steps whose grids do not start from a
 	// fresh seed but carry the state a previous denoiser call left, as GHG
-	// sampling does (spec §5); 0 is the official recipe. See carry.
+	// sampling does (docs/model.md §5); 0 is the official recipe. See carry.
 	CarryProb float64 `json:"carry_prob,omitempty"`
 }
 
@@ -46,7 +46,7 @@ type LossPoint struct {
 	VB   float64 `json:"vb"`
 }
 
-// Trainer runs the official training step (spec §8) on a dataset: per sample
+// Trainer runs the official training step (docs/model.md §8) on a dataset: per sample
 // t ~ U{0..T−1}, ε ~ N(0, I), x_t = q_sample(x0, ε), a fresh seed, one
 // denoiser call of M updates back-propagated through all of them, loss =
 // MSE(ε, ε̂) + L_vb, AdamW, EMA.
@@ -152,12 +152,12 @@ func (tr *Trainer) prepare(step int) error {
 				tr.s0[row*Cd+k] = xt
 			}
 		}
-		// Seed: C_out of the centre cell ~ N(0, 1), everything else zero (spec §4.3).
+		// Seed: C_out of the centre cell ~ N(0, 1), everything else zero (docs/model.md §4.3).
 		centre := b*N + (cfg.GridH/2)*cfg.GridW + cfg.GridW/2
 		for k := 0; k < cfg.OutChannels(); k++ {
 			tr.s0[centre*Cd+Cin+k] = float32(r.NormFloat64())
 		}
-		// Label with per-entry dropout (spec §4.2): every non-zero entry is
+		// Label with per-entry dropout (docs/model.md §4.2): every non-zero entry is
 		// dropped independently.
 		K := cfg.NumClasses
 		if tr.Data.Multi != nil {
@@ -187,7 +187,7 @@ func (tr *Trainer) drawMasks(r *rand.Rand, masks [][]float32) {
 
 // carry replaces the fresh seed of this step's grids by the state that one or
 // two earlier denoiser calls (no gradient) leave, as Gene Heredity Guidance
-// does at sampling time (spec §5): the official trainer only ever starts from
+// does at sampling time (docs/model.md §5): the official trainer only ever starts from
 // a fresh seed, so its models meet carried states for the first time when
 // sampling, and a small model's hidden state can then grow without bound
 // over the hundreds of carried calls. Each earlier call runs at a slightly

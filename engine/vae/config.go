@@ -8,7 +8,7 @@ import (
 
 // Config is the part of a diffusers AutoencoderKL config.json the decoder
 // and encoder need. Keys absent from the file take the values of
-// stabilityai/sd-vae-ft-ema (spec §7), the VAE GeCA is trained with.
+// stabilityai/sd-vae-ft-ema (docs/model.md §7), the VAE GeCA is trained with.
 type Config struct {
 	ClassName        string   `json:"_class_name"`
 	BlockOutChannels []int    `json:"block_out_channels"` // encoder order: the decoder runs them reversed

@@ -6,7 +6,7 @@ import (
 )
 
 // Images turns decoded images (b, 3, h, w) in [-1, 1] into RGBA pictures
-// with the official byte mapping (ToUint8, spec §7).
+// with the official byte mapping (ToUint8, docs/model.md §7).
 func Images(img []float32, b, h, w int) ([]*image.RGBA, error) {
 	if b < 0 || h <= 0 || w <= 0 || len(img) != b*3*h*w {
 		return nil, fmt.Errorf("vae: images: %d values do not make %d RGB images of %dx%d", len(img), b, h, w)

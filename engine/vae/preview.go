@@ -9,7 +9,7 @@ package vae
 
 import "fmt"
 
-// LatentScale is the SD 1.x VAE scaling factor (spec §7): the sampler works on
+// LatentScale is the SD 1.x VAE scaling factor (docs/model.md §7): the sampler works on
 // vae.encode(x)·0.18215, so decoding divides by it first.
 const LatentScale = 0.18215
 
@@ -87,7 +87,7 @@ func clamp1(v float32) float32 {
 }
 
 // ToUint8 maps decoder output in [-1, 1] to bytes exactly as the official
-// sampler does (spec §7): clamp(127.5·x + 128, 0, 255), truncated. That equals
+// sampler does (docs/model.md §7): clamp(127.5·x + 128, 0, 255), truncated. That equals
 // round-half-up of 127.5·(x+1). NaN maps to 0. The layout is unchanged.
 func ToUint8(img []float32) []uint8 {
 	out := make([]uint8, len(img))

@@ -53,7 +53,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Tiny GeCA: same keys and shape rules as GeCA-S (spec section 8).
+# Tiny GeCA: same keys and shape rules as GeCA-S (docs/model.md §8).
 D, HEADS, C_IN, C_H, MLP, K, FREQ = 16, 2, 4, 4, 8, 3, 256
 
 

@@ -5,7 +5,7 @@ The loop is sample_ddp.py + p_sample_loop_progressive (GeCA's Gene Heredity
 Guidance: model_kwargs['extras'] = out['extras'] after every step), driven by
 the independent PyTorch GeCA of engine/testdata/golden.py and the reference
 diffusion of engine/diffusion/testdata/golden.py. Every random draw comes from
-one torch generator in the official order (spec section 11):
+one torch generator in the official order (docs/model.md §6.4):
 
     z = randn(N, C_in, H, W)                 -> noise
     seed: randn(N_b, C_out)                  -> seed

@@ -1,7 +1,7 @@
 """Reference gradients of the GeCA training loss, from PyTorch autograd.
 
 An independent float64 PyTorch implementation of one training step's loss
-(spec §3, §4, §8): conditioning, M cell updates with given masks, noise MSE +
+(docs/model.md §3, §4, §8): conditioning, M cell updates with given masks, noise MSE +
 L_vb with eps detached. Writes golden.npz: weights by official name, inputs,
 the loss terms and d loss / d weight for every tensor ("grad/" + name).
 
