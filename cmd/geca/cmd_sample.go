@@ -42,7 +42,7 @@ type sampleJob struct {
 	model    *engine.Model
 	opt      sample.Options
 	ms       []int // one run (grid row) per M
-	newRun   func(sample.Options) (sampleRun, error)
+	newRun   func(sample.Options) (sample.Stepper, error)
 	gifSteps string
 	gifDelay int
 	scale    int
@@ -462,8 +462,8 @@ func (j *sampleJob) run(ctx context.Context, rows [][]float32, save func([][]flo
 			// A local run keeps the start of the timestep, so that values that
 			// turn non-finite can be traced to the update that made them.
 			var before *sample.Sampler
-			if lr, ok := s.(localRun); ok {
-				before = lr.Branch()
+			if ls, ok := s.(*sample.Sampler); ok {
+				before = ls.Branch()
 			}
 			if err := s.StepTimestep(ctx); err != nil {
 				return res, err
@@ -488,9 +488,7 @@ func (j *sampleJob) run(ctx context.Context, rows [][]float32, save func([][]flo
 		if err != nil {
 			return res, err
 		}
-		if c, ok := s.(interface{ Close() }); ok {
-			c.Close() // a worker's run: free its memory there
-		}
+		s.Close() // a worker's run: free its memory there
 		res.latents[r] = lat
 		res.computed++
 		done++

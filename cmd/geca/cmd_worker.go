@@ -406,37 +406,27 @@ func (b *backend) close() {
 	}
 }
 
-// sampleRun is what geca sample drives: a sample.Sampler in this process or
-// a remote.Sampler in a worker.
-type sampleRun interface {
-	Len() int
-	Index() int
-	Done() bool
-	M() int
-	TimestepOf(i int) int
-	SetObserver(fn func(*sample.Frame), cellFrames bool)
-	StepTimestep(ctx context.Context) error
-	Result() ([]float32, error)
-}
-
-type localRun struct{ *sample.Sampler }
-
-func (r localRun) TimestepOf(i int) int { return r.Schedule().Timestep(i) }
-
-// sampleRuns returns the constructor of runs of m on the backend.
-func (b *backend) sampleRuns(m *engine.Model) (func(sample.Options) (sampleRun, error), error) {
+// sampleRuns returns the constructor of runs of m on the backend: a
+// sample.Sampler in this process, or a run in the worker.
+func (b *backend) sampleRuns(m *engine.Model) (func(sample.Options) (sample.Stepper, error), error) {
 	rm, err := b.use(m)
 	if err != nil {
 		return nil, err
 	}
 	if rm != nil {
-		return func(o sample.Options) (sampleRun, error) { return rm.NewSampler(o) }, nil
+		return func(o sample.Options) (sample.Stepper, error) {
+			s, err := rm.NewSampler(o)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		}, nil
 	}
-	return func(o sample.Options) (sampleRun, error) {
+	return func(o sample.Options) (sample.Stepper, error) {
 		s, err := sample.New(m, o)
 		if err != nil {
 			return nil, err
 		}
-		return localRun{s}, nil
+		return s, nil
 	}, nil
 }

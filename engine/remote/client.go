@@ -531,7 +531,7 @@ func (m *Model) Denoise(st *engine.State, t []int, y [][]float32, M int, rate fl
 // ---- samplers -------------------------------------------------------------------
 
 // Sampler is a sampling run in the worker, with the operations of
-// sample.Sampler. Accessors answer from the status of the last request;
+// sample.Sampler (both are a sample.Stepper). Accessors answer from the status of the last request;
 // every other method is one round trip. Not safe for concurrent use.
 type Sampler struct {
 	c         *Client
@@ -748,6 +748,21 @@ func (s *Sampler) Branch() (*Sampler, error) {
 	}
 	return s.c.newSampler(t, b)
 }
+
+// Fork is Branch as a sample.Stepper.
+func (s *Sampler) Fork() (sample.Stepper, error) {
+	b, err := s.Branch()
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// SnapshotBytes is the memory the run's snapshots hold in the worker (as of
+// the last request).
+func (s *Sampler) SnapshotBytes() int64 { return s.st.SnapBytes }
+
+var _ sample.Stepper = (*Sampler)(nil)
 
 // Stdio is the process's standard input and output as one connection, for
 // a worker serving its parent over pipes. Nothing else may write to

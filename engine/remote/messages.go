@@ -185,6 +185,7 @@ type statusMsg struct {
 	Err         string // the sticky error of the run, "" if none
 	OpCode      uint8  // how the request failed (error codes), when OpErr is set
 	OpErr       string // the request's error, "" when it succeeded
+	SnapBytes   int64  // the memory the run's snapshots hold
 }
 
 func (m *statusMsg) put(e *enc) {
@@ -197,6 +198,7 @@ func (m *statusMsg) put(e *enc) {
 	e.str(m.Err)
 	e.u8(m.OpCode)
 	e.str(m.OpErr)
+	e.i64(m.SnapBytes)
 }
 
 func (m *statusMsg) get(d *dec) {
@@ -209,6 +211,7 @@ func (m *statusMsg) get(d *dec) {
 	m.Err = d.str(maxStr, "status error")
 	m.OpCode = d.u8()
 	m.OpErr = d.str(maxStr, "request error")
+	m.SnapBytes = d.i64()
 }
 
 type samplerMsg struct {

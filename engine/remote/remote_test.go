@@ -122,8 +122,30 @@ func sameFrame(t *testing.T, what string, got, want *sample.Frame) {
 	sameBits(t, what+" attention", got.Attn, want.Attn)
 }
 
-// checkSampleMatches runs the same sample locally and through c and wants
-// every frame and the result bit for bit.
+// runToEnd runs s to its end through the Stepper interface, watching cell
+// (1, 2, 3), and returns every frame and the result.
+func runToEnd(t *testing.T, s sample.Stepper) ([]*sample.Frame, []float32) {
+	t.Helper()
+	var frames []*sample.Frame
+	s.SetObserver(func(f *sample.Frame) { frames = append(frames, f) }, true)
+	if err := s.WatchCell(1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RunToEnd(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Done() || s.Index() != -1 {
+		t.Fatalf("run not done: index %d", s.Index())
+	}
+	x, err := s.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frames, x
+}
+
+// checkSampleMatches runs the same sample locally and through c, both as a
+// sample.Stepper, and wants every frame and the result bit for bit.
 func checkSampleMatches(t *testing.T, c *Client) {
 	m := testModel(t)
 	opt := testOptions()
@@ -131,19 +153,6 @@ func checkSampleMatches(t *testing.T, c *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lf []*sample.Frame
-	local.SetObserver(func(f *sample.Frame) { lf = append(lf, f) }, true)
-	if err := local.WatchCell(1, 2, 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := local.RunToEnd(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	want, err := local.Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	rm, err := c.LoadModel(m)
 	if err != nil {
 		t.Fatal(err)
@@ -152,30 +161,26 @@ func checkSampleMatches(t *testing.T, c *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs.Len() != local.Len() || rs.N() != local.N() || rs.TimestepOf(0) != local.Schedule().Timestep(0) {
+	defer rs.Close()
+	for i := range local.Len() {
+		if rs.TimestepOf(i) != local.TimestepOf(i) || rs.Sigma(i) != local.Sigma(i) {
+			t.Fatalf("index %d: remote timestep %d σ %g, local %d σ %g", i, rs.TimestepOf(i), rs.Sigma(i), local.TimestepOf(i), local.Sigma(i))
+		}
+	}
+	if rs.Len() != local.Len() || rs.N() != local.N() || rs.DDIM() != local.DDIM() {
 		t.Fatalf("remote run: %d timesteps, N %d; local %d, %d", rs.Len(), rs.N(), local.Len(), local.N())
 	}
-	var rf []*sample.Frame
-	rs.SetObserver(func(f *sample.Frame) { rf = append(rf, f) }, true)
-	if err := rs.WatchCell(1, 2, 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := rs.RunToEnd(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if !rs.Done() || rs.Index() != -1 {
-		t.Fatalf("remote run not done: index %d", rs.Index())
-	}
-	got, err := rs.Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	lf, want := runToEnd(t, local)
+	rf, got := runToEnd(t, rs)
 	sameBits(t, "result", got, want)
 	if len(rf) != len(lf) {
 		t.Fatalf("%d frames, want %d", len(rf), len(lf))
 	}
 	for i := range lf {
 		sameFrame(t, fmt.Sprintf("frame %d", i), rf[i], lf[i])
+	}
+	if rs.SnapshotBytes() != local.SnapshotBytes() || local.SnapshotBytes() == 0 {
+		t.Fatalf("snapshots hold %d bytes in the worker, %d here", rs.SnapshotBytes(), local.SnapshotBytes())
 	}
 	if _, err := rs.Current(); err != nil {
 		t.Fatal(err)
@@ -220,11 +225,10 @@ func TestSteppingBranchEditRewind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []interface{ SetMeasure(bool) }{local} {
-		s.SetMeasure(true)
-	}
-	if err := rs.SetMeasure(true); err != nil {
-		t.Fatal(err)
+	for _, s := range []sample.Stepper{local, rs} {
+		if err := s.SetMeasure(true); err != nil {
+			t.Fatal(err)
+		}
 	}
 	compare := func(what string) {
 		t.Helper()

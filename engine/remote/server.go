@@ -712,7 +712,8 @@ func errCode(err error) uint8 {
 }
 
 func statusOf(s *sample.Sampler, err error) *statusMsg {
-	st := &statusMsg{Index: s.Index(), UpdatesDone: s.UpdatesDone(), M: s.M(), GHG: s.GHG(), CFG: s.CFG(), Rate: s.UpdateRate()}
+	st := &statusMsg{Index: s.Index(), UpdatesDone: s.UpdatesDone(), M: s.M(), GHG: s.GHG(), CFG: s.CFG(), Rate: s.UpdateRate(),
+		SnapBytes: s.SnapshotBytes()}
 	if e := s.Err(); e != nil {
 		st.Err = e.Error()
 	}
@@ -847,13 +848,13 @@ func (c *conn) samplerOp(ctx context.Context, m inMsg) error {
 		case setCFG:
 			err = s.SetCFG(q.F)
 		case setGHG:
-			s.SetGHG(q.A != 0)
+			err = s.SetGHG(q.A != 0)
 		case setMeasure:
-			s.SetMeasure(q.A != 0)
+			err = s.SetMeasure(q.A != 0)
 		case setWatch:
 			err = s.WatchCell(q.A, q.B, q.C)
 		case setUnwatch:
-			s.UnwatchCell()
+			err = s.UnwatchCell()
 		}
 		return c.send(tStatus, encode(statusOf(s, err)))
 	case tSetState:

@@ -28,7 +28,7 @@ import (
 )
 
 // Version is the protocol version; client and worker must agree.
-const Version = 1
+const Version = 2
 
 // Magic opens every hello.
 const Magic = "GECA-WORKER"

@@ -300,12 +300,13 @@ func (s *Sampler) SetCFG(scale float32) error {
 }
 
 // SetGHG switches Gene Heredity Guidance (at update 0: for this timestep,
-// else from the next one).
-func (s *Sampler) SetGHG(on bool) {
+// else from the next one). It cannot fail; the error is the Stepper interface's.
+func (s *Sampler) SetGHG(on bool) error {
 	s.want.GHG = on
 	if s.begun && s.cur.GHG != on {
 		s.unbegin()
 	}
+	return nil
 }
 
 // SetObserver installs fn to receive frames (nil: none). With cellFrames, a
@@ -318,8 +319,11 @@ func (s *Sampler) SetObserver(fn func(*Frame), cellFrames bool) {
 
 // SetMeasure makes every cell update compute the per-cell |update| (and the
 // watched cell's attention) for Current, even without an observer of cell
-// frames.
-func (s *Sampler) SetMeasure(on bool) { s.measure = on }
+// frames. It cannot fail.
+func (s *Sampler) SetMeasure(on bool) error {
+	s.measure = on
+	return nil
+}
 
 // WatchCell asks cell frames to carry the attention weights of cell (i, j) of
 // grid b (heads·9 values, see engine.Observe).
@@ -331,8 +335,11 @@ func (s *Sampler) WatchCell(b, i, j int) error {
 	return nil
 }
 
-// UnwatchCell stops attention reporting.
-func (s *Sampler) UnwatchCell() { s.watch = false }
+// UnwatchCell stops attention reporting. It cannot fail.
+func (s *Sampler) UnwatchCell() error {
+	s.watch = false
+	return nil
+}
 
 // ---- stepping ---------------------------------------------------------------------
 
