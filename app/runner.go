@@ -435,21 +435,6 @@ func (r *Runner) say(msg string) {
 	r.noteSeq++
 }
 
-// Step runs one command synchronously, for tests and for callers without a
-// goroutine; it publishes a snapshot and returns the command's error.
-func (r *Runner) Step(c Command) error {
-	err := c.run(r)
-	var nt notice
-	if errors.As(err, &nt) {
-		r.say(nt.msg)
-	} else if err != nil {
-		r.err = err.Error()
-	}
-	r.details()
-	r.publish(true)
-	return err
-}
-
 // publish builds a snapshot; when playing fast it is limited to about 120
 // per second (force publishes regardless; a skipped one is published before
 // the runner waits).
