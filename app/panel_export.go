@@ -34,7 +34,7 @@ func (p *exportPanel) Update(gtx C, l *look) []Cmd {
 }
 
 func (p *exportPanel) Layout(gtx C, u *UI) D {
-	return section(gtx, u.th, "EXPORT (stamped: PNG text and a .json beside each file)", func(gtx C) D {
+	return section(gtx, u.th, "EXPORT (every file stamped: PNG text, .json beside)", func(gtx C) D {
 		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 			layout.Rigid(func(gtx C) D {
 				return wrapRow(gtx, 4,
