@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -58,18 +59,20 @@ func TestEstimatesCoverAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range []int{1, 3, 8} {
-		var st *State
-		var u *Updater
-		got := allocated(func() {
-			st = NewState(b, cfg.GridH, cfg.GridW, cfg.CellDim())
-			u = m.NewUpdater(b)
+		t.Run(fmt.Sprint(b), func(t *testing.T) {
+			var st *State
+			var u *Updater
+			got := allocated(func() {
+				st = NewState(b, cfg.GridH, cfg.GridW, cfg.CellDim())
+				u = m.NewUpdater(b)
+			})
+			want := StateBytes(b, cfg.GridH, cfg.GridW, cfg.CellDim()) + UpdaterBytes(cfg, b)
+			if int64(got) > want || want > 2*int64(got)+updaterBuffers*8<<10 {
+				t.Errorf("batch %d: allocated %d bytes, estimated %d", b, got, want)
+			}
+			runtime.KeepAlive(st)
+			runtime.KeepAlive(u)
 		})
-		want := StateBytes(b, cfg.GridH, cfg.GridW, cfg.CellDim()) + UpdaterBytes(cfg, b)
-		if int64(got) > want || want > 2*int64(got)+updaterBuffers*8<<10 {
-			t.Errorf("batch %d: allocated %d bytes, estimated %d", b, got, want)
-		}
-		runtime.KeepAlive(st)
-		runtime.KeepAlive(u)
 	}
 	if RunBytes(cfg, 4, true) <= RunBytes(cfg, 4, false) {
 		t.Error("guidance doubles the grids but not the estimate")

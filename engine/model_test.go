@@ -14,25 +14,27 @@ func TestParamCount(t *testing.T) {
 		k    int
 		want int
 	}{{"GeCA-S", 11, 13312584}, {"GeCA-S", 5, 13307976}, {"GeCA-XS", 11, 2255720}} {
-		cfg, err := Preset(tc.name, tc.k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, name := range ParamNames(cfg) {
-			sh, _ := ParamShape(cfg, name)
-			p := 1
-			for _, v := range sh {
-				p *= v
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Preset(tc.name, tc.k)
+			if err != nil {
+				t.Fatal(err)
 			}
-			n += p
-		}
-		if n != tc.want {
-			t.Errorf("%s K=%d: %d parameters, want %d", tc.name, tc.k, n, tc.want)
-		}
-		if len(ParamNames(cfg)) != 27 {
-			t.Errorf("%s: %d tensors, want 27", tc.name, len(ParamNames(cfg)))
-		}
+			n := 0
+			for _, name := range ParamNames(cfg) {
+				sh, _ := ParamShape(cfg, name)
+				p := 1
+				for _, v := range sh {
+					p *= v
+				}
+				n += p
+			}
+			if n != tc.want {
+				t.Errorf("%s K=%d: %d parameters, want %d", tc.name, tc.k, n, tc.want)
+			}
+			if len(ParamNames(cfg)) != 27 {
+				t.Errorf("%s: %d tensors, want 27", tc.name, len(ParamNames(cfg)))
+			}
+		})
 	}
 	m, err := NewRandomModel(tinyConfig(), 1, 0.5)
 	if err != nil {
@@ -101,18 +103,20 @@ func TestNewModelErrors(t *testing.T) {
 			[]string{"final_layer.linear.weight"}},
 	}
 	for _, tc := range cases {
-		ts := fresh()
-		tc.edit(ts)
-		_, err := NewModel(cfg, ts)
-		if err == nil {
-			t.Errorf("%s: no error", tc.name)
-			continue
-		}
-		for _, w := range tc.wants {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %q does not mention %q", tc.name, err, w)
+		t.Run(tc.name, func(t *testing.T) {
+			ts := fresh()
+			tc.edit(ts)
+			_, err := NewModel(cfg, ts)
+			if err == nil {
+				t.Errorf("%s: no error", tc.name)
+				return
 			}
-		}
+			for _, w := range tc.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: error %q does not mention %q", tc.name, err, w)
+				}
+			}
+		})
 	}
 	if _, err := NewModel(cfg, fresh()); err != nil {
 		t.Errorf("clean tensors: %v", err)

@@ -33,31 +33,33 @@ func randomState(cfg Config, b int, seed uint64) *State {
 // computing every cell and masking.
 func TestSparseEqualsDense(t *testing.T) {
 	for _, cfg := range []Config{tinyConfig(), func() Config { c, _ := Preset("GeCA-XS", 5); c.GridH, c.GridW = 6, 9; return c }()} {
-		m, err := NewRandomModel(cfg, 7, 0.5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		const B = 2
-		c, err := m.Condition([]int{10, 900}, [][]float32{make([]float32, cfg.NumClasses), ones(cfg.NumClasses)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st0 := randomState(cfg, B, 1)
-		sparse, dense := st0.Clone(), st0.Clone()
-		us, ud := m.NewUpdater(B), m.NewUpdater(B)
-		ud.Dense = true
-		if err := us.Call(sparse, c, 12, 0.5, NewStream(3, StreamMask), nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := ud.Call(dense, c, 12, 0.5, NewStream(3, StreamMask), nil); err != nil {
-			t.Fatal(err)
-		}
-		if e := relErr(sparse.Data, dense.Data); e > 1e-6 {
-			t.Errorf("%s: sparse vs dense relative error %g", cfg.Name, e)
-		}
-		if e := relErr(sparse.Data, st0.Data); e < 1e-3 {
-			t.Errorf("%s: state barely changed (%g)", cfg.Name, e)
-		}
+		t.Run(cfg.Name, func(t *testing.T) {
+			m, err := NewRandomModel(cfg, 7, 0.5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const B = 2
+			c, err := m.Condition([]int{10, 900}, [][]float32{make([]float32, cfg.NumClasses), ones(cfg.NumClasses)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st0 := randomState(cfg, B, 1)
+			sparse, dense := st0.Clone(), st0.Clone()
+			us, ud := m.NewUpdater(B), m.NewUpdater(B)
+			ud.Dense = true
+			if err := us.Call(sparse, c, 12, 0.5, NewStream(3, StreamMask), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := ud.Call(dense, c, 12, 0.5, NewStream(3, StreamMask), nil); err != nil {
+				t.Fatal(err)
+			}
+			if e := relErr(sparse.Data, dense.Data); e > 1e-6 {
+				t.Errorf("%s: sparse vs dense relative error %g", cfg.Name, e)
+			}
+			if e := relErr(sparse.Data, st0.Data); e < 1e-3 {
+				t.Errorf("%s: state barely changed (%g)", cfg.Name, e)
+			}
+		})
 	}
 }
 

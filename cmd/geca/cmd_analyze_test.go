@@ -62,9 +62,11 @@ func TestAnalyzeM(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"all.heat.png", "all.lines.png", "merged.heat.png"} {
-		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() < 1000 {
-			t.Errorf("%s: %v", f, err)
-		}
+		t.Run(f, func(t *testing.T) {
+			if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() < 1000 {
+				t.Errorf("%s: %v", f, err)
+			}
+		})
 	}
 }
 
@@ -83,9 +85,11 @@ func TestAnalyzeMErrors(t *testing.T) {
 		{[]string{"analyze-m", "--merge", bad, "--out", filepath.Join(dir, "x")}, "not a CSV written by geca analyze-m"},
 		{[]string{"analyze-m", "--out", filepath.Join(dir, "no", "x")}, "does not exist"},
 	} {
-		code, _, stderr := capture(t, c.args...)
-		if code == 0 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, stderr %q; want %q", c.args, code, stderr, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := capture(t, c.args...)
+			if code == 0 || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v: exit %d, stderr %q; want %q", c.args, code, stderr, c.want)
+			}
+		})
 	}
 }

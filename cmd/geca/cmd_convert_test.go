@@ -22,67 +22,69 @@ func TestConvertCommand(t *testing.T) {
 		{"tiny_bf16.pt", "", ""},
 		{"tiny_bare.pt", "", "2"},
 	} {
-		out := filepath.Join(dir, strings.TrimSuffix(c.in, ".pt")+c.weights+".safetensors")
-		args := []string{"convert", ckptData + c.in, out}
-		opt := ckpt.Options{Weights: c.weights}
-		if c.weights != "" {
-			args = append(args, "--weights", c.weights)
-		}
-		if c.heads != "" {
-			args = append(args, "--heads", c.heads)
-			opt.Heads = 2
-		}
-		code, stdout, errOut := capture(t, args...)
-		if code != 0 {
-			t.Fatalf("%v: exit %d: %s", args, code, errOut)
-		}
-		if !strings.Contains(stdout, "wrote "+out) {
-			t.Errorf("stdout %q", stdout)
-		}
-		src, err := ckpt.Load(ckptData+c.in, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst, err := ckpt.Load(out, ckpt.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Identical tensors, in the same order, and the same config.
-		if !slices.Equal(src.Names, dst.Names) || dst.Weights != src.Weights || dst.Format != "safetensors" {
-			t.Fatalf("%s: names/weights differ: %v %s vs %v %s", c.in, src.Names, src.Weights, dst.Names, dst.Weights)
-		}
-		for _, n := range src.Names {
-			a, b := src.Tensors[n], dst.Tensors[n]
-			if !slices.Equal([]int(a.Shape()), []int(b.Shape())) {
-				t.Fatalf("%s: %s shape %v vs %v", c.in, n, a.Shape(), b.Shape())
+		t.Run(c.in, func(t *testing.T) {
+			out := filepath.Join(dir, strings.TrimSuffix(c.in, ".pt")+c.weights+".safetensors")
+			args := []string{"convert", ckptData + c.in, out}
+			opt := ckpt.Options{Weights: c.weights}
+			if c.weights != "" {
+				args = append(args, "--weights", c.weights)
 			}
-			da, db := a.Data().([]float32), b.Data().([]float32)
-			for i := range da {
-				if math.Float32bits(da[i]) != math.Float32bits(db[i]) {
-					t.Fatalf("%s: %s[%d] %v vs %v", c.in, n, i, da[i], db[i])
+			if c.heads != "" {
+				args = append(args, "--heads", c.heads)
+				opt.Heads = 2
+			}
+			code, stdout, errOut := capture(t, args...)
+			if code != 0 {
+				t.Fatalf("%v: exit %d: %s", args, code, errOut)
+			}
+			if !strings.Contains(stdout, "wrote "+out) {
+				t.Errorf("stdout %q", stdout)
+			}
+			src, err := ckpt.Load(ckptData+c.in, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst, err := ckpt.Load(out, ckpt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Identical tensors, in the same order, and the same config.
+			if !slices.Equal(src.Names, dst.Names) || dst.Weights != src.Weights || dst.Format != "safetensors" {
+				t.Fatalf("%s: names/weights differ: %v %s vs %v %s", c.in, src.Names, src.Weights, dst.Names, dst.Weights)
+			}
+			for _, n := range src.Names {
+				a, b := src.Tensors[n], dst.Tensors[n]
+				if !slices.Equal([]int(a.Shape()), []int(b.Shape())) {
+					t.Fatalf("%s: %s shape %v vs %v", c.in, n, a.Shape(), b.Shape())
+				}
+				da, db := a.Data().([]float32), b.Data().([]float32)
+				for i := range da {
+					if math.Float32bits(da[i]) != math.Float32bits(db[i]) {
+						t.Fatalf("%s: %s[%d] %v vs %v", c.in, n, i, da[i], db[i])
+					}
 				}
 			}
-		}
-		c1, err := src.Config()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c2, err := dst.Config()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c1 != c2 {
-			t.Fatalf("%s: config %+v became %+v", c.in, c1, c2)
-		}
-		if !reflect.DeepEqual(src.Args, dst.Args) {
-			t.Fatalf("%s: args %#v became %#v", c.in, src.Args, dst.Args)
-		}
-		if dst.Opt != nil || dst.Section("model") != nil && c.weights == "" {
-			t.Fatalf("%s: optimizer or extra weights kept", c.in)
-		}
-		if _, _, err := ckpt.LoadModel(out, ckpt.Options{}); err != nil {
-			t.Fatal(err)
-		}
+			c1, err := src.Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2, err := dst.Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c1 != c2 {
+				t.Fatalf("%s: config %+v became %+v", c.in, c1, c2)
+			}
+			if !reflect.DeepEqual(src.Args, dst.Args) {
+				t.Fatalf("%s: args %#v became %#v", c.in, src.Args, dst.Args)
+			}
+			if dst.Opt != nil || dst.Section("model") != nil && c.weights == "" {
+				t.Fatalf("%s: optimizer or extra weights kept", c.in)
+			}
+			if _, _, err := ckpt.LoadModel(out, ckpt.Options{}); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 	// The converted file is much smaller than the checkpoint (no model copy, no optimizer state).
 	a, _ := os.Stat(ckptData + "tiny.pt")
@@ -105,14 +107,18 @@ func TestConvertCommand(t *testing.T) {
 		{[]string{"convert", ckptData + "tiny_xs_args.pt", filepath.Join(dir, "xs.safetensors")}, 1, "args.model GeCA-XS implies embed_dim 384"},
 		{[]string{"convert", ckptData + "bad_offset.pt", filepath.Join(dir, "off.safetensors")}, 1, "past the end of storage"},
 	} {
-		code, _, errOut := capture(t, c.args...)
-		if code != c.code || !strings.Contains(errOut, c.want) {
-			t.Errorf("geca %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, errOut, c.code, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, errOut := capture(t, c.args...)
+			if code != c.code || !strings.Contains(errOut, c.want) {
+				t.Errorf("geca %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, errOut, c.code, c.want)
+			}
+		})
 	}
 	for _, n := range []string{"nan", "bare", "xs", "off"} {
-		if _, err := os.Stat(filepath.Join(dir, n+".safetensors")); err == nil {
-			t.Errorf("a failed convert wrote %s.safetensors", n)
-		}
+		t.Run(n, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(dir, n+".safetensors")); err == nil {
+				t.Errorf("a failed convert wrote %s.safetensors", n)
+			}
+		})
 	}
 }

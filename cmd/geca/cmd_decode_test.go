@@ -112,9 +112,11 @@ func TestDecodeCommand(t *testing.T) {
 		{[]string{"decode", "--vae", "../../engine/vae/testdata/mid", "--latent", filepath.Join(dir, "none.npy"), "--out", out}, 1, "none.npy"},
 		{[]string{"decode", "--vae", "../../engine/vae/testdata/mid", "--latent", outNpy, "--out", out}, 1, "3 latent channels"},
 	} {
-		code, _, stderr := capture(t, c.args...)
-		if code != c.code || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d %q, want exit %d with %q", c.args, code, stderr, c.code, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := capture(t, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v: exit %d %q, want exit %d with %q", c.args, code, stderr, c.code, c.want)
+			}
+		})
 	}
 }

@@ -93,9 +93,11 @@ func TestDenoiseGolden(t *testing.T) {
 	// Random masks from a seed are reproducible; --update-rate 1 runs unmasked.
 	out2, out3 := filepath.Join(dir, "o2.npy"), filepath.Join(dir, "o3.npy")
 	for _, o := range []string{out2, out3} {
-		if code, _, stderr := capture(t, "denoise", "--ckpt", goldenTiny, "--state", in, "--t", "5", "--class", "1", "--seed", "7", "--M", "3", "--out", o); code != 0 {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
+		t.Run(o, func(t *testing.T) {
+			if code, _, stderr := capture(t, "denoise", "--ckpt", goldenTiny, "--state", in, "--t", "5", "--class", "1", "--seed", "7", "--M", "3", "--out", o); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+		})
 	}
 	a, _ := npy.ReadFile(out2)
 	b, _ := npy.ReadFile(out3)
@@ -131,9 +133,11 @@ func TestDenoiseErrors(t *testing.T) {
 		{[]string{"--ckpt", goldenTiny, "--state", in, "--t", "1", "--class", "0", "--masks", in, "--out", out}, 1, "want (M, 1, 1, 5, 7)"},
 	}
 	for _, tc := range cases {
-		code, _, stderr := capture(t, append([]string{"denoise"}, tc.args...)...)
-		if code != tc.code || !strings.Contains(stderr, tc.msg) {
-			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.msg)
-		}
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, stderr := capture(t, append([]string{"denoise"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(stderr, tc.msg) {
+				t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.msg)
+			}
+		})
 	}
 }

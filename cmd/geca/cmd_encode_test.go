@@ -20,9 +20,11 @@ func TestEncodeThenTrain(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{"posterior sample, random horizontal flips", "32x32 images to 4x4x4 latents", "encoded 6 images", "geca train --latents " + lat} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, stderr)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr)
+			}
+		})
 	}
 	a, err := npy.ReadFile(filepath.Join(lat, "features_train", "5.npy"))
 	if err != nil || len(a.Shape) != 4 || a.Shape[0] != 1 || a.Shape[1] != 4 || a.Shape[2] != 4 || a.Shape[3] != 4 {
@@ -81,9 +83,11 @@ func TestEncodeErrors(t *testing.T) {
 		{[]string{"--images", dir, "--vae", tinyVAE, "--out", busy, "--size", "32"}, 1, "not empty and has no encode.json"},
 		{[]string{"--images", dir, "--vae", tinyVAE, "--out", out, "--size", "32", "--fold", "a/b"}, 1, `fold "a/b"`},
 	} {
-		code, _, stderr := capture(t, append([]string{"encode"}, c.args...)...)
-		if code != c.code || !strings.Contains(stderr, c.want) {
-			t.Errorf("geca encode %v: exit %d, %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := capture(t, append([]string{"encode"}, c.args...)...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("geca encode %v: exit %d, %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
+			}
+		})
 	}
 }

@@ -25,9 +25,11 @@ func TestInspectCommand(t *testing.T) {
 		"lr=0.0001",
 		"  module.transformer.layers.0.0.fn.to_qkv.weight    (48, 16)       float32",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("inspect output lacks %q:\n%s", want, out)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(out, want) {
+				t.Errorf("inspect output lacks %q:\n%s", want, out)
+			}
+		})
 	}
 	code, out, _ = capture(t, "inspect", ckptData+"tiny_fp16.pt", "--weights", "model")
 	if code != 0 || !strings.Contains(out, "loaded model") || !strings.Contains(out, "final_layer.linear.bias  ") || !strings.Contains(out, "float16") {
@@ -52,9 +54,11 @@ func TestInspectCommand(t *testing.T) {
 		{[]string{"inspect", ckptData + "evil_os_system.pt"}, 1, "refused global os.system"},
 		{[]string{"inspect", ckptData + "nope.pt"}, 1, "nope.pt"},
 	} {
-		code, _, errOut := capture(t, c.args...)
-		if code != c.code || !strings.Contains(errOut, c.want) {
-			t.Errorf("geca %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, errOut, c.code, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, errOut := capture(t, c.args...)
+			if code != c.code || !strings.Contains(errOut, c.want) {
+				t.Errorf("geca %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, errOut, c.code, c.want)
+			}
+		})
 	}
 }

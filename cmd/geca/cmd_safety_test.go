@@ -39,10 +39,12 @@ func TestDecodeRefusesBadLatents(t *testing.T) {
 		{[]string{"--latent", nan, "--npy", nan}, 2, "is the input"},
 		{[]string{"--latent", nan, "--out", "/nonexistent/o.png"}, 2, "does not exist"},
 	} {
-		code, _, stderr := capture(t, append([]string{"decode", "--approx"}, c.args...)...)
-		if code != c.code || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := capture(t, append([]string{"decode", "--approx"}, c.args...)...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v: exit %d, %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
+			}
+		})
 	}
 	if fileExists(out) {
 		t.Error("an image was written")
@@ -64,17 +66,21 @@ func TestDenoiseBounds(t *testing.T) {
 		{[]string{"--t", "5000"}, "from 0 to 999"},
 		{[]string{"--t", "-1"}, "from 0 to 999"},
 	} {
-		args := append([]string{"denoise", "--ckpt", ck, "--state", st, "--class", "1", "--out", out}, c.args...)
-		code, _, stderr := capture(t, args...)
-		if code != 2 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, %q; want exit 2 and %q", c.args, code, stderr, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			args := append([]string{"denoise", "--ckpt", ck, "--state", st, "--class", "1", "--out", out}, c.args...)
+			code, _, stderr := capture(t, args...)
+			if code != 2 || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v: exit %d, %q; want exit 2 and %q", c.args, code, stderr, c.want)
+			}
+		})
 	}
 	for _, o := range []string{ck, st} {
-		code, _, stderr := capture(t, "denoise", "--ckpt", ck, "--state", st, "--class", "1", "--t", "5", "--out", o)
-		if code != 2 || !strings.Contains(stderr, "is the input") {
-			t.Errorf("--out %s: exit %d, %q", o, code, stderr)
-		}
+		t.Run(o, func(t *testing.T) {
+			code, _, stderr := capture(t, "denoise", "--ckpt", ck, "--state", st, "--class", "1", "--t", "5", "--out", o)
+			if code != 2 || !strings.Contains(stderr, "is the input") {
+				t.Errorf("--out %s: exit %d, %q", o, code, stderr)
+			}
+		})
 	}
 }
 
@@ -92,10 +98,12 @@ func TestMaxMemoryFlag(t *testing.T) {
 		t.Errorf("a bad --max-memory: exit %d: %s", code, stderr)
 	}
 	for _, cmd := range []string{"sample", "denoise", "decode", "encode", "train", "inspect", "convert", "worker"} {
-		_, out, _ := capture(t, "help", cmd)
-		if !strings.Contains(out, "-max-memory") {
-			t.Errorf("geca %s has no --max-memory", cmd)
-		}
+		t.Run(cmd, func(t *testing.T) {
+			_, out, _ := capture(t, "help", cmd)
+			if !strings.Contains(out, "-max-memory") {
+				t.Errorf("geca %s has no --max-memory", cmd)
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,14 +42,16 @@ func TestSampleChecksOutputsFirst(t *testing.T) {
 		{[]string{"--out", filepath.Join(dir, "a.png"), "--npy", filepath.Join(dir, "a.png")}, "both name"},
 		{[]string{"--out", dir}, "is a folder"},
 	} {
-		start := time.Now()
-		code, _, stderr := capture(t, append(slices.Clone(base), c.args...)...)
-		if code != 2 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, %q; want exit 2 and %q", c.args, code, stderr, c.want)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("%v: refused after %v: the check must come before the work", c.args, d)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			start := time.Now()
+			code, _, stderr := capture(t, append(slices.Clone(base), c.args...)...)
+			if code != 2 || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v: exit %d, %q; want exit 2 and %q", c.args, code, stderr, c.want)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("%v: refused after %v: the check must come before the work", c.args, d)
+			}
+		})
 	}
 	if now, _ := os.ReadFile(ck); !bytes.Equal(now, orig) {
 		t.Fatal("the checkpoint changed")
@@ -160,27 +163,29 @@ func brokenCheckpoint(t *testing.T, dir string, w float32) string {
 // the diffusion step (the latent does); geca sample fails and writes
 // nothing.
 func TestSampleStopsWhereValuesBreak(t *testing.T) {
-	for _, c := range []struct {
+	for ci, c := range []struct {
 		w    float32
 		want []string
 	}{
 		{3e38, []string{"timestep", "update", "finite"}},                // every sum overflows in the first update
 		{1e37, []string{"non-finite values began at timestep", "step"}}, // the grid stays finite, the step does not
 	} {
-		dir := t.TempDir()
-		ck := brokenCheckpoint(t, dir, c.w)
-		out := filepath.Join(dir, "x.npy")
-		code, _, stderr := capture(t, "sample", "--ckpt", ck, "--n", "1", "--steps", "5", "--npy", out, "--quiet")
-		if code != 1 {
-			t.Errorf("weights %g: exit %d: %s", c.w, code, stderr)
-		}
-		for _, want := range c.want {
-			if !strings.Contains(stderr, want) {
-				t.Errorf("weights %g: %q lacks %q", c.w, stderr, want)
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			dir := t.TempDir()
+			ck := brokenCheckpoint(t, dir, c.w)
+			out := filepath.Join(dir, "x.npy")
+			code, _, stderr := capture(t, "sample", "--ckpt", ck, "--n", "1", "--steps", "5", "--npy", out, "--quiet")
+			if code != 1 {
+				t.Errorf("weights %g: exit %d: %s", c.w, code, stderr)
 			}
-		}
-		if fileExists(out) {
-			t.Errorf("weights %g: samples were written", c.w)
-		}
+			for _, want := range c.want {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("weights %g: %q lacks %q", c.w, stderr, want)
+				}
+			}
+			if fileExists(out) {
+				t.Errorf("weights %g: samples were written", c.w)
+			}
+		})
 	}
 }

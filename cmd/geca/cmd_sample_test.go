@@ -116,9 +116,11 @@ func TestSampleCommand(t *testing.T) {
 	// Notes on stderr without --quiet.
 	_, _, stderr = capture(t, "sample", "--ckpt", ck, "--n", "1", "--steps", "2", "--out", out)
 	for _, want := range []string{"preview", "unconditionally", "samples/min"} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("stderr lacks %q: %s", want, stderr)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q: %s", want, stderr)
+			}
+		})
 	}
 }
 
@@ -174,17 +176,21 @@ func TestSampleCommandErrors(t *testing.T) {
 		{"sample", "--ckpt", ck, "--out", out, "--gif-timesteps", "x"},
 		{"sample", "--ckpt", ck, "--out", out, "extra"},
 	} {
-		if code, _, stderr := capture(t, args...); code != 2 {
-			t.Errorf("%v: exit %d, want 2 (%s)", args[1:], code, stderr)
-		}
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			if code, _, stderr := capture(t, args...); code != 2 {
+				t.Errorf("%v: exit %d, want 2 (%s)", args[1:], code, stderr)
+			}
+		})
 	}
 	// A missing or corrupt file is a run-time error naming the file.
 	bad := filepath.Join(dir, "bad.safetensors")
 	os.WriteFile(bad, []byte("not a checkpoint"), 0o644)
 	for _, p := range []string{filepath.Join(dir, "missing.pt"), bad} {
-		code, _, stderr := capture(t, "sample", "--ckpt", p, "--out", out)
-		if code != 1 || !strings.Contains(stderr, filepath.Base(p)) {
-			t.Errorf("%s: exit %d: %s", p, code, stderr)
-		}
+		t.Run(p, func(t *testing.T) {
+			code, _, stderr := capture(t, "sample", "--ckpt", p, "--out", out)
+			if code != 1 || !strings.Contains(stderr, filepath.Base(p)) {
+				t.Errorf("%s: exit %d: %s", p, code, stderr)
+			}
+		})
 	}
 }

@@ -125,9 +125,11 @@ func TestSampleSetErrors(t *testing.T) {
 		{[]string{"sample-set", "--num-samples", "2", "--out", dir + "/c", "--vae", "x"}, "pixel-space model"},
 		{[]string{"sample-set", "--num-samples", "2", "--out", dir + "/d", "--ghg", "maybe"}, "want on or off"},
 	} {
-		code, _, stderr := capture(t, c.args...)
-		if code == 0 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, %q; want %q", c.args, code, stderr, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := capture(t, c.args...)
+			if code == 0 || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v: exit %d, %q; want %q", c.args, code, stderr, c.want)
+			}
+		})
 	}
 }

@@ -52,9 +52,11 @@ func TestTrainWithVAE(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{"encoding " + dir, "32x32 images to 4x4x4 latents", "encoded 6 images"} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, stderr)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr)
+			}
+		})
 	}
 	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
 	if err != nil {
@@ -103,10 +105,12 @@ func TestTrainVAEErrors(t *testing.T) {
 		{args("--images", dir, "--vae", decOnly, "--size", "32"), 1, "decoder.safetensors: no VAE encoder tensors"},
 		{args("--images", t.TempDir(), "--vae", tinyVAE, "--size", "32"), 1, "no class subfolders"},
 	} {
-		code, _, stderr := capture(t, c.args...)
-		if code != c.code || !strings.Contains(stderr, c.want) {
-			t.Errorf("geca %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := capture(t, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("geca %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
+			}
+		})
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a failed run wrote %s", out)

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -15,9 +16,11 @@ func TestViewHelp(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"-engine HOST:PORT", "-demo", "-max-memory string", "geca worker --listen"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("geca help view lacks %q:\n%s", want, out)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(out, want) {
+				t.Errorf("geca help view lacks %q:\n%s", want, out)
+			}
+		})
 	}
 	if strings.Contains(out, "-engine geca worker") {
 		t.Errorf("the --engine flag's argument is a command line:\n%s", out)
@@ -27,7 +30,7 @@ func TestViewHelp(t *testing.T) {
 // On X11 without XDG_RUNTIME_DIR the Wayland attempt is made quiet; a
 // Wayland session is left alone.
 func TestQuietWayland(t *testing.T) {
-	for _, c := range []struct {
+	for ci, c := range []struct {
 		xdg, wayland, display string
 		quieted               bool
 	}{
@@ -36,13 +39,15 @@ func TestQuietWayland(t *testing.T) {
 		{"", "wayland-0", ":1", false},
 		{"", "", "", false},
 	} {
-		t.Setenv("XDG_RUNTIME_DIR", c.xdg)
-		t.Setenv("WAYLAND_DISPLAY", c.wayland)
-		t.Setenv("DISPLAY", c.display)
-		quietWayland()
-		got := os.Getenv("WAYLAND_DISPLAY")
-		if quieted := got != c.wayland; quieted != c.quieted {
-			t.Errorf("XDG_RUNTIME_DIR=%q WAYLAND_DISPLAY=%q DISPLAY=%q: WAYLAND_DISPLAY became %q", c.xdg, c.wayland, c.display, got)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			t.Setenv("XDG_RUNTIME_DIR", c.xdg)
+			t.Setenv("WAYLAND_DISPLAY", c.wayland)
+			t.Setenv("DISPLAY", c.display)
+			quietWayland()
+			got := os.Getenv("WAYLAND_DISPLAY")
+			if quieted := got != c.wayland; quieted != c.quieted {
+				t.Errorf("XDG_RUNTIME_DIR=%q WAYLAND_DISPLAY=%q DISPLAY=%q: WAYLAND_DISPLAY became %q", c.xdg, c.wayland, c.display, got)
+			}
+		})
 	}
 }

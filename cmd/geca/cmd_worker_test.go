@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -231,31 +232,37 @@ func TestWorkerPrecision(t *testing.T) {
 		{"", []string{"worker", "--device", "cuda", "--cublas", "--precision", "bf16"}, 2, "cuBLAS computes in fp32: it does not go with precision bf16"},
 		{"tf32", []string{"worker", "--device", "auto", "--cublas"}, 2, "cuBLAS computes in fp32: it does not go with precision tf32"},
 	} {
-		t.Setenv("GECA_PRECISION", c.env)
-		code, _, stderr := capture(t, c.args...)
-		if code != c.code || !strings.Contains(stderr, c.errIn) {
-			t.Errorf("GECA_PRECISION=%s geca %s: exit %d, %q; want exit %d, %q", c.env, strings.Join(c.args, " "), code, stderr, c.code, c.errIn)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			t.Setenv("GECA_PRECISION", c.env)
+			code, _, stderr := capture(t, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.errIn) {
+				t.Errorf("GECA_PRECISION=%s geca %s: exit %d, %q; want exit %d, %q", c.env, strings.Join(c.args, " "), code, stderr, c.code, c.errIn)
+			}
+		})
 	}
 	if openCUDA == nil {
 		// Good values pass the checks: this build then stops at the missing GPU engine.
 		for _, args := range [][]string{{"--precision", "bf16"}, {"--tf32"}, {"--tf32", "--precision", "tf32"}, {"--cublas", "--precision", "fp32"}} {
-			t.Setenv("GECA_PRECISION", "tf32")
-			code, _, stderr := capture(t, append([]string{"worker", "--device", "cuda"}, args...)...)
-			if code != 1 || !strings.Contains(stderr, "-tags cuda") {
-				t.Errorf("worker --device cuda %v: exit %d: %s", args, code, stderr)
-			}
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				t.Setenv("GECA_PRECISION", "tf32")
+				code, _, stderr := capture(t, append([]string{"worker", "--device", "cuda"}, args...)...)
+				if code != 1 || !strings.Contains(stderr, "-tags cuda") {
+					t.Errorf("worker --device cuda %v: exit %d: %s", args, code, stderr)
+				}
+			})
 		}
 	}
 	// Commands that open the GPU refuse a bad $GECA_PRECISION instead of
 	// falling back to the CPU.
 	t.Setenv("GECA_PRECISION", "fp64")
 	for _, dev := range []string{"cuda", "auto"} {
-		_, err := (&deviceFlags{device: dev}).open()
-		var u usageError
-		if !errors.As(err, &u) {
-			t.Errorf("--device %s with GECA_PRECISION=fp64: %v, want a usage error", dev, err)
-		}
+		t.Run(dev, func(t *testing.T) {
+			_, err := (&deviceFlags{device: dev}).open()
+			var u usageError
+			if !errors.As(err, &u) {
+				t.Errorf("--device %s with GECA_PRECISION=fp64: %v, want a usage error", dev, err)
+			}
+		})
 	}
 	t.Setenv("GECA_PRECISION", "")
 	t.Setenv("GECA_TF32", "1")
@@ -269,7 +276,7 @@ func TestWorkerPrecision(t *testing.T) {
 
 	// $GECA_CUBLAS: 1 or 0, and only with fp32.
 	t.Setenv("GECA_TF32", "")
-	for _, c := range []struct {
+	for ci, c := range []struct {
 		prec, cublas string
 		want         gpuMode
 		errIn        string
@@ -279,13 +286,15 @@ func TestWorkerPrecision(t *testing.T) {
 		{"", "yes", gpuMode{}, `$GECA_CUBLAS="yes": want 1`},
 		{"bf16", "1", gpuMode{}, "$GECA_CUBLAS and $GECA_PRECISION: cuBLAS computes in fp32"},
 	} {
-		t.Setenv("GECA_PRECISION", c.prec)
-		t.Setenv("GECA_CUBLAS", c.cublas)
-		m, err := envGPUMode()
-		var u usageError
-		if c.errIn == "" && (err != nil || m != c.want) || c.errIn != "" && (!errors.As(err, &u) || !strings.Contains(err.Error(), c.errIn)) {
-			t.Errorf("GECA_PRECISION=%s GECA_CUBLAS=%s: %+v, %v", c.prec, c.cublas, m, err)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			t.Setenv("GECA_PRECISION", c.prec)
+			t.Setenv("GECA_CUBLAS", c.cublas)
+			m, err := envGPUMode()
+			var u usageError
+			if c.errIn == "" && (err != nil || m != c.want) || c.errIn != "" && (!errors.As(err, &u) || !strings.Contains(err.Error(), c.errIn)) {
+				t.Errorf("GECA_PRECISION=%s GECA_CUBLAS=%s: %+v, %v", c.prec, c.cublas, m, err)
+			}
+		})
 	}
 }
 
@@ -293,18 +302,20 @@ func TestWorkerPrecision(t *testing.T) {
 // is not for them.
 func TestCPUOnlyDevice(t *testing.T) {
 	for _, cmd := range []string{"train", "encode", "decode"} {
-		code, _, stderr := capture(t, cmd, "--device", "cuda")
-		if code != 2 || !strings.Contains(stderr, "geca "+cmd+" computes on the CPU only") {
-			t.Errorf("geca %s --device cuda: exit %d: %s", cmd, code, stderr)
-		}
-		code, _, stderr = capture(t, cmd, "--device", "tpu")
-		if code != 2 || !strings.Contains(stderr, `--device "tpu": want cpu or auto`) {
-			t.Errorf("geca %s --device tpu: exit %d: %s", cmd, code, stderr)
-		}
-		// cpu passes the check and the command goes on to its own errors.
-		code, _, stderr = capture(t, cmd, "--device", "cpu")
-		if code != 2 || strings.Contains(stderr, "--device") {
-			t.Errorf("geca %s --device cpu: exit %d: %s", cmd, code, stderr)
-		}
+		t.Run(cmd, func(t *testing.T) {
+			code, _, stderr := capture(t, cmd, "--device", "cuda")
+			if code != 2 || !strings.Contains(stderr, "geca "+cmd+" computes on the CPU only") {
+				t.Errorf("geca %s --device cuda: exit %d: %s", cmd, code, stderr)
+			}
+			code, _, stderr = capture(t, cmd, "--device", "tpu")
+			if code != 2 || !strings.Contains(stderr, `--device "tpu": want cpu or auto`) {
+				t.Errorf("geca %s --device tpu: exit %d: %s", cmd, code, stderr)
+			}
+			// cpu passes the check and the command goes on to its own errors.
+			code, _, stderr = capture(t, cmd, "--device", "cpu")
+			if code != 2 || strings.Contains(stderr, "--device") {
+				t.Errorf("geca %s --device cpu: exit %d: %s", cmd, code, stderr)
+			}
+		})
 	}
 }

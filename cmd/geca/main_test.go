@@ -84,11 +84,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"zz-test", "extra"}, 2, "", `unexpected argument "extra"`},
 		{[]string{"zz-test", "-fail"}, 1, "", "geca zz-test: it failed"},
 	} {
-		code, out, errOut := capture(t, c.args...)
-		if code != c.code || !strings.Contains(out, c.out) || !strings.Contains(errOut, c.errIn) {
-			t.Errorf("geca %s: exit %d, stdout %q, stderr %q; want exit %d, stdout containing %q, stderr containing %q",
-				strings.Join(c.args, " "), code, out, errOut, c.code, c.out, c.errIn)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, out, errOut := capture(t, c.args...)
+			if code != c.code || !strings.Contains(out, c.out) || !strings.Contains(errOut, c.errIn) {
+				t.Errorf("geca %s: exit %d, stdout %q, stderr %q; want exit %d, stdout containing %q, stderr containing %q",
+					strings.Join(c.args, " "), code, out, errOut, c.code, c.out, c.errIn)
+			}
+		})
 	}
 }
 
@@ -103,18 +105,20 @@ func TestProcessExitCodes(t *testing.T) {
 		{[]string{"nosuch"}, 2},
 		{[]string{"help", "nosuch"}, 2},
 	} {
-		cmd := exec.Command(os.Args[0], c.args...)
-		cmd.Env = append(os.Environ(), "GECA_TEST_MAIN=1")
-		out, err := cmd.CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != c.code {
-			t.Errorf("geca %s: exit %d, want %d; output %q", strings.Join(c.args, " "), code, c.code, out)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], c.args...)
+			cmd.Env = append(os.Environ(), "GECA_TEST_MAIN=1")
+			out, err := cmd.CombinedOutput()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != c.code {
+				t.Errorf("geca %s: exit %d, want %d; output %q", strings.Join(c.args, " "), code, c.code, out)
+			}
+		})
 	}
 }

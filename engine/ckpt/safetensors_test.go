@@ -3,6 +3,7 @@ package ckpt
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -86,10 +87,12 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 		}
 	}
 	for _, n := range names {
-		if !slices.Equal([]int(got[n].Shape()), []int(ts[n].Shape())) {
-			t.Fatalf("%s shape %v", n, got[n].Shape())
-		}
-		sameBits(t, n, got[n].Data().([]float32), ts[n].Data().([]float32))
+		t.Run(n, func(t *testing.T) {
+			if !slices.Equal([]int(got[n].Shape()), []int(ts[n].Shape())) {
+				t.Fatalf("%s shape %v", n, got[n].Shape())
+			}
+			sameBits(t, n, got[n].Data().([]float32), ts[n].Data().([]float32))
+		})
 	}
 	// Deterministic: writing again gives the same bytes; the data section is
 	// 8-byte aligned.
@@ -124,7 +127,7 @@ func TestSaveSafetensorsRefuses(t *testing.T) {
 	p := filepath.Join(dir, "x.safetensors")
 	w := tensor.New(tensor.WithShape(2), tensor.WithBacking([]float32{1, 2}))
 	i64 := tensor.New(tensor.WithShape(2), tensor.WithBacking([]int64{1, 2}))
-	for _, c := range []struct {
+	for ci, c := range []struct {
 		ts    map[string]*tensor.Dense
 		names []string
 		want  string
@@ -135,10 +138,12 @@ func TestSaveSafetensorsRefuses(t *testing.T) {
 		{map[string]*tensor.Dense{"__metadata__": w}, nil, "__metadata__"},
 		{map[string]*tensor.Dense{"i": i64}, nil, "only float32"},
 	} {
-		err := SaveSafetensors(p, c.ts, c.names, nil)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
-			t.Errorf("names %v: error %v, want one naming %s and containing %q", c.names, err, p, c.want)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			err := SaveSafetensors(p, c.ts, c.names, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+				t.Errorf("names %v: error %v, want one naming %s and containing %q", c.names, err, p, c.want)
+			}
+		})
 	}
 	if _, err := os.Stat(p); !os.IsNotExist(err) {
 		t.Fatal("a refused save left a file behind")
@@ -188,11 +193,13 @@ func TestLoadSafetensorsHostile(t *testing.T) {
 		{"truncated json", `{"x":{"dtype":"F32",`, nil, "unexpected EOF"},
 	}
 	for _, c := range cases {
-		p := stFile(t, c.hdr, c.data)
-		_, _, _, err := LoadSafetensors(p)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: error %v, want one naming the file and containing %q", c.name, err, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			p := stFile(t, c.hdr, c.data)
+			_, _, _, err := LoadSafetensors(p)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+				t.Errorf("%s: error %v, want one naming the file and containing %q", c.name, err, c.want)
+			}
+		})
 	}
 }
 
@@ -221,15 +228,17 @@ func TestLoadSafetensorsBrokenFiles(t *testing.T) {
 		{filepath.Join(dir, "missing.safetensors"), "no such file"},
 	}
 	for _, c := range cases {
-		_, _, _, err := LoadSafetensors(c.path)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
-			t.Errorf("%s: error %v, want one naming the file and containing %q", filepath.Base(c.path), err, c.want)
-		}
+		t.Run(c.path, func(t *testing.T) {
+			_, _, _, err := LoadSafetensors(c.path)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
+				t.Errorf("%s: error %v, want one naming the file and containing %q", filepath.Base(c.path), err, c.want)
+			}
+		})
 	}
 }
 
 func TestHalfConversions(t *testing.T) {
-	for _, c := range []struct {
+	for ci, c := range []struct {
 		h    uint16
 		want float32
 	}{
@@ -237,9 +246,11 @@ func TestHalfConversions(t *testing.T) {
 		{0x0400, 6.1035156e-05}, {0x8000, float32(math.Copysign(0, -1))}, {0x7c00, float32(math.Inf(1))},
 		{0x3555, 0.33325195},
 	} {
-		if got := npy.Float16ToFloat32(c.h); math.Float32bits(got) != math.Float32bits(c.want) {
-			t.Errorf("Float16ToFloat32(%04x) = %v, want %v", c.h, got, c.want)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			if got := npy.Float16ToFloat32(c.h); math.Float32bits(got) != math.Float32bits(c.want) {
+				t.Errorf("Float16ToFloat32(%04x) = %v, want %v", c.h, got, c.want)
+			}
+		})
 	}
 	if v := npy.Float16ToFloat32(0x7e00); !math.IsNaN(float64(v)) {
 		t.Errorf("f16 NaN gave %v", v)

@@ -3,6 +3,7 @@ package ckpt
 import (
 	"archive/zip"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -118,15 +119,17 @@ func TestLoadModelWeights(t *testing.T) {
 
 func TestLoadHalfPrecision(t *testing.T) {
 	for _, tag := range []string{"fp16", "bf16"} {
-		c, err := Load("testdata/tiny_"+tag+".pt", Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkTensors(t, c, tag)
-		want := map[string]string{"fp16": "float16", "bf16": "bfloat16"}[tag]
-		if dt := c.Section("ema").Tensors[0].DType; dt != want {
-			t.Fatalf("%s: dtype %s", tag, dt)
-		}
+		t.Run(tag, func(t *testing.T) {
+			c, err := Load("testdata/tiny_"+tag+".pt", Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTensors(t, c, tag)
+			want := map[string]string{"fp16": "float16", "bf16": "bfloat16"}[tag]
+			if dt := c.Section("ema").Tensors[0].DType; dt != want {
+				t.Fatalf("%s: dtype %s", tag, dt)
+			}
+		})
 	}
 }
 
@@ -184,9 +187,11 @@ func TestConfigDisagreement(t *testing.T) {
 	}
 	for _, want := range []string{"testdata/tiny_xs_args.pt", "args.model GeCA-XS implies embed_dim 384, but the ema tensors have 16",
 		"mlp_dim 64", "32 hidden channels"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q lacks %q", err, want)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		})
 	}
 	c, err := Load("testdata/tiny.pt", Options{Heads: 4})
 	if err != nil {
@@ -232,11 +237,13 @@ func TestHostileFiles(t *testing.T) {
 		"bad_torchscript.pt":     "TorchScript",
 	}
 	for name, want := range cases {
-		p := filepath.Join("testdata", name)
-		_, err := Load(p, Options{})
-		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: error %v, want one naming the file and containing %q", name, err, want)
-		}
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join("testdata", name)
+			_, err := Load(p, Options{})
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), p) {
+				t.Errorf("%s: error %v, want one naming the file and containing %q", name, err, want)
+			}
+		})
 	}
 	if _, err := os.Stat("/tmp/geca-pwned"); err == nil {
 		t.Fatal("a hostile checkpoint ran code")
@@ -268,10 +275,12 @@ func TestBrokenFiles(t *testing.T) {
 		{write("hugehdr.safetensors", []byte("\xff\xff\xff\xff\xff\xff\xff\x7f{}")), "header length 9223372036854775807 exceeds"},
 	}
 	for _, c := range cases {
-		_, err := Load(c.path, Options{})
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
-			t.Errorf("%s: error %v, want one naming the file and containing %q", filepath.Base(c.path), err, c.want)
-		}
+		t.Run(c.path, func(t *testing.T) {
+			_, err := Load(c.path, Options{})
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
+				t.Errorf("%s: error %v, want one naming the file and containing %q", filepath.Base(c.path), err, c.want)
+			}
+		})
 	}
 }
 
@@ -392,11 +401,13 @@ func TestPickleHazards(t *testing.T) {
 		{"rebuild wrong args", "\x80\x02ctorch._utils\n_rebuild_tensor_v2\n)R.", "called with 0 arguments"},
 	}
 	for _, c := range cases {
-		p := pickleZip(t, dir, []byte(c.pkl), nil)
-		_, err := Load(p, Options{})
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: error %v, want one naming the file and containing %q", c.name, err, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			p := pickleZip(t, dir, []byte(c.pkl), nil)
+			_, err := Load(p, Options{})
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+				t.Errorf("%s: error %v, want one naming the file and containing %q", c.name, err, c.want)
+			}
+		})
 	}
 }
 
@@ -449,15 +460,17 @@ func TestHugeDeclaredSizes(t *testing.T) {
 		{rawRecordZip(t, 99, 64, 64, body), "compression method 99"},
 	}
 	var before, after runtime.MemStats
-	for _, c := range cases {
-		runtime.ReadMemStats(&before)
-		_, err := Load(c.p, Options{})
-		runtime.ReadMemStats(&after)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.p) {
-			t.Errorf("error %v, want one naming the file and containing %q", err, c.want)
-		}
-		if d := after.TotalAlloc - before.TotalAlloc; d > 4<<20 {
-			t.Errorf("%q: refusing it allocated %d bytes", c.want, d)
-		}
+	for ci, c := range cases {
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			runtime.ReadMemStats(&before)
+			_, err := Load(c.p, Options{})
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.p) {
+				t.Errorf("error %v, want one naming the file and containing %q", err, c.want)
+			}
+			if d := after.TotalAlloc - before.TotalAlloc; d > 4<<20 {
+				t.Errorf("%q: refusing it allocated %d bytes", c.want, d)
+			}
+		})
 	}
 }

@@ -68,31 +68,33 @@ func TestConv2d(t *testing.T) {
 		// Wide enough that the im2col buffer is split into bands of rows.
 		{CIn: 64, COut: 4, K: 3, H: 40, W: 120},
 	}
-	for _, s := range cases {
-		for _, withBias := range []bool{true, false} {
-			const batch = 2
-			src := randSlice(r, batch*s.SrcLen())
-			w := randSlice(r, s.COut*s.CIn*s.K*s.K)
-			var b []float32
-			if withBias {
-				b = randSlice(r, s.COut)
-			}
-			dst := randSlice(r, batch*s.DstLen())
-			old := append([]float32(nil), dst...)
-			Conv2d(dst, src, w, b, batch, s, nil)
-			for n := 0; n < batch; n++ {
-				want := refConv(src[n*s.SrcLen():(n+1)*s.SrcLen()], w, b, s)
-				for i, v := range want {
-					if s.Accumulate {
-						v += float64(old[n*s.DstLen()+i])
-					}
-					got := float64(dst[n*s.DstLen()+i])
-					if math.Abs(got-v) > 1e-4*(1+math.Abs(v)) {
-						t.Fatalf("%+v bias=%v image %d index %d: got %v, want %v", s, withBias, n, i, got, v)
+	for ci, s := range cases {
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			for _, withBias := range []bool{true, false} {
+				const batch = 2
+				src := randSlice(r, batch*s.SrcLen())
+				w := randSlice(r, s.COut*s.CIn*s.K*s.K)
+				var b []float32
+				if withBias {
+					b = randSlice(r, s.COut)
+				}
+				dst := randSlice(r, batch*s.DstLen())
+				old := append([]float32(nil), dst...)
+				Conv2d(dst, src, w, b, batch, s, nil)
+				for n := 0; n < batch; n++ {
+					want := refConv(src[n*s.SrcLen():(n+1)*s.SrcLen()], w, b, s)
+					for i, v := range want {
+						if s.Accumulate {
+							v += float64(old[n*s.DstLen()+i])
+						}
+						got := float64(dst[n*s.DstLen()+i])
+						if math.Abs(got-v) > 1e-4*(1+math.Abs(v)) {
+							t.Fatalf("%+v bias=%v image %d index %d: got %v, want %v", s, withBias, n, i, got, v)
+						}
 					}
 				}
 			}
-		}
+		})
 	}
 }
 

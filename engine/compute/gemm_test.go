@@ -43,40 +43,42 @@ func TestGemmTiled(t *testing.T) {
 		return v
 	}
 	for _, procs := range []int{1, 2, 3} {
-		old := runtime.GOMAXPROCS(procs)
-		for _, s := range [][3]int{{1, 1, 1}, {3, 5, 7}, {70, 200, 33}, {130, 67, 300}, {257, 513, 64}, {64, 1000, 17}} {
-			for _, ta := range []bool{false, true} {
-				for _, tb := range []bool{false, true} {
-					m, n, k := s[0], s[1], s[2]
-					lda, ldb, ldc := k+3, n+1, n+5
-					if ta {
-						lda = m + 2
-					}
-					if tb {
-						ldb = k + 4
-					}
-					rowsA, rowsB := m, k
-					if ta {
-						rowsA = k
-					}
-					if tb {
-						rowsB = n
-					}
-					a, b := fill(rowsA*lda), fill(rowsB*ldb)
-					c0 := fill(m * ldc)
-					got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
-					Gemm(ta, tb, m, n, k, 0.7, a, lda, b, ldb, 0.3, got, ldc)
-					naiveGemm(ta, tb, m, n, k, 0.7, a, lda, b, ldb, 0.3, want, ldc)
-					name := fmt.Sprintf("procs=%d %dx%dx%d ta=%v tb=%v", procs, m, n, k, ta, tb)
-					for i := range want {
-						if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*math.Sqrt(float64(k))+1e-5 {
-							t.Fatalf("%s: c[%d] = %v, want %v", name, i, got[i], want[i])
+		t.Run(fmt.Sprint(procs), func(t *testing.T) {
+			old := runtime.GOMAXPROCS(procs)
+			for _, s := range [][3]int{{1, 1, 1}, {3, 5, 7}, {70, 200, 33}, {130, 67, 300}, {257, 513, 64}, {64, 1000, 17}} {
+				for _, ta := range []bool{false, true} {
+					for _, tb := range []bool{false, true} {
+						m, n, k := s[0], s[1], s[2]
+						lda, ldb, ldc := k+3, n+1, n+5
+						if ta {
+							lda = m + 2
+						}
+						if tb {
+							ldb = k + 4
+						}
+						rowsA, rowsB := m, k
+						if ta {
+							rowsA = k
+						}
+						if tb {
+							rowsB = n
+						}
+						a, b := fill(rowsA*lda), fill(rowsB*ldb)
+						c0 := fill(m * ldc)
+						got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
+						Gemm(ta, tb, m, n, k, 0.7, a, lda, b, ldb, 0.3, got, ldc)
+						naiveGemm(ta, tb, m, n, k, 0.7, a, lda, b, ldb, 0.3, want, ldc)
+						name := fmt.Sprintf("procs=%d %dx%dx%d ta=%v tb=%v", procs, m, n, k, ta, tb)
+						for i := range want {
+							if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*math.Sqrt(float64(k))+1e-5 {
+								t.Fatalf("%s: c[%d] = %v, want %v", name, i, got[i], want[i])
+							}
 						}
 					}
 				}
 			}
-		}
-		runtime.GOMAXPROCS(old)
+			runtime.GOMAXPROCS(old)
+		})
 	}
 }
 

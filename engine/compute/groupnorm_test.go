@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -16,35 +17,37 @@ func TestGroupNorm(t *testing.T) {
 	gamma, beta := randSlice(r, c), randSlice(r, c)
 	const eps = 1e-6
 	for _, silu := range []bool{false, true} {
-		dst := make([]float32, len(src))
-		GroupNorm(dst, src, batch, c, hw, groups, gamma, beta, eps, silu)
-		cg := c / groups
-		for n := 0; n < batch; n++ {
-			for g := 0; g < groups; g++ {
-				blk := src[(n*c+g*cg)*hw : (n*c+(g+1)*cg)*hw]
-				mean := 0.0
-				for _, v := range blk {
-					mean += float64(v)
-				}
-				mean /= float64(len(blk))
-				vr := 0.0
-				for _, v := range blk {
-					vr += (float64(v) - mean) * (float64(v) - mean)
-				}
-				vr /= float64(len(blk))
-				for i := range blk {
-					ch := g*cg + i/hw
-					want := (float64(blk[i])-mean)/math.Sqrt(vr+eps)*float64(gamma[ch]) + float64(beta[ch])
-					if silu {
-						want = want / (1 + math.Exp(-want))
+		t.Run(fmt.Sprint(silu), func(t *testing.T) {
+			dst := make([]float32, len(src))
+			GroupNorm(dst, src, batch, c, hw, groups, gamma, beta, eps, silu)
+			cg := c / groups
+			for n := 0; n < batch; n++ {
+				for g := 0; g < groups; g++ {
+					blk := src[(n*c+g*cg)*hw : (n*c+(g+1)*cg)*hw]
+					mean := 0.0
+					for _, v := range blk {
+						mean += float64(v)
 					}
-					got := float64(dst[(n*c+g*cg)*hw+i])
-					if math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
-						t.Fatalf("silu=%v n=%d g=%d i=%d: got %v, want %v", silu, n, g, i, got, want)
+					mean /= float64(len(blk))
+					vr := 0.0
+					for _, v := range blk {
+						vr += (float64(v) - mean) * (float64(v) - mean)
+					}
+					vr /= float64(len(blk))
+					for i := range blk {
+						ch := g*cg + i/hw
+						want := (float64(blk[i])-mean)/math.Sqrt(vr+eps)*float64(gamma[ch]) + float64(beta[ch])
+						if silu {
+							want = want / (1 + math.Exp(-want))
+						}
+						got := float64(dst[(n*c+g*cg)*hw+i])
+						if math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
+							t.Fatalf("silu=%v n=%d g=%d i=%d: got %v, want %v", silu, n, g, i, got, want)
+						}
 					}
 				}
 			}
-		}
+		})
 	}
 	// In place gives the same result.
 	want := make([]float32, len(src))

@@ -238,18 +238,20 @@ func TestPackLinearRejectsBadSizes(t *testing.T) {
 		w, b    int
 		out, in int
 	}{{5, 0, 2, 3}, {6, 1, 2, 3}, {0, 0, 0, 3}} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("PackLinear(%d values, bias %d, %dx%d) did not panic", c.w, c.b, c.out, c.in)
+		t.Run(fmt.Sprint(c.in), func(t *testing.T) {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("PackLinear(%d values, bias %d, %dx%d) did not panic", c.w, c.b, c.out, c.in)
+					}
+				}()
+				var b []float32
+				if c.b > 0 {
+					b = make([]float32, c.b)
 				}
+				PackLinear(make([]float32, c.w), b, c.out, c.in)
 			}()
-			var b []float32
-			if c.b > 0 {
-				b = make([]float32, c.b)
-			}
-			PackLinear(make([]float32, c.w), b, c.out, c.in)
-		}()
+		})
 	}
 }
 

@@ -114,9 +114,11 @@ func TestDeviceCheckTable(t *testing.T) {
 		"PyTorch: torch 2.11.0 on NVIDIA H200; matmul TF32 False, cuDNN TF32 True",
 		"fp32 call: max rel 2.1e-07",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		})
 	}
 	// Columns: FP32, cuBLAS, TF32, BF16, PyTorch, CPU, vs torch, vs CPU.
 	for label, want := range map[string][]string{
@@ -126,9 +128,11 @@ func TestDeviceCheckTable(t *testing.T) {
 		"250-step CFG sample, batch 1":            {"1.50 s", "1.20 s", "n/a", "n/a", "12.00 s", "~12.5 min", "8.0x", "500x"},
 		"250-step CFG sample, batch 8":            {"10.00 s", "n/a", "n/a", "n/a", "~75.00 s", "~100.0 min", "7.5x", "600x"},
 	} {
-		if got := row(t, out, label); strings.Join(got, "|") != strings.Join(want, "|") {
-			t.Errorf("%s: %q, want %q", label, got, want)
-		}
+		t.Run(label, func(t *testing.T) {
+			if got := row(t, out, label); strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("%s: %q, want %q", label, got, want)
+			}
+		})
 	}
 	if got := row(t, out, "geca-cuda sample, 250 steps, batch 1 (CLI)"); len(got) != 1 || !strings.HasSuffix(got[0], " s") {
 		t.Errorf("CLI row %q", got)
@@ -161,9 +165,11 @@ func TestTorchBench(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, out)
 	}
 	for _, name := range []string{"Update/b1", "Call/b1", "Sample/b1", "Update/b8", "Call/b8", "Sample/b8"} {
-		if !regexp.MustCompile(`(?m)^TORCH ` + name + ` [1-9][0-9]*$`).Match(out) {
-			t.Errorf("no timing for %s:\n%s", name, out)
-		}
+		t.Run(name, func(t *testing.T) {
+			if !regexp.MustCompile(`(?m)^TORCH ` + name + ` [1-9][0-9]*$`).Match(out) {
+				t.Errorf("no timing for %s:\n%s", name, out)
+			}
+		})
 	}
 	if strings.Contains(string(out), "TORCH FAIL") {
 		t.Errorf("%s", out)

@@ -45,9 +45,11 @@ func TestReadIDX(t *testing.T) {
 		"no dims":     {0, 0, 8, 0},
 		"short count": {0, 0, 8, 1, 0, 0},
 	} {
-		if _, err := ReadIDX(bytes.NewReader(in)); err == nil {
-			t.Errorf("%s: no error", name)
-		}
+		t.Run(name, func(t *testing.T) {
+			if _, err := ReadIDX(bytes.NewReader(in)); err == nil {
+				t.Errorf("%s: no error", name)
+			}
+		})
 	}
 }
 

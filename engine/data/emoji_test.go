@@ -1,6 +1,7 @@
 package data
 
 import (
+	"fmt"
 	"image/color"
 	"os"
 	"strings"
@@ -25,10 +26,12 @@ func TestLoadEmojiErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "fonts-noto-color-emoji") || !strings.Contains(err.Error(), "none.ttf") {
 		t.Errorf("missing font: %v", err)
 	}
-	for _, o := range []EmojiOptions{{Size: 2, Variants: 1}, {Size: 32, Variants: 0}, {Size: 32, Variants: 2, Shift: 9}} {
-		if _, err := LoadEmoji(EmojiFontPath, []string{"🦎"}, o); err == nil {
-			t.Errorf("%+v accepted", o)
-		}
+	for ci, o := range []EmojiOptions{{Size: 2, Variants: 1}, {Size: 32, Variants: 0}, {Size: 32, Variants: 2, Shift: 9}} {
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			if _, err := LoadEmoji(EmojiFontPath, []string{"🦎"}, o); err == nil {
+				t.Errorf("%+v accepted", o)
+			}
+		})
 	}
 }
 
@@ -49,9 +52,11 @@ func TestLoadEmoji(t *testing.T) {
 	// green (G above R and B), the apple red.
 	px := func(n, i, j int) []float32 { return ds.Image(n)[(i*32+j)*3 : (i*32+j)*3+3] }
 	for _, n := range []int{0, 5} {
-		if c := px(n, 0, 0); c[0] != 1 || c[1] != 1 || c[2] != 1 {
-			t.Errorf("image %d corner %v, want white", n, c)
-		}
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			if c := px(n, 0, 0); c[0] != 1 || c[1] != 1 || c[2] != 1 {
+				t.Errorf("image %d corner %v, want white", n, c)
+			}
+		})
 	}
 	mean := func(n int) (r, g, b float32) {
 		for i := 8; i < 24; i++ {

@@ -3,6 +3,7 @@ package data
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -28,9 +29,11 @@ func TestEncodeFolderToRoundTrip(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 	for _, f := range []string{"features_train/0.npy", "features_train/5.npy", "labels_train/5.npy", "classes.txt", "encode.json"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
-			t.Error(err)
-		}
+		t.Run(f, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 	got, err := LoadLatents(out)
 	if err != nil {
@@ -105,7 +108,7 @@ func TestEncodeFolderToRefuses(t *testing.T) {
 	writeClassImages(t, more, []string{"a", "b"}, 3, 10)
 	foreign := t.TempDir()
 	os.WriteFile(filepath.Join(foreign, "notes.txt"), []byte("mine"), 0o644)
-	for _, c := range []struct {
+	for ci, c := range []struct {
 		images string
 		opt    EncodeOptions
 		to     LatentFolder
@@ -119,10 +122,12 @@ func TestEncodeFolderToRefuses(t *testing.T) {
 		{dir, opt, LatentFolder{Dir: t.TempDir(), Fold: "../x"}, `fold "../x": want a plain name`},
 		{dir, opt, LatentFolder{Dir: filepath.Join(dir, "lat")}, "the latents folder is inside the images folder"},
 	} {
-		_, err := EncodeFolderTo(context.Background(), c.images, 8, &poolEncoder{}, c.opt, c.to)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%+v: %v, want %q", c.to, err, c.want)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			_, err := EncodeFolderTo(context.Background(), c.images, 8, &poolEncoder{}, c.opt, c.to)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%+v: %v, want %q", c.to, err, c.want)
+			}
+		})
 	}
 	if b, _ := os.ReadFile(filepath.Join(foreign, "notes.txt")); string(b) != "mine" {
 		t.Error("a foreign folder was touched")

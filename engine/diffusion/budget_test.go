@@ -2,6 +2,7 @@ package diffusion
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,12 +16,14 @@ func TestStepsBounded(t *testing.T) {
 	var a, b runtime.MemStats
 	runtime.ReadMemStats(&a)
 	for _, steps := range []int{1<<31 - 1, MaxSteps + 1, 0, -5} {
-		if _, err := New(steps, ""); err == nil || !strings.Contains(err.Error(), "out of range") {
-			t.Errorf("New(%d) = %v", steps, err)
-		}
-		if _, err := New(steps, "ddim10"); err == nil {
-			t.Errorf("New(%d, ddim10) succeeded", steps)
-		}
+		t.Run(fmt.Sprint(steps), func(t *testing.T) {
+			if _, err := New(steps, ""); err == nil || !strings.Contains(err.Error(), "out of range") {
+				t.Errorf("New(%d) = %v", steps, err)
+			}
+			if _, err := New(steps, "ddim10"); err == nil {
+				t.Errorf("New(%d, ddim10) succeeded", steps)
+			}
+		})
 	}
 	runtime.ReadMemStats(&b)
 	if d := b.TotalAlloc - a.TotalAlloc; d > 1<<20 {

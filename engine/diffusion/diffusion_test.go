@@ -93,14 +93,16 @@ func relClose64(a, b float64) bool {
 
 func TestLinearBetasExact(t *testing.T) {
 	g := loadTables(t)
-	for _, c := range []struct {
+	for ci, c := range []struct {
 		n    int
 		want []float64
 	}{{1000, g.Linear1000}, {250, g.Linear250}} {
-		got := LinearBetas(c.n)
-		if !slices.Equal(got, c.want) {
-			t.Errorf("LinearBetas(%d) differs from numpy.linspace", c.n)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			got := LinearBetas(c.n)
+			if !slices.Equal(got, c.want) {
+				t.Errorf("LinearBetas(%d) differs from numpy.linspace", c.n)
+			}
+		})
 	}
 }
 
@@ -177,19 +179,21 @@ func TestAnchorValues(t *testing.T) {
 		{248, 995, 0.07721930545605926, 4.3749749585179176e-5, -2.56110944373366, -2.561105782539523, 5.317205281952787e-4, 0.9606112312533837, 151.18622188168905, 151.18291466584216},
 		{249, 999, 0.07751934499235003, 4.035829765375675e-5, -2.557231152560974, -2.5572277609664122, 5.127614983862911e-4, 0.9604553074808463, 157.41045725150065, 157.4072808104076},
 	}
-	for _, r := range rows {
-		i := r.i
-		got := []float64{s.Betas[i], s.AlphasCumprod[i], s.PosteriorLogVarianceClipped[i], s.LogBetas[i], s.PosteriorMeanCoef1[i], s.PosteriorMeanCoef2[i], s.SqrtRecipAlphasCumprod[i], s.SqrtRecipm1AlphasCumprod[i]}
-		want := []float64{r.beta, r.ac, r.plv, r.logb, r.coef1, r.coef2, r.srac, r.srm1ac}
-		if s.Timestep(i) != r.tau {
-			t.Errorf("τ_%d = %d, want %d", i, s.Timestep(i), r.tau)
-		}
-		for k := range want {
-			// The table prints β′_0 rounded (1e-4; exactly 9.999999999998899e-05).
-			if math.Abs(got[k]-want[k]) > 1e-15*math.Max(1, math.Abs(want[k])) && !relClose64(got[k], want[k]) {
-				t.Errorf("row %d column %d: %.17g, want %.17g", i, k, got[k], want[k])
+	for ci, r := range rows {
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			i := r.i
+			got := []float64{s.Betas[i], s.AlphasCumprod[i], s.PosteriorLogVarianceClipped[i], s.LogBetas[i], s.PosteriorMeanCoef1[i], s.PosteriorMeanCoef2[i], s.SqrtRecipAlphasCumprod[i], s.SqrtRecipm1AlphasCumprod[i]}
+			want := []float64{r.beta, r.ac, r.plv, r.logb, r.coef1, r.coef2, r.srac, r.srm1ac}
+			if s.Timestep(i) != r.tau {
+				t.Errorf("τ_%d = %d, want %d", i, s.Timestep(i), r.tau)
 			}
-		}
+			for k := range want {
+				// The table prints β′_0 rounded (1e-4; exactly 9.999999999998899e-05).
+				if math.Abs(got[k]-want[k]) > 1e-15*math.Max(1, math.Abs(want[k])) && !relClose64(got[k], want[k]) {
+					t.Errorf("row %d column %d: %.17g, want %.17g", i, k, got[k], want[k])
+				}
+			}
+		})
 	}
 	full, _ := New(1000, "")
 	// create_diffusion("") is a SpacedDiffusion over all steps, so even the
@@ -226,28 +230,30 @@ func TestStepsAgainstTorch(t *testing.T) {
 	x, eps, v, z := a["x"].Data, a["eps"].Data, a["v"].Data, a["z"].Data
 	n := len(x)
 	for _, i := range []int{249, 124, 1, 0} {
-		xp, x0 := make([]float32, n), make([]float32, n)
-		if err := s250.DDPMStep(xp, x0, x, eps, v, z, i); err != nil {
-			t.Fatal(err)
-		}
-		closeF32(t, fmt.Sprintf("ddpm x_prev i=%d", i), xp, a[fmt.Sprintf("ddpm_%d", i)].Data, 2e-6, 2e-6)
-		closeF32(t, fmt.Sprintf("x0 i=%d", i), x0, a[fmt.Sprintf("x0_%d", i)].Data, 0, 0)
-		mean, lv, x02 := make([]float32, n), make([]float32, n), make([]float32, n)
-		if err := s250.PMeanVariance(mean, lv, x02, x, eps, v, i); err != nil {
-			t.Fatal(err)
-		}
-		closeF32(t, fmt.Sprintf("mean i=%d", i), mean, a[fmt.Sprintf("mean_%d", i)].Data, 0, 0)
-		closeF32(t, fmt.Sprintf("logvar i=%d", i), lv, a[fmt.Sprintf("logvar_%d", i)].Data, 0, 0)
-		x03 := make([]float32, n)
-		s250.PredictX0(x03, x, eps, i)
-		closeF32(t, fmt.Sprintf("PredictX0 i=%d", i), x03, a[fmt.Sprintf("x0_%d", i)].Data, 0, 0)
-		for _, eta := range []float32{0, 0.5, 1} {
-			xd := make([]float32, n)
-			if err := s250.DDIMStep(xd, nil, x, eps, z, i, eta); err != nil {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			xp, x0 := make([]float32, n), make([]float32, n)
+			if err := s250.DDPMStep(xp, x0, x, eps, v, z, i); err != nil {
 				t.Fatal(err)
 			}
-			closeF32(t, fmt.Sprintf("ddim i=%d eta=%g", i, eta), xd, a[fmt.Sprintf("ddim_%d_eta%g", i, eta)].Data, 1e-6, 1e-6)
-		}
+			closeF32(t, fmt.Sprintf("ddpm x_prev i=%d", i), xp, a[fmt.Sprintf("ddpm_%d", i)].Data, 2e-6, 2e-6)
+			closeF32(t, fmt.Sprintf("x0 i=%d", i), x0, a[fmt.Sprintf("x0_%d", i)].Data, 0, 0)
+			mean, lv, x02 := make([]float32, n), make([]float32, n), make([]float32, n)
+			if err := s250.PMeanVariance(mean, lv, x02, x, eps, v, i); err != nil {
+				t.Fatal(err)
+			}
+			closeF32(t, fmt.Sprintf("mean i=%d", i), mean, a[fmt.Sprintf("mean_%d", i)].Data, 0, 0)
+			closeF32(t, fmt.Sprintf("logvar i=%d", i), lv, a[fmt.Sprintf("logvar_%d", i)].Data, 0, 0)
+			x03 := make([]float32, n)
+			s250.PredictX0(x03, x, eps, i)
+			closeF32(t, fmt.Sprintf("PredictX0 i=%d", i), x03, a[fmt.Sprintf("x0_%d", i)].Data, 0, 0)
+			for _, eta := range []float32{0, 0.5, 1} {
+				xd := make([]float32, n)
+				if err := s250.DDIMStep(xd, nil, x, eps, z, i, eta); err != nil {
+					t.Fatal(err)
+				}
+				closeF32(t, fmt.Sprintf("ddim i=%d eta=%g", i, eta), xd, a[fmt.Sprintf("ddim_%d_eta%g", i, eta)].Data, 1e-6, 1e-6)
+			}
+		})
 	}
 	// At i = 0 the DDPM step is x̂0 exactly.
 	xp := make([]float32, n)
@@ -274,39 +280,41 @@ func TestTrainingHelpersAgainstTorch(t *testing.T) {
 	n := len(x0)
 	per := n / 2
 	for _, ti := range []int{0, 1, 500, 999} {
-		xt := make([]float32, n)
-		if err := s.QSample(xt, x0, z, ti); err != nil {
-			t.Fatal(err)
-		}
-		closeF32(t, fmt.Sprintf("q_sample t=%d", ti), xt, a[fmt.Sprintf("qsample_%d", ti)].Data, 0, 0)
-		pm := make([]float32, n)
-		pv, plv, err := s.QPosteriorMeanVariance(pm, x0, xt, ti)
-		if err != nil {
-			t.Fatal(err)
-		}
-		closeF32(t, fmt.Sprintf("q_posterior mean t=%d", ti), pm, a[fmt.Sprintf("qpost_mean_%d", ti)].Data, 0, 0)
-		closeF32(t, fmt.Sprintf("q_posterior var t=%d", ti), []float32{pv, pv}, a[fmt.Sprintf("qpost_var_%d", ti)].Data, 0, 0)
-		closeF32(t, fmt.Sprintf("q_posterior logvar t=%d", ti), []float32{plv, plv}, a[fmt.Sprintf("qpost_logvar_%d", ti)].Data, 0, 0)
-		wantVB := a[fmt.Sprintf("vb_%d", ti)].Data
-		wantGrad := a[fmt.Sprintf("vbgrad_%d", ti)].Data
-		grad := make([]float32, n)
-		for b := 0; b < 2; b++ {
-			sl := func(x []float32) []float32 { return x[b*per : (b+1)*per] }
-			vb, err := s.VBTerm(sl(grad), sl(x0), sl(xt), sl(eps), sl(v), ti)
+		t.Run(fmt.Sprint(ti), func(t *testing.T) {
+			xt := make([]float32, n)
+			if err := s.QSample(xt, x0, z, ti); err != nil {
+				t.Fatal(err)
+			}
+			closeF32(t, fmt.Sprintf("q_sample t=%d", ti), xt, a[fmt.Sprintf("qsample_%d", ti)].Data, 0, 0)
+			pm := make([]float32, n)
+			pv, plv, err := s.QPosteriorMeanVariance(pm, x0, xt, ti)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if math.Abs(vb-float64(wantVB[b])) > 2e-5*math.Abs(float64(wantVB[b]))+1e-7 {
-				t.Errorf("vb t=%d sample %d = %.8g, want %.8g", ti, b, vb, wantVB[b])
+			closeF32(t, fmt.Sprintf("q_posterior mean t=%d", ti), pm, a[fmt.Sprintf("qpost_mean_%d", ti)].Data, 0, 0)
+			closeF32(t, fmt.Sprintf("q_posterior var t=%d", ti), []float32{pv, pv}, a[fmt.Sprintf("qpost_var_%d", ti)].Data, 0, 0)
+			closeF32(t, fmt.Sprintf("q_posterior logvar t=%d", ti), []float32{plv, plv}, a[fmt.Sprintf("qpost_logvar_%d", ti)].Data, 0, 0)
+			wantVB := a[fmt.Sprintf("vb_%d", ti)].Data
+			wantGrad := a[fmt.Sprintf("vbgrad_%d", ti)].Data
+			grad := make([]float32, n)
+			for b := 0; b < 2; b++ {
+				sl := func(x []float32) []float32 { return x[b*per : (b+1)*per] }
+				vb, err := s.VBTerm(sl(grad), sl(x0), sl(xt), sl(eps), sl(v), ti)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if math.Abs(vb-float64(wantVB[b])) > 2e-5*math.Abs(float64(wantVB[b]))+1e-7 {
+					t.Errorf("vb t=%d sample %d = %.8g, want %.8g", ti, b, vb, wantVB[b])
+				}
 			}
-		}
-		// The reference gradient is float64 autograd from the same fp32 means;
-		// ours takes the log variance in fp32, hence a small relative slack.
-		maxG := 0.0
-		for _, g := range wantGrad {
-			maxG = math.Max(maxG, math.Abs(float64(g)))
-		}
-		closeF32(t, fmt.Sprintf("d vb/d v t=%d", ti), grad, wantGrad, 1e-4, 1e-5*maxG)
+			// The reference gradient is float64 autograd from the same fp32 means;
+			// ours takes the log variance in fp32, hence a small relative slack.
+			maxG := 0.0
+			for _, g := range wantGrad {
+				maxG = math.Max(maxG, math.Abs(float64(g)))
+			}
+			closeF32(t, fmt.Sprintf("d vb/d v t=%d", ti), grad, wantGrad, 1e-4, 1e-5*maxG)
+		})
 	}
 	// Element functions.
 	kl := make([]float32, len(a["kl"].Data))
@@ -346,22 +354,24 @@ func TestVBGradientFiniteDifference(t *testing.T) {
 		v[i] *= 0.6 // keep σ moderate so the bins are resolved
 	}
 	for _, ti := range []int{0, 3, 400} {
-		xt := make([]float32, per)
-		s.QSample(xt, x0, a["z"].Data[:per], ti)
-		grad := make([]float32, per)
-		s.VBTerm(grad, x0, xt, eps, v, ti)
-		for _, k := range []int{0, 1, 5, 17, 100} {
-			h := float32(1e-2)
-			vp := append([]float32(nil), v...)
-			vp[k] += h
-			fp, _ := s.VBTerm(nil, x0, xt, eps, vp, ti)
-			vp[k] -= 2 * h
-			fm, _ := s.VBTerm(nil, x0, xt, eps, vp, ti)
-			fd := (fp - fm) / float64(2*h)
-			if math.Abs(fd-float64(grad[k])) > 0.02*math.Abs(fd)+1e-6 {
-				t.Errorf("t=%d k=%d: analytic %.6g, finite difference %.6g", ti, k, grad[k], fd)
+		t.Run(fmt.Sprint(ti), func(t *testing.T) {
+			xt := make([]float32, per)
+			s.QSample(xt, x0, a["z"].Data[:per], ti)
+			grad := make([]float32, per)
+			s.VBTerm(grad, x0, xt, eps, v, ti)
+			for _, k := range []int{0, 1, 5, 17, 100} {
+				h := float32(1e-2)
+				vp := append([]float32(nil), v...)
+				vp[k] += h
+				fp, _ := s.VBTerm(nil, x0, xt, eps, vp, ti)
+				vp[k] -= 2 * h
+				fm, _ := s.VBTerm(nil, x0, xt, eps, vp, ti)
+				fd := (fp - fm) / float64(2*h)
+				if math.Abs(fd-float64(grad[k])) > 0.02*math.Abs(fd)+1e-6 {
+					t.Errorf("t=%d k=%d: analytic %.6g, finite difference %.6g", ti, k, grad[k], fd)
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -406,16 +416,18 @@ func TestBadInput(t *testing.T) {
 // with central differences, in every bin kind and in the clamped tail.
 func TestFloat64Likelihood(t *testing.T) {
 	for _, x := range []float64{-3, -1.2, -0.3, 0, 0.01, 0.7, 2.5} {
-		cdf, d := ApproxStandardNormalCDF64(x)
-		if want := float64(ApproxStandardNormalCDF(float32(x))); math.Abs(cdf-want) > 1e-6 {
-			t.Errorf("Φ64(%g) = %.9g, fp32 %.9g", x, cdf, want)
-		}
-		const h = 1e-6
-		p, _ := ApproxStandardNormalCDF64(x + h)
-		m, _ := ApproxStandardNormalCDF64(x - h)
-		if fd := (p - m) / (2 * h); math.Abs(d-fd) > 1e-8 {
-			t.Errorf("dΦ64/dx at %g = %.9g, finite difference %.9g", x, d, fd)
-		}
+		t.Run(fmt.Sprint(x), func(t *testing.T) {
+			cdf, d := ApproxStandardNormalCDF64(x)
+			if want := float64(ApproxStandardNormalCDF(float32(x))); math.Abs(cdf-want) > 1e-6 {
+				t.Errorf("Φ64(%g) = %.9g, fp32 %.9g", x, cdf, want)
+			}
+			const h = 1e-6
+			p, _ := ApproxStandardNormalCDF64(x + h)
+			m, _ := ApproxStandardNormalCDF64(x - h)
+			if fd := (p - m) / (2 * h); math.Abs(d-fd) > 1e-8 {
+				t.Errorf("dΦ64/dx at %g = %.9g, finite difference %.9g", x, d, fd)
+			}
+		})
 	}
 	cases := []struct{ x, mean, logScale float64 }{
 		{-1, -0.95, -3}, // lower edge bin
@@ -425,25 +437,27 @@ func TestFloat64Likelihood(t *testing.T) {
 		{0.6, 0.6, -6},  // narrow σ: nearly all mass in the bin
 		{0.3, -0.5, -5}, // tail: clamped, zero gradient
 	}
-	for _, c := range cases {
-		nll, d := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale)
-		want := -float64(DiscretizedGaussianLogLikelihood(float32(c.x), float32(c.mean), float32(c.logScale)))
-		if math.Abs(nll-want) > 1e-4*math.Abs(want)+1e-5 {
-			t.Errorf("%+v: NLL64 %.8g, fp32 %.8g", c, nll, want)
-		}
-		const h = 1e-6
-		p, _ := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale+h)
-		m, _ := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale-h)
-		if fd := (p - m) / (2 * h); math.Abs(d-fd) > 1e-6*math.Abs(fd)+1e-8 {
-			t.Errorf("%+v: dNLL/dlogScale %.9g, finite difference %.9g", c, d, fd)
-		}
-		// The fp32 VB gradient uses the same core; it centres x in fp32, as
-		// the fp32 likelihood does, hence the float32-sized slack.
-		x32, m32, s32 := float32(c.x), float32(c.mean), float32(c.logScale)
-		_, d32 := DiscretizedGaussianNLL64(float64(x32), float64(m32), float64(s32))
-		if g := dLogLikelihoodDLogScale(x32, m32, s32); math.Abs(g+d32) > 1e-6*math.Abs(d32)+1e-12 {
-			t.Errorf("%+v: fp32-input derivative %.9g, float64 %.9g", c, g, -d32)
-		}
+	for ci, c := range cases {
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			nll, d := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale)
+			want := -float64(DiscretizedGaussianLogLikelihood(float32(c.x), float32(c.mean), float32(c.logScale)))
+			if math.Abs(nll-want) > 1e-4*math.Abs(want)+1e-5 {
+				t.Errorf("%+v: NLL64 %.8g, fp32 %.8g", c, nll, want)
+			}
+			const h = 1e-6
+			p, _ := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale+h)
+			m, _ := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale-h)
+			if fd := (p - m) / (2 * h); math.Abs(d-fd) > 1e-6*math.Abs(fd)+1e-8 {
+				t.Errorf("%+v: dNLL/dlogScale %.9g, finite difference %.9g", c, d, fd)
+			}
+			// The fp32 VB gradient uses the same core; it centres x in fp32, as
+			// the fp32 likelihood does, hence the float32-sized slack.
+			x32, m32, s32 := float32(c.x), float32(c.mean), float32(c.logScale)
+			_, d32 := DiscretizedGaussianNLL64(float64(x32), float64(m32), float64(s32))
+			if g := dLogLikelihoodDLogScale(x32, m32, s32); math.Abs(g+d32) > 1e-6*math.Abs(d32)+1e-12 {
+				t.Errorf("%+v: fp32-input derivative %.9g, float64 %.9g", c, g, -d32)
+			}
+		})
 	}
 	if nll, d := DiscretizedGaussianNLL64(0.3, -0.5, -5); d != 0 || math.Abs(nll+math.Log(1e-12)) > 1e-9 {
 		t.Errorf("tail bin: NLL %g, gradient %g; want the clamp −log 1e-12 and 0", nll, d)

@@ -2,6 +2,7 @@ package msweep
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -38,9 +39,11 @@ func images(m *engine.Model, n int) []Image {
 
 func TestDefaultMs(t *testing.T) {
 	for trained, want := range map[int][]int{8: {1, 2, 3, 4, 6, 8, 11, 16}, 12: {1, 2, 3, 4, 6, 8, 11, 12, 16, 23, 24}, 1: {1, 2}} {
-		if got := DefaultMs(trained); !slices.Equal(got, want) {
-			t.Errorf("DefaultMs(%d) = %v, want %v", trained, got, want)
-		}
+		t.Run(fmt.Sprint(trained), func(t *testing.T) {
+			if got := DefaultMs(trained); !slices.Equal(got, want) {
+				t.Errorf("DefaultMs(%d) = %v, want %v", trained, got, want)
+			}
+		})
 	}
 }
 
@@ -111,41 +114,45 @@ func TestMatchesSeparateCalls(t *testing.T) {
 	sched, _ := diffusion.New(1000, "")
 	cfg := m.Cfg
 	for mi, M := range []int{2, 5} {
-		n := len(im.X0)
-		eps, xt := make([]float32, n), make([]float32, n)
-		stream(3, "eps", im.Index, tt).Normal(eps)
-		sched.QSample(xt, im.X0, eps, tt)
-		st := engine.NewState(1, cfg.GridH, cfg.GridW, cfg.CellDim())
-		engine.Seed(cfg, st, stream(3, "seed", im.Index, tt))
-		for p := 0; p < cfg.GridH*cfg.GridW; p++ {
-			copy(st.Data[p*st.C:p*st.C+cfg.InChannels], xt[p*cfg.InChannels:])
-		}
-		c, _ := m.Condition([]int{tt}, [][]float32{im.Label})
-		if err := m.NewUpdater(1).Call(st, c, M, cfg.UpdateRate, stream(3, "mask", im.Index, tt), nil); err != nil {
-			t.Fatal(err)
-		}
-		var mse float64
-		for p := 0; p < cfg.GridH*cfg.GridW; p++ {
-			for ch := 0; ch < cfg.InChannels; ch++ {
-				d := float64(eps[p*cfg.InChannels+ch]) - float64(st.Data[p*st.C+cfg.InChannels+ch])
-				mse += d * d
+		t.Run(fmt.Sprint(M), func(t *testing.T) {
+			n := len(im.X0)
+			eps, xt := make([]float32, n), make([]float32, n)
+			stream(3, "eps", im.Index, tt).Normal(eps)
+			sched.QSample(xt, im.X0, eps, tt)
+			st := engine.NewState(1, cfg.GridH, cfg.GridW, cfg.CellDim())
+			engine.Seed(cfg, st, stream(3, "seed", im.Index, tt))
+			for p := 0; p < cfg.GridH*cfg.GridW; p++ {
+				copy(st.Data[p*st.C:p*st.C+cfg.InChannels], xt[p*cfg.InChannels:])
 			}
-		}
-		mse /= float64(n)
-		if got := res.At(mi, 0).EpsMSE; got != mse {
-			t.Errorf("M=%d: sweep ε-MSE %v, separate call %v", M, got, mse)
-		}
+			c, _ := m.Condition([]int{tt}, [][]float32{im.Label})
+			if err := m.NewUpdater(1).Call(st, c, M, cfg.UpdateRate, stream(3, "mask", im.Index, tt), nil); err != nil {
+				t.Fatal(err)
+			}
+			var mse float64
+			for p := 0; p < cfg.GridH*cfg.GridW; p++ {
+				for ch := 0; ch < cfg.InChannels; ch++ {
+					d := float64(eps[p*cfg.InChannels+ch]) - float64(st.Data[p*st.C+cfg.InChannels+ch])
+					mse += d * d
+				}
+			}
+			mse /= float64(n)
+			if got := res.At(mi, 0).EpsMSE; got != mse {
+				t.Errorf("M=%d: sweep ε-MSE %v, separate call %v", M, got, mse)
+			}
+		})
 	}
 }
 
 func TestBadOptions(t *testing.T) {
 	m := tinyModel(t)
 	ims := images(m, 1)
-	for _, o := range []Options{{Ms: []int{2, 1}, Timesteps: []int{1}}, {Ms: []int{0}, Timesteps: []int{1}}, {Ms: []int{1}, Timesteps: []int{1000}},
+	for ci, o := range []Options{{Ms: []int{2, 1}, Timesteps: []int{1}}, {Ms: []int{0}, Timesteps: []int{1}}, {Ms: []int{1}, Timesteps: []int{1000}},
 		{Ms: []int{1}}, {Ms: []int{1}, Timesteps: []int{1}, Rate: 2}} {
-		if _, err := Run(context.Background(), m, ims, o, nil); err == nil {
-			t.Errorf("%+v accepted", o)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			if _, err := Run(context.Background(), m, ims, o, nil); err == nil {
+				t.Errorf("%+v accepted", o)
+			}
+		})
 	}
 	bad := ims[0]
 	bad.X0 = bad.X0[:3]

@@ -3,6 +3,7 @@ package remote
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -126,7 +127,7 @@ func FuzzServerConn(f *testing.F) {
 }
 
 func TestReadMsgLimits(t *testing.T) {
-	for _, tc := range []struct {
+	for ci, tc := range []struct {
 		in   []byte
 		want string
 	}{
@@ -136,10 +137,12 @@ func TestReadMsgLimits(t *testing.T) {
 		{[]byte{0, 0, 0, 9, byte(tHello), 1, 2}, "connection closed inside a hello message"},
 		{[]byte{0, 0}, "inside a message header"},
 	} {
-		_, _, err := readMsg(bytes.NewReader(tc.in), maxHello, nil)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("% x: %v, want %q", tc.in, err, tc.want)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			_, _, err := readMsg(bytes.NewReader(tc.in), maxHello, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("% x: %v, want %q", tc.in, err, tc.want)
+			}
+		})
 	}
 	// Claimed counts larger than the message are refused before allocating.
 	var e enc

@@ -400,10 +400,12 @@ func TestDenoiseMatchesLocal(t *testing.T) {
 func TestTokenRefused(t *testing.T) {
 	_, addr := startTCP(t, "")
 	for _, tok := range []string{"", "wrong", "secret-token-"} {
-		_, err := Dial(context.Background(), addr, Options{Token: tok})
-		if !errors.Is(err, ErrAuth) {
-			t.Fatalf("token %q: %v, want ErrAuth", tok, err)
-		}
+		t.Run(tok, func(t *testing.T) {
+			_, err := Dial(context.Background(), addr, Options{Token: tok})
+			if !errors.Is(err, ErrAuth) {
+				t.Fatalf("token %q: %v, want ErrAuth", tok, err)
+			}
+		})
 	}
 	if err := (&Server{}).Serve(context.Background(), nil); err == nil {
 		t.Fatal("a network server without a token started")

@@ -3,6 +3,7 @@ package sample
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -59,20 +60,22 @@ func finiteAll(x []float32) bool {
 func TestSameSeedSameOutput(t *testing.T) {
 	m := tinyModel(t)
 	for _, cfg := range []float32{1, 1.5} {
-		opt := tinyOptions()
-		opt.CFG = cfg
-		a := runResult(t, mustNew(t, m, opt))
-		b := runResult(t, mustNew(t, m, opt))
-		if !slices.Equal(a, b) {
-			t.Errorf("CFG %g: same seed gave different samples", cfg)
-		}
-		if !finiteAll(a) {
-			t.Errorf("CFG %g: non-finite sample", cfg)
-		}
-		opt.Seed++
-		if c := runResult(t, mustNew(t, m, opt)); slices.Equal(a, c) {
-			t.Errorf("CFG %g: a different seed gave the same samples", cfg)
-		}
+		t.Run(fmt.Sprint(cfg), func(t *testing.T) {
+			opt := tinyOptions()
+			opt.CFG = cfg
+			a := runResult(t, mustNew(t, m, opt))
+			b := runResult(t, mustNew(t, m, opt))
+			if !slices.Equal(a, b) {
+				t.Errorf("CFG %g: same seed gave different samples", cfg)
+			}
+			if !finiteAll(a) {
+				t.Errorf("CFG %g: non-finite sample", cfg)
+			}
+			opt.Seed++
+			if c := runResult(t, mustNew(t, m, opt)); slices.Equal(a, c) {
+				t.Errorf("CFG %g: a different seed gave the same samples", cfg)
+			}
+		})
 	}
 }
 
@@ -100,24 +103,26 @@ func TestRun(t *testing.T) {
 func TestSettingsChangeOutput(t *testing.T) {
 	m := tinyModel(t)
 	for _, cfg := range []float32{1, 1.5} {
-		base := tinyOptions()
-		base.CFG = cfg
-		ref := runResult(t, mustNew(t, m, base))
-		noGHG := base
-		noGHG.GHG = false
-		if slices.Equal(ref, runResult(t, mustNew(t, m, noGHG))) {
-			t.Errorf("CFG %g: GHG off gave the same samples as GHG on", cfg)
-		}
-		m8 := base
-		m8.M = 8
-		if slices.Equal(ref, runResult(t, mustNew(t, m, m8))) {
-			t.Errorf("CFG %g: M = 8 gave the same samples as M = 4", cfg)
-		}
-		rate := base
-		rate.UpdateRate = 1
-		if slices.Equal(ref, runResult(t, mustNew(t, m, rate))) {
-			t.Errorf("CFG %g: update rate 1 gave the same samples as 0.5", cfg)
-		}
+		t.Run(fmt.Sprint(cfg), func(t *testing.T) {
+			base := tinyOptions()
+			base.CFG = cfg
+			ref := runResult(t, mustNew(t, m, base))
+			noGHG := base
+			noGHG.GHG = false
+			if slices.Equal(ref, runResult(t, mustNew(t, m, noGHG))) {
+				t.Errorf("CFG %g: GHG off gave the same samples as GHG on", cfg)
+			}
+			m8 := base
+			m8.M = 8
+			if slices.Equal(ref, runResult(t, mustNew(t, m, m8))) {
+				t.Errorf("CFG %g: M = 8 gave the same samples as M = 4", cfg)
+			}
+			rate := base
+			rate.UpdateRate = 1
+			if slices.Equal(ref, runResult(t, mustNew(t, m, rate))) {
+				t.Errorf("CFG %g: update rate 1 gave the same samples as 0.5", cfg)
+			}
+		})
 	}
 	// CFG scale matters when guidance is on, and "off" is the same for every scale <= 1.
 	a, b := tinyOptions(), tinyOptions()
@@ -148,57 +153,59 @@ func TestGHGCarrySemantics(t *testing.T) {
 		{"CFG, no GHG", 1.5, false, false, false},
 		{"no GHG", 1, false, false, false},
 	} {
-		opt := tinyOptions()
-		opt.CFG, opt.GHG = c.cfg, c.ghg
-		s := mustNew(t, m, opt)
-		var carry *engine.State
-		s.SetObserver(func(f *Frame) {
-			if f.Kind == FrameTimestep {
-				carry = f.State
+		t.Run(c.name, func(t *testing.T) {
+			opt := tinyOptions()
+			opt.CFG, opt.GHG = c.cfg, c.ghg
+			s := mustNew(t, m, opt)
+			var carry *engine.State
+			s.SetObserver(func(f *Frame) {
+				if f.Kind == FrameTimestep {
+					carry = f.State
+				}
+			}, false)
+			if err := s.StepTimestep(context.Background()); err != nil {
+				t.Fatal(err)
 			}
-		}, false)
-		if err := s.StepTimestep(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		// begin() prepares the next timestep (C_in, seed or carry) without
-		// updating: compare its grid with the carry the last step left.
-		if err := s.begin(); err != nil {
-			t.Fatal(err)
-		}
-		st := s.st
-		outSame, hidSame := true, true
-		hidZero, outSeedOnly := true, true
-		for b := 0; b < st.B; b++ {
-			for i := 0; i < st.H; i++ {
-				for j := 0; j < st.W; j++ {
-					now, before := st.Cell(b, i, j), carry.Cell(b, i, j)
-					for ch := cin; ch < st.C; ch++ {
-						if now[ch] != before[ch] {
-							if ch < cin+co {
-								outSame = false
-							} else {
-								hidSame = false
+			// begin() prepares the next timestep (C_in, seed or carry) without
+			// updating: compare its grid with the carry the last step left.
+			if err := s.begin(); err != nil {
+				t.Fatal(err)
+			}
+			st := s.st
+			outSame, hidSame := true, true
+			hidZero, outSeedOnly := true, true
+			for b := 0; b < st.B; b++ {
+				for i := 0; i < st.H; i++ {
+					for j := 0; j < st.W; j++ {
+						now, before := st.Cell(b, i, j), carry.Cell(b, i, j)
+						for ch := cin; ch < st.C; ch++ {
+							if now[ch] != before[ch] {
+								if ch < cin+co {
+									outSame = false
+								} else {
+									hidSame = false
+								}
 							}
-						}
-						if ch >= cin+co && now[ch] != 0 {
-							hidZero = false
-						}
-						if ch < cin+co && now[ch] != 0 && !(i == st.H/2 && j == st.W/2) {
-							outSeedOnly = false
+							if ch >= cin+co && now[ch] != 0 {
+								hidZero = false
+							}
+							if ch < cin+co && now[ch] != 0 && !(i == st.H/2 && j == st.W/2) {
+								outSeedOnly = false
+							}
 						}
 					}
 				}
 			}
-		}
-		if outSame != c.keepOut || hidSame != c.keepHidden {
-			t.Errorf("%s: C_out inherited %v (want %v), C_h inherited %v (want %v)", c.name, outSame, c.keepOut, hidSame, c.keepHidden)
-		}
-		if !c.keepOut && !outSeedOnly {
-			t.Errorf("%s: re-seeded C_out is not zero outside the centre cell", c.name)
-		}
-		if !c.keepHidden && !hidZero {
-			t.Errorf("%s: fresh seed has non-zero hidden channels", c.name)
-		}
+			if outSame != c.keepOut || hidSame != c.keepHidden {
+				t.Errorf("%s: C_out inherited %v (want %v), C_h inherited %v (want %v)", c.name, outSame, c.keepOut, hidSame, c.keepHidden)
+			}
+			if !c.keepOut && !outSeedOnly {
+				t.Errorf("%s: re-seeded C_out is not zero outside the centre cell", c.name)
+			}
+			if !c.keepHidden && !hidZero {
+				t.Errorf("%s: fresh seed has non-zero hidden channels", c.name)
+			}
+		})
 	}
 }
 
@@ -367,48 +374,50 @@ func TestRunToAndRewind(t *testing.T) {
 	m := tinyModel(t)
 	ctx := context.Background()
 	for _, budget := range []int64{0, 1, -1} {
-		opt := tinyOptions()
-		opt.SnapshotBytes = budget
-		s := mustNew(t, m, opt)
-		if err := s.RunTo(ctx, 2); err != nil {
-			t.Fatal(err)
-		}
-		if s.Index() != 2 || s.UpdatesDone() != 0 {
-			t.Fatalf("RunTo(2): at %d/%d", s.Index(), s.UpdatesDone())
-		}
-		if err := s.RunTo(ctx, 4); err == nil {
-			t.Error("RunTo backwards accepted")
-		}
-		x2 := s.Latent()
-		ref := runResult(t, s)
-		if err := s.Rewind(ctx, 2); err != nil {
-			t.Fatal(err)
-		}
-		if s.Index() != 2 || !slices.Equal(s.Latent(), x2) {
-			t.Errorf("budget %d: Rewind(2) did not restore timestep 2", budget)
-		}
-		if got := runResult(t, s); !slices.Equal(got, ref) {
-			t.Errorf("budget %d: rewound run differs", budget)
-		}
-		// Rewind and continue differently.
-		if err := s.Rewind(ctx, 4); err != nil {
-			t.Fatal(err)
-		}
-		s.SetM(1)
-		if got := runResult(t, s); slices.Equal(got, ref) {
-			t.Errorf("budget %d: rewound run with M = 1 equals the M = 4 run", budget)
-		}
-		if budget == 0 {
-			if _, _, ok := s.Snapshot(5); !ok {
-				t.Error("first snapshot missing")
+		t.Run(fmt.Sprint(budget), func(t *testing.T) {
+			opt := tinyOptions()
+			opt.SnapshotBytes = budget
+			s := mustNew(t, m, opt)
+			if err := s.RunTo(ctx, 2); err != nil {
+				t.Fatal(err)
 			}
-			if _, _, ok := s.Snapshot(3); !ok {
-				t.Error("snapshot of timestep 3 dropped with the default budget")
+			if s.Index() != 2 || s.UpdatesDone() != 0 {
+				t.Fatalf("RunTo(2): at %d/%d", s.Index(), s.UpdatesDone())
 			}
-		}
-		if budget == -1 && s.SnapshotBytes() != snapshotSize(s) {
-			t.Errorf("budget -1 keeps %d bytes of snapshots", s.SnapshotBytes())
-		}
+			if err := s.RunTo(ctx, 4); err == nil {
+				t.Error("RunTo backwards accepted")
+			}
+			x2 := s.Latent()
+			ref := runResult(t, s)
+			if err := s.Rewind(ctx, 2); err != nil {
+				t.Fatal(err)
+			}
+			if s.Index() != 2 || !slices.Equal(s.Latent(), x2) {
+				t.Errorf("budget %d: Rewind(2) did not restore timestep 2", budget)
+			}
+			if got := runResult(t, s); !slices.Equal(got, ref) {
+				t.Errorf("budget %d: rewound run differs", budget)
+			}
+			// Rewind and continue differently.
+			if err := s.Rewind(ctx, 4); err != nil {
+				t.Fatal(err)
+			}
+			s.SetM(1)
+			if got := runResult(t, s); slices.Equal(got, ref) {
+				t.Errorf("budget %d: rewound run with M = 1 equals the M = 4 run", budget)
+			}
+			if budget == 0 {
+				if _, _, ok := s.Snapshot(5); !ok {
+					t.Error("first snapshot missing")
+				}
+				if _, _, ok := s.Snapshot(3); !ok {
+					t.Error("snapshot of timestep 3 dropped with the default budget")
+				}
+			}
+			if budget == -1 && s.SnapshotBytes() != snapshotSize(s) {
+				t.Errorf("budget -1 keeps %d bytes of snapshots", s.SnapshotBytes())
+			}
+		})
 	}
 }
 
@@ -453,11 +462,13 @@ func TestCFGSwitchMidRun(t *testing.T) {
 		func() { s.SetGHG(false) },
 		func() {},
 	}
-	for _, f := range steps {
-		f()
-		if err := s.StepTimestep(ctx); err != nil {
-			t.Fatal(err)
-		}
+	for ci, f := range steps {
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			f()
+			if err := s.StepTimestep(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 	if !slices.Equal(batches, []int{4, 2, 4, 4, 4, 4}) {
 		t.Errorf("grid batches per timestep %v", batches)
@@ -537,9 +548,11 @@ func TestBadOptions(t *testing.T) {
 		{Steps: "6", N: 1, Labels: [][]float32{{1, float32(math.Inf(1)), 0}}},
 	}
 	for k, o := range bad {
-		if _, err := New(m, o); err == nil {
-			t.Errorf("options %d accepted: %+v", k, o)
-		}
+		t.Run(fmt.Sprint(k), func(t *testing.T) {
+			if _, err := New(m, o); err == nil {
+				t.Errorf("options %d accepted: %+v", k, o)
+			}
+		})
 	}
 	if _, err := New(nil, tinyOptions()); err == nil {
 		t.Error("nil model accepted")
@@ -548,10 +561,12 @@ func TestBadOptions(t *testing.T) {
 	if s.N() != 3 || s.M() != m.Cfg.M || s.UpdateRate() != m.Cfg.UpdateRate || s.GHG() || s.CFG() != 0 {
 		t.Errorf("defaults: N %d M %d rate %g GHG %v CFG %g", s.N(), s.M(), s.UpdateRate(), s.GHG(), s.CFG())
 	}
-	for _, err := range []error{s.SetM(-1), s.SetCFG(-2), s.SetUpdateRate(0), s.Rewind(context.Background(), 9)} {
-		if err == nil {
-			t.Error("bad setting accepted")
-		}
+	for ci, err := range []error{s.SetM(-1), s.SetCFG(-2), s.SetUpdateRate(0), s.Rewind(context.Background(), 9)} {
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			if err == nil {
+				t.Error("bad setting accepted")
+			}
+		})
 	}
 	if d := DefaultOptions(); d.Steps != "250" || !d.GHG || d.CFG != 1.5 {
 		t.Errorf("DefaultOptions %+v", d)

@@ -233,40 +233,42 @@ func TestLossMatchesDiffusion(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
 	const n = 64
 	for _, tt := range []int{0, 3, 250, 998} {
-		x0 := randVec(r, n, 0.6)
-		x0[0], x0[1] = -1, 1
-		eps, eh, v := randVec(r, n, 1), randVec(r, n, 1), randVec(r, n, 0.5)
-		xt := make([]float64, n)
-		f32 := func(a []float64) []float32 {
-			o := make([]float32, len(a))
-			for i, x := range a {
-				o[i] = float32(x)
+		t.Run(fmt.Sprint(tt), func(t *testing.T) {
+			x0 := randVec(r, n, 0.6)
+			x0[0], x0[1] = -1, 1
+			eps, eh, v := randVec(r, n, 1), randVec(r, n, 1), randVec(r, n, 0.5)
+			xt := make([]float64, n)
+			f32 := func(a []float64) []float32 {
+				o := make([]float32, len(a))
+				for i, x := range a {
+					o[i] = float32(x)
+				}
+				return o
 			}
-			return o
-		}
-		for i := range xt {
-			xt[i] = float64(float32(s.SqrtAlphasCumprod[tt]*x0[i] + s.SqrtOneMinusAlphasCumprod[tt]*eps[i]))
-		}
-		x0, eh, v = toF64(f32(x0)), toF64(f32(eh)), toF64(f32(v))
-		dE, dV := make([]float64, n), make([]float64, n)
-		lt := sampleLoss(s, tt, x0, xt, eps, eh, eh, v, dE, dV, 1)
-		gv := make([]float32, n)
-		want, err := s.VBTerm(gv, f32(x0), f32(xt), f32(eh), f32(v), tt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if math.Abs(lt.VB-want) > 1e-4*math.Abs(want)+1e-6 {
-			t.Errorf("t=%d: L_vb %.8g, diffusion.VBTerm %.8g", tt, lt.VB, want)
-		}
-		// Near t = 999, log β_t − log σ̃²_t is ~1e-6: VBTerm forms it from
-		// float32 logs, so its gradient keeps only a digit or so there.
-		tol := 1e-3
-		if tt > 900 {
-			tol = 0.25
-		}
-		if e := relErr(dV, toF64(gv)); e > tol {
-			t.Errorf("t=%d: dL_vb/dv differs from diffusion.VBTerm by %.3g", tt, e)
-		}
+			for i := range xt {
+				xt[i] = float64(float32(s.SqrtAlphasCumprod[tt]*x0[i] + s.SqrtOneMinusAlphasCumprod[tt]*eps[i]))
+			}
+			x0, eh, v = toF64(f32(x0)), toF64(f32(eh)), toF64(f32(v))
+			dE, dV := make([]float64, n), make([]float64, n)
+			lt := sampleLoss(s, tt, x0, xt, eps, eh, eh, v, dE, dV, 1)
+			gv := make([]float32, n)
+			want, err := s.VBTerm(gv, f32(x0), f32(xt), f32(eh), f32(v), tt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(lt.VB-want) > 1e-4*math.Abs(want)+1e-6 {
+				t.Errorf("t=%d: L_vb %.8g, diffusion.VBTerm %.8g", tt, lt.VB, want)
+			}
+			// Near t = 999, log β_t − log σ̃²_t is ~1e-6: VBTerm forms it from
+			// float32 logs, so its gradient keeps only a digit or so there.
+			tol := 1e-3
+			if tt > 900 {
+				tol = 0.25
+			}
+			if e := relErr(dV, toF64(gv)); e > tol {
+				t.Errorf("t=%d: dL_vb/dv differs from diffusion.VBTerm by %.3g", tt, e)
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -56,27 +57,29 @@ func TestSampleIsAppSampler(t *testing.T) {
 		{"GHG off, no guidance", SampleOptions{Steps: 5, CFG: 1, Seed: 4, NoGHG: true}, sample.Options{Steps: "5", CFG: 1, Seed: 4}},
 		{"negative scale is no guidance", SampleOptions{Steps: 3, CFG: -2, Seed: 5}, sample.Options{Steps: "3", GHG: true, CFG: 0, Seed: 5}},
 	} {
-		got, err := Sample(p, labels, tc.opt)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		want := app(tc.want)
-		if len(got) != N*cells*C {
-			t.Fatalf("%s: %d values, want %d", tc.name, len(got), N*cells*C)
-		}
-		for b := 0; b < N; b++ {
-			for i := 0; i < cells; i++ {
-				for k := 0; k < C; k++ {
-					g, w := got[(b*cells+i)*C+k], want[(b*C+k)*cells+i]
-					if g != w {
-						t.Fatalf("%s: image %d cell %d channel %d = %g, engine/sample %g", tc.name, b, i, k, g, w)
-					}
-					if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
-						t.Fatalf("%s: non-finite sample %g", tc.name, g)
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Sample(p, labels, tc.opt)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			want := app(tc.want)
+			if len(got) != N*cells*C {
+				t.Fatalf("%s: %d values, want %d", tc.name, len(got), N*cells*C)
+			}
+			for b := 0; b < N; b++ {
+				for i := 0; i < cells; i++ {
+					for k := 0; k < C; k++ {
+						g, w := got[(b*cells+i)*C+k], want[(b*C+k)*cells+i]
+						if g != w {
+							t.Fatalf("%s: image %d cell %d channel %d = %g, engine/sample %g", tc.name, b, i, k, g, w)
+						}
+						if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
+							t.Fatalf("%s: non-finite sample %g", tc.name, g)
+						}
 					}
 				}
 			}
-		}
+		})
 	}
 	// The seed matters and is the only source of randomness.
 	a, _ := Sample(p, labels, SampleOptions{Steps: 3, Seed: 7})
@@ -92,7 +95,7 @@ func TestSampleRejectsBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
+	for ci, tc := range []struct {
 		labels []int
 		opt    SampleOptions
 	}{
@@ -102,8 +105,10 @@ func TestSampleRejectsBadInput(t *testing.T) {
 		{[]int{0}, SampleOptions{Steps: 1001}},
 		{nil, SampleOptions{Steps: 2}},
 	} {
-		if _, err := Sample(p, tc.labels, tc.opt); err == nil {
-			t.Errorf("labels %v, %+v accepted", tc.labels, tc.opt)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			if _, err := Sample(p, tc.labels, tc.opt); err == nil {
+				t.Errorf("labels %v, %+v accepted", tc.labels, tc.opt)
+			}
+		})
 	}
 }

@@ -48,17 +48,19 @@ func TestConfigFileChecked(t *testing.T) {
 			os.WriteFile(p, []byte(strings.Replace(string(good), "0.0609", "1e999", 1)), 0o644)
 		}, "config.json"},
 	} {
-		dir := copyVAE(t, c.setup)
-		done := make(chan error, 1)
-		go func() { _, err := LoadDecoder(dir); done <- err }()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyVAE(t, c.setup)
+			done := make(chan error, 1)
+			go func() { _, err := LoadDecoder(dir); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("%s: %v, want %q", c.name, err, c.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: LoadDecoder still running after 10 s", c.name)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: LoadDecoder still running after 10 s", c.name)
-		}
+		})
 	}
 	if _, err := LoadDecoder(copyVAE(t, func(p string) { os.WriteFile(p, good, 0o644) })); err != nil {
 		t.Fatalf("the good config: %v", err)

@@ -47,6 +47,15 @@ func TestKernelsCopyIsCurrent(t *testing.T) {
 	}
 }
 
+// skipShort skips a test that emulates whole denoiser calls (seconds to
+// tens of seconds on the emulator) under go test -short; CI runs it.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("emulates whole denoiser calls; run without -short")
+	}
+}
+
 func relErr(got, want []float32) float64 {
 	var num, den float64
 	for i := range want {
@@ -171,13 +180,15 @@ func TestFloat2Bfloat16(t *testing.T) {
 		}
 	}
 	// A few by hand: ties to even, and overflow.
-	for _, c := range []struct{ in, want uint32 }{
+	for ci, c := range []struct{ in, want uint32 }{
 		{0x3f808000, 0x3f800000}, {0x3f818000, 0x3f820000}, {0x3f808001, 0x3f810000},
 		{0x7f7f8000, 0x7f800000}, {0x7f7f7fff, 0x7f7f0000}, {0xff800000, 0xff800000}, {0x00008000, 0x00000000},
 	} {
-		if g := math.Float32bits(float2bfloat16([]float32{math.Float32frombits(c.in)})[0]); g != c.want {
-			t.Errorf("%#08x rounds to %#08x, want %#08x", c.in, g, c.want)
-		}
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			if g := math.Float32bits(float2bfloat16([]float32{math.Float32frombits(c.in)})[0]); g != c.want {
+				t.Errorf("%#08x rounds to %#08x, want %#08x", c.in, g, c.want)
+			}
+		})
 	}
 }
 
@@ -201,109 +212,111 @@ func TestGemmKernels(t *testing.T) {
 	worst := map[string]float64{}
 	defer func() { t.Logf("largest max relative error: %v", worst) }()
 	for _, mode := range modes {
-		prec := mode.opt.Precision
-		for _, sms := range []int{1, 1 << 20} { // 128-wide tiles, 64-wide tiles
-			if (prec != cuda.FP32 || mode.opt.Library) && sms == 1 {
-				continue // one tiling for the tensor-core kernels; none for the library
-			}
-			d := New(sms)
-			acc, err := cuda.New(d, mode.opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			calls := d.LibraryCalls
-			for _, c := range cases {
-				for _, variant := range []int{0, 1, 2} { // plain; gather+scatter+bias+GELU; odd strides
-					lda, ldb, ldc := c.K, c.K, c.N
-					if variant == 2 {
-						lda, ldb, ldc = c.K+1, c.K+3, c.N+2
-					}
-					aRows := c.M + 3
-					A := seq(aRows*lda, func(i int) float32 { return float32(math.Sin(float64(i)*0.7)) * 0.5 })
-					B := seq(c.N*ldb, func(i int) float32 { return float32(math.Cos(float64(i)*1.3)) * 0.5 })
-					bias := seq(c.N, func(i int) float32 { return float32(i%5) * 0.1 })
-					aIdx := make([]int32, c.M)
-					cIdx := make([]int32, c.M)
-					for r := range aIdx {
-						aIdx[r] = int32((r*7 + 2) % aRows)
-						cIdx[r] = int32(c.M - 1 - r)
-					}
-					round := map[cuda.Precision]func(float32) float32{
-						cuda.FP32: func(x float32) float32 { return x }, cuda.TF32: tf32, cuda.BF16: bf16}[prec]
-					absSum := make([]float64, c.M*ldc) // Σ|a||b| per result
-					ref := func(round func(float32) float32) []float32 {
-						want := make([]float32, c.M*ldc)
-						for r := 0; r < c.M; r++ {
-							ra, rc := r, r
-							if variant == 1 {
-								ra, rc = int(aIdx[r]), int(cIdx[r])
-							}
-							for j := 0; j < c.N; j++ {
-								var s, abs float64
-								for k := 0; k < c.K; k++ {
-									s += float64(round(A[ra*lda+k])) * float64(round(B[j*ldb+k]))
-									abs += math.Abs(float64(A[ra*lda+k]) * float64(B[j*ldb+k]))
-								}
-								absSum[rc*ldc+j] = abs
+		t.Run(mode.name, func(t *testing.T) {
+			prec := mode.opt.Precision
+			for _, sms := range []int{1, 1 << 20} { // 128-wide tiles, 64-wide tiles
+				if (prec != cuda.FP32 || mode.opt.Library) && sms == 1 {
+					continue // one tiling for the tensor-core kernels; none for the library
+				}
+				d := New(sms)
+				acc, err := cuda.New(d, mode.opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				calls := d.LibraryCalls
+				for _, c := range cases {
+					for _, variant := range []int{0, 1, 2} { // plain; gather+scatter+bias+GELU; odd strides
+						lda, ldb, ldc := c.K, c.K, c.N
+						if variant == 2 {
+							lda, ldb, ldc = c.K+1, c.K+3, c.N+2
+						}
+						aRows := c.M + 3
+						A := seq(aRows*lda, func(i int) float32 { return float32(math.Sin(float64(i)*0.7)) * 0.5 })
+						B := seq(c.N*ldb, func(i int) float32 { return float32(math.Cos(float64(i)*1.3)) * 0.5 })
+						bias := seq(c.N, func(i int) float32 { return float32(i%5) * 0.1 })
+						aIdx := make([]int32, c.M)
+						cIdx := make([]int32, c.M)
+						for r := range aIdx {
+							aIdx[r] = int32((r*7 + 2) % aRows)
+							cIdx[r] = int32(c.M - 1 - r)
+						}
+						round := map[cuda.Precision]func(float32) float32{
+							cuda.FP32: func(x float32) float32 { return x }, cuda.TF32: tf32, cuda.BF16: bf16}[prec]
+						absSum := make([]float64, c.M*ldc) // Σ|a||b| per result
+						ref := func(round func(float32) float32) []float32 {
+							want := make([]float32, c.M*ldc)
+							for r := 0; r < c.M; r++ {
+								ra, rc := r, r
 								if variant == 1 {
-									s += float64(bias[j])
-									s = 0.5 * s * (1 + math.Erf(s/math.Sqrt2))
+									ra, rc = int(aIdx[r]), int(cIdx[r])
 								}
-								want[rc*ldc+j] = float32(s)
+								for j := 0; j < c.N; j++ {
+									var s, abs float64
+									for k := 0; k < c.K; k++ {
+										s += float64(round(A[ra*lda+k])) * float64(round(B[j*ldb+k]))
+										abs += math.Abs(float64(A[ra*lda+k]) * float64(B[j*ldb+k]))
+									}
+									absSum[rc*ldc+j] = abs
+									if variant == 1 {
+										s += float64(bias[j])
+										s = 0.5 * s * (1 + math.Erf(s/math.Sqrt2))
+									}
+									want[rc*ldc+j] = float32(s)
+								}
 							}
+							return want
 						}
-						return want
-					}
-					want, wantRounded := ref(func(x float32) float32 { return x }), ref(round)
-					var pa, pb, pc, pBias, pai, pci cuda.Ptr
-					err := d.Do(func() error {
-						pa, pb = upload(t, d, A), upload(t, d, B)
-						pc = upload(t, d, make([]float32, c.M*ldc))
-						if variant == 1 {
-							pBias, pai, pci = upload(t, d, bias), uploadInts(t, d, aIdx), uploadInts(t, d, cIdx)
-						}
-						if err := acc.Gemm(c.M, c.N, c.K, pa, lda, pai, pb, ldb, pc, ldc, pci, pBias, variant == 1); err != nil {
-							return err
-						}
-						got := make([]float32, c.M*ldc)
-						if err := d.DtoH(unsafe.Pointer(&got[0]), pc, 4*len(got)); err != nil {
-							return err
-						}
-						for r := 0; r < c.M; r++ {
-							for j := c.N; j < ldc; j++ {
-								got[r*ldc+j], want[r*ldc+j], wantRounded[r*ldc+j] = 0, 0, 0 // padding
+						want, wantRounded := ref(func(x float32) float32 { return x }), ref(round)
+						var pa, pb, pc, pBias, pai, pci cuda.Ptr
+						err := d.Do(func() error {
+							pa, pb = upload(t, d, A), upload(t, d, B)
+							pc = upload(t, d, make([]float32, c.M*ldc))
+							if variant == 1 {
+								pBias, pai, pci = upload(t, d, bias), uploadInts(t, d, aIdx), uploadInts(t, d, cIdx)
 							}
-						}
-						if e := maxRel(got, wantRounded); e > 1e-6 {
-							t.Errorf("%s, sms %d, %+v variant %d: max relative error %.3g against the product of the rounded operands",
-								mode.name, sms, c, variant, e)
-						}
-						worst[mode.name] = max(worst[mode.name], maxRel(got, want))
-						u := map[cuda.Precision]float64{cuda.FP32: 0, cuda.TF32: 0x1p-11, cuda.BF16: 0x1p-8}[prec]
-						for i := range want {
-							bound := 1.13*(2*u+u*u+float64(c.K)*0x1p-24)*absSum[i] + 0x1p-22*math.Abs(float64(want[i])) // and the epilogue's roundings
-							if e := math.Abs(float64(got[i]) - float64(want[i])); e > bound {
-								t.Errorf("%s, sms %d, %+v variant %d, element %d: %v, want %v: error %.3g over the bound %.3g",
-									mode.name, sms, c, variant, i, got[i], want[i], e, bound)
-								break
+							if err := acc.Gemm(c.M, c.N, c.K, pa, lda, pai, pb, ldb, pc, ldc, pci, pBias, variant == 1); err != nil {
+								return err
 							}
-						}
-						for _, p := range []cuda.Ptr{pa, pb, pc, pBias, pai, pci} {
-							if p != 0 {
-								d.Free(p)
+							got := make([]float32, c.M*ldc)
+							if err := d.DtoH(unsafe.Pointer(&got[0]), pc, 4*len(got)); err != nil {
+								return err
 							}
+							for r := 0; r < c.M; r++ {
+								for j := c.N; j < ldc; j++ {
+									got[r*ldc+j], want[r*ldc+j], wantRounded[r*ldc+j] = 0, 0, 0 // padding
+								}
+							}
+							if e := maxRel(got, wantRounded); e > 1e-6 {
+								t.Errorf("%s, sms %d, %+v variant %d: max relative error %.3g against the product of the rounded operands",
+									mode.name, sms, c, variant, e)
+							}
+							worst[mode.name] = max(worst[mode.name], maxRel(got, want))
+							u := map[cuda.Precision]float64{cuda.FP32: 0, cuda.TF32: 0x1p-11, cuda.BF16: 0x1p-8}[prec]
+							for i := range want {
+								bound := 1.13*(2*u+u*u+float64(c.K)*0x1p-24)*absSum[i] + 0x1p-22*math.Abs(float64(want[i])) // and the epilogue's roundings
+								if e := math.Abs(float64(got[i]) - float64(want[i])); e > bound {
+									t.Errorf("%s, sms %d, %+v variant %d, element %d: %v, want %v: error %.3g over the bound %.3g",
+										mode.name, sms, c, variant, i, got[i], want[i], e, bound)
+									break
+								}
+							}
+							for _, p := range []cuda.Ptr{pa, pb, pc, pBias, pai, pci} {
+								if p != 0 {
+									d.Free(p)
+								}
+							}
+							return nil
+						})
+						if err != nil {
+							t.Fatal(err)
 						}
-						return nil
-					})
-					if err != nil {
-						t.Fatal(err)
 					}
 				}
+				if used := d.LibraryCalls > calls; used != mode.opt.Library {
+					t.Errorf("%s: library used: %v", mode.name, used)
+				}
 			}
-			if used := d.LibraryCalls > calls; used != mode.opt.Library {
-				t.Errorf("%s: library used: %v", mode.name, used)
-			}
-		}
+		})
 	}
 }
 
@@ -372,44 +385,48 @@ func condition(t *testing.T, m *engine.Model, ts ...int) *engine.Cond {
 // roundoff 2^-8 against 2^-11) and so does the call. The bounds leave a
 // factor of 3 to 5 over the tensor-core errors.
 func TestCallMatchesCPU(t *testing.T) {
+	skipShort(t)
 	type bound struct{ rel, max float64 }
 	tols := map[cuda.Precision]bound{cuda.FP32: {1e-5, 1e-4}, cuda.TF32: {1e-3, 2e-3}, cuda.BF16: {1e-2, 2e-2}}
 	for _, cfg := range []engine.Config{tinyConfig(), xsConfig()} {
-		for _, mode := range modes {
-			prec := mode.opt.Precision
-			d := New(1 << 20)
-			acc, err := cuda.New(d, mode.opt)
-			if err != nil {
-				t.Fatal(err)
+		t.Run(cfg.Name, func(t *testing.T) {
+			for _, mode := range modes {
+				prec := mode.opt.Precision
+				d := New(1 << 20)
+				acc, err := cuda.New(d, mode.opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cpu, dev := twinModels(t, cfg, acc)
+				st0 := randomState(cfg, 2, 1)
+				want, got := st0.Clone(), st0.Clone()
+				if err := cpu.NewUpdater(2).Call(want, condition(t, cpu, 10, 900), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
+					t.Fatal(err)
+				}
+				copies := d.Copies
+				if err := dev.NewUpdater(2).Call(got, condition(t, dev, 10, 900), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
+					t.Fatal(err)
+				}
+				e, me := relErr(got.Data, want.Data), maxRel(got.Data, want.Data)
+				t.Logf("%s, %s: relative error %.3g (max %.3g) after 12 updates; %d copies", cfg.Name, mode.name, e, me, d.Copies-copies)
+				if tol := tols[prec]; e > tol.rel || me > tol.max {
+					t.Errorf("%s, %s: relative error %.3g, max %.3g; want at most %g and %g", cfg.Name, mode.name, e, me, tol.rel, tol.max)
+				}
+				if mode.opt.Library && d.LibraryCalls == 0 {
+					t.Errorf("%s, %s: the library was not used", cfg.Name, mode.name)
+				}
+				if relErr(got.Data, st0.Data) < 1e-3 {
+					t.Errorf("%s: the grid barely changed", cfg.Name)
+				}
 			}
-			cpu, dev := twinModels(t, cfg, acc)
-			st0 := randomState(cfg, 2, 1)
-			want, got := st0.Clone(), st0.Clone()
-			if err := cpu.NewUpdater(2).Call(want, condition(t, cpu, 10, 900), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
-				t.Fatal(err)
-			}
-			copies := d.Copies
-			if err := dev.NewUpdater(2).Call(got, condition(t, dev, 10, 900), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
-				t.Fatal(err)
-			}
-			e, me := relErr(got.Data, want.Data), maxRel(got.Data, want.Data)
-			t.Logf("%s, %s: relative error %.3g (max %.3g) after 12 updates; %d copies", cfg.Name, mode.name, e, me, d.Copies-copies)
-			if tol := tols[prec]; e > tol.rel || me > tol.max {
-				t.Errorf("%s, %s: relative error %.3g, max %.3g; want at most %g and %g", cfg.Name, mode.name, e, me, tol.rel, tol.max)
-			}
-			if mode.opt.Library && d.LibraryCalls == 0 {
-				t.Errorf("%s, %s: the library was not used", cfg.Name, mode.name)
-			}
-			if relErr(got.Data, st0.Data) < 1e-3 {
-				t.Errorf("%s: the grid barely changed", cfg.Name)
-			}
-		}
+		})
 	}
 }
 
 // Update by update with everything the viewer observes, a dense updater, an
 // edit of the grid and a change of conditioning between updates.
 func TestUpdatesWithObserveEditsDense(t *testing.T) {
+	skipShort(t)
 	for _, lib := range []bool{false, true} {
 		t.Run(fmt.Sprintf("library=%v", lib), func(t *testing.T) { testUpdatesWithObserveEditsDense(t, cuda.Options{Library: lib}) })
 	}
@@ -519,6 +536,7 @@ func TestNonFinite(t *testing.T) {
 
 // A sampling run with an accelerated model follows the CPU run.
 func TestSamplerOnDevice(t *testing.T) {
+	skipShort(t)
 	cfg := tinyConfig()
 	d := New(1 << 20)
 	acc, err := cuda.New(d, cuda.Options{})
@@ -553,6 +571,7 @@ func TestSamplerOnDevice(t *testing.T) {
 
 // Dropped updaters give their device memory back.
 func TestMemoryReleased(t *testing.T) {
+	skipShort(t)
 	cfg := tinyConfig()
 	d := New(4)
 	acc, err := cuda.New(d, cuda.Options{})

@@ -157,20 +157,22 @@ func TestParityCall(t *testing.T) {
 		name string
 		tol  float64
 	}{{"fp32", 1e-4}, {"tf32", 3e-2}, {"bf16", 5e-2}, {"cublas", 1e-4}} {
-		if v.name == "cublas" && accels["cublas"] == nil {
-			t.Logf("PARITY cublas: not run (%v)", cublasErr)
-			continue
-		}
-		_, m := models(t, cfg, accelerator(t, v.name))
-		got := st0.Clone()
-		if err := m.NewUpdater(2).Call(got, condition(t, m, 500, 500), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
-			t.Fatal(err)
-		}
-		rel, mx := compare(got.Data, want.Data)
-		t.Logf("PARITY %s %s: relative error %.2e, max error / max value %.2e after a 12-update call (2 grids of 32x32)", v.name, deviceName, rel, mx)
-		if rel > v.tol || mx > v.tol {
-			t.Errorf("%s: relative error %.3g, max %.3g; want at most %g", v.name, rel, mx, v.tol)
-		}
+		t.Run(v.name, func(t *testing.T) {
+			if v.name == "cublas" && accels["cublas"] == nil {
+				t.Logf("PARITY cublas: not run (%v)", cublasErr)
+				return
+			}
+			_, m := models(t, cfg, accelerator(t, v.name))
+			got := st0.Clone()
+			if err := m.NewUpdater(2).Call(got, condition(t, m, 500, 500), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
+				t.Fatal(err)
+			}
+			rel, mx := compare(got.Data, want.Data)
+			t.Logf("PARITY %s %s: relative error %.2e, max error / max value %.2e after a 12-update call (2 grids of 32x32)", v.name, deviceName, rel, mx)
+			if rel > v.tol || mx > v.tol {
+				t.Errorf("%s: relative error %.3g, max %.3g; want at most %g", v.name, rel, mx, v.tol)
+			}
+		})
 	}
 }
 
@@ -181,33 +183,35 @@ func TestParityObserve(t *testing.T) {
 	cfg := geCAS()
 	cpu, dev := models(t, cfg, acc)
 	for _, dense := range []bool{false, true} {
-		st0 := randomState(cfg, 2, 2)
-		want, got := st0.Clone(), st0.Clone()
-		uc, ud := cpu.NewUpdater(2), dev.NewUpdater(2)
-		uc.Dense, ud.Dense = dense, dense
-		rows := 2 * cfg.Cells()
-		oc := &engine.Observe{Magnitude: make([]float32, rows), Attn: make([]float32, cfg.Heads*9), AttnB: 1, AttnI: 0, AttnJ: 31}
-		od := &engine.Observe{Magnitude: make([]float32, rows), Attn: make([]float32, cfg.Heads*9), AttnB: 1, AttnI: 0, AttnJ: 31}
-		masks := engine.NewStream(4, engine.StreamMask)
-		c := condition(t, cpu, 999, 999)
-		for i := 0; i < 4; i++ {
-			mask := make([]float32, rows)
-			engine.DrawMask(mask, 0.5, masks)
-			if err := uc.Update(want, c, mask, oc); err != nil {
-				t.Fatal(err)
-			}
-			if err := ud.Update(got, c, mask, od); err != nil {
-				t.Fatal(err)
-			}
-			for _, x := range []struct {
-				what string
-				a, b []float32
-			}{{"grid", got.Data, want.Data}, {"|update|", od.Magnitude, oc.Magnitude}, {"attention", od.Attn, oc.Attn}} {
-				if rel, mx := compare(x.a, x.b); rel > 1e-4 || mx > 1e-4 {
-					t.Errorf("dense %v, update %d, %s: relative error %.3g, max %.3g", dense, i, x.what, rel, mx)
+		t.Run(fmt.Sprint(dense), func(t *testing.T) {
+			st0 := randomState(cfg, 2, 2)
+			want, got := st0.Clone(), st0.Clone()
+			uc, ud := cpu.NewUpdater(2), dev.NewUpdater(2)
+			uc.Dense, ud.Dense = dense, dense
+			rows := 2 * cfg.Cells()
+			oc := &engine.Observe{Magnitude: make([]float32, rows), Attn: make([]float32, cfg.Heads*9), AttnB: 1, AttnI: 0, AttnJ: 31}
+			od := &engine.Observe{Magnitude: make([]float32, rows), Attn: make([]float32, cfg.Heads*9), AttnB: 1, AttnI: 0, AttnJ: 31}
+			masks := engine.NewStream(4, engine.StreamMask)
+			c := condition(t, cpu, 999, 999)
+			for i := 0; i < 4; i++ {
+				mask := make([]float32, rows)
+				engine.DrawMask(mask, 0.5, masks)
+				if err := uc.Update(want, c, mask, oc); err != nil {
+					t.Fatal(err)
+				}
+				if err := ud.Update(got, c, mask, od); err != nil {
+					t.Fatal(err)
+				}
+				for _, x := range []struct {
+					what string
+					a, b []float32
+				}{{"grid", got.Data, want.Data}, {"|update|", od.Magnitude, oc.Magnitude}, {"attention", od.Attn, oc.Attn}} {
+					if rel, mx := compare(x.a, x.b); rel > 1e-4 || mx > 1e-4 {
+						t.Errorf("dense %v, update %d, %s: relative error %.3g, max %.3g", dense, i, x.what, rel, mx)
+					}
 				}
 			}
-		}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package emojifont
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -196,35 +197,37 @@ func testFont(t testing.TB, cmap4, index3 bool) []byte {
 }
 
 func TestSmallFont(t *testing.T) {
-	for _, c := range []struct{ cmap4, index3 bool }{{false, false}, {true, true}, {true, false}, {false, true}} {
-		f, err := Parse("test.ttf", testFont(t, c.cmap4, c.index3))
-		if err != nil {
-			t.Fatalf("%+v: %v", c, err)
-		}
-		if f.PPEM() != 20 {
-			t.Errorf("ppem %d", f.PPEM())
-		}
-		for _, e := range []struct {
-			seq  string
-			w, h int
-			c    color.RGBA
-		}{{"A", 4, 3, color.RGBA{255, 0, 0, 255}}, {"B", 5, 5, color.RGBA{0, 0, 255, 255}}, {"AB", 2, 2, color.RGBA{0, 255, 0, 255}}, {"A\uFE0F", 4, 3, color.RGBA{255, 0, 0, 255}}} {
-			img, err := f.Emoji(e.seq)
+	for ci, c := range []struct{ cmap4, index3 bool }{{false, false}, {true, true}, {true, false}, {false, true}} {
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			f, err := Parse("test.ttf", testFont(t, c.cmap4, c.index3))
 			if err != nil {
-				t.Fatalf("%+v %q: %v", c, e.seq, err)
+				t.Fatalf("%+v: %v", c, err)
 			}
-			if b := img.Bounds(); b.Dx() != e.w || b.Dy() != e.h {
-				t.Errorf("%q: %v, want %dx%d", e.seq, b, e.w, e.h)
+			if f.PPEM() != 20 {
+				t.Errorf("ppem %d", f.PPEM())
 			}
-			if got := color.RGBAModel.Convert(img.At(1, 1)).(color.RGBA); got != e.c {
-				t.Errorf("%q: colour %v, want %v", e.seq, got, e.c)
+			for _, e := range []struct {
+				seq  string
+				w, h int
+				c    color.RGBA
+			}{{"A", 4, 3, color.RGBA{255, 0, 0, 255}}, {"B", 5, 5, color.RGBA{0, 0, 255, 255}}, {"AB", 2, 2, color.RGBA{0, 255, 0, 255}}, {"A\uFE0F", 4, 3, color.RGBA{255, 0, 0, 255}}} {
+				img, err := f.Emoji(e.seq)
+				if err != nil {
+					t.Fatalf("%+v %q: %v", c, e.seq, err)
+				}
+				if b := img.Bounds(); b.Dx() != e.w || b.Dy() != e.h {
+					t.Errorf("%q: %v, want %dx%d", e.seq, b, e.w, e.h)
+				}
+				if got := color.RGBAModel.Convert(img.At(1, 1)).(color.RGBA); got != e.c {
+					t.Errorf("%q: colour %v, want %v", e.seq, got, e.c)
+				}
 			}
-		}
-		for seq, want := range map[string]string{"C": "no glyph for U+0043", "BA": "not one glyph", "": "empty emoji"} {
-			if _, err := f.Emoji(seq); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "test.ttf") {
-				t.Errorf("Emoji(%q) = %v, want %q naming the file", seq, err, want)
+			for seq, want := range map[string]string{"C": "no glyph for U+0043", "BA": "not one glyph", "": "empty emoji"} {
+				if _, err := f.Emoji(seq); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "test.ttf") {
+					t.Errorf("Emoji(%q) = %v, want %q naming the file", seq, err, want)
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -259,9 +262,11 @@ func TestHostileFonts(t *testing.T) {
 		{"otf", append([]byte("OTTO"), good[4:]...), "not an OpenType font with bitmaps"},
 		{"png", pngOf(t, 1, 1, color.RGBA{}), "not an OpenType"},
 	} {
-		if _, err := Parse(c.name, c.b); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: %v, want %q", c.name, err, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := Parse(c.name, c.b); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: %v, want %q", c.name, err, c.want)
+			}
+		})
 	}
 	// A PNG header declaring a huge bitmap is refused before decoding.
 	huge := testFont(t, false, false)
@@ -299,13 +304,15 @@ func TestNotoColorEmoji(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range []string{"🦎", "🦋", "🌵", "🐻‍❄️", "🇫🇷", "❤️", "👍🏽"} {
-		img, err := f.Emoji(e)
-		if err != nil {
-			t.Fatalf("%s: %v", e, err)
-		}
-		if b := img.Bounds(); b.Dx() < 64 || b.Dy() < 64 {
-			t.Errorf("%s: %v", e, b)
-		}
+		t.Run(e, func(t *testing.T) {
+			img, err := f.Emoji(e)
+			if err != nil {
+				t.Fatalf("%s: %v", e, err)
+			}
+			if b := img.Bounds(); b.Dx() < 64 || b.Dy() < 64 {
+				t.Errorf("%s: %v", e, b)
+			}
+		})
 	}
 	// The lizard is green: its mean colour over opaque pixels.
 	img, _ := f.Emoji("🦎")

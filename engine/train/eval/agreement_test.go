@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -54,12 +55,14 @@ func TestAgreementDrawsWithAppSampler(t *testing.T) {
 	pred := c.Predict(want, len(labels))
 	ok := 0
 	for i, l := range labels {
-		if pred[i] == l {
-			ok++
-		}
-		if res.Confusion[l][pred[i]] == 0 {
-			t.Fatalf("sample %d (class %d, predicted %d) missing from the confusion matrix %v", i, l, pred[i], res.Confusion)
-		}
+		t.Run(fmt.Sprint(l), func(t *testing.T) {
+			if pred[i] == l {
+				ok++
+			}
+			if res.Confusion[l][pred[i]] == 0 {
+				t.Fatalf("sample %d (class %d, predicted %d) missing from the confusion matrix %v", i, l, pred[i], res.Confusion)
+			}
+		})
 	}
 	if res.Agreement != float64(ok)/float64(len(labels)) || res.PerClass != per {
 		t.Fatalf("agreement %g for %d of %d right (per class %d)", res.Agreement, ok, len(labels), res.PerClass)
