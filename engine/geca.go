@@ -488,7 +488,8 @@ func (g *GeCA[T]) Update(a *Activations[T], ws *Workspace[T], c *Conditioning[T]
 	e0 := ws.E0[:r*d]
 	g.CellToEmbedding.Forward(e0, a.X, r)
 	g.addPositional(e0, r)
-	// Steps 3–8: the block, on the cells that update.
+	// Steps 4–8: the block, on the cells that update (step 3, the modulation,
+	// is part of the conditioning c).
 	e := g.Transformer.Forward(a, ws, c, e0)
 	// Step 9: the final layer.
 	g.FinalLayer.Forward(ws.U, a, c, e)
