@@ -27,15 +27,6 @@ var DefaultModelBytes []byte
 // DefaultClasses names the labels of the default model.
 var DefaultClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
-// DefaultSteps is the respaced DDPM step count the default model is measured
-// with (assets/README.md); it is fast and good for this model.
-const DefaultSteps = 50
-
-// DefaultCFG is the guidance scale the default model's samples are most
-// recognisable with (assets/README.md: class agreement 70 % at CFG 3, 52 %
-// at 1.5, 41 % without guidance).
-const DefaultCFG = 3
-
 // DefaultModel loads the embedded model through engine/ckpt, the same checks
 // as any file the user opens.
 func DefaultModel() (*engine.Model, *ckpt.Checkpoint, error) {

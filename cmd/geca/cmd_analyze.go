@@ -50,6 +50,8 @@ func runAnalyzeM(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of the noise, seed cells and masks")
 	shardFlag := fs.String("shard", "", "measure only shard K/N of the images (auto: from Slurm or Kubernetes); merge the CSVs with --merge")
 	agreement := fs.Int("agreement", 0, "built-in model: also sample N images per class for each M and report how often an independent classifier agrees with the requested class")
+	agreeSteps := fs.String("agreement-steps", assets.DefaultSampler.Steps, "with --agreement: the sampler's respaced steps")
+	agreeCFG := fs.Float64("agreement-cfg", float64(assets.DefaultSampler.CFG), "with --agreement: the classifier-free guidance scale")
 	merge := fs.String("merge", "", "comma-separated CSVs of shards to add up instead of measuring")
 	maxMem := addMemoryFlag(fs)
 	out := fs.String("out", "", "output prefix: PREFIX.csv, PREFIX.heat.png (timestep × M), PREFIX.lines.png (error vs M), PREFIX.agreement.png (with --agreement)")
@@ -79,6 +81,9 @@ func runAnalyzeM(args []string) error {
 	}
 	if *agreement < 0 || *agreement > 10000 {
 		return usagef("--agreement %d out of range [0, 10000]", *agreement)
+	}
+	if math.IsNaN(*agreeCFG) || *agreeCFG < 0 || *agreeCFG > 1e4 {
+		return usagef("--agreement-cfg %v out of range [0, 10000]", *agreeCFG)
 	}
 	ts, err := parseIntList(*tsFlag)
 	if err != nil {
@@ -157,7 +162,7 @@ func runAnalyzeM(args []string) error {
 	}
 	var agree []float64
 	if *agreement > 0 {
-		if agree, err = agreementByM(model, ds, ms, *agreement, *seed, *dataDir); err != nil {
+		if agree, err = agreementByM(model, ds, ms, *agreement, assets.Sampler{Steps: *agreeSteps, CFG: float32(*agreeCFG), GHG: true}, *seed, *dataDir); err != nil {
 			return err
 		}
 	}
@@ -166,9 +171,9 @@ func runAnalyzeM(args []string) error {
 }
 
 // agreementByM samples perClass images of each class for every M with the
-// viewer's default sampling and scores them with an MLP trained on real
+// sampler settings s (by default the viewer's) and scores them with an MLP trained on real
 // Fashion-MNIST.
-func agreementByM(m *engine.Model, test *data.Dataset, ms []int, perClass int, seed uint64, dataDir string) ([]float64, error) {
+func agreementByM(m *engine.Model, test *data.Dataset, ms []int, perClass int, s assets.Sampler, seed uint64, dataDir string) ([]float64, error) {
 	train, err := data.LoadFashionMNIST(dataDir, "train")
 	if err != nil {
 		return nil, err
@@ -179,8 +184,7 @@ func agreementByM(m *engine.Model, test *data.Dataset, ms []int, perClass int, s
 	var out []float64
 	bar := progress.New(os.Stderr, len(ms), "sampling for agreement")
 	for i, M := range ms {
-		res, err := eval.Agreement(judge, m, perClass, 50, sample.Options{Steps: strconv.Itoa(assets.DefaultSteps), GHG: true,
-			CFG: assets.DefaultCFG, M: M, Seed: seed})
+		res, err := eval.Agreement(judge, m, perClass, 50, sample.Options{Steps: s.Steps, GHG: s.GHG, CFG: s.CFG, M: M, Seed: seed})
 		if err != nil {
 			return nil, err
 		}

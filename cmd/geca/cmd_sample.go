@@ -58,12 +58,12 @@ func runSample(args []string) error {
 	class := fs.String("class", "", "class index for every sample (one-hot), or several, e.g. 3,5 (multi-hot); -1 or none: unconditional")
 	labels := fs.String("labels", "", "multi-hot label as K comma-separated values (e.g. 0,1,0); several labels separated by ';' go to successive samples")
 	n := fs.Int("n", 8, "samples per row")
-	steps := fs.String("steps", "250", `respaced sampling steps: "250", "50", "10,20" (sections), "ddim25"`)
+	steps := fs.String("steps", assets.OfficialSampler.Steps, `respaced sampling steps: "250", "50", "10,20" (sections), "ddim25" (built-in model: `+assets.DefaultSampler.Steps+`)`)
 	method := fs.String("method", "", `"ddpm" or "ddim" (default: ddim for "ddimN" steps, else ddpm)`)
 	eta := fs.Float64("eta", 0, "DDIM noise scale (0: deterministic)")
 	mFlag := fs.String("M", "", "cell updates per timestep (default: the model's, 12); a list such as 2,4,8,12,24 renders one row per M with the same seed")
 	ghg := fs.String("ghg", "on", "Gene Heredity Guidance: on (carry the grid across timesteps, as the official code) or off (fresh seed every timestep)")
-	cfgScale := fs.Float64("cfg", 1.5, "classifier-free guidance scale; 1 turns guidance off")
+	cfgScale := fs.Float64("cfg", float64(assets.OfficialSampler.CFG), fmt.Sprintf("classifier-free guidance scale; 1 turns guidance off (built-in model: %g)", assets.DefaultSampler.CFG))
 	rate := fs.Float64("update-rate", 0, "per-cell update probability (default: the model's, 0.5)")
 	seed := fs.Uint64("seed", 0, "random seed (initial noise, seed cell, update masks, step noise)")
 	vaeDir := fs.String("vae", "", "Stable Diffusion VAE (diffusers folder or .safetensors) to decode latents; without it the PNG shows a cheap latent preview")
@@ -142,7 +142,10 @@ func runSample(args []string) error {
 		// No file: the built-in Fashion-MNIST model, as the viewer opens on.
 		model, ck, err = assets.DefaultModel()
 		if !flagSet(fs, "steps") {
-			*steps = strconv.Itoa(assets.DefaultSteps)
+			*steps = assets.DefaultSampler.Steps
+		}
+		if !flagSet(fs, "cfg") {
+			*cfgScale = float64(assets.DefaultSampler.CFG)
 		}
 	} else {
 		model, ck, err = ckpt.LoadModel(*ckptPath, ckpt.Options{Weights: *weights, Heads: *heads})

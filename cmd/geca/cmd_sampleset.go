@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -47,9 +46,9 @@ func runSampleSet(args []string) error {
 	out := fs.String("out", "", "folder of this shard's PNGs and settings.json (rerun to resume)")
 	shardFlag := fs.String("shard", "", "make only shard K/N of the indices (i mod N = K); auto: from a Slurm job array or a Kubernetes Indexed Job")
 	labelsFrom := fs.String("labels-from", "", "latents folder in the official layout: sample i gets the label of its sample i mod count, the class mix of the official evaluation; default: class i mod K")
-	steps := fs.String("steps", "", "respaced steps (default: 250, the official setting; the built-in model's own default for it)")
+	steps := fs.String("steps", "", "respaced steps (default: "+assets.OfficialSampler.Steps+", the official setting; "+assets.DefaultSampler.Steps+" for the built-in model)")
 	method := fs.String("method", "", "ddpm or ddim (default: from --steps)")
-	cfgScale := fs.Float64("cfg", -1, "classifier-free guidance scale (default: 1.5, the official setting; the built-in model's own default for it)")
+	cfgScale := fs.Float64("cfg", -1, fmt.Sprintf("classifier-free guidance scale (default: %g, the official setting; %g for the built-in model)", assets.OfficialSampler.CFG, assets.DefaultSampler.CFG))
 	mFlag := fs.Int("M", 0, "cell updates per denoiser call (0: the model's)")
 	ghg := fs.String("ghg", "on", "Gene Heredity Guidance: on or off")
 	rate := fs.Float64("update-rate", 0, "per-cell update probability (0: the model's)")
@@ -114,17 +113,15 @@ func runSampleSet(args []string) error {
 		return err
 	}
 	cfg := model.Cfg
+	defaults := assets.OfficialSampler
+	if builtIn {
+		defaults = assets.DefaultSampler
+	}
 	if *steps == "" {
-		*steps = "250"
-		if builtIn {
-			*steps = strconv.Itoa(assets.DefaultSteps)
-		}
+		*steps = defaults.Steps
 	}
 	if *cfgScale < 0 {
-		*cfgScale = 1.5
-		if builtIn {
-			*cfgScale = assets.DefaultCFG
-		}
+		*cfgScale = float64(defaults.CFG)
 	}
 
 	// Labels: class i mod K, or the official evaluation's mix.
