@@ -1,12 +1,8 @@
 package app
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"slices"
 
 	"geca/assets"
@@ -14,6 +10,7 @@ import (
 	"geca/engine/ckpt"
 	"geca/engine/sample"
 	"geca/engine/vae"
+	"geca/internal/filehash"
 	"geca/render"
 )
 
@@ -331,7 +328,7 @@ func LoadEngine(path string) (Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	hash, err := fileHash(path)
+	hash, err := filehash.File(path)
 	if err != nil {
 		return nil, err
 	}
@@ -341,20 +338,6 @@ func LoadEngine(path string) (Engine, error) {
 
 // LoadVAEFile opens a VAE folder or file (vae.Load).
 func LoadVAEFile(path string) (LatentDecoder, error) { return vae.Load(path) }
-
-// fileHash is the SHA-256 of a file, hex.
-func fileHash(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 func baseName(p string) string {
 	for i := len(p) - 1; i >= 0; i-- {
@@ -411,8 +394,7 @@ func DefaultEngine() (Engine, error) {
 	if err != nil {
 		return NewDemoEngine(1)
 	}
-	sum := sha256.Sum256(assets.DefaultModelBytes)
 	return &ModelEngine{Model: m, Label: "Fashion-MNIST 28x28 (built in)", Classes: assets.DefaultClasses,
 		Start: assets.DefaultSampler, Builtin: true, Source: assets.DefaultModelName + " (built in)",
-		Hash: hex.EncodeToString(sum[:])}, nil
+		Hash: filehash.Bytes(assets.DefaultModelBytes)}, nil
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"image"
-	"io"
 	"math"
 	"os"
 	"os/signal"
@@ -22,6 +19,7 @@ import (
 	"geca/engine/sample"
 	"geca/engine/vae"
 	"geca/internal/evalset"
+	"geca/internal/filehash"
 	"geca/internal/progress"
 	"geca/internal/safefile"
 	"geca/internal/shard"
@@ -101,12 +99,12 @@ func runSampleSet(args []string) error {
 	builtIn := *ckptPath == ""
 	if builtIn {
 		model, _, err = assets.DefaultModel()
-		modelName, modelHash = assets.DefaultModelName, hashBytes(assets.DefaultModelBytes)
+		modelName, modelHash = assets.DefaultModelName, filehash.Bytes(assets.DefaultModelBytes)
 	} else {
 		model, _, err = ckpt.LoadModel(*ckptPath, ckpt.Options{Weights: *weights})
 		if err == nil {
 			modelName = filepath.Base(*ckptPath)
-			modelHash, err = hashFile(*ckptPath)
+			modelHash, err = filehash.File(*ckptPath)
 		}
 	}
 	if err != nil {
@@ -170,7 +168,7 @@ func runSampleSet(args []string) error {
 		if dec.LatentChannels() != cfg.InChannels {
 			return fmt.Errorf("%s: the VAE takes %d latent channels, the model makes %d", *vaeDir, dec.LatentChannels(), cfg.InChannels)
 		}
-		vh, err := hashPath(*vaeDir)
+		vh, err := filehash.Path(*vaeDir)
 		if err != nil {
 			return err
 		}
@@ -356,48 +354,4 @@ func parseSwitch(flag, v string) (bool, error) {
 		return false, nil
 	}
 	return false, usagef("%s %q: want on or off", flag, v)
-}
-
-func hashBytes(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-func hashFile(path string) (string, error) {
-	f, _, err := safefile.OpenRegular(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// hashPath hashes a file, or every regular file of a folder in name order
-// (a diffusers VAE folder), with the names.
-func hashPath(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if !fi.IsDir() {
-		return hashFile(path)
-	}
-	var buf bytes.Buffer
-	err = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !d.Type().IsRegular() {
-			return err
-		}
-		hv, err := hashFile(p)
-		rel, _ := filepath.Rel(path, p)
-		fmt.Fprintf(&buf, "%s %s\n", rel, hv)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	return hashBytes(buf.Bytes()), nil
 }
