@@ -1,16 +1,14 @@
-// Package assets embeds the default model, so the app opens on a model that
+// Package assets embeds the built-in models (Builtins: Fashion-MNIST, the
+// default, and the emoji teaching model), so the app opens on a model that
 // really grows images with nothing to download. See README.md in this folder
 // for how it was trained and how good it is.
 package assets
 
 import (
-	"bytes"
 	_ "embed"
-	"fmt"
 
 	"geca/engine"
 	"geca/engine/ckpt"
-	"geca/internal/safefile"
 )
 
 // DefaultModelName is the file name of the embedded default model.
@@ -27,19 +25,8 @@ var DefaultModelBytes []byte
 // DefaultClasses names the labels of the default model.
 var DefaultClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
-// DefaultModel loads the embedded model through engine/ckpt, the same checks
-// as any file the user opens.
-func DefaultModel() (*engine.Model, *ckpt.Checkpoint, error) {
-	name := DefaultModelName + " (embedded)"
-	m, c, err := ckpt.ReadModel(name, bytes.NewReader(DefaultModelBytes), int64(len(DefaultModelBytes)), ckpt.Options{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("default model: %w", err)
-	}
-	return m, c, nil
-}
+// DefaultModel loads the embedded default model (FashionMNIST.Load).
+func DefaultModel() (*engine.Model, *ckpt.Checkpoint, error) { return FashionMNIST.Load() }
 
-// WriteDefaultModel writes the embedded model file to path (for example for
-// tools that take a file name), whole or not at all (safefile).
-func WriteDefaultModel(path string) error {
-	return safefile.WriteBytes(path, DefaultModelBytes)
-}
+// WriteDefaultModel writes the default model file to path (FashionMNIST.Write).
+func WriteDefaultModel(path string) error { return FashionMNIST.Write(path) }

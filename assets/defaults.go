@@ -21,3 +21,7 @@ var DefaultSampler = Sampler{Steps: "ddim50", CFG: 6, GHG: true}
 // OfficialSampler are the official GeCA sampling settings (sample_ddp.py):
 // 250 respaced DDPM steps, CFG 1.5, GHG on.
 var OfficialSampler = Sampler{Steps: "250", CFG: 1.5, GHG: true}
+
+// EmojiSampler is how the emoji model is sampled by default (README.md in
+// this folder, "Emoji model").
+var EmojiSampler = Sampler{Steps: "ddim50", CFG: 3, GHG: true}

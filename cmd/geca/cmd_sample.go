@@ -52,7 +52,8 @@ type sampleJob struct {
 func runSample(args []string) error {
 	c := commands["sample"]
 	fs := newFlags(c)
-	ckptPath := fs.String("ckpt", "", "checkpoint: official .pt (train.py's {model, ema, opt, args}) or .safetensors with geca.config metadata (default: the built-in Fashion-MNIST model)")
+	mf := addModelFlags(fs, "checkpoint: official .pt (train.py's {model, ema, opt, args}) or .safetensors with geca.config metadata (default: a built-in model, --model)")
+	ckptPath := mf.ckpt
 	weights := fs.String("weights", "", `state_dict of an official .pt to use: "ema" (default when present) or "model"`)
 	heads := fs.Int("heads", 0, "attention heads, when neither the file nor a preset name says (0: derive)")
 	class := fs.String("class", "", "class index for every sample (one-hot), or several, e.g. 3,5 (multi-hot); -1 or none: unconditional")
@@ -136,22 +137,18 @@ func runSample(args []string) error {
 		return err
 	}
 
-	var model *engine.Model
-	var ck *ckpt.Checkpoint
-	if *ckptPath == "" {
-		// No file: the built-in Fashion-MNIST model, as the viewer opens on.
-		model, ck, err = assets.DefaultModel()
-		if !flagSet(fs, "steps") {
-			*steps = assets.DefaultSampler.Steps
-		}
-		if !flagSet(fs, "cfg") {
-			*cfgScale = float64(assets.DefaultSampler.CFG)
-		}
-	} else {
-		model, ck, err = ckpt.LoadModel(*ckptPath, ckpt.Options{Weights: *weights, Heads: *heads})
-	}
+	model, ck, builtin, err := mf.load(ckpt.Options{Weights: *weights, Heads: *heads})
 	if err != nil {
 		return err
+	}
+	if builtin != nil {
+		// A built-in model samples as measured for it unless told otherwise.
+		if !flagSet(fs, "steps") {
+			*steps = builtin.Sampler.Steps
+		}
+		if !flagSet(fs, "cfg") {
+			*cfgScale = float64(builtin.Sampler.CFG)
+		}
 	}
 	cfg := model.Cfg
 	lab, err := parseSampleLabels(*class, *labels, cfg.NumClasses, *n)
@@ -185,7 +182,7 @@ func runSample(args []string) error {
 	job.note = note
 	switch {
 	case *vaeDir != "" && !cfg.Latent:
-		note("note: %s is a pixel-space model; --vae is not used", *ckptPath)
+		note("note: %s is a pixel-space model; --vae is not used", ck.Path)
 	case *vaeDir != "":
 		if err := checkVAEFolder(*vaeDir); err != nil {
 			return err
@@ -218,7 +215,7 @@ func runSample(args []string) error {
 	}
 	note("%s", be.note())
 
-	key := sampleKey{Checkpoint: checkpointID(*ckptPath), Weights: *weights, Heads: *heads, Steps: *steps, Method: *method,
+	key := sampleKey{Checkpoint: checkpointID(*ckptPath, builtin), Weights: *weights, Heads: *heads, Steps: *steps, Method: *method,
 		Eta: float32(*eta), GHG: ghgOn, CFG: float32(*cfgScale), Rate: float32(*rate), Labels: lab, N: *n, Seed: *seed,
 		M: ms, Device: be.desc, Shape: [3]int{cfg.InChannels, cfg.GridH, cfg.GridW}}
 	rows, err := partialRows(partial, key)
@@ -476,7 +473,7 @@ func (j *sampleJob) run(ctx context.Context, rows [][]float32, save func([][]flo
 			}
 			if w.exploded != "" && !w.told {
 				w.told = true
-				j.note("warning: %s at timestep t=%d (index %d of %d) and after; the checkpoint may be broken", w.exploded, s.TimestepOf(i), i, nt)
+				j.note("warning: %s at timestep t=%d (index %d of %d) and after; the checkpoint may be broken, or the settings too coarse (few DDPM steps, high --cfg: try more --steps or ddimN)", w.exploded, s.TimestepOf(i), i, nt)
 			}
 			if wantCells {
 				// Cell frames are rendered as they come, to keep memory flat.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"geca/assets"
 	"image/gif"
 	"image/png"
 	"os"
@@ -141,11 +142,11 @@ func TestSampleCommandPixelModel(t *testing.T) {
 func TestSampleCommandDefaultModel(t *testing.T) {
 	dir := t.TempDir()
 	out, npyOut := filepath.Join(dir, "grid.png"), filepath.Join(dir, "x.npy")
-	code, _, stderr := capture(t, "sample", "--class", "1", "--n", "2", "--steps", "5", "--out", out, "--npy", npyOut)
+	code, _, stderr := capture(t, "sample", "--class", "1", "--n", "2", "--steps", "ddim5", "--out", out, "--npy", npyOut)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "embedded") {
+	if !strings.Contains(stderr, "geca-fmnist.safetensors (built in)") {
 		t.Errorf("stderr does not say the built-in model is used: %s", stderr)
 	}
 	a, err := npy.ReadFile(npyOut)
@@ -154,6 +155,43 @@ func TestSampleCommandDefaultModel(t *testing.T) {
 	}
 	if want := []int{2, 1, 28, 28}; fmt.Sprint(a.Shape) != fmt.Sprint(want) {
 		t.Errorf("samples shape %v, want %v", a.Shape, want)
+	}
+}
+
+// --model picks a built-in model by name: the emoji model grows 32x32 RGB
+// samples with its own measured defaults; --model with --ckpt, or a name
+// that is not built in, is a usage error that lists the names.
+func TestSampleCommandBuiltinModels(t *testing.T) {
+	dir := t.TempDir()
+	npyOut := filepath.Join(dir, "e.npy")
+	code, _, stderr := capture(t, "sample", "--model", "emoji", "--class", "0", "--n", "1", "--steps", "ddim3", "--npy", npyOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "geca-emoji.safetensors (built in)") || !strings.Contains(stderr, "CFG "+fmt.Sprint(assets.Emoji.Sampler.CFG)) {
+		t.Errorf("stderr does not name the emoji model and its CFG: %s", stderr)
+	}
+	a, err := npy.ReadFile(npyOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{1, 3, 32, 32}; fmt.Sprint(a.Shape) != fmt.Sprint(want) {
+		t.Errorf("samples shape %v, want %v", a.Shape, want)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", "emoji", "--ckpt", "x.pt"}, "not both"},
+		{[]string{"--model", "lizard"}, "fmnist, emoji"},
+		{[]string{"--model", "emoji", "--class", "10"}, "class"},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := capture(t, append(append([]string{"sample"}, c.args...), "--out", filepath.Join(dir, "o.png"))...)
+			if code != 2 || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, stderr %q: want exit 2 and %q", code, stderr, c.want)
+			}
+		})
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"geca/assets"
-	"geca/engine"
 	"geca/engine/ckpt"
 	"geca/engine/data"
 	"geca/engine/sample"
@@ -38,7 +37,8 @@ func init() {
 func runSampleSet(args []string) error {
 	c := commands["sample-set"]
 	fs := newFlags(c)
-	ckptPath := fs.String("ckpt", "", "checkpoint (.pt or .safetensors); empty: the built-in Fashion-MNIST model")
+	mf := addModelFlags(fs, "checkpoint (.pt or .safetensors); default: a built-in model, --model")
+	ckptPath := mf.ckpt
 	weights := fs.String("weights", "", "which weights of a training checkpoint: ema (default) or model")
 	num := fs.Int("num-samples", 0, "samples in the whole set (indices 0 … N−1, over all shards)")
 	out := fs.String("out", "", "folder of this shard's PNGs and settings.json (rerun to resume)")
@@ -94,26 +94,23 @@ func runSampleSet(args []string) error {
 	}
 
 	// The model and its bytes' hash (settings tell sets of other models apart).
-	var model *engine.Model
-	var modelName, modelHash string
-	builtIn := *ckptPath == ""
-	if builtIn {
-		model, _, err = assets.DefaultModel()
-		modelName, modelHash = assets.DefaultModelName, filehash.Bytes(assets.DefaultModelBytes)
-	} else {
-		model, _, err = ckpt.LoadModel(*ckptPath, ckpt.Options{Weights: *weights})
-		if err == nil {
-			modelName = filepath.Base(*ckptPath)
-			modelHash, err = filehash.File(*ckptPath)
-		}
-	}
+	model, _, builtin, err := mf.load(ckpt.Options{Weights: *weights})
 	if err != nil {
 		return err
 	}
+	var modelName, modelHash string
+	if builtin != nil {
+		modelName, modelHash = builtin.File, builtin.Hash()
+	} else {
+		modelName = filepath.Base(*ckptPath)
+		if modelHash, err = filehash.File(*ckptPath); err != nil {
+			return err
+		}
+	}
 	cfg := model.Cfg
 	defaults := assets.OfficialSampler
-	if builtIn {
-		defaults = assets.DefaultSampler
+	if builtin != nil {
+		defaults = builtin.Sampler
 	}
 	if *steps == "" {
 		*steps = defaults.Steps

@@ -30,7 +30,7 @@ func runTrain(args []string) error {
 	c := commands["train"]
 	fs := newFlags(c)
 	dataName := fs.String("data", "", "built-in dataset: fashion-mnist (Debian package dataset-fashion-mnist) or emoji (colour emoji from Debian's fonts-noto-color-emoji, see --emoji)")
-	emojiList := fs.String("emoji", "garden", "with --data emoji: the emoji, one class each: a comma-separated list (code points or sequences) or a set name (garden: "+strings.Join(data.EmojiSets["garden"], " ")+")")
+	emojiList := fs.String("emoji", "garden", "with --data emoji: the emoji, one class each: a comma-separated list (code points or sequences) or a set name (garden: "+strings.Join(data.EmojiSets["garden"].Emoji, " ")+")")
 	emojiFont := fs.String("emoji-font", data.EmojiFontPath, "with --data emoji: the colour emoji font (CBDT/CBLC bitmaps)")
 	emojiVariants := fs.Int("emoji-variants", 64, "with --data emoji: training images per emoji (the first centred, the others shifted)")
 	emojiShift := fs.Int("emoji-shift", 2, "with --data emoji: largest shift of a variant, in pixels")

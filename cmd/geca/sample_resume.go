@@ -9,6 +9,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"geca/assets"
 	"geca/engine/ckpt"
 	"geca/internal/safefile"
 )
@@ -46,11 +47,12 @@ type sampleKey struct {
 	Shape      [3]int      `json:"shape"`  // C, H, W of one sample
 }
 
-// checkpointID names a checkpoint file by where it is, its size and its
-// modification time, which change when it is rewritten.
-func checkpointID(path string) string {
-	if path == "" {
-		return "embedded"
+// checkpointID names a built-in model by its name and hash, a checkpoint
+// file by where it is, its size and its modification time, which change
+// when it is rewritten.
+func checkpointID(path string, builtin *assets.Builtin) string {
+	if builtin != nil {
+		return "built-in " + builtin.Name + " sha256 " + builtin.Hash()
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

@@ -16,11 +16,21 @@ import (
 // Color Emoji font.
 const EmojiFontPath = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 
-// EmojiSets are named lists of emoji for the teaching model. "garden" is
-// the built-in emoji model's: the lizard of the classic growing-NCA demo
-// among animals and plants of distinct colours and shapes.
-var EmojiSets = map[string][]string{
-	"garden": {"🦎", "🦋", "🌵", "🐙", "🍄", "🌻", "🐠", "🐞", "🍎", "🐳"},
+// EmojiSet is a named list of emoji, one class each, with the names the
+// viewer shows for the classes.
+type EmojiSet struct {
+	Emoji []string
+	Names []string
+}
+
+// EmojiSets are the named sets of the teaching model. "garden" is the
+// built-in emoji model's: the lizard of the classic growing-NCA demo among
+// animals and plants of distinct colours and shapes.
+var EmojiSets = map[string]EmojiSet{
+	"garden": {
+		Emoji: []string{"🦎", "🦋", "🌵", "🐙", "🍄", "🌻", "🐠", "🐞", "🍎", "🐳"},
+		Names: []string{"lizard", "butterfly", "cactus", "octopus", "mushroom", "sunflower", "tropical fish", "lady beetle", "red apple", "spouting whale"},
+	},
 }
 
 // EmojiOptions says how emoji become training images.
@@ -42,7 +52,7 @@ type EmojiOptions struct {
 // or a sequence) or the name of one of EmojiSets.
 func ParseEmojiList(s string) ([]string, error) {
 	if set, ok := EmojiSets[strings.ToLower(strings.TrimSpace(s))]; ok {
-		return set, nil
+		return set.Emoji, nil
 	}
 	var out []string
 	for _, e := range strings.Split(s, ",") {

@@ -98,3 +98,22 @@ func TestLoadEmoji(t *testing.T) {
 		}
 	}
 }
+
+// Every named set names each of its emoji once.
+func TestEmojiSetsNamed(t *testing.T) {
+	for name, set := range EmojiSets {
+		if len(set.Emoji) == 0 || len(set.Names) != len(set.Emoji) {
+			t.Errorf("set %q: %d emoji, %d names", name, len(set.Emoji), len(set.Names))
+		}
+		seen := map[string]bool{}
+		for _, e := range set.Emoji {
+			if seen[e] {
+				t.Errorf("set %q lists %s twice", name, e)
+			}
+			seen[e] = true
+		}
+	}
+	if got, err := ParseEmojiList(" Garden "); err != nil || len(got) != len(EmojiSets["garden"].Emoji) {
+		t.Fatalf("ParseEmojiList(garden) = %v, %v", got, err)
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"flag"
+
+	"geca/assets"
+	"geca/engine"
+	"geca/engine/ckpt"
+)
+
+// modelFlags are the two ways a command is given a model: a checkpoint file
+// (--ckpt) or a built-in model by name (--model; the default when neither is
+// given is the first built-in, Fashion-MNIST).
+type modelFlags struct {
+	ckpt, model *string
+}
+
+func addModelFlags(fs *flag.FlagSet, ckptUsage string) modelFlags {
+	return modelFlags{
+		ckpt:  fs.String("ckpt", "", ckptUsage),
+		model: fs.String("model", "", "built-in model to use instead of a file: "+builtinNames()+" (default "+assets.Builtins[0].Name+")"),
+	}
+}
+
+func builtinNames() string {
+	s := ""
+	for i, b := range assets.Builtins {
+		if i > 0 {
+			s += ", "
+		}
+		s += b.Name + " (" + b.Title + ")"
+	}
+	return s
+}
+
+// builtin is the chosen built-in model, or nil when --ckpt names a file.
+func (f modelFlags) builtin() (*assets.Builtin, error) {
+	switch {
+	case *f.ckpt != "" && *f.model != "":
+		return nil, usagef("give --ckpt or --model, not both")
+	case *f.ckpt != "":
+		return nil, nil
+	case *f.model == "":
+		return assets.Builtins[0], nil
+	}
+	b, err := assets.Lookup(*f.model)
+	if err != nil {
+		return nil, usagef("--model: %v", err)
+	}
+	return b, nil
+}
+
+// load reads the chosen model: the file through engine/ckpt with opt, or the
+// built-in one (b non-nil).
+func (f modelFlags) load(opt ckpt.Options) (m *engine.Model, c *ckpt.Checkpoint, b *assets.Builtin, err error) {
+	if b, err = f.builtin(); err != nil {
+		return nil, nil, nil, err
+	}
+	if b != nil {
+		m, c, err = b.Load()
+	} else {
+		m, c, err = ckpt.LoadModel(*f.ckpt, opt)
+	}
+	return m, c, b, err
+}
