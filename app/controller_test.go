@@ -410,9 +410,11 @@ func TestParseLabels(t *testing.T) {
 		t.Errorf("none: %v %v", l, err)
 	}
 	for _, bad := range []string{"3", "-1", "a"} {
-		if _, err := ParseLabels(bad, 3); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseLabels(bad, 3); err == nil {
+				t.Errorf("%q accepted", bad)
+			}
+		})
 	}
 	if (Settings{Labels: []int{1, 2}}).LabelString() != "1,2" || (Settings{}).LabelString() != "none" {
 		t.Error("LabelString")
@@ -431,7 +433,6 @@ func TestControllerBudgetDropsUnseenBranches(t *testing.T) {
 	}
 	main := c.Panes()[0].Run
 	for _, m := range []int{2, 3, 5} {
-		m := m
 		if err := c.SwitchRun(main.ID); err != nil {
 			t.Fatal(err)
 		}

@@ -34,15 +34,17 @@ func TestGUITypedSettings(t *testing.T) {
 		{"update rate", "1.5", "update rate: 1.5 is outside"},
 		{"CFG scale", "lots", `CFG scale: "lots" is not a number`},
 	} {
-		runs := len(h.snap().Runs)
-		h.typeInto(bad.field, bad.text)
-		if m, isErr := h.message(), h.ui.msg.err; !isErr || !strings.Contains(m, bad.says) {
-			t.Errorf("%s %q: message %q (error %v)", bad.field, bad.text, m, isErr)
-		}
-		if len(h.snap().Runs) != runs {
-			t.Errorf("%s %q made a run", bad.field, bad.text)
-		}
-		h.key(key.NameEscape, 0)
+		t.Run(bad.field+"="+bad.text, func(t *testing.T) {
+			runs := len(h.snap().Runs)
+			h.typeInto(bad.field, bad.text)
+			if m, isErr := h.message(), h.ui.msg.err; !isErr || !strings.Contains(m, bad.says) {
+				t.Errorf("%s %q: message %q (error %v)", bad.field, bad.text, m, isErr)
+			}
+			if len(h.snap().Runs) != runs {
+				t.Errorf("%s %q made a run", bad.field, bad.text)
+			}
+			h.key(key.NameEscape, 0)
+		})
 	}
 	h.typeInto("CFG scale", "2.75")
 	h.typeInto("update rate", "0.3")

@@ -44,7 +44,6 @@ func win(f func(u *UI)) func(u *UI) []Cmd { return func(u *UI) []Cmd { f(u); ret
 func keymap() []binding {
 	views := []binding{}
 	for v := render.View(0); v < render.NumViews; v++ {
-		v := v
 		views = append(views, binding{keys: []chord{k(key.Name(viewKey(v)))}, do: win(func(u *UI) { u.setView(v) })})
 	}
 	table := []binding{

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -151,8 +152,10 @@ func TestImageLegend(t *testing.T) {
 		{true, false, false, "the first three latent channels as RGB"},
 		{true, true, true, "RGB decoded by the VAE"},
 	} {
-		if got := imageLegend(c.latent, c.preview, c.decoded); got != c.want {
-			t.Errorf("legend %v %v %v: %q", c.latent, c.preview, c.decoded, got)
-		}
+		t.Run(fmt.Sprintf("latent=%v,preview=%v,decoded=%v", c.latent, c.preview, c.decoded), func(t *testing.T) {
+			if got := imageLegend(c.latent, c.preview, c.decoded); got != c.want {
+				t.Errorf("legend %v %v %v: %q", c.latent, c.preview, c.decoded, got)
+			}
+		})
 	}
 }

@@ -40,7 +40,6 @@ func (p *branchesPanel) Layout(gtx C, u *UI) D {
 		var children []layout.FlexChild
 		start := max(0, len(s.Runs)-10) // the newest ten
 		for i := start; i < len(s.Runs); i++ {
-			i := i
 			r := s.Runs[i]
 			children = append(children, layout.Rigid(func(gtx C) D {
 				return layout.Inset{Bottom: 3}.Layout(gtx, func(gtx C) D {

@@ -95,7 +95,6 @@ func (p *modelPanel) Layout(gtx C, u *UI) D {
 	return section(gtx, u.th, "MODEL AND MEMORY", func(gtx C) D {
 		rows := []layout.FlexChild{}
 		for i, m := range s.Models {
-			i, m := i, m
 			rows = append(rows, layout.Rigid(func(gtx C) D {
 				return layout.Inset{Bottom: 3}.Layout(gtx, func(gtx C) D { return chip(gtx, u.th, &p.models[i], m.Name, m.Current) })
 			}))

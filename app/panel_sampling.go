@@ -198,7 +198,6 @@ func (p *samplingPanel) Layout(gtx C, u *UI) D {
 			layout.Rigid(func(gtx C) D {
 				ws := []layout.Widget{label74("steps")}
 				for i, st := range stepsChoices {
-					i, st := i, st
 					ws = append(ws, func(gtx C) D { return chip(gtx, u.th, &p.steps[i], st, s.Base.Steps == st) })
 				}
 				return wrapRow(gtx, 4, ws...)

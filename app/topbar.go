@@ -56,7 +56,6 @@ func (t *topBar) Layout(gtx C, u *UI) D {
 				layout.Flexed(1, func(gtx C) D {
 					var ws []layout.Widget
 					for i := render.View(0); i < render.NumViews; i++ {
-						i := i
 						name := fmt.Sprintf("%s %s", viewKey(i), shortViewName(i))
 						ws = append(ws, func(gtx C) D { return chip(gtx, u.th, &t.views[i], name, u.view == i) })
 					}
