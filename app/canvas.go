@@ -299,11 +299,8 @@ func (u *UI) viewImage(f *Frame, i int) (*imgEntry, string) {
 		}
 		return nil, "click a cell to see its attention"
 	case u.view == render.ViewInfluence && f.Influence == nil:
-		switch {
-		case f.Done:
+		if f.Done {
 			return nil, "the final sample: the seed influence is that of the cell updates; go back a step (←)"
-		case !u.snap.InfluenceAvailable:
-			return nil, "the seed influence is not measured by a worker engine (--engine, --device cuda)"
 		}
 		return nil, "measuring the seed influence…"
 	}

@@ -46,11 +46,16 @@ type Run struct {
 	// from: non-finite, or beyond ExplodeAt.
 	Health Health
 
-	sampler Sampler            // at the head of the run
-	resume  map[[2]int]Sampler // clones at recorded positions, to rewind and branch
-	steps   []*StepRecord      // records for timesteps >= ForkIndex
-	bytes   int64              // memory of its frames and resume points (estimate)
-	order   int                // when it was last shown (for the memory budget)
+	// sampler is the run at its head. It owns the run's history: snapshots
+	// of its timesteps, from which sampleAt rewinds it.
+	sampler *stepper
+	// edit is the grid a damage stroke left (Damage runs): the run is made
+	// again from its parent with it where the Stepper cannot rewind into the
+	// edited timestep.
+	edit  *engine.State
+	steps []*StepRecord // records for timesteps >= ForkIndex
+	bytes int64         // memory of its frames and edit (estimate)
+	order int           // when it was last shown (for the memory budget)
 }
 
 // ExplodeAt is the magnitude above which grid values are reported as
@@ -90,21 +95,21 @@ type Controller struct {
 	undo     []undoRec
 	selected [2]int // observed cell, (-1, -1) when none
 	strokes  int
-	// MaxBytes bounds the memory of the recorded history (frames and resume
-	// points); see evict for what gives way beyond it.
+	// MaxBytes bounds the memory of the recorded history: the runs'
+	// snapshots and the frames the controller keeps (controller_budget.go).
 	MaxBytes int64
-	bytes    int64
+	frames   int64 // memory of the runs' frames (Run.bytes)
 	Playing  bool
 	compare  CompareMode
-	// influence: samplers measure the seed influence (doubles an update).
-	influence   bool
-	noInfluence bool // the engine gives none (a worker): do not ask again
-	shown       int  // counter for Run.order
-	notes       []string
-	overBudget  bool // the last eviction could not get under MaxBytes
+	// influence: the runs measure the seed influence (doubles an update).
+	influence  bool
+	shown      int // counter for Run.order
+	notes      []string
+	overBudget bool // the last eviction could not get under MaxBytes
 	// redone holds the frames Details recomputed and what they were
-	// recomputed for: what they still lack (the influence inside a damaged
-	// timestep) cannot be had, so they are not redone for the same asks.
+	// recomputed for: what they still lack (the attention of the update
+	// before a stroke, a twin the worker could not fork) cannot be had, so
+	// they are not redone for the same asks.
 	redone map[*Frame]detailsAsked
 }
 
@@ -188,26 +193,32 @@ func (c *Controller) Restart(s Settings, label string) error {
 	return c.SetCompare(mode)
 }
 
-// newRun starts a fresh sampler (position (0, 0)).
+// newRun starts a fresh run (position (0, 0)) with its share of the memory
+// budget for its snapshots.
 func (c *Controller) newRun(s Settings, parent *Run) (*Run, error) {
-	smp, err := c.eng.NewSampler(s)
+	run, err := c.eng.NewSampler(s, c.snapshotShare())
+	if err != nil {
+		return nil, err
+	}
+	smp, err := newStepper(c.cfg, run)
 	if err != nil {
 		return nil, err
 	}
 	c.prepare(smp)
 	f, err := smp.Current()
 	if err != nil {
+		smp.Close()
 		return nil, err
 	}
 	c.nextID++
-	r := &Run{ID: c.nextID, Settings: s, Parent: parent, sampler: smp, resume: map[[2]int]Sampler{}, Health: newHealth()}
-	c.record(r, f, smp)
+	r := &Run{ID: c.nextID, Settings: s, Parent: parent, sampler: smp, Health: newHealth()}
+	c.record(r, f)
 	return r, nil
 }
 
-// prepare gives a sampler the controller's observation settings.
-func (c *Controller) prepare(s Sampler) {
-	s.SetInfluence(c.influence && !c.noInfluence)
+// prepare gives a stepper the controller's observation settings.
+func (c *Controller) prepare(s *stepper) {
+	s.SetInfluence(c.influence)
 	if c.selected[0] >= 0 {
 		s.Observe(c.selected[0], c.selected[1])
 	} else {
@@ -230,8 +241,8 @@ func (c *Controller) Timeline(r *Run) []*StepRecord {
 	return append(out, r.steps...)
 }
 
-// record appends frame f, just produced by r's sampler s, to r's history.
-func (c *Controller) record(r *Run, f *Frame, s Sampler) {
+// record appends frame f, just produced by r's sampler, to r's history.
+func (c *Controller) record(r *Run, f *Frame) {
 	if f.Reached == nil {
 		var prev *Frame
 		if f.Update > 0 {
@@ -282,10 +293,6 @@ func (c *Controller) record(r *Run, f *Frame, s Sampler) {
 	rec.MeanEps = append(rec.MeanEps, st.meanEps)
 	r.steps[n-1] = &rec
 	c.account(r, frameBytes(f))
-	if f.Update == 0 && s != nil {
-		r.resume[[2]int{f.Index, 0}] = s.Branch()
-		c.account(r, resumeBytes(f))
-	}
 	c.evict()
 }
 
@@ -411,8 +418,8 @@ func holder(r *Run, k int) *Run {
 	return nil
 }
 
-// owner returns the run on r's chain that recorded position (k, u) and holds
-// its resume points.
+// owner returns the run on r's chain that recorded position (k, u): the one
+// whose sampler can go back to it.
 func owner(r *Run, k, u int) *Run {
 	for r.Parent != nil && (k < r.ForkIndex || k == r.ForkIndex && u < r.ForkUpdate) {
 		r = r.Parent
@@ -440,8 +447,8 @@ func (c *Controller) Frame(r *Run, k, u int) (*Frame, error) {
 	return c.recordAt(o, k).Frames[u], nil
 }
 
-// refill recomputes the evicted frames of timestep k of run r from the
-// nearest resume point; the random streams make the replay exact.
+// refill recomputes the evicted frames of timestep k of run r, rewound to
+// the timestep's start; the random streams make the replay exact.
 func (c *Controller) refill(r *Run, k int) error {
 	i := k - r.ForkIndex
 	rec := r.steps[i]
@@ -453,6 +460,7 @@ func (c *Controller) refill(r *Run, k int) error {
 	if err != nil {
 		return err
 	}
+	defer s.Close()
 	nr := *rec
 	nr.Frames = append([]*Frame(nil), rec.Frames...)
 	for u := start + 1; u < len(nr.Frames); u++ {
@@ -470,48 +478,101 @@ func (c *Controller) refill(r *Run, k int) error {
 	return nil
 }
 
-// sampleAt returns a new sampler positioned at (k, u) of run r: a clone of the
-// head when it is there, else of the nearest resume point before (k, u),
-// stepped forward. Within one run the settings never change, so the replay
-// is exact.
-func (c *Controller) sampleAt(r *Run, k, u int) (Sampler, error) {
+// sampleAt returns a new stepper at (k, u) of run r, which the caller
+// closes or keeps as a run's head. It forks the run that recorded (k, u),
+// rewinds the fork to the start of timestep k (the Stepper's snapshots) and
+// steps it to update u: the same random streams, so the same bits. Within
+// one run the settings never change (a change makes a branch), so the
+// replay is exact. Where the Stepper cannot rewind, into or past the
+// timestep a damage stroke edited, the run is made again from its parent
+// (origin).
+func (c *Controller) sampleAt(r *Run, k, u int) (*stepper, error) {
 	o := owner(r, k, u)
-	if h, err := o.sampler.Current(); err == nil && h.Index == k && h.Update == u {
-		s := o.sampler.Branch()
-		c.prepare(s)
-		return s, nil
+	s, err := c.rewound(o, k, u)
+	if err != nil {
+		return nil, err
 	}
-	best, found := [2]int{}, false
-	for pos := range o.resume {
-		if (pos[0] < k || pos[0] == k && pos[1] <= u) && (!found || pos[0] > best[0] || pos[0] == best[0] && pos[1] > best[1]) {
-			best, found = pos, true
-		}
+	if err := stepTo(s, k, u); err != nil {
+		s.Close()
+		return nil, err
 	}
-	if !found {
-		return nil, fmt.Errorf("cannot rewind to step %d, update %d: no resume point", k+1, u)
+	return s, nil
+}
+
+// rewound returns a fork of run o at (k, u), or before it in timestep k or
+// at o's fork, a position of o's own.
+func (c *Controller) rewound(o *Run, k, u int) (*stepper, error) {
+	if h := o.sampler.last; h != nil && h.Index == k && h.Update == u {
+		return c.fork(o.sampler)
 	}
-	s := o.resume[best].Branch()
-	c.prepare(s)
-	for guard := 0; ; guard++ {
-		f, err := s.Current()
+	// The timestep a stroke edited is not the Stepper's to replay: its
+	// snapshot holds the grid before the stroke.
+	if !o.Damage || k > o.ForkIndex {
+		s, err := c.fork(o.sampler)
 		if err != nil {
 			return nil, err
 		}
-		if f.Index == k && f.Update == u {
+		err = s.rewind(k)
+		if err == nil {
 			return s, nil
 		}
-		if f.Index > k || f.Done || guard > 1<<20 {
-			return nil, fmt.Errorf("cannot rewind to step %d, update %d: replay passed it", k+1, u)
+		s.Close()
+		if o.Parent == nil {
+			return nil, err // a run from the start has no edited timestep to fail on
 		}
-		if _, err := s.StepUpdate(); err != nil {
-			return nil, err
+	}
+	return c.origin(o)
+}
+
+// origin makes run o again at its fork: its parent at the fork position
+// with o's settings, or with the grid o's stroke left.
+func (c *Controller) origin(o *Run) (*stepper, error) {
+	s, err := c.sampleAt(o.Parent, o.ForkIndex, o.ForkUpdate)
+	if err != nil {
+		return nil, err
+	}
+	if o.Damage {
+		_, err = s.SetCells(o.edit)
+	} else if err = s.SetSettings(o.Settings); err == nil {
+		_, err = s.head()
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// fork is a fork of s with the controller's observation settings.
+func (c *Controller) fork(s *stepper) (*stepper, error) {
+	f, err := s.Fork()
+	if err != nil {
+		return nil, err
+	}
+	c.prepare(f)
+	return f, nil
+}
+
+// stepTo steps s forward to (k, u).
+func stepTo(s *stepper, k, u int) error {
+	f, err := s.head()
+	for guard := 0; ; guard++ {
+		if err != nil {
+			return err
 		}
+		if f.Index == k && f.Update == u {
+			return nil
+		}
+		if f.Index > k || f.Index == k && f.Update > u || f.Done || guard > 1<<22 {
+			return fmt.Errorf("cannot rewind to %s: the replay passed it", StepLabel(k, u))
+		}
+		f, err = s.StepUpdate()
 	}
 }
 
 // atHead reports whether pane p's playhead is at its run's newest frame.
 func (c *Controller) atHead(p *Pane) bool {
-	h, err := p.Run.sampler.Current()
+	h, err := p.Run.sampler.head()
 	return err == nil && p.K == h.Index && p.U == h.Update
 }
 
@@ -539,14 +600,14 @@ func (c *Controller) advance(p *Pane) error {
 	if !c.atHead(p) {
 		return fmt.Errorf("step %d, update %d is not recorded and not the head", p.K+1, p.U)
 	}
-	if h, err := p.Run.sampler.Current(); err != nil || h.Done {
+	if h, err := p.Run.sampler.head(); err != nil || h.Done {
 		return err
 	}
 	f, err := p.Run.sampler.StepUpdate()
 	if err != nil {
 		return err
 	}
-	c.record(p.Run, f, p.Run.sampler)
+	c.record(p.Run, f)
 	p.K, p.U = f.Index, f.Update
 	return nil
 }

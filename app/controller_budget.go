@@ -2,7 +2,9 @@ package app
 
 import (
 	"fmt"
+	"slices"
 
+	"geca/engine"
 	"geca/internal/membudget"
 )
 
@@ -10,8 +12,34 @@ import (
 // or half the process's memory limit (internal/membudget) when lower.
 func DefaultHistoryBytes() int64 { return min(1<<30, membudget.Limit()/2) }
 
-// Bytes is the memory the recorded history holds (an estimate).
-func (c *Controller) Bytes() int64 { return c.bytes }
+// Bytes is the memory the recorded history holds (an estimate): the
+// snapshots of the runs, as each run reports them, and the frames the
+// controller keeps. A branch's snapshots from before its fork are its
+// parent's (a fork shares them), so the sum may count them twice: it errs
+// on the side of the budget.
+func (c *Controller) Bytes() int64 { return c.frames + c.snapshotBytes() }
+
+// snapshotBytes is the memory of the runs' snapshots.
+func (c *Controller) snapshotBytes() int64 {
+	var n int64
+	for _, r := range c.runs {
+		n += r.sampler.SnapshotBytes()
+	}
+	return n
+}
+
+// snapshotShare is the memory a new run may keep snapshots in: an eighth
+// of the budget (the frames on screen and the other runs need the rest).
+// Beyond it the run keeps every other snapshot, repeatedly, and a rewind
+// replays from the one before (sample.Options.SnapshotBytes); a branch
+// keeps the share of the run it forks. Without a budget, the sampler's
+// default.
+func (c *Controller) snapshotShare() int64 {
+	if c.MaxBytes <= 0 {
+		return 0
+	}
+	return max(c.MaxBytes/8, 1)
+}
 
 // OverBudget reports whether the history could not be brought under MaxBytes.
 func (c *Controller) OverBudget() bool { return c.overBudget }
@@ -24,9 +52,10 @@ func (c *Controller) TakeNotes() []string {
 	return n
 }
 
+// account adds b bytes of frames to run r.
 func (c *Controller) account(r *Run, b int64) {
 	r.bytes += b
-	c.bytes += b
+	c.frames += b
 }
 
 func frameBytes(f *Frame) int64 {
@@ -37,20 +66,7 @@ func frameBytes(f *Frame) int64 {
 	return int64(4*n + 200)
 }
 
-// resumeBytes estimates a resume point made at frame f: the sampler's grid
-// and latent, and the copies it keeps to prepare the timestep again (twice
-// that with the seedless twin).
-func resumeBytes(f *Frame) int64 {
-	n := len(f.Xt)
-	if f.State != nil {
-		n += len(f.State.Data)
-	}
-	b := int64(8*n + 2048)
-	if f.Influence != nil {
-		b *= 2
-	}
-	return b
-}
+func stateBytes(st *engine.State) int64 { return int64(4*len(st.Data) + 100) }
 
 // touch marks the runs the panes show (and their ancestors) as the most
 // recently shown, so the memory budget drops others first.
@@ -63,14 +79,19 @@ func (c *Controller) touch() {
 	}
 }
 
-// evict keeps the recorded history within MaxBytes. In order: the inner
-// frames (not the first and last) of complete timesteps no pane is in, which
-// are recomputed exactly when revisited; then whole runs that no pane shows
-// and no other run grows from, least recently shown first (the user is told);
-// then resume points of shown runs, keeping every eighth timestep (scrubbing
-// back replays from the one before).
+// evict keeps the recorded history within MaxBytes. The runs keep their
+// snapshots within their share (snapshotShare); what gives way here is, in
+// order: the inner frames (not the first and last) of complete timesteps no
+// pane is in, which are recomputed exactly when revisited; then whole runs
+// that no pane shows and no other run grows from, least recently shown
+// first (the user is told).
 func (c *Controller) evict() {
-	if c.MaxBytes <= 0 || c.bytes <= c.MaxBytes {
+	if c.MaxBytes <= 0 {
+		c.overBudget = false
+		return
+	}
+	used := c.Bytes()
+	if used <= c.MaxBytes {
 		c.overBudget = false
 		return
 	}
@@ -83,7 +104,8 @@ func (c *Controller) evict() {
 	}
 	for _, r := range c.runs {
 		for i, rec := range r.steps {
-			if c.bytes <= target {
+			if used <= target {
+				c.overBudget = false
 				return
 			}
 			if !rec.Complete() || i == len(r.steps)-1 || len(rec.Frames) < 3 || playhead[rec] {
@@ -100,6 +122,7 @@ func (c *Controller) evict() {
 			for u, f := range rec.Frames[1 : len(rec.Frames)-1] {
 				if f != nil && u+1 >= first {
 					c.account(r, -frameBytes(f))
+					used -= frameBytes(f)
 					freed = true
 				} else if f != nil {
 					nr.Frames[u+1] = f
@@ -110,33 +133,20 @@ func (c *Controller) evict() {
 			}
 		}
 	}
-	for c.bytes > target {
+	for used > target {
 		victim := c.droppable()
 		if victim == nil {
 			break
 		}
+		used -= victim.bytes + victim.sampler.SnapshotBytes()
 		c.dropRun(victim)
 		c.notes = append(c.notes, fmt.Sprintf("dropped branch #%d (%s) to stay within the memory budget of %s",
 			victim.ID, victim.Label, membudget.Format(c.MaxBytes)))
 	}
-	for _, r := range c.runs {
-		for pos, s := range r.resume {
-			if c.bytes <= target {
-				break
-			}
-			if pos[0]%8 == 0 || pos[0] == r.ForkIndex || s == nil {
-				continue
-			}
-			delete(r.resume, pos)
-			if rec := c.recordAt(r, pos[0]); rec != nil && rec.Frames[0] != nil {
-				c.account(r, -resumeBytes(rec.Frames[0]))
-			}
-		}
-	}
-	over := c.bytes > c.MaxBytes
+	over := used > c.MaxBytes
 	if over && !c.overBudget {
 		c.notes = append(c.notes, fmt.Sprintf("the history needs %s, over the memory budget of %s: raise the budget or reset",
-			membudget.Format(c.bytes), membudget.Format(c.MaxBytes)))
+			membudget.Format(used), membudget.Format(c.MaxBytes)))
 	}
 	c.overBudget = over
 }
@@ -171,8 +181,9 @@ func (c *Controller) dropRun(r *Run) {
 			break
 		}
 	}
-	c.bytes -= r.bytes
+	c.frames -= r.bytes
 	r.bytes = 0
+	c.release(r)
 	var undo []undoRec
 	for _, u := range c.undo {
 		if u.prev != r && u.damage != r {
@@ -180,4 +191,35 @@ func (c *Controller) dropRun(r *Run) {
 		}
 	}
 	c.undo = undo
+}
+
+// grownFrom reports whether a run in the list grows from run r.
+func (c *Controller) grownFrom(r *Run) bool {
+	for _, x := range c.runs {
+		for p := x.Parent; p != nil; p = p.Parent {
+			if p == r {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// release closes the sampler of run r, gone from the list, unless a run in
+// the list grows from it; then those of its ancestors that left the list
+// before it (undone strokes) and that nothing needs any more.
+func (c *Controller) release(r *Run) {
+	for ; r != nil && !slices.Contains(c.runs, r) && !c.grownFrom(r); r = r.Parent {
+		r.sampler.Close()
+	}
+}
+
+// Close releases every run's sampler (a worker's memory); the controller
+// is not used afterwards.
+func (c *Controller) Close() {
+	for _, r := range c.runs {
+		for x := r; x != nil; x = x.Parent {
+			x.sampler.Close()
+		}
+	}
 }

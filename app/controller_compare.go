@@ -168,23 +168,20 @@ func (c *Controller) branchPane(p *Pane, ch Change) error {
 	if err != nil {
 		return err
 	}
-	for _, set := range []func() error{
-		func() error { return ifSet(ch.M != nil, func() error { return smp.SetM(s.M) }) },
-		func() error { return ifSet(ch.GHG != nil, func() error { return smp.SetGHG(s.GHG) }) },
-		func() error { return ifSet(ch.CFG != nil, func() error { return smp.SetCFG(s.CFG) }) },
-		func() error { return ifSet(ch.Rate != nil, func() error { return smp.SetRate(s.Rate) }) },
-	} {
-		if err := set(); err != nil {
-			return err
-		}
+	// all of s, as origin makes the run again (the values p's run has
+	// already change nothing)
+	if err := smp.SetSettings(s); err != nil {
+		smp.Close()
+		return err
 	}
 	f, err := smp.Current()
 	if err != nil {
+		smp.Close()
 		return err
 	}
 	c.nextID++
-	r := &Run{ID: c.nextID, Settings: s, Parent: p.Run, ForkIndex: k, sampler: smp, resume: map[[2]int]Sampler{}, Health: newHealth()}
-	c.record(r, f, smp)
+	r := &Run{ID: c.nextID, Settings: s, Parent: p.Run, ForkIndex: k, sampler: smp, Health: newHealth()}
+	c.record(r, f)
 	r.Label = fmt.Sprintf("%s @ %s", ch, StepLabel(k, 0))
 	c.runs = append(c.runs, r)
 	p.Run, p.K, p.U = r, k, 0
@@ -206,13 +203,6 @@ func (c *Controller) paneLabel(p *Pane) string {
 		return map[bool]string{true: "GHG on", false: "GHG off"}[s.GHG]
 	}
 	return ""
-}
-
-func ifSet(cond bool, f func() error) error {
-	if cond {
-		return f()
-	}
-	return nil
 }
 
 // SwitchRun shows run id in the active pane. Alone, the pane stays at the
@@ -261,7 +251,7 @@ func (c *Controller) moveTo(p *Pane, k, u int) error {
 		_, err := c.Frame(p.Run, p.K, p.U)
 		return err
 	}
-	h, err := p.Run.sampler.Current()
+	h, err := p.Run.sampler.head()
 	if err != nil {
 		return err
 	}

@@ -57,27 +57,26 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 	if err != nil {
 		return err
 	}
-	cur, err := smp.Current()
+	cur, err := smp.head()
 	if err != nil {
+		smp.Close()
 		return err
 	}
 	st := cur.State.Clone()
 	c.strokes++
 	rng := rand.New(rand.NewPCG(uint64(c.strokes), 0x9e3779b97f4a7c15))
 	applyBrush(c.cfg, st, cells, radius, mode, f.Sigma, rng)
-	if err := smp.SetCells(st); err != nil {
+	nf, err := smp.SetCells(st)
+	if err != nil {
+		smp.Close()
 		return err
 	}
 	c.nextID++
 	r := &Run{ID: c.nextID, Settings: p.Run.Settings, Parent: p.Run, ForkIndex: p.K, ForkUpdate: p.U,
-		sampler: smp, resume: map[[2]int]Sampler{}, Damage: true, Health: p.Run.Health}
+		sampler: smp, edit: st, Damage: true, Health: p.Run.Health}
 	r.Label = "damage @ " + StepLabel(p.K, p.U)
 	if p.U == 0 {
 		r.Label = fmt.Sprintf("damage @ step %d, update 0", p.K+1)
-	}
-	nf, err := smp.Current()
-	if err != nil {
-		return err
 	}
 	if len(f.Reached) == st.H*st.W {
 		// erased cells are no longer reached
@@ -92,9 +91,8 @@ func (c *Controller) Damage(cells [][2]int, radius float64, mode BrushMode) erro
 			}
 		}
 	}
-	c.record(r, nf, nil)
-	r.resume[[2]int{p.K, p.U}] = smp.Branch()
-	c.account(r, resumeBytes(nf))
+	c.record(r, nf)
+	c.account(r, stateBytes(st))
 	c.runs = append(c.runs, r)
 	c.undo = append(c.undo, undoRec{pane: c.active, prev: p.Run, k: p.K, u: p.U, damage: r})
 	p.Run = r
@@ -207,9 +205,10 @@ func (c *Controller) Undo() error {
 	for i, r := range c.runs {
 		if r == u.damage {
 			c.runs = append(c.runs[:i:i], c.runs[i+1:]...)
-			c.bytes -= r.bytes
+			c.frames -= r.bytes
 			break
 		}
 	}
+	c.release(u.damage)
 	return nil
 }

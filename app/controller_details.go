@@ -30,19 +30,19 @@ func (c *Controller) Selected() (int, int) { return c.selected[0], c.selected[1]
 func (c *Controller) SetInfluence(on bool) {
 	c.influence = on
 	for _, r := range c.runs {
-		r.sampler.SetInfluence(on && !c.noInfluence)
+		r.sampler.SetInfluence(on)
 	}
 }
 
-// Influence reports whether the seed influence is measured, and whether the
-// engine can measure it at all.
-func (c *Controller) Influence() (on, available bool) { return c.influence, !c.noInfluence }
+// Influence reports whether the seed influence is measured.
+func (c *Controller) Influence() bool { return c.influence }
 
 // Details makes sure the frame under each pane's playhead carries what the
 // window asks of it: the attention of the selected cell and the seed
 // influence. Frames recorded before they were asked for (scrubbing back,
-// selecting a cell) are recomputed from the timestep's resume point with the
-// same random streams, so they equal the recorded ones in every other value.
+// selecting a cell) are recomputed from the timestep's start (sampleAt) with
+// the same random streams, so they equal the recorded ones in every other
+// value.
 func (c *Controller) Details() error {
 	var errs []error
 	for _, p := range c.panes {
@@ -63,7 +63,7 @@ func (c *Controller) needsDetails(f *Frame) bool {
 		return false
 	}
 	wantAttn := c.selected[0] >= 0 && f.Update > 0 && (f.Attn == nil || f.AttnCell != c.selected)
-	wantInfl := c.influence && !c.noInfluence && f.Influence == nil
+	wantInfl := c.influence && f.Influence == nil
 	return wantAttn || wantInfl
 }
 
@@ -80,6 +80,7 @@ func (c *Controller) redo(p *Pane) error {
 	if err != nil {
 		return err
 	}
+	defer s.Close()
 	h := holder(p.Run, k)
 	if h == nil {
 		return nil
@@ -108,9 +109,7 @@ func (c *Controller) redo(p *Pane) error {
 	if err != nil {
 		return err
 	}
-	if start == 0 || nr.Frames[start] == nil {
-		put(start, f)
-	}
+	put(start, f)
 	for uu := start + 1; uu <= u && uu < len(nr.Frames); uu++ {
 		if f, err = s.StepUpdate(); err != nil {
 			return err
@@ -118,8 +117,5 @@ func (c *Controller) redo(p *Pane) error {
 		put(uu, f)
 	}
 	h.steps[k-h.ForkIndex] = &nr
-	if c.influence && f.Influence == nil && !f.Done && start == 0 {
-		c.noInfluence = true // the engine does not measure it
-	}
 	return nil
 }

@@ -378,7 +378,7 @@ func TestControllerErrors(t *testing.T) {
 		t.Error("M=0 accepted")
 	}
 	c, _ := newTestController(t)
-	c.Panes()[0].Run.sampler.(*fakeSampler).failNext = true
+	c.Panes()[0].Run.sampler.run.(*fakeSampler).failNext = true
 	if err := c.StepUpdate(); err == nil {
 		t.Error("sampler error swallowed")
 	}

@@ -2,9 +2,10 @@
 // grid of a GeCA model growing from one seeded cell, update by update and
 // timestep by timestep.
 //
-// The package has three layers. Controller is plain Go: runs, their recorded
-// history, branches, compare panes, damage and undo; it is driven by commands
-// and tested without a window. Runner owns a Controller on its own goroutine,
+// The package has three layers. Controller is plain Go: runs (each a
+// sample.Stepper, local or in a worker, which owns the run's history), the
+// frames they showed, branches, compare panes, damage and undo; it is driven
+// by commands and tested without a window. Runner owns a Controller on its own goroutine,
 // applies the commands the UI sends and publishes immutable Snapshots. The UI
 // (ui.go and friends) only reads the latest Snapshot and draws; it never waits
 // on compute.
@@ -16,6 +17,7 @@ import (
 	"strings"
 
 	"geca/engine"
+	"geca/engine/sample"
 )
 
 // Settings are the knobs of one sampling run.
@@ -84,41 +86,10 @@ type Frame struct {
 	// Influence is, per cell of sample 0 (H·W), how far its [C_out | C_h]
 	// differs (L2) from the same timestep run without the seed cell: same
 	// x_t, same masks, the centre cell's C_out and C_h zeroed at the start
-	// of the timestep (docs/viewer.md). Information moves one cell per
-	// update, so it is zero outside the seed's light cone. nil when the
-	// sampler does not compute it.
+	// of the timestep (docs/viewer.md; influence.go). Information moves one
+	// cell per update, so it is zero outside the seed's light cone. nil when
+	// it was not measured.
 	Influence []float32
-}
-
-// Sampler is a steppable GeCA sampling run, as the runner drives it.
-type Sampler interface {
-	// Current returns the frame at the sampler's position.
-	Current() (*Frame, error)
-	// StepUpdate advances by one cell update. At the end of a timestep
-	// (Update == M) it instead finishes the reverse diffusion step and
-	// returns the first frame (Update 0) of the next timestep.
-	StepUpdate() (*Frame, error)
-	// Branch returns an independent copy at the same position (state, noise
-	// streams and settings), for branching and rewinding.
-	Branch() Sampler
-	// SetM, SetGHG, SetCFG and SetRate change the settings. At update 0 of
-	// a timestep they apply to that timestep (the sampler prepares it again:
-	// a fresh seed or the carry); later, from the next timestep on at the
-	// latest.
-	SetM(m int) error
-	SetGHG(on bool) error
-	SetCFG(scale float32) error
-	SetRate(rate float32) error
-	// SetCells replaces the cell state at the current position (the damage
-	// brush); the shape must match.
-	SetCells(st *engine.State) error
-	// Observe asks for the attention weights of cell (i, j) in later frames;
-	// i < 0 stops it.
-	Observe(i, j int)
-	// SetInfluence turns the seed-influence measurement (Frame.Influence)
-	// on or off. Switched on, it starts at the next update 0 (this one when
-	// the sampler is there) and doubles the cost of an update.
-	SetInfluence(on bool)
 }
 
 // Engine makes samplers for one model.
@@ -126,5 +97,8 @@ type Engine interface {
 	Config() engine.Config
 	// Name describes the model for the status line.
 	Name() string
-	NewSampler(s Settings) (Sampler, error)
+	// NewSampler starts one sample (N = 1) with settings s, which keeps the
+	// snapshots of its timesteps within snapshotBytes
+	// (sample.Options.SnapshotBytes): the run owns its history.
+	NewSampler(s Settings, snapshotBytes int64) (sample.Stepper, error)
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"geca/assets"
 	"geca/engine"
@@ -72,9 +71,9 @@ func (e *ModelEngine) Decoder() func(latent []float32, h, w int) ([]float32, err
 	return func(latent []float32, h, w int) ([]float32, error) { return d.Decode(latent, 1, h, w) }
 }
 
-// NewSampler starts one sample (N = 1) with settings s.
-func (e *ModelEngine) NewSampler(s Settings) (Sampler, error) {
-	opt, err := e.options(s)
+// NewSampler starts one sample (N = 1) with settings s in this process.
+func (e *ModelEngine) NewSampler(s Settings, snapshotBytes int64) (sample.Stepper, error) {
+	opt, err := e.options(s, snapshotBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -82,17 +81,15 @@ func (e *ModelEngine) NewSampler(s Settings) (Sampler, error) {
 	if err != nil {
 		return nil, err
 	}
-	smp.SetMeasure(true)
-	return &modelSampler{s: smp, watch: [2]int{-1, -1}}, nil
+	return smp, nil
 }
 
-// options are the sampling options of one sample with settings s. The
-// controller keeps its own resume points, so the sampler keeps only its first
-// snapshot.
-func (e *ModelEngine) options(s Settings) (sample.Options, error) {
+// options are the sampling options of one sample with settings s, whose
+// snapshots stay within snapshotBytes.
+func (e *ModelEngine) options(s Settings, snapshotBytes int64) (sample.Options, error) {
 	cfg := e.Model.Cfg
 	opt := sample.Options{Steps: s.Steps, M: s.M, GHG: s.GHG, CFG: s.CFG, UpdateRate: s.Rate, Seed: s.Seed, N: 1,
-		SnapshotBytes: -1}
+		SnapshotBytes: snapshotBytes}
 	if len(s.Labels) > 0 {
 		y := make([]float32, cfg.NumClasses)
 		for _, l := range s.Labels {
@@ -104,205 +101,6 @@ func (e *ModelEngine) options(s Settings) (sample.Options, error) {
 		opt.Labels = [][]float32{y}
 	}
 	return opt, nil
-}
-
-// modelSampler adapts sample.Sampler to the Sampler the controller drives.
-// With the seed influence on it runs a twin alongside, cf: the same
-// timestep without the seed cell, stepped with the same masks.
-type modelSampler struct {
-	s         *sample.Sampler
-	watch     [2]int
-	influence bool
-	cf        *sample.Sampler // in step with s inside the current timestep; nil when not
-}
-
-func (m *modelSampler) frame(f *sample.Frame) *Frame {
-	var sigma float64
-	if tab, i := m.s.Schedule().SqrtOneMinusAlphasCumprod, f.TimestepIndex; i >= 0 && i < len(tab) {
-		sigma = tab[i]
-	}
-	out := viewFrame(f, sigma, m.watch)
-	if m.cf != nil && !f.Done {
-		out.Influence = influence(m.s.Model().Cfg, f.State, m.cf.State())
-	}
-	return out
-}
-
-// viewFrame turns a sampler frame into the viewer's, with the noise level
-// sigma of its timestep and the watched cell.
-func viewFrame(f *sample.Frame, sigma float64, watch [2]int) *Frame {
-	i := f.TimestepIndex
-	out := &Frame{Index: f.Timesteps - 1 - i, T: f.T, Update: f.Update, M: f.M, State: f.State,
-		Xt: f.Xt, X0: f.X0, Magnitude: f.Magnitude, Attn: f.Attn, AttnCell: watch, Done: f.Done, Sigma: sigma}
-	if f.Done && f.XPrev != nil {
-		out.X0 = f.XPrev // the final sample
-		out.Sigma = 0
-	}
-	if len(out.Attn) == 0 {
-		out.Attn = nil
-	}
-	return out
-}
-
-// influence is the per-cell L2 distance of the [C_out | C_h] channels of
-// grid 0 of a and b (H·W values).
-func influence(cfg engine.Config, a, b *engine.State) []float32 {
-	if a == nil || b == nil || len(a.Data) != len(b.Data) || a.C != b.C {
-		return nil
-	}
-	n := a.H * a.W
-	out := make([]float32, n)
-	for p := 0; p < n; p++ {
-		ca, cb := a.Data[p*a.C+cfg.InChannels:(p+1)*a.C], b.Data[p*a.C+cfg.InChannels:(p+1)*a.C]
-		var s float64
-		for k := range ca {
-			d := float64(ca[k]) - float64(cb[k])
-			s += d * d
-		}
-		out[p] = float32(math.Sqrt(s))
-	}
-	return out
-}
-
-// seedless returns st with the centre cell's C_out and C_h zeroed in every
-// grid: the timestep as it would run without the seed cell.
-func seedless(cfg engine.Config, st *engine.State) *engine.State {
-	out := st.Clone()
-	for b := 0; b < out.B; b++ {
-		clear(out.Cell(b, out.H/2, out.W/2)[cfg.InChannels:])
-	}
-	return out
-}
-
-// syncTwin starts the seedless twin at update 0 of a prepared timestep and
-// drops it where it cannot be in step.
-func (m *modelSampler) syncTwin() {
-	if !m.influence || m.s.Done() {
-		m.cf = nil
-		return
-	}
-	if m.cf != nil && m.cf.Index() == m.s.Index() && m.cf.UpdatesDone() == m.s.UpdatesDone() {
-		return
-	}
-	m.cf = nil
-	if m.s.UpdatesDone() != 0 {
-		return // switched on mid-timestep: from the next one
-	}
-	cf := m.s.Branch()
-	if cf.SetState(seedless(m.s.Model().Cfg, m.s.State())) == nil {
-		m.cf = cf
-	}
-}
-
-func (m *modelSampler) Current() (*Frame, error) {
-	f, err := m.s.Current() // prepares the timestep at update 0
-	if err != nil {
-		return nil, err
-	}
-	m.syncTwin()
-	return m.frame(f), nil
-}
-
-// StepUpdate does one cell update, or at the end of a timestep its
-// diffusion step followed by the preparation of the next timestep.
-func (m *modelSampler) StepUpdate() (*Frame, error) {
-	if m.s.Done() {
-		return nil, sample.ErrDone
-	}
-	if m.cf != nil && m.s.UpdatesDone() < m.s.M() {
-		if err := m.cf.StepUpdate(); err != nil {
-			m.cf = nil
-		}
-	} else {
-		m.cf = nil // the twin ends with the cell updates of its timestep
-	}
-	if err := m.s.StepUpdate(); err != nil {
-		return nil, err
-	}
-	return m.Current()
-}
-
-func (m *modelSampler) Branch() Sampler {
-	b := &modelSampler{s: m.s.Branch(), watch: m.watch, influence: m.influence}
-	if m.cf != nil {
-		b.cf = m.cf.Branch()
-	}
-	b.s.SetMeasure(true)
-	if m.watch[0] >= 0 {
-		_ = b.s.WatchCell(0, m.watch[0], m.watch[1])
-	}
-	return b
-}
-
-// setting applies a setting change to the run and its twin. At update 0
-// the timestep may be prepared again, so the twin is rebuilt.
-func (m *modelSampler) setting(set func(*sample.Sampler) error) error {
-	if err := set(m.s); err != nil {
-		return err
-	}
-	if m.cf != nil && (m.s.UpdatesDone() == 0 || set(m.cf) != nil) {
-		m.cf = nil
-	}
-	return nil
-}
-
-func (m *modelSampler) SetM(v int) error {
-	return m.setting(func(s *sample.Sampler) error { return s.SetM(v) })
-}
-func (m *modelSampler) SetGHG(on bool) error {
-	return m.setting(func(s *sample.Sampler) error { s.SetGHG(on); return nil })
-}
-func (m *modelSampler) SetCFG(v float32) error {
-	return m.setting(func(s *sample.Sampler) error { return s.SetCFG(v) })
-}
-func (m *modelSampler) SetRate(v float32) error {
-	return m.setting(func(s *sample.Sampler) error { return s.SetUpdateRate(v) })
-}
-
-// SetCells replaces the grid (the damage brush). The twin gets the same
-// damage: every cell the edit changed takes the edited values there too, so
-// the influence keeps measuring the seed alone.
-func (m *modelSampler) SetCells(st *engine.State) error {
-	before := m.s.State()
-	if err := m.s.SetState(st); err != nil {
-		return err
-	}
-	if m.cf == nil {
-		return nil
-	}
-	tw := m.cf.State()
-	if len(tw.Data) != len(st.Data) || len(before.Data) != len(st.Data) {
-		m.cf = nil
-		return nil
-	}
-	for p := 0; p < st.B*st.H*st.W; p++ {
-		cell := st.Data[p*st.C : (p+1)*st.C]
-		if !slices.Equal(cell, before.Data[p*st.C:(p+1)*st.C]) {
-			copy(tw.Data[p*st.C:(p+1)*st.C], cell)
-		}
-	}
-	if m.cf.SetState(tw) != nil {
-		m.cf = nil
-	}
-	return nil
-}
-
-func (m *modelSampler) SetInfluence(on bool) {
-	m.influence = on
-	if !on {
-		m.cf = nil
-	}
-}
-
-func (m *modelSampler) Observe(i, j int) {
-	if i < 0 {
-		m.s.UnwatchCell()
-		m.watch = [2]int{-1, -1}
-		return
-	}
-	if m.s.WatchCell(0, i, j) == nil {
-		m.watch = [2]int{i, j}
-	}
 }
 
 // DemoConfig is the small pixel-space model the viewer opens when no

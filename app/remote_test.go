@@ -63,24 +63,33 @@ func sameFrames(t *testing.T, what string, got, want *Frame) {
 	}
 }
 
-// The viewer's controller on a worker shows exactly what it shows on the
-// local engine: stepping, a setting change that branches, the watched cell.
-func TestRemoteEngineMatchesLocal(t *testing.T) {
+// localAndRemote are the tiny model in this process and in a worker, and
+// the settings both run with.
+func localAndRemote(t *testing.T) (*ModelEngine, *RemoteEngine, Settings) {
+	t.Helper()
 	c, _ := startWorker(t)
 	local := tinyEngine(t)
 	rem, err := NewRemoteEngine(local, c, "CPU worker (test)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := Settings{Steps: "4", M: 3, GHG: true, CFG: 1.5, Rate: 0.5, Labels: []int{1}, Seed: 3}
-	lc, err := NewController(local, s)
+	return local, rem, Settings{Steps: "4", M: 3, GHG: true, CFG: 1.5, Rate: 0.5, Labels: []int{1}, Seed: 3}
+}
+
+func mustController(t *testing.T, eng Engine, s Settings) *Controller {
+	t.Helper()
+	c, err := NewController(eng, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := NewController(rem, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return c
+}
+
+// The viewer's controller on a worker shows exactly what it shows on the
+// local engine: stepping, a setting change that branches, the watched cell.
+func TestRemoteEngineMatchesLocal(t *testing.T) {
+	local, rem, s := localAndRemote(t)
+	lc, rc := mustController(t, local, s), mustController(t, rem, s)
 	compare := func(what string) {
 		t.Helper()
 		lf, err := lc.PaneFrame(0)

@@ -329,8 +329,10 @@ func (r *Runner) compute(f func() error) error {
 	return f()
 }
 
-// Run processes commands until ctx ends.
+// Run processes commands until ctx ends; then it releases the runs of every
+// model (a worker's memory).
 func (r *Runner) Run(ctx context.Context) {
+	defer r.close()
 	next := time.Now()
 	for {
 		if ctx.Err() != nil {
@@ -520,10 +522,9 @@ type Snapshot struct {
 	// History is the memory the recorded history holds, Budget its limit.
 	History, Budget int64
 	OverBudget      bool
-	// Influence: the seed influence is measured; InfluenceAvailable: the
-	// engine can measure it.
-	Influence, InfluenceAvailable bool
-	VAE                           string // the VAE's name, "" when none is loaded
+	// Influence: the seed influence is measured.
+	Influence bool
+	VAE       string // the VAE's name, "" when none is loaded
 }
 
 // PaneSnap is one pane: its run's timeline and playhead.
@@ -583,7 +584,7 @@ func (r *Runner) buildSnapshot() *Snapshot {
 	if c.Playing {
 		s.Achieved = r.rate.perSecond()
 	}
-	s.Influence, s.InfluenceAvailable = c.Influence()
+	s.Influence = c.Influence()
 	s.Selected[0], s.Selected[1] = c.Selected()
 	if u, ok := r.eng.(untrainedMarker); ok {
 		s.Untrained = u.Untrained()
@@ -646,6 +647,13 @@ func timelineHealth(r *Run) Health {
 		fork = [2]int{p.ForkIndex, p.ForkUpdate}
 	}
 	return h
+}
+
+// close releases the runs of every opened model.
+func (r *Runner) close() {
+	for _, s := range r.sessions {
+		s.ctrl.Close()
+	}
 }
 
 // drain applies the queued commands now, on the caller's goroutine (for
