@@ -21,7 +21,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --data emoji [--emoji garden|LIST] | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --emoji garden|LIST | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -30,7 +30,7 @@ func runTrain(args []string) error {
 	c := commands["train"]
 	fs := newFlags(c)
 	dataName := fs.String("data", "", "built-in dataset: fashion-mnist (Debian package dataset-fashion-mnist) or emoji (colour emoji from Debian's fonts-noto-color-emoji, see --emoji)")
-	emojiList := fs.String("emoji", "garden", "with --data emoji: the emoji, one class each: a comma-separated list (code points or sequences) or a set name (garden: "+strings.Join(data.EmojiSets["garden"].Emoji, " ")+")")
+	emojiList := fs.String("emoji", "garden", "train on colour emoji (implies --data emoji): the emoji, one class each: a comma-separated list (code points or sequences) or a set name (garden: "+strings.Join(data.EmojiSets["garden"].Emoji, " ")+")")
 	emojiFont := fs.String("emoji-font", data.EmojiFontPath, "with --data emoji: the colour emoji font (CBDT/CBLC bitmaps)")
 	emojiVariants := fs.Int("emoji-variants", 64, "with --data emoji: training images per emoji (the first centred, the others shifted)")
 	emojiShift := fs.Int("emoji-shift", 2, "with --data emoji: largest shift of a variant, in pixels")
@@ -76,6 +76,13 @@ func runTrain(args []string) error {
 	}
 	if !strings.HasSuffix(*out, ".safetensors") {
 		return usagef("--out %q must end in .safetensors", *out)
+	}
+	if flagSet(fs, "emoji") {
+		// --emoji LIST says which data as clearly as --data emoji
+		if *dataName != "" && !strings.EqualFold(*dataName, "emoji") {
+			return usagef("--emoji trains on emoji; it cannot go with --data %s", *dataName)
+		}
+		*dataName = "emoji"
 	}
 	sources := 0
 	for _, v := range []string{*dataName, *images, *latents} {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"geca/engine/data"
 	"image"
 	"image/color"
 	"image/png"
@@ -114,5 +115,30 @@ func TestTrainVAEErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a failed run wrote %s", out)
+	}
+}
+
+// --emoji LIST alone trains on those emoji (a few steps of a tiny model on
+// 8x8 renderings); with another --data it is refused before anything runs.
+func TestTrainEmojiFlag(t *testing.T) {
+	if _, err := os.Stat(data.EmojiFontPath); err != nil {
+		t.Skipf("no colour emoji font (Debian: fonts-noto-color-emoji): %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "e.safetensors")
+	code, _, stderr := capture(t, "train", "--emoji", "🦎,🍎", "--size", "8", "--config", "tiny", "--steps", "2", "--batch", "2",
+		"--preview-minutes", "0", "--out", out)
+	if code != 0 || !strings.Contains(stderr, "emoji 🦎 🍎 (2 classes") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Cfg; c.InChannels != 3 || c.NumClasses != 2 || c.GridH != 8 {
+		t.Fatalf("trained config %+v: want 8x8 RGB, 2 classes", c)
+	}
+	code, _, stderr = capture(t, "train", "--emoji", "🦎", "--data", "fashion-mnist", "--out", filepath.Join(t.TempDir(), "f.safetensors"))
+	if code != 2 || !strings.Contains(stderr, "cannot go with --data fashion-mnist") {
+		t.Fatalf("--emoji with --data fashion-mnist: exit %d, %s", code, stderr)
 	}
 }
