@@ -310,6 +310,7 @@ func TestControllerDamageAndUndo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	f, _ := s.StepUpdate()
 	if !slices.Equal(f.State.Data, rec.Frames[4].State.Data) {
 		t.Error("rewinding the damaged run is not exact")

@@ -43,12 +43,13 @@ func TestModelEngineRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer smp.Close()
 	f, err := smp.StepUpdate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(f.State.Data, tl[0].Frames[2].State.Data) || !slices.Equal(f.X0, tl[0].Frames[2].X0) {
-		t.Error("replay from a resume point differs from the recorded frame")
+		t.Error("replay from a rewind differs from the recorded frame")
 	}
 	// CFG on from step 1: the grid batch doubles (conditional, unconditional)
 	cfgScale := float32(2)
