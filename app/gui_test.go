@@ -39,7 +39,7 @@ func newHarnessSize(t *testing.T, eng Engine, s Settings, w, h int) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRunner(eng, ctrl, func(ckpt string) (Engine, error) { return LoadEngine(ckpt) }, nil)
+	r := NewRunner(eng, ctrl, Open, nil)
 	win := guitest.New(t, w, h)
 	ui := NewUI(r, Options{Shaper: guitest.NewShaper(), ExportDir: t.TempDir()})
 	hs := &harness{t: t, win: win, r: r, ui: ui}

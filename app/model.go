@@ -3,6 +3,8 @@ package app
 import (
 	"fmt"
 	"math"
+	"path/filepath"
+	"strings"
 
 	"geca/assets"
 	"geca/engine"
@@ -20,10 +22,15 @@ type ModelEngine struct {
 	// Label names the model in the status line.
 	Label string
 	// Source and Hash name the checkpoint for export metadata: its file
-	// name and the SHA-256 of its bytes (hex).
+	// name and the SHA-256 of its bytes (hex). Path is the file as opened,
+	// absolute ("" for a built-in model).
 	Source, Hash string
-	// Builtin marks the embedded default model.
-	Builtin bool
+	Path         string
+	// Builtin is the name of the built-in model this is (assets.Builtins),
+	// "" for a file.
+	Builtin string
+	// Opening is how the window first shows this model (nil: as it is).
+	Opening *Opening
 	// Random marks a model with random weights (the status line says so).
 	Random bool
 	// VAE decodes x0 fully for latent models (nil: preview only); VAEName
@@ -130,7 +137,11 @@ func LoadEngine(path string) (Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ModelEngine{Model: m, Source: baseName(path), Hash: hash,
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return &ModelEngine{Model: m, Source: baseName(path), Hash: hash, Path: abs,
 		Label: fmt.Sprintf("%s (%s, %.1fM params)", baseName(path), m.Cfg.Name, float64(m.ParamCount())/1e6)}, nil
 }
 
@@ -184,15 +195,60 @@ func OfficialSettings(s Settings) Settings {
 	return s
 }
 
-// DefaultEngine is the model the viewer opens without --ckpt: the embedded
-// Fashion-MNIST model (assets), or the random demo model if it cannot be
+// Opening is how the window first shows a model, the first time it becomes
+// the current one: a view, a play rate and the damage brush ready on the
+// image.
+type Opening struct {
+	View   render.View
+	Speed  float64 // updates per second
+	Damage bool    // the "blank the image" brush on, for the regrowth demo
+}
+
+// builtinOpenings says how the built-in models open beyond their sampler
+// (assets.Builtin.Sampler). The emoji model is the teaching model: its x₀,
+// in colour, turns from noise into the emoji at a rate an audience can
+// follow (16 updates a second: half a minute for the run), with the brush
+// ready for the regrowth demo (docs/viewer.md). The seed's reach is not
+// dimmed: past the first timesteps it would darken the picture the
+// audience watches; the demo preset (Shift+D) tells the growth story.
+var builtinOpenings = map[string]*Opening{
+	"emoji": {View: render.ViewX0, Speed: 16, Damage: true},
+}
+
+// BuiltinPrefix marks a built-in model where a checkpoint path is expected:
+// "builtin:emoji" (Open, the path field, --model).
+const BuiltinPrefix = "builtin:"
+
+// BuiltinEngine runs one of the built-in models (assets.Builtins).
+func BuiltinEngine(b *assets.Builtin) (*ModelEngine, error) {
+	m, _, err := b.Load()
+	if err != nil {
+		return nil, err
+	}
+	return &ModelEngine{Model: m, Label: b.Title + " (built in)", Classes: b.Classes, Start: b.Sampler,
+		Builtin: b.Name, Opening: builtinOpenings[b.Name], Source: b.File + " (built in)", Hash: b.Hash()}, nil
+}
+
+// Open opens a model by reference: BuiltinPrefix and the name of a built-in
+// model, or a checkpoint path (LoadEngine).
+func Open(ref string) (Engine, error) {
+	if name, ok := strings.CutPrefix(ref, BuiltinPrefix); ok {
+		b, err := assets.Lookup(name)
+		if err != nil {
+			return nil, err
+		}
+		return BuiltinEngine(b)
+	}
+	return LoadEngine(ref)
+}
+
+// DefaultEngine is the model the viewer opens without --ckpt: the first
+// built-in model (Fashion-MNIST), or the random demo model if it cannot be
 // loaded (the status line then marks the model as untrained).
 func DefaultEngine() (Engine, error) {
-	m, _, err := assets.DefaultModel()
+	e, err := BuiltinEngine(assets.Builtins[0])
 	if err != nil {
 		return NewDemoEngine(1)
 	}
-	return &ModelEngine{Model: m, Label: "Fashion-MNIST 28x28 (built in)", Classes: assets.DefaultClasses,
-		Start: assets.DefaultSampler, Builtin: true, Source: assets.DefaultModelName + " (built in)",
-		Hash: filehash.Bytes(assets.DefaultModelBytes)}, nil
+	return e, nil
 }

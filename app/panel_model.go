@@ -9,15 +9,19 @@ import (
 	"gioui.org/text"
 	"gioui.org/widget"
 
+	"geca/assets"
 	"geca/internal/membudget"
 )
 
-// modelPanel opens checkpoints and a VAE, switches between the opened
-// models (each keeps its history), and sets the memory budget.
+// modelPanel is the model picker: the built-in models, the opened
+// checkpoints (each keeps its history) and the recent ones; it also opens a
+// VAE and sets the memory budget.
 type modelPanel struct {
 	ckpt, vae, budget widget.Editor
 	open, openVAE     widget.Clickable
 	models            []widget.Clickable
+	builtins          [8]widget.Clickable
+	recent            [8]widget.Clickable
 	dirty             bool
 	focusCkpt         bool
 }
@@ -84,6 +88,16 @@ func (p *modelPanel) Update(gtx C, l *look) []Cmd {
 			cmds = append(cmds, SwitchModel{ID: l.snap.Models[i].ID})
 		}
 	}
+	for i, b := range builtinList() {
+		if p.builtins[i].Clicked(gtx) && b.Name != l.snap.Builtin {
+			cmds = append(cmds, LoadModel{Ckpt: BuiltinPrefix + b.Name})
+		}
+	}
+	for i, path := range recentShown(l.snap) {
+		if p.recent[i].Clicked(gtx) {
+			cmds = append(cmds, LoadModel{Ckpt: path})
+		}
+	}
 	return cmds
 }
 
@@ -94,10 +108,39 @@ func (p *modelPanel) Layout(gtx C, u *UI) D {
 	}
 	return section(gtx, u.th, "MODEL AND MEMORY", func(gtx C) D {
 		rows := []layout.FlexChild{}
+		heading := func(txt string) {
+			rows = append(rows, layout.Rigid(func(gtx C) D {
+				return layout.Inset{Top: 2, Bottom: 2}.Layout(gtx, label(u.th, 11, colMuted, txt).Layout)
+			}))
+		}
+		heading("built in")
+		for i, b := range builtinList() {
+			rows = append(rows, layout.Rigid(func(gtx C) D {
+				return layout.Inset{Bottom: 3}.Layout(gtx, func(gtx C) D {
+					return chip(gtx, u.th, &p.builtins[i], b.Title, b.Name == s.Builtin)
+				})
+			}))
+		}
+		files := false
 		for i, m := range s.Models {
+			if m.Builtin != "" {
+				continue // in the row above
+			}
+			if !files {
+				heading("opened")
+				files = true
+			}
 			rows = append(rows, layout.Rigid(func(gtx C) D {
 				return layout.Inset{Bottom: 3}.Layout(gtx, func(gtx C) D { return chip(gtx, u.th, &p.models[i], m.Name, m.Current) })
 			}))
+		}
+		if rs := recentShown(s); len(rs) > 0 {
+			heading("recent")
+			for i, path := range rs {
+				rows = append(rows, layout.Rigid(func(gtx C) D {
+					return layout.Inset{Bottom: 3}.Layout(gtx, func(gtx C) D { return chip(gtx, u.th, &p.recent[i], baseName(path), false) })
+				}))
+			}
 		}
 		if s.Device != "" {
 			rows = append(rows, layout.Rigid(func(gtx C) D {
@@ -190,4 +233,26 @@ func (u *UI) openDialog(vae bool) {
 			u.do(LoadModel{Ckpt: chosen})
 		}
 	})
+}
+
+// builtinList is the built-in models the picker offers (as many as it has
+// buttons for).
+func builtinList() []*assets.Builtin { return assets.Builtins[:min(len(assets.Builtins), 8)] }
+
+// recentShown is the recent checkpoints the picker offers: those not open
+// now (an open one is under "opened"), at most 8.
+func recentShown(s *Snapshot) []string {
+	var out []string
+	for _, path := range s.Recent {
+		open := false
+		for _, m := range s.Models {
+			if m.Path == path {
+				open = true
+			}
+		}
+		if !open && len(out) < 8 {
+			out = append(out, path)
+		}
+	}
+	return out
 }

@@ -44,8 +44,10 @@ type (
 	Compare   struct{ Mode CompareMode }
 	SwitchRun struct{ ID int }
 	SetActive struct{ Pane int }
-	// LoadModel opens a checkpoint as a new model; the models opened before
-	// stay, with their history (SwitchModel).
+	// LoadModel opens a checkpoint (or BuiltinPrefix and a built-in model's
+	// name) as a new model; the models opened before stay, with their
+	// history (SwitchModel), and a built-in model already open is switched
+	// to rather than opened twice.
 	LoadModel   struct{ Ckpt string }
 	LoadVAE     struct{ Path string }
 	SwitchModel struct{ ID int }
@@ -139,6 +141,14 @@ func (c LoadModel) run(r *Runner) error {
 		return notice{"type a checkpoint path first"}
 	}
 	r.err = "" // a new attempt: the banner shows its own outcome only
+	if name, ok := strings.CutPrefix(c.Ckpt, BuiltinPrefix); ok {
+		// a built-in model is opened once; asking again goes back to it
+		for _, s := range r.sessions {
+			if me := modelEngine(s.eng); me != nil && strings.EqualFold(me.Builtin, name) {
+				return SwitchModel{ID: s.id}.run(r)
+			}
+		}
+	}
 	r.status = "loading " + c.Ckpt + "…"
 	r.publish(true)
 	defer func() { r.status = "" }()
@@ -166,6 +176,11 @@ func (c LoadModel) run(r *Runner) error {
 	r.nextSession++
 	r.sessions = append(r.sessions, &session{id: r.nextSession, eng: eng, ctrl: ctrl})
 	r.ctrl, r.eng = ctrl, eng
+	if r.recent != nil && !strings.HasPrefix(c.Ckpt, BuiltinPrefix) {
+		if err := r.recent.Add(c.Ckpt); err != nil {
+			return notice{"opened; the list of recent files was not saved: " + err.Error()}
+		}
+	}
 	return nil
 }
 
@@ -239,7 +254,8 @@ func AdaptSettings(prev Settings, eng Engine) Settings {
 	return s
 }
 
-// Loader opens a checkpoint as an Engine.
+// Loader opens a checkpoint path, or BuiltinPrefix and a built-in model's
+// name, as an Engine (Open).
 type Loader func(ckpt string) (Engine, error)
 
 // VAELoader opens a VAE folder or file.
@@ -268,6 +284,7 @@ type Runner struct {
 	sessions    []*session
 	nextSession int
 	loader      Loader
+	recent      *RecentFiles // checkpoints opened, for the model picker (nil: not kept)
 	vaeLoader   VAELoader
 	vae         LatentDecoder
 	vaeName     string
@@ -490,7 +507,10 @@ type Snapshot struct {
 	Cfg       engine.Config
 	Model     string
 	Untrained bool
-	Builtin   bool                                                // the embedded default model
+	Builtin   string                                              // the built-in model's name ("" for a file)
+	ModelID   int                                                 // the current model's ID (ModelInfo.ID)
+	Opening   *Opening                                            // how the window first shows the current model
+	Recent    []string                                            // checkpoints opened lately, newest first
 	Preview   render.Preview                                      // latent -> RGB, nil for pixel models
 	Decode    func(latent []float32, h, w int) ([]float32, error) // full decoder, nil if none
 	Classes   []string                                            // class names, when the model knows them
@@ -554,6 +574,8 @@ type RunInfo struct {
 type ModelInfo struct {
 	ID      int
 	Name    string
+	Builtin string // the built-in model's name, "" for a file
+	Path    string // the file, absolute ("" for a built-in model)
 	Current bool
 }
 
@@ -603,7 +625,7 @@ func (r *Runner) buildSnapshot() *Snapshot {
 	}
 	if me := modelEngine(r.eng); me != nil {
 		s.Stamp = ModelStamp{Name: me.Source, Hash: me.Hash}
-		s.Builtin = me.Builtin
+		s.Builtin, s.Opening = me.Builtin, me.Opening
 	}
 	for _, p := range c.panes {
 		f, err := c.Frame(p.Run, p.K, p.U)
@@ -624,7 +646,17 @@ func (r *Runner) buildSnapshot() *Snapshot {
 		s.Runs = append(s.Runs, info)
 	}
 	for _, m := range r.sessions {
-		s.Models = append(s.Models, ModelInfo{ID: m.id, Name: m.eng.Name(), Current: m.ctrl == c})
+		info := ModelInfo{ID: m.id, Name: m.eng.Name(), Current: m.ctrl == c}
+		if me := modelEngine(m.eng); me != nil {
+			info.Builtin, info.Path = me.Builtin, me.Path
+		}
+		if info.Current {
+			s.ModelID = m.id
+		}
+		s.Models = append(s.Models, info)
+	}
+	if r.recent != nil {
+		s.Recent = r.recent.List()
 	}
 	return s
 }

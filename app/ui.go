@@ -108,6 +108,10 @@ type UI struct {
 
 	frameTimes [120]time.Duration
 	frameN     int
+
+	// opened holds the models already shown once: a model's Opening
+	// applies the first time it becomes current, never again.
+	opened map[int]bool
 }
 
 // message is the status line's latest message.
@@ -191,6 +195,7 @@ func (u *UI) Layout(gtx C) D {
 		u.lastSeq = u.snap.Seq
 		u.side.sync(&u.look)
 	}
+	u.openModel()
 	u.truncated = u.truncated[:0]
 	if u.focusWindow {
 		u.focusWindow = false
@@ -322,6 +327,31 @@ func viewKey(v render.View) string {
 }
 
 func colorA(c color.NRGBA, a uint8) color.NRGBA { c.A = a; return c }
+
+// openModel applies the current model's Opening the first time the model
+// is shown (not in the demo preset, which has its own look).
+func (u *UI) openModel() {
+	id := u.snap.ModelID
+	if u.opened == nil {
+		u.opened = map[int]bool{}
+	}
+	if u.opened[id] {
+		return
+	}
+	u.opened[id] = true
+	o := u.snap.Opening
+	if o == nil || u.demo {
+		return
+	}
+	u.view = o.View
+	if o.Damage {
+		u.brushOn, u.brush = true, BrushBlank
+	}
+	u.syncInfluence()
+	if o.Speed > 0 {
+		u.do(SetSpeed{UpdatesPerSecond: o.Speed})
+	}
+}
 
 // setView shows view v; the seed influence is measured while a view needs
 // it.

@@ -22,12 +22,16 @@ type WindowOptions struct {
 	// StartError is shown in the error banner when the window opens (for
 	// example a --ckpt that could not be loaded).
 	StartError string
-	// Loader opens the checkpoints chosen in the window (nil: LoadEngine).
+	// Loader opens the checkpoints and built-in models chosen in the window
+	// (nil: Open).
 	Loader Loader
 	// VAE is a VAE folder or file to load at the start ("": none).
 	VAE string
 	// Demo starts in the demo preset.
 	Demo bool
+	// Recent is the file of the model picker's recent checkpoints
+	// (DefaultRecentPath; "": none kept).
+	Recent string
 }
 
 // RunWindow opens the viewer window on eng and blocks until the window closes.
@@ -41,9 +45,15 @@ func RunWindow(eng Engine, wo WindowOptions) error {
 	w.Option(gioapp.Title("geca: "+eng.Name()), gioapp.Size(unit.Dp(1280), unit.Dp(800)), gioapp.MinSize(unit.Dp(900), unit.Dp(600)))
 	loader := wo.Loader
 	if loader == nil {
-		loader = LoadEngine
+		loader = Open
 	}
 	r := NewRunner(eng, ctrl, loader, w.Invalidate)
+	if wo.Recent != "" {
+		r.recent = &RecentFiles{Path: wo.Recent}
+		if err := r.recent.Load(); err != nil {
+			r.Send(ShowError{Msg: "recent files: " + err.Error()})
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)

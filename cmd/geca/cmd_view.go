@@ -8,6 +8,7 @@ package main
 
 import (
 	"fmt"
+	"geca/assets"
 	"os"
 
 	gioapp "gioui.org/app"
@@ -20,11 +21,12 @@ func init() {
 	c := &command{
 		name:    "view",
 		summary: "open the viewer: watch an image grow from one seeded pix-cell (the default command)",
-		usage:   "[--ckpt FILE] [--vae DIR] [--out DIR] [--paused] [--demo] [--max-memory SIZE] [--device cpu|cuda|auto | --engine HOST:PORT]",
+		usage:   "[--ckpt FILE | --model fmnist|emoji] [--vae DIR] [--out DIR] [--paused] [--demo] [--max-memory SIZE] [--device cpu|cuda|auto | --engine HOST:PORT]",
 	}
 	c.run = func(args []string) error {
 		fs := newFlags(c)
-		ckptPath := fs.String("ckpt", "", "checkpoint to open (.pt or .safetensors); default: the built-in Fashion-MNIST model")
+		mf := addModelFlags(fs, "checkpoint to open (.pt or .safetensors); default: a built-in model, --model")
+		ckptPath := mf.ckpt
 		vaePath := fs.String("vae", "", "VAE folder or file (AutoencoderKL or TAESD) that decodes the x₀ of latent models")
 		out := fs.String("out", "", "folder for exports (PNG, GIF, .npy, CSV); default: the working directory")
 		paused := fs.Bool("paused", false, "start paused instead of playing")
@@ -45,6 +47,10 @@ func init() {
 		if err := dev.check(); err != nil {
 			return err
 		}
+		builtin, err := mf.builtin()
+		if err != nil {
+			return err
+		}
 		if err := membudget.SetFrom("--max-memory", *maxMem); err != nil {
 			return usagef("%v", err)
 		}
@@ -55,8 +61,8 @@ func init() {
 		}
 		defer be.close()
 		fmt.Fprintf(os.Stderr, "geca view: %s\n", be.note())
-		wo := app.WindowOptions{ExportDir: *out, Paused: *paused, Demo: *demo, VAE: *vaePath,
-			Loader: func(ckpt string) (app.Engine, error) { return be.adopt(app.LoadEngine(ckpt)) }}
+		wo := app.WindowOptions{ExportDir: *out, Paused: *paused, Demo: *demo, VAE: *vaePath, Recent: app.DefaultRecentPath(),
+			Loader: func(ref string) (app.Engine, error) { return be.adopt(app.Open(ref)) }}
 		var eng app.Engine
 		if *ckptPath != "" {
 			e, err := be.adopt(app.LoadEngine(*ckptPath))
@@ -67,6 +73,13 @@ func init() {
 			} else {
 				eng = e
 			}
+		}
+		if eng == nil && builtin != nil && builtin != assets.Builtins[0] {
+			e, err := be.adopt(app.Open(app.BuiltinPrefix + builtin.Name))
+			if err != nil {
+				return err
+			}
+			eng = e
 		}
 		if eng == nil {
 			e, err := be.adopt(app.DefaultEngine())
