@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"image/color"
 	"io"
 	"math"
 	"os"
@@ -32,7 +33,7 @@ func init() {
 	register(&command{
 		name:    "analyze-m",
 		summary: "measure undergrowth and overgrowth: denoising error and the seed's reach for each M",
-		usage:   "[--ckpt FILE] [--data fashion-mnist | --latents DIR] [--ms 1,2,4,8,16] [--timesteps 100,500,900] [--images 200] [--shard K/N|auto] [--agreement N] [--max-memory SIZE] --out PREFIX | --merge A.csv,B.csv --out PREFIX",
+		usage:   "[--ckpt FILE | --model fmnist|emoji] [--data fashion-mnist|emoji | --latents DIR] [--ms 1,2,4,8,16] [--timesteps 100,500,900] [--images 200] [--shard K/N|auto] [--agreement N] [--max-memory SIZE] --out PREFIX | --merge A.csv,B.csv --out PREFIX",
 		run:     runAnalyzeM,
 	})
 }
@@ -40,8 +41,9 @@ func init() {
 func runAnalyzeM(args []string) error {
 	c := commands["analyze-m"]
 	fs := newFlags(c)
-	ckptPath := fs.String("ckpt", "", "checkpoint (.pt or .safetensors); empty: the built-in Fashion-MNIST model")
-	dataName := fs.String("data", "", "held-out images: fashion-mnist (its test set; the default for the built-in model)")
+	mf := addModelFlags(fs, "checkpoint (.pt or .safetensors); default: a built-in model, --model")
+	ckptPath := mf.ckpt
+	dataName := fs.String("data", "", "held-out images: fashion-mnist (its test set; the default for the built-in Fashion-MNIST model) or emoji (the emoji model's ten emoji, shifted as in training; its default)")
 	dataDir := fs.String("data-dir", "", "folder of the Fashion-MNIST IDX files (default "+data.FashionMNISTDir+")")
 	latents := fs.String("latents", "", "held-out latents in the official layout (features*/{i}.npy, labels*/{i}.npy), for latent models")
 	msFlag := fs.String("ms", "", "the values of M, ascending (default: 1 … 2×the trained M, log-spaced)")
@@ -90,15 +92,13 @@ func runAnalyzeM(args []string) error {
 		return usagef("--timesteps: %v", err)
 	}
 
-	var model *engine.Model
-	builtIn := *ckptPath == ""
-	if builtIn {
-		model, _, err = assets.DefaultModel()
-	} else {
-		model, _, err = ckpt.LoadModel(*ckptPath, ckpt.Options{})
-	}
+	model, _, builtin, err := mf.load(ckpt.Options{})
 	if err != nil {
 		return err
+	}
+	builtIn := builtin == assets.FashionMNIST // the classifier of --agreement knows Fashion-MNIST
+	if builtin == assets.Emoji && *dataName == "" && *latents == "" {
+		*dataName = "emoji"
 	}
 	cfg := model.Cfg
 	ms := msweep.DefaultMs(cfg.M)
@@ -108,7 +108,7 @@ func runAnalyzeM(args []string) error {
 		}
 	}
 	if *agreement > 0 && (!builtIn || sh != shard.All) {
-		return usagef("--agreement needs the built-in model and no --shard")
+		return usagef("--agreement needs the built-in Fashion-MNIST model and no --shard")
 	}
 
 	// Held-out data.
@@ -119,14 +119,18 @@ func runAnalyzeM(args []string) error {
 	case *latents != "":
 		ds, err = data.LoadLatents(*latents)
 	case *dataName == "" && !builtIn:
-		return usagef("a checkpoint needs held-out data: --latents DIR (latent models) or --data fashion-mnist")
+		return usagef("a checkpoint needs held-out data: --latents DIR (latent models), --data fashion-mnist or --data emoji")
+	case strings.EqualFold(*dataName, "emoji"):
+		// the targets shifted as the training images are (engine/data)
+		ds, err = data.LoadEmoji("", data.EmojiSets["garden"].Emoji, data.EmojiOptions{Size: cfg.GridW, Variants: 20, Shift: 2,
+			Seed: *seed, Background: color.NRGBA{255, 255, 255, 255}})
 	case *dataName == "" || strings.EqualFold(*dataName, "fashion-mnist"):
 		ds, err = data.LoadFashionMNIST(*dataDir, "t10k")
 		if err == nil && ds.H != cfg.GridH {
 			ds, err = ds.Pad(cfg.GridH, -1)
 		}
 	default:
-		return usagef("unknown --data %q (known: fashion-mnist)", *dataName)
+		return usagef("unknown --data %q (known: fashion-mnist, emoji)", *dataName)
 	}
 	if err != nil {
 		return err

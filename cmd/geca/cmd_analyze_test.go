@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -84,6 +85,8 @@ func TestAnalyzeMErrors(t *testing.T) {
 		{[]string{"analyze-m", "--shard", "3/2", "--out", filepath.Join(dir, "x")}, "0 ≤ K < N"},
 		{[]string{"analyze-m", "--merge", bad, "--out", filepath.Join(dir, "x")}, "not a CSV written by geca analyze-m"},
 		{[]string{"analyze-m", "--out", filepath.Join(dir, "no", "x")}, "does not exist"},
+		{[]string{"analyze-m", "--model", "emoji", "--agreement", "2", "--out", filepath.Join(dir, "x")}, "needs the built-in Fashion-MNIST model"},
+		{[]string{"analyze-m", "--model", "emoji", "--ckpt", "m.pt", "--out", filepath.Join(dir, "x")}, "not both"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			code, _, stderr := capture(t, c.args...)
@@ -91,5 +94,38 @@ func TestAnalyzeMErrors(t *testing.T) {
 				t.Errorf("%v: exit %d, stderr %q; want %q", c.args, code, stderr, c.want)
 			}
 		})
+	}
+}
+
+// analyze-m on the emoji model measures on its ten emoji (shifted as in
+// training) by default: every M is measured on every image, and more
+// updates reach more cells.
+func TestAnalyzeMEmoji(t *testing.T) {
+	if _, err := os.Stat(data.EmojiFontPath); err != nil {
+		t.Skipf("no colour emoji font (Debian: fonts-noto-color-emoji): %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "em")
+	code, _, stderr := capture(t, "analyze-m", "--model", "emoji", "--ms", "2,8", "--timesteps", "500", "--images", "10", "--out", out)
+	if code != 0 || !strings.Contains(stderr, "GeCA-Emoji (trained M 8), 10 images") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	b, err := os.ReadFile(out + ".csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(rows) != 4 || !strings.HasPrefix(rows[2], "2,500,10,") || !strings.HasPrefix(rows[3], "8,500,10,") {
+		t.Fatalf("CSV rows %q", rows)
+	}
+	reach := func(row string) float64 {
+		f := strings.Split(row, ",")
+		v, err := strconv.ParseFloat(f[9], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if r2, r8 := reach(rows[2]), reach(rows[3]); !(r2 > 0 && r8 > 3*r2) {
+		t.Fatalf("reach at M=2 %.3f, at M=8 %.3f: want growth with M", r2, r8)
 	}
 }
