@@ -21,7 +21,7 @@ import (
 // a sample against its emoji (at the best shift within the training
 // augmentation's ±2 pixels), how much two samples of the class differ, and
 // how often the closest emoji is the requested one. Each entry of
-// GECA_MEASURE_EMOJI is steps/CFG, for example
+// GECA_MEASURE_EMOJI is steps/CFG or steps/CFG/M, for example
 //
 //	GECA_MEASURE_EMOJI="ddim50/3 ddim50/1.5" GECA_MEASURE_PER_CLASS=20 GECA_MEASURE_GRIDS=/tmp \
 //	    go test -tags openblas ./assets -run MeasureEmoji -v -timeout 2h
@@ -47,18 +47,35 @@ func TestMeasureEmoji(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range strings.Fields(spec) {
-		steps, cfgText, ok := strings.Cut(s, "/")
-		cfgScale, err := strconv.ParseFloat(cfgText, 32)
-		if !ok || err != nil {
-			t.Fatalf("setting %q: want steps/CFG such as ddim50/3", s)
+		parts := strings.Split(s, "/")
+		if len(parts) < 2 || len(parts) > 3 {
+			t.Fatalf("setting %q: want steps/CFG[/M] such as ddim50/3", s)
+		}
+		steps := parts[0]
+		cfgScale, err := strconv.ParseFloat(parts[1], 32)
+		if err != nil {
+			t.Fatalf("setting %q: %v", s, err)
+		}
+		M := c.M
+		if len(parts) == 3 {
+			if M, err = strconv.Atoi(parts[2]); err != nil {
+				t.Fatalf("setting %q: %v", s, err)
+			}
 		}
 		start := time.Now()
-		res, err := eval.MatchTargets(m, targets, per, 20, 2, sample.Options{Steps: steps, GHG: true, CFG: float32(cfgScale), Seed: 1})
+		res, err := eval.MatchTargets(m, targets, per, 20, 2, sample.Options{Steps: steps, GHG: true, CFG: float32(cfgScale), M: M, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s CFG %g, %d per class, nearest emoji is the requested one: %.1f %% (%s)", steps, cfgScale, per, 100*res.Nearest,
-			time.Since(start).Round(time.Second))
+		mean := func(v []float64) float64 {
+			var s float64
+			for _, x := range v {
+				s += x
+			}
+			return s / float64(len(v))
+		}
+		t.Logf("%s CFG %g M %d, %d per class: nearest emoji is the requested one for %.1f %%, mean error %.3f, mean variety %.3f (%s)",
+			steps, cfgScale, M, per, 100*res.Nearest, mean(res.Error), mean(res.Variety), time.Since(start).Round(time.Second))
 		t.Logf("| class | error | variety | nearest is requested |")
 		for k, name := range Emoji.Classes {
 			t.Logf("| %d %s %s | %.3f | %.3f | %d of %d |", k, data.EmojiSets["garden"].Emoji[k], name, res.Error[k], res.Variety[k],
