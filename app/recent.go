@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 
 	"geca/internal/safefile"
 )
@@ -44,8 +45,8 @@ func (r *RecentFiles) Load() error {
 		return nil
 	}
 	b, err := safefile.ReadFile(r.Path, recentFileMax)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil // no list yet (or a file where its folder would be: Add says so)
 	}
 	if err != nil {
 		return err

@@ -85,8 +85,18 @@ func TestRecentFilesHostile(t *testing.T) {
 			}
 		})
 	}
-	// a folder or a FIFO where the file should be
-	r := &RecentFiles{Path: dir}
+	// a file where the list's folder should be: no list, and saving says why
+	notDir := filepath.Join(dir, "file")
+	os.WriteFile(notDir, []byte("x"), 0o644)
+	r := &RecentFiles{Path: filepath.Join(notDir, "recent.json")}
+	if err := r.Load(); err != nil || len(r.List()) != 0 {
+		t.Fatalf("list under a file: %v, %v", r.List(), err)
+	}
+	if err := r.Add("/a.pt"); err == nil {
+		t.Fatal("saving under a file gave no error")
+	}
+	// a folder where the file should be
+	r = &RecentFiles{Path: dir}
 	if err := r.Load(); err == nil {
 		t.Fatal("a folder read as a list")
 	}

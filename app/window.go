@@ -51,7 +51,9 @@ func RunWindow(eng Engine, wo WindowOptions) error {
 	if wo.Recent != "" {
 		r.recent = &RecentFiles{Path: wo.Recent}
 		if err := r.recent.Load(); err != nil {
-			r.Send(ShowError{Msg: "recent files: " + err.Error()})
+			// a remark, not an error: the list starts again
+			r.say("recent files: " + err.Error())
+			r.publish(true)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
