@@ -114,7 +114,7 @@ func emojiHarness(t *testing.T, k int) *harness {
 // not yet).
 const (
 	emojiClass    = 5 // the sunflower
-	emojiMaxError = 0.15
+	emojiMaxError = 0.12
 )
 
 // The emoji model opens as the teaching model (x₀, slowly, the damage brush
