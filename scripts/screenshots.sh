@@ -109,7 +109,7 @@ for i in $(seq 25); do
 done
 keys 4 Right
 grab
-shot emoji-before-damage.png
+
 read -r x0 y0 <<<"$(cell 16 6 32)"
 read -r x1 y1 <<<"$(cell 16 25 32)"
 xdotool mousemove "$x0" "$y0" mousedown 1
@@ -132,4 +132,4 @@ grab
 grab
 shot emoji-regrown.png
 convert -delay 35 -loop 0 "$frames"/*.png -layers Optimize "$out/emoji-regrow.gif"
-echo "screenshots: wrote $out/viewer-{demo,growth,compare,900x600}.png, $out/emoji-{before-damage,damaged,regrown}.png and $out/emoji-regrow.gif"
+echo "screenshots: wrote $out/viewer-{demo,growth,compare,900x600}.png, $out/emoji-{damaged,regrown}.png and $out/emoji-regrow.gif"
