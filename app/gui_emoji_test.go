@@ -11,14 +11,15 @@ import (
 
 	"geca/assets"
 	"geca/engine/data"
+	"geca/engine/train/eval"
 	"geca/internal/guitest"
 	"geca/render"
 )
 
-// emojiTargets renders the emoji model's ten emoji as its training data
-// centres them (32x32 on white, cell-major RGB in [−1, 1]); the test skips
-// without the font.
-func emojiTargets(t *testing.T) *data.Dataset {
+// emojiTargets are the emoji model's ten emoji as its training data
+// centres them (32x32 on white), scored as assets/README.md scores samples
+// (eval.Targets, ±2 pixels); the test skips without the font.
+func emojiTargets(t *testing.T) *eval.Targets {
 	t.Helper()
 	if _, err := os.Stat(data.EmojiFontPath); err != nil {
 		t.Skipf("no colour emoji font (Debian: fonts-noto-color-emoji): %v", err)
@@ -28,48 +29,12 @@ func emojiTargets(t *testing.T) *data.Dataset {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ds
+	return eval.NewTargets(ds)
 }
 
-// emojiError is the mean absolute difference, per pixel and channel in
-// [0, 1] units, between x₀ (C, H, W, clamped as drawn) and target k, at the
-// best shift within ±2 pixels (the training images are shifted copies).
-func emojiError(x0 []float32, ds *data.Dataset, k int) float64 {
-	H, W, C := ds.H, ds.W, ds.C
-	tg := ds.Image(k)
-	best := math.Inf(1)
-	for dy := -2; dy <= 2; dy++ {
-		for dx := -2; dx <= 2; dx++ {
-			var sum float64
-			n := 0
-			for i := max(0, dy); i < min(H, H+dy); i++ {
-				for j := max(0, dx); j < min(W, W+dx); j++ {
-					for c := 0; c < C; c++ {
-						v := math.Min(math.Max(float64(x0[c*H*W+i*W+j]), -1), 1)
-						sum += math.Abs(v - float64(tg[((i-dy)*W+(j-dx))*C+c]))
-						n++
-					}
-				}
-			}
-			best = math.Min(best, sum/float64(n)/2)
-		}
-	}
-	return best
-}
-
-// nearestEmoji is the class whose emoji x₀ is closest to, and the error to
-// each.
-func nearestEmoji(x0 []float32, ds *data.Dataset) (int, []float64) {
-	errs := make([]float64, ds.N)
-	k := 0
-	for i := range errs {
-		errs[i] = emojiError(x0, ds, i)
-		if errs[i] < errs[k] {
-			k = i
-		}
-	}
-	return k, errs
-}
+// emojiShift is how far a sample may sit from its emoji: the training
+// images are shifted copies.
+const emojiShift = 2
 
 // stepsOf is the number of timesteps of a run with settings s.
 func stepsOf(t *testing.T, s Settings) int {
@@ -138,7 +103,7 @@ func TestGUIEmojiGrowsItsEmoji(t *testing.T) {
 	}
 	f := runToEnd(t, h)
 	h.shot("emoji-grown")
-	k, errs := nearestEmoji(f.X0, ds)
+	k, errs := ds.Nearest(f.X0, emojiShift)
 	t.Logf("grown %s: error %.3f to its emoji; nearest %s (%.3f)", s.Classes[emojiClass], errs[emojiClass], s.Classes[k], errs[k])
 	if k != emojiClass || errs[emojiClass] > emojiMaxError {
 		t.Fatalf("grown image is nearest to %s (errors %.3f); want the %s within %.2f", s.Classes[k], errs, s.Classes[emojiClass], emojiMaxError)
@@ -186,9 +151,10 @@ func TestGUIEmojiRegrowsAfterDamage(t *testing.T) {
 			diff += d
 		}
 	}
-	k, errs := nearestEmoji(f.X0, ds)
+	k, errs := ds.Nearest(f.X0, emojiShift)
+	_, refErr := ds.Nearest(ref, emojiShift)
 	t.Logf("damaged at timestep %d of %d, update 4; regrown: error %.3f to its emoji (undamaged %.3f), nearest %d; %d of %d values differ from the undamaged run (mean %.3f)",
-		n/2+1, n, errs[emojiClass], emojiError(ref, ds, emojiClass), k, changed, len(ref), diff/float64(max(changed, 1)))
+		n/2+1, n, errs[emojiClass], refErr[emojiClass], k, changed, len(ref), diff/float64(max(changed, 1)))
 	if changed == 0 {
 		t.Fatal("the finished image is the undamaged run's: the damage did nothing")
 	}

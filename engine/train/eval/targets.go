@@ -32,6 +32,45 @@ type TargetResult struct {
 	Images    []float32 // the samples, class-major, (C, H, W) each
 }
 
+// Targets are one target image per class, for scoring images (in the
+// sampler's (C, H, W) layout) against them.
+type Targets struct {
+	C, H, W int
+	img     [][]float32 // per class, (C, H, W)
+}
+
+// NewTargets takes image k of ds as the target of class k (the data set's
+// cell-major layout, pixels in [−1, 1]).
+func NewTargets(ds *data.Dataset) *Targets {
+	t := &Targets{C: ds.C, H: ds.H, W: ds.W, img: make([][]float32, ds.N)}
+	hw := ds.H * ds.W
+	for k := range t.img {
+		t.img[k] = make([]float32, ds.C*hw)
+		src := ds.Image(k)
+		for p := 0; p < hw; p++ {
+			for c := 0; c < ds.C; c++ {
+				t.img[k][c*hw+p] = src[p*ds.C+c]
+			}
+		}
+	}
+	return t
+}
+
+// Nearest scores image x (C, H, W) against every target at the best
+// alignment within ±shift pixels (Error's measure): the class of the
+// closest target and the error to each.
+func (t *Targets) Nearest(x []float32, shift int) (int, []float64) {
+	errs := make([]float64, len(t.img))
+	best := 0
+	for k, tg := range t.img {
+		errs[k] = alignedError(x, tg, t.C, t.H, t.W, shift)
+		if errs[k] < errs[best] {
+			best = k
+		}
+	}
+	return best, errs
+}
+
 // MatchTargets samples perClass images of every class with opt and scores
 // them against targets (one image per class, in the data set's cell-major
 // layout, pixels in [−1, 1]).
@@ -42,19 +81,8 @@ func MatchTargets(m *engine.Model, targets *data.Dataset, perClass, batch, shift
 		return nil, fmt.Errorf("targets: %d images of %dx%dx%d for a model of %d classes on %dx%dx%d",
 			targets.N, targets.H, targets.W, targets.C, K, cfg.GridH, cfg.GridW, cfg.InChannels)
 	}
-	C, H, W := cfg.InChannels, cfg.GridH, cfg.GridW
-	n := C * H * W
-	// Targets to the sampler's (C, H, W) layout.
-	tg := make([][]float32, K)
-	for k := range tg {
-		tg[k] = make([]float32, n)
-		src := targets.Image(k)
-		for p := 0; p < H*W; p++ {
-			for c := 0; c < C; c++ {
-				tg[k][c*H*W+p] = src[p*C+c]
-			}
-		}
-	}
+	n := cfg.InChannels * cfg.Cells()
+	tg := NewTargets(targets)
 	res := &TargetResult{PerClass: perClass, Error: make([]float64, K), Variety: make([]float64, K), Confusion: make([][]int, K), Shift: shift}
 	for k := range res.Confusion {
 		res.Confusion[k] = make([]int, K)
@@ -82,17 +110,8 @@ func MatchTargets(m *engine.Model, targets *data.Dataset, perClass, batch, shift
 	}
 	ok := 0
 	for i, l := range labels {
-		x := res.Images[i*n : (i+1)*n]
-		best, bestK := math.Inf(1), -1
-		for k := range tg {
-			d := alignedError(x, tg[k], C, H, W, shift)
-			if k == l {
-				res.Error[l] += d / float64(perClass)
-			}
-			if d < best {
-				best, bestK = d, k
-			}
-		}
+		bestK, errs := tg.Nearest(res.Images[i*n:(i+1)*n], shift)
+		res.Error[l] += errs[l] / float64(perClass)
 		res.Confusion[l][bestK]++
 		if bestK == l {
 			ok++

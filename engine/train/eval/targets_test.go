@@ -87,3 +87,25 @@ func TestMatchTargetsRuns(t *testing.T) {
 		t.Error("one target for two classes accepted")
 	}
 }
+
+// Nearest names the target an image is a copy of (error 0 to it) from the
+// data set's cell-major images, whatever their channel count.
+func TestTargetsNearest(t *testing.T) {
+	ds := &data.Dataset{N: 3, H: 4, W: 4, C: 3, Labels: []int{0, 1, 2}, Classes: []string{"a", "b", "c"}}
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < ds.N*ds.H*ds.W*ds.C; i++ {
+		ds.Pixels = append(ds.Pixels, float32(r.Float64()*2-1))
+	}
+	tg := NewTargets(ds)
+	// image 1 in the sampler's (C, H, W) layout
+	x := make([]float32, 3*16)
+	for p := 0; p < 16; p++ {
+		for c := 0; c < 3; c++ {
+			x[c*16+p] = ds.Image(1)[p*3+c]
+		}
+	}
+	k, errs := tg.Nearest(x, 1)
+	if k != 1 || errs[1] != 0 || !(errs[0] > 0 && errs[2] > 0) {
+		t.Fatalf("nearest %d, errors %v: want 1 with error 0", k, errs)
+	}
+}
