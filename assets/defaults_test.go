@@ -3,15 +3,11 @@ package assets
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"geca/engine/data"
-	"geca/engine/sample"
 	"geca/engine/train"
 	"geca/engine/train/eval"
 )
@@ -28,14 +24,8 @@ import (
 // MLP trained on the real training images; samples use GHG on, the model's M
 // and update rate, seed 1, as the viewer does.
 func TestMeasureDefaults(t *testing.T) {
-	spec := os.Getenv("GECA_MEASURE_DEFAULTS")
-	if spec == "" {
-		t.Skip("set GECA_MEASURE_DEFAULTS to a list of steps/CFG settings to measure")
-	}
-	per := 100
-	if v, err := strconv.Atoi(os.Getenv("GECA_MEASURE_PER_CLASS")); err == nil && v > 0 {
-		per = v
-	}
+	settings := measureSettings(t, "GECA_MEASURE_DEFAULTS")
+	per := measurePerClass(100)
 	m, _, err := DefaultModel()
 	if err != nil {
 		t.Fatal(err)
@@ -69,24 +59,10 @@ func TestMeasureDefaults(t *testing.T) {
 		real = append(real, fmt.Sprintf("%.2f", hit[k]/max(count[k], 1)))
 	}
 	t.Logf("| real test images | | | %d per class | %.1f %% | %s | |", int(count[0]), 100*judge.Accuracy(testSet), strings.Join(real, " "))
-	for _, s := range strings.Fields(spec) {
-		parts := strings.Split(s, "/")
-		if len(parts) < 2 || len(parts) > 3 {
-			t.Fatalf("setting %q: want steps/CFG[/M] such as ddim50/3", s)
-		}
-		steps := parts[0]
-		cfgScale, err := strconv.ParseFloat(parts[1], 32)
-		if err != nil {
-			t.Fatalf("setting %q: %v", s, err)
-		}
-		M := m.Cfg.M
-		if len(parts) == 3 {
-			if M, err = strconv.Atoi(parts[2]); err != nil {
-				t.Fatalf("setting %q: %v", s, err)
-			}
-		}
+	for _, s := range settings {
 		start := time.Now()
-		res, err := eval.Agreement(judge, m, per, 50, sample.Options{Steps: steps, GHG: true, CFG: float32(cfgScale), M: M, Seed: 1})
+		opt := s.options(m.Cfg.M)
+		res, err := eval.Agreement(judge, m, per, 50, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,23 +70,15 @@ func TestMeasureDefaults(t *testing.T) {
 		for _, a := range res.ByClass {
 			by = append(by, fmt.Sprintf("%.2f", a))
 		}
-		t.Logf("| %s | CFG %g | M %d | %d per class | %.1f %% | %s | %s |", steps, cfgScale, M, per, 100*res.Agreement,
+		t.Logf("| %s | CFG %g | M %d | %d per class | %.1f %% | %s | %s |", s.steps, s.cfg, opt.M, per, 100*res.Agreement,
 			strings.Join(by, " "), time.Since(start).Round(time.Second))
-		if dir := os.Getenv("GECA_MEASURE_GRIDS"); dir != "" {
-			// the first 10 samples of each class, one row per class
-			c := m.Cfg
-			cols := min(per, 10)
-			var sel []float32
-			for k := 0; k < c.NumClasses; k++ {
-				for i := 0; i < cols; i++ {
-					n := (k*per + i) * c.Cells() * c.InChannels
-					sel = append(sel, res.Images[n:n+c.Cells()*c.InChannels]...)
-				}
-			}
-			name := filepath.Join(dir, strings.ReplaceAll(s, "/", "-")+".png")
-			if err := train.WritePNG(name, train.SampleGrid(sel, c.NumClasses, cols, c.GridH, c.GridW, c.InChannels, 2)); err != nil {
-				t.Fatal(err)
-			}
+		// the first 10 samples of each class, one row per class
+		c := m.Cfg
+		cols, n := min(per, 10), c.Cells()*c.InChannels
+		var sel []float32
+		for k := 0; k < c.NumClasses; k++ {
+			sel = append(sel, train.CellMajor(res.Images[k*per*n:(k*per+cols)*n], cols, c.InChannels, c.Cells())...)
 		}
+		writeMeasureGrid(t, "", s, sel, c.NumClasses, cols, c.GridH, c.GridW, c.InChannels)
 	}
 }

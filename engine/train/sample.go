@@ -56,12 +56,12 @@ func Sample(p *Params[float32], labels []int, opt SampleOptions) ([]float32, err
 	if err != nil {
 		return nil, err
 	}
-	return cellMajor(x, len(labels), cfg.InChannels, cfg.Cells()), nil
+	return CellMajor(x, len(labels), cfg.InChannels, cfg.Cells()), nil
 }
 
-// cellMajor reorders n images from (C, H·W) planes, the sampler's layout,
+// CellMajor reorders n images from (C, H·W) planes, the sampler's layout,
 // to (H·W, C) cells, the layout of the training data and SampleGrid.
-func cellMajor(x []float32, n, c, cells int) []float32 {
+func CellMajor(x []float32, n, c, cells int) []float32 {
 	if c == 1 {
 		return x
 	}

@@ -1,0 +1,87 @@
+package assets
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"geca/engine/sample"
+	"geca/engine/train"
+)
+
+// The measurements of this folder's README (TestMeasureDefaults,
+// TestMeasureEmoji) run only when asked: an environment variable lists the
+// sampler settings, GECA_MEASURE_PER_CLASS sets the samples per class and
+// GECA_MEASURE_GRIDS a folder for each setting's sample grid.
+
+// measureSetting is one entry of such a list: steps/CFG or steps/CFG/M.
+type measureSetting struct {
+	name  string // as written
+	steps string
+	cfg   float64
+	m     int // 0: the model's
+}
+
+// options are the sampler options of a measurement for a model trained
+// with M modelM: GHG on, seed 1, as the viewer samples.
+func (s measureSetting) options(modelM int) sample.Options {
+	m := s.m
+	if m == 0 {
+		m = modelM
+	}
+	return sample.Options{Steps: s.steps, GHG: true, CFG: float32(s.cfg), M: m, Seed: 1}
+}
+
+// measureSettings reads the list in the environment variable env, skipping
+// the test when it is empty.
+func measureSettings(t *testing.T, env string) []measureSetting {
+	t.Helper()
+	spec := os.Getenv(env)
+	if spec == "" {
+		t.Skipf("set %s to a list of steps/CFG[/M] settings to measure", env)
+	}
+	var out []measureSetting
+	for _, s := range strings.Fields(spec) {
+		parts := strings.Split(s, "/")
+		if len(parts) < 2 || len(parts) > 3 {
+			t.Fatalf("%s: setting %q: want steps/CFG[/M] such as ddim50/3", env, s)
+		}
+		ms := measureSetting{name: s, steps: parts[0]}
+		var err error
+		if ms.cfg, err = strconv.ParseFloat(parts[1], 32); err != nil {
+			t.Fatalf("%s: setting %q: %v", env, s, err)
+		}
+		if len(parts) == 3 {
+			if ms.m, err = strconv.Atoi(parts[2]); err != nil || ms.m < 1 {
+				t.Fatalf("%s: setting %q: M %q", env, s, parts[2])
+			}
+		}
+		out = append(out, ms)
+	}
+	return out
+}
+
+// measurePerClass is GECA_MEASURE_PER_CLASS, or def.
+func measurePerClass(def int) int {
+	if v, err := strconv.Atoi(os.Getenv("GECA_MEASURE_PER_CLASS")); err == nil && v > 1 {
+		return v
+	}
+	return def
+}
+
+// writeMeasureGrid writes images (cell-major, one row of cols per class)
+// as PREFIX-SETTING.png in GECA_MEASURE_GRIDS, when it is set.
+func writeMeasureGrid(t *testing.T, prefix string, s measureSetting, images []float32, rows, cols, h, w, c int) {
+	t.Helper()
+	dir := os.Getenv("GECA_MEASURE_GRIDS")
+	if dir == "" {
+		return
+	}
+	name := filepath.Join(dir, prefix+strings.ReplaceAll(s.name, "/", "-")+".png")
+	if err := train.WritePNG(name, train.SampleGrid(images, rows, cols, h, w, c, 2)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s", name)
+}
