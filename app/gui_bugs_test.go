@@ -192,7 +192,7 @@ func TestGUIModelsAndVAE(t *testing.T) {
 		t.Fatalf("typed M=64, runs at M %d", h.snap().Settings.M)
 	}
 	good := filepath.Join(t.TempDir(), "fmnist.safetensors")
-	if err := assets.WriteDefaultModel(good); err != nil {
+	if err := assets.FashionMNIST.Write(good); err != nil {
 		t.Fatal(err)
 	}
 	h.typeInto("checkpoint path, Enter", good)

@@ -223,7 +223,7 @@ func TestGUIExportsAreStamped(t *testing.T) {
 	if len(pngs) != 1 || len(csvs) != 1 {
 		t.Fatalf("exports: %v %v", pngs, csvs)
 	}
-	sum := sha256.Sum256(assets.DefaultModelBytes)
+	sum := sha256.Sum256(assets.FashionMNIST.Bytes)
 	hash := hex.EncodeToString(sum[:])
 	b, err := os.ReadFile(pngs[0])
 	if err != nil {

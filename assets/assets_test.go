@@ -11,13 +11,13 @@ import (
 // TestDefaultModel: the embedded model loads through the app's loader, is the
 // documented size, and one update of the whole grid changes the state sanely.
 func TestDefaultModel(t *testing.T) {
-	m, c, err := DefaultModel()
+	m, c, err := FashionMNIST.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := m.Cfg
-	if cfg.GridH != 28 || cfg.GridW != 28 || cfg.InChannels != 1 || cfg.NumClasses != len(DefaultClasses) || cfg.Latent {
-		t.Fatalf("default model config %+v: want a 28x28 pixel-space model with %d classes", cfg, len(DefaultClasses))
+	if cfg.GridH != 28 || cfg.GridW != 28 || cfg.InChannels != 1 || cfg.NumClasses != len(FashionMNIST.Classes) || cfg.Latent {
+		t.Fatalf("default model config %+v: want a 28x28 pixel-space model with %d classes", cfg, len(FashionMNIST.Classes))
 	}
 	if c.Weights != "ema" {
 		t.Fatalf("default model holds %q weights, want ema", c.Weights)

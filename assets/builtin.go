@@ -2,7 +2,6 @@ package assets
 
 import (
 	"bytes"
-	_ "embed"
 	"fmt"
 	"strings"
 
@@ -30,13 +29,12 @@ type Builtin struct {
 	Bytes []byte
 }
 
-//go:embed geca-emoji.safetensors
-var emojiBytes []byte
-
-// FashionMNIST is the default model: 28x28 grayscale garments.
+// FashionMNIST is the default model: 28x28 grayscale garments, the ten
+// classes of Fashion-MNIST.
 var FashionMNIST = &Builtin{
-	Name: "fmnist", File: DefaultModelName, Title: "Fashion-MNIST 28x28",
-	Classes: DefaultClasses, Sampler: DefaultSampler, Bytes: DefaultModelBytes,
+	Name: "fmnist", File: "geca-fmnist.safetensors", Title: "Fashion-MNIST 28x28",
+	Classes: []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"},
+	Sampler: DefaultSampler, Bytes: fmnistBytes,
 }
 
 // Emoji is the teaching model: ten colour emoji (the "garden" set of

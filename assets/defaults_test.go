@@ -26,7 +26,7 @@ import (
 func TestMeasureDefaults(t *testing.T) {
 	settings := measureSettings(t, "GECA_MEASURE_DEFAULTS")
 	per := measurePerClass(100)
-	m, _, err := DefaultModel()
+	m, _, err := FashionMNIST.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
