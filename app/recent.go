@@ -60,28 +60,33 @@ func (r *RecentFiles) Load() error {
 			r.list = append(r.list, p)
 		}
 	}
-	r.list = r.list[:min(len(r.list), r.max())]
+	r.list = r.list[:min(len(r.list), r.limit())]
 	return nil
 }
 
-func (r *RecentFiles) max() int {
+func (r *RecentFiles) limit() int {
 	if r.Max > 0 {
 		return r.Max
 	}
 	return 8
 }
 
-// List is the remembered files, newest first.
-func (r *RecentFiles) List() []string { return slices.Clone(r.list) }
+// List is the remembered files, newest first. The slice is never changed
+// afterwards (Add makes a new one), so snapshots can share it.
+func (r *RecentFiles) List() []string { return r.list }
 
 // Add puts path first (absolute, once) and saves the list.
 func (r *RecentFiles) Add(path string) error {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	r.list = slices.DeleteFunc(r.list, func(p string) bool { return p == path })
-	r.list = append([]string{path}, r.list...)
-	r.list = r.list[:min(len(r.list), r.max())]
+	list := []string{path}
+	for _, p := range r.list {
+		if p != path && len(list) < r.limit() {
+			list = append(list, p)
+		}
+	}
+	r.list = list
 	if r.Path == "" {
 		return nil
 	}

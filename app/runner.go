@@ -508,7 +508,6 @@ type Snapshot struct {
 	Model     string
 	Untrained bool
 	Builtin   string                                              // the built-in model's name ("" for a file)
-	ModelID   int                                                 // the current model's ID (ModelInfo.ID)
 	Opening   *Opening                                            // how the window first shows the current model
 	Recent    []string                                            // checkpoints opened lately, newest first
 	Preview   render.Preview                                      // latent -> RGB, nil for pixel models
@@ -649,9 +648,6 @@ func (r *Runner) buildSnapshot() *Snapshot {
 		info := ModelInfo{ID: m.id, Name: m.eng.Name(), Current: m.ctrl == c}
 		if me := modelEngine(m.eng); me != nil {
 			info.Builtin, info.Path = me.Builtin, me.Path
-		}
-		if info.Current {
-			s.ModelID = m.id
 		}
 		s.Models = append(s.Models, info)
 	}

@@ -194,8 +194,8 @@ func (u *UI) Layout(gtx C) D {
 	if u.snap.Seq != u.lastSeq {
 		u.lastSeq = u.snap.Seq
 		u.side.sync(&u.look)
+		u.openModel()
 	}
-	u.openModel()
 	u.truncated = u.truncated[:0]
 	if u.focusWindow {
 		u.focusWindow = false
@@ -331,7 +331,12 @@ func colorA(c color.NRGBA, a uint8) color.NRGBA { c.A = a; return c }
 // openModel applies the current model's Opening the first time the model
 // is shown (not in the demo preset, which has its own look).
 func (u *UI) openModel() {
-	id := u.snap.ModelID
+	id := 0
+	for _, m := range u.snap.Models {
+		if m.Current {
+			id = m.ID
+		}
+	}
 	if u.opened == nil {
 		u.opened = map[int]bool{}
 	}

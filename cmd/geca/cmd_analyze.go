@@ -96,7 +96,7 @@ func runAnalyzeM(args []string) error {
 	if err != nil {
 		return err
 	}
-	builtIn := builtin == assets.FashionMNIST // the classifier of --agreement knows Fashion-MNIST
+	fmnist := builtin == assets.FashionMNIST // the test set and the --agreement classifier are Fashion-MNIST's
 	if builtin == assets.Emoji && *dataName == "" && *latents == "" {
 		*dataName = "emoji"
 	}
@@ -107,7 +107,7 @@ func runAnalyzeM(args []string) error {
 			return usagef("--ms: %v", err)
 		}
 	}
-	if *agreement > 0 && (!builtIn || sh != shard.All) {
+	if *agreement > 0 && (!fmnist || sh != shard.All) {
 		return usagef("--agreement needs the built-in Fashion-MNIST model and no --shard")
 	}
 
@@ -118,7 +118,7 @@ func runAnalyzeM(args []string) error {
 		return usagef("give --data or --latents, not both")
 	case *latents != "":
 		ds, err = data.LoadLatents(*latents)
-	case *dataName == "" && !builtIn:
+	case *dataName == "" && !fmnist:
 		return usagef("a checkpoint needs held-out data: --latents DIR (latent models), --data fashion-mnist or --data emoji")
 	case strings.EqualFold(*dataName, "emoji"):
 		// the targets shifted as the training images are (engine/data)

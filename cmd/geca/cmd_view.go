@@ -8,7 +8,6 @@ package main
 
 import (
 	"fmt"
-	"geca/assets"
 	"os"
 
 	gioapp "gioui.org/app"
@@ -63,30 +62,18 @@ func init() {
 		fmt.Fprintf(os.Stderr, "geca view: %s\n", be.note())
 		wo := app.WindowOptions{ExportDir: *out, Paused: *paused, Demo: *demo, VAE: *vaePath, Recent: app.DefaultRecentPath(),
 			Loader: func(ref string) (app.Engine, error) { return be.adopt(app.Open(ref)) }}
-		var eng app.Engine
-		if *ckptPath != "" {
-			e, err := be.adopt(app.LoadEngine(*ckptPath))
-			if err != nil {
-				// the window opens anyway, on the built-in model, with the error shown
-				fmt.Fprintf(os.Stderr, "geca view: %v\n", err)
-				wo.StartError = err.Error() + " (showing the built-in model instead)"
-			} else {
-				eng = e
-			}
+		ref := *ckptPath
+		if builtin != nil {
+			ref = app.BuiltinPrefix + builtin.Name
 		}
-		if eng == nil && builtin != nil && builtin != assets.Builtins[0] {
-			e, err := be.adopt(app.Open(app.BuiltinPrefix + builtin.Name))
-			if err != nil {
+		eng, err := be.adopt(app.Open(ref))
+		if err != nil {
+			// the window opens anyway, on the default model, with the error shown
+			fmt.Fprintf(os.Stderr, "geca view: %v\n", err)
+			wo.StartError = err.Error() + " (showing the built-in model instead)"
+			if eng, err = be.adopt(app.DefaultEngine()); err != nil {
 				return err
 			}
-			eng = e
-		}
-		if eng == nil {
-			e, err := be.adopt(app.DefaultEngine())
-			if err != nil {
-				return err
-			}
-			eng = e
 		}
 		go func() {
 			err := app.RunWindow(eng, wo)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"strings"
 
 	"geca/assets"
 	"geca/engine"
@@ -23,14 +24,11 @@ func addModelFlags(fs *flag.FlagSet, ckptUsage string) modelFlags {
 }
 
 func builtinNames() string {
-	s := ""
-	for i, b := range assets.Builtins {
-		if i > 0 {
-			s += ", "
-		}
-		s += b.Name + " (" + b.Title + ")"
+	var names []string
+	for _, b := range assets.Builtins {
+		names = append(names, b.Name+" ("+b.Title+")")
 	}
-	return s
+	return strings.Join(names, ", ")
 }
 
 // builtin is the chosen built-in model, or nil when --ckpt names a file.
