@@ -124,10 +124,16 @@ func bitsEqual(a, b []float32) bool {
 	return bytes.Equal(x, y)
 }
 
-// prepare brings the conditioning and the grid on the device up to date
-// with the host's, checking new values as the CPU engine does.
+// prepare readies the device for an update (on the driver's thread): it
+// frees what finished work released, sizes the scratch buffers, and brings
+// the conditioning and the grid up to date with the host's, checking new
+// values as the CPU engine does.
 func (u *updater) prepare(st *engine.State, c *engine.Cond) error {
 	a, w, d, b := u.a, u.w, u.d, u.batch
+	a.reap()
+	if err := a.ensureScratch(u.rows, u.d, u.mlp, u.ud, u.heads); err != nil {
+		return err
+	}
 	if !u.condValid || !bitsEqual(c.C, u.condCopy) {
 		for i, v := range c.C {
 			if !finite(v) {
@@ -338,10 +344,6 @@ func (u *updater) observe(idx Ptr) error {
 func (u *updater) Update(st *engine.State, c *engine.Cond, mask []float32, obs *engine.Observe, dense bool) error {
 	a := u.a
 	return a.drv.Do(func() error {
-		a.reap()
-		if err := a.ensureScratch(u.rows, u.d, u.mlp, u.ud, u.heads); err != nil {
-			return err
-		}
 		if err := u.prepare(st, c); err != nil {
 			return err
 		}
@@ -437,10 +439,6 @@ func (u *updater) Updates(st *engine.State, c *engine.Cond, masks [][]float32, d
 	}
 	a := u.a
 	return a.drv.Do(func() error {
-		a.reap()
-		if err := a.ensureScratch(u.rows, u.d, u.mlp, u.ud, u.heads); err != nil {
-			return err
-		}
 		if err := u.prepare(st, c); err != nil {
 			return err
 		}
