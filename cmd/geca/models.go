@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"strconv"
 	"strings"
 
 	"geca/assets"
@@ -61,3 +62,16 @@ func (f modelFlags) load(opt ckpt.Options) (m *engine.Model, c *ckpt.Checkpoint,
 	}
 	return m, c, b, err
 }
+
+// builtinDefaults says what each built-in model uses for one sampler
+// setting, for a flag's help: "fmnist: 6, emoji: 1.5".
+func builtinDefaults(setting func(assets.Sampler) string) string {
+	var parts []string
+	for _, b := range assets.Builtins {
+		parts = append(parts, b.Name+": "+setting(b.Sampler))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func samplerSteps(s assets.Sampler) string { return s.Steps }
+func samplerCFG(s assets.Sampler) string   { return strconv.FormatFloat(float64(s.CFG), 'g', -1, 32) }
