@@ -221,3 +221,44 @@ func TestGUIModelPicker(t *testing.T) {
 		t.Fatalf("opening the recent file: error %q, %d models", s.Error, len(s.Models))
 	}
 }
+
+// A window that starts with a recent-files list offers its files at once
+// (a click opens one),
+// and one that starts with a broken list says so in the status line (a
+// remark, not the error banner) and starts a new list.
+func TestGUIRecentFilesAtStart(t *testing.T) {
+	guitest.RequireRenderer(t)
+	eng, err := DefaultEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(recent string) *harness {
+		ctrl, err := NewController(eng, StartSettings(eng))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := NewRunner(eng, ctrl, Open, nil)
+		r.UseRecent(recent) // as RunWindow does, before the window exists
+		h := &harness{t: t, win: guitest.New(t, 1280, 2400), r: r,
+			ui: NewUI(r, Options{Shaper: guitest.NewShaper(), ExportDir: t.TempDir()})}
+		h.frame()
+		return h
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "recent.json")
+	os.WriteFile(good, []byte(`["/models/mine.safetensors"]`), 0o644)
+	h := open(good)
+	if s := h.snap(); len(s.Recent) != 1 {
+		t.Fatalf("recent at start: %v", s.Recent)
+	}
+	h.click("mine.safetensors") // the chip is there and opens the file (here: missing)
+	if e := h.snap().Error; !strings.Contains(e, "/models/mine.safetensors") {
+		t.Fatalf("clicking the recent file: error %q", e)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("{{{"), 0o644)
+	h = open(bad)
+	if m := h.message(); !strings.Contains(m, "recent files") || h.snap().Error != "" {
+		t.Fatalf("broken list at start: message %q, error banner %q", m, h.snap().Error)
+	}
+}

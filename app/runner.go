@@ -212,6 +212,17 @@ func (c LoadVAE) run(r *Runner) error {
 	return notice{"VAE " + baseName(c.Path) + " loaded: the VAE decode view is available (key D)"}
 }
 
+// UseRecent keeps the model picker's recent checkpoints in the file at
+// path (RecentFiles), read now; call it before Run. A list that cannot be
+// read is a remark, not an error: it starts again.
+func (r *Runner) UseRecent(path string) {
+	r.recent = &RecentFiles{Path: path}
+	if err := r.recent.Load(); err != nil {
+		r.say("recent files: " + err.Error())
+	}
+	r.publish(true)
+}
+
 func (c SwitchModel) run(r *Runner) error {
 	for _, s := range r.sessions {
 		if s.id == c.ID {

@@ -131,7 +131,8 @@ func NewUI(r *Runner, opt Options) *UI {
 	u.snap = r.Snapshot()
 	u.side.init()
 	u.keys = keymap()
-	u.lastNote = u.snap.NoteSeq
+	// u.lastNote starts at 0: a remark made before the window opened (such
+	// as an unreadable recent-files list) is shown.
 	if opt.Demo {
 		u.do(demoPreset())
 	}
@@ -188,7 +189,8 @@ func (u *UI) Layout(gtx C) D {
 		u.snap = s
 	}
 	if u.snap.NoteSeq != u.lastNote {
-		u.lastNote = u.snap.NoteSeq
+		// u.lastNote starts at 0: a remark made before the window opened (such
+	// as an unreadable recent-files list) is shown.
 		u.msg = message{text: u.snap.Note}
 	}
 	if u.snap.Seq != u.lastSeq {

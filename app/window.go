@@ -49,12 +49,7 @@ func RunWindow(eng Engine, wo WindowOptions) error {
 	}
 	r := NewRunner(eng, ctrl, loader, w.Invalidate)
 	if wo.Recent != "" {
-		r.recent = &RecentFiles{Path: wo.Recent}
-		if err := r.recent.Load(); err != nil {
-			// a remark, not an error: the list starts again
-			r.say("recent files: " + err.Error())
-			r.publish(true)
-		}
+		r.UseRecent(wo.Recent)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
