@@ -433,3 +433,22 @@ func tallDemoHarness(t *testing.T) *harness {
 }
 
 func colorRGBA(c color.NRGBA) color.RGBA { return color.RGBA{c.R, c.G, c.B, c.A} }
+
+// A runner's remark is shown once: a later message of the window (here the
+// hint of Open… without a file dialog) stays on screen over the frames
+// after it instead of the remark coming back.
+func TestGUIRemarkShownOnce(t *testing.T) {
+	h := tallDemoHarness(t)
+	h.r.Send(SetBudget{Bytes: 512 << 20})
+	h.frame()
+	if m := h.message(); !strings.Contains(m, "memory budget") {
+		t.Fatalf("runner remark: %q", m)
+	}
+	h.key("O", 0)
+	for i := 0; i < 3; i++ {
+		h.frame()
+	}
+	if m := h.message(); !strings.Contains(m, "type the path") {
+		t.Fatalf("after Open… without a dialog the status line says %q", m)
+	}
+}

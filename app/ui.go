@@ -189,8 +189,7 @@ func (u *UI) Layout(gtx C) D {
 		u.snap = s
 	}
 	if u.snap.NoteSeq != u.lastNote {
-		// u.lastNote starts at 0: a remark made before the window opened (such
-	// as an unreadable recent-files list) is shown.
+		u.lastNote = u.snap.NoteSeq
 		u.msg = message{text: u.snap.Note}
 	}
 	if u.snap.Seq != u.lastSeq {
