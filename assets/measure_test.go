@@ -16,12 +16,14 @@ import (
 // sampler settings, GECA_MEASURE_PER_CLASS sets the samples per class and
 // GECA_MEASURE_GRIDS a folder for each setting's sample grid.
 
-// measureSetting is one entry of such a list: steps/CFG or steps/CFG/M.
+// measureSetting is one entry of such a list: steps/CFG or steps/CFG/M,
+// with /clip at the end for x̂0 clipping.
 type measureSetting struct {
 	name  string // as written
 	steps string
 	cfg   float64
 	m     int // 0: the model's
+	clip  bool
 }
 
 // options are the sampler options of a measurement for a model trained
@@ -31,7 +33,7 @@ func (s measureSetting) options(modelM int) sample.Options {
 	if m == 0 {
 		m = modelM
 	}
-	return sample.Options{Steps: s.steps, GHG: true, CFG: float32(s.cfg), M: m, Seed: 1}
+	return sample.Options{Steps: s.steps, GHG: true, CFG: float32(s.cfg), M: m, ClipX0: s.clip, Seed: 1}
 }
 
 // measureSettings reads the list in the environment variable env, skipping
@@ -40,15 +42,19 @@ func measureSettings(t *testing.T, env string) []measureSetting {
 	t.Helper()
 	spec := os.Getenv(env)
 	if spec == "" {
-		t.Skipf("set %s to a list of steps/CFG[/M] settings to measure", env)
+		t.Skipf("set %s to a list of steps/CFG[/M][/clip] settings to measure", env)
 	}
 	var out []measureSetting
 	for _, s := range strings.Fields(spec) {
 		parts := strings.Split(s, "/")
-		if len(parts) < 2 || len(parts) > 3 {
-			t.Fatalf("%s: setting %q: want steps/CFG[/M] such as ddim50/3", env, s)
+		ms := measureSetting{name: s}
+		if n := len(parts); n > 2 && parts[n-1] == "clip" {
+			parts, ms.clip = parts[:n-1], true
 		}
-		ms := measureSetting{name: s, steps: parts[0]}
+		if len(parts) < 2 || len(parts) > 3 {
+			t.Fatalf("%s: setting %q: want steps/CFG[/M][/clip] such as ddim50/3 or ddim50/6/clip", env, s)
+		}
+		ms.steps = parts[0]
 		var err error
 		if ms.cfg, err = strconv.ParseFloat(parts[1], 32); err != nil {
 			t.Fatalf("%s: setting %q: %v", env, s, err)

@@ -232,7 +232,7 @@ func TestStepsAgainstTorch(t *testing.T) {
 	for _, i := range []int{249, 124, 1, 0} {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			xp, x0 := make([]float32, n), make([]float32, n)
-			if err := s250.DDPMStep(xp, x0, x, eps, v, z, i); err != nil {
+			if err := s250.DDPMStep(xp, x0, x, eps, v, z, i, NoClip); err != nil {
 				t.Fatal(err)
 			}
 			closeF32(t, fmt.Sprintf("ddpm x_prev i=%d", i), xp, a[fmt.Sprintf("ddpm_%d", i)].Data, 2e-6, 2e-6)
@@ -248,17 +248,30 @@ func TestStepsAgainstTorch(t *testing.T) {
 			closeF32(t, fmt.Sprintf("PredictX0 i=%d", i), x03, a[fmt.Sprintf("x0_%d", i)].Data, 0, 0)
 			for _, eta := range []float32{0, 0.5, 1} {
 				xd := make([]float32, n)
-				if err := s250.DDIMStep(xd, nil, x, eps, z, i, eta); err != nil {
+				if err := s250.DDIMStep(xd, nil, x, eps, z, i, eta, NoClip); err != nil {
 					t.Fatal(err)
 				}
 				closeF32(t, fmt.Sprintf("ddim i=%d eta=%g", i, eta), xd, a[fmt.Sprintf("ddim_%d_eta%g", i, eta)].Data, 1e-6, 1e-6)
 			}
+			// clip_denoised=True: both steps use the clamped x̂0 (DDIM re-derives ε from it).
+			xc, x0c := make([]float32, n), make([]float32, n)
+			if err := s250.DDPMStep(xc, x0c, x, eps, v, z, i, ClipX0); err != nil {
+				t.Fatal(err)
+			}
+			closeF32(t, fmt.Sprintf("clipped x0 i=%d", i), x0c, a[fmt.Sprintf("x0_clip_%d", i)].Data, 0, 0)
+			closeF32(t, fmt.Sprintf("clipped ddpm x_prev i=%d", i), xc, a[fmt.Sprintf("ddpm_clip_%d", i)].Data, 2e-6, 2e-6)
+			if err := s250.DDIMStep(xc, nil, x, eps, z, i, 0.5, ClipX0); err != nil {
+				t.Fatal(err)
+			}
+			closeF32(t, fmt.Sprintf("clipped ddim i=%d", i), xc, a[fmt.Sprintf("ddim_clip_%d", i)].Data, 1e-6, 1e-6)
+			ClipX0.Clamp(x03)
+			closeF32(t, fmt.Sprintf("Clamp i=%d", i), x03, x0c, 0, 0)
 		})
 	}
 	// At i = 0 the DDPM step is x̂0 exactly.
 	xp := make([]float32, n)
 	x0 := make([]float32, n)
-	s250.DDPMStep(xp, x0, x, eps, v, z, 0)
+	s250.DDPMStep(xp, x0, x, eps, v, z, 0, NoClip)
 	if !slices.Equal(xp, x0) {
 		t.Errorf("DDPM step at i=0 is not x̂0")
 	}
@@ -268,7 +281,7 @@ func TestStepsAgainstTorch(t *testing.T) {
 	}
 	for _, i := range []int{24, 12, 0} {
 		xd := make([]float32, n)
-		d25.DDIMStep(xd, nil, x, eps, z, i, 0)
+		d25.DDIMStep(xd, nil, x, eps, z, i, 0, NoClip)
 		closeF32(t, fmt.Sprintf("ddim25 i=%d", i), xd, a[fmt.Sprintf("ddim25_%d", i)].Data, 1e-6, 1e-6)
 	}
 }
@@ -378,13 +391,13 @@ func TestVBGradientFiniteDifference(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	s, _ := New(1000, "10")
 	x := make([]float32, 4)
-	if err := s.DDPMStep(x, nil, x, x, x, x[:3], 0); err == nil {
+	if err := s.DDPMStep(x, nil, x, x, x, x[:3], 0, NoClip); err == nil {
 		t.Error("length mismatch accepted")
 	}
-	if err := s.DDPMStep(x, nil, x, x, x, x, 10); err == nil {
+	if err := s.DDPMStep(x, nil, x, x, x, x, 10, NoClip); err == nil {
 		t.Error("index out of range accepted")
 	}
-	if err := s.DDIMStep(x, nil, x, x, x, 0, -1); err == nil {
+	if err := s.DDIMStep(x, nil, x, x, x, 0, -1, NoClip); err == nil {
 		t.Error("negative eta accepted")
 	}
 	if _, err := FromBetas([]float64{0.1, 0}, []int{0, 1}); err == nil {
@@ -401,7 +414,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("one-step schedule: %v", err)
 	}
 	xp := make([]float32, 4)
-	if err := one.DDPMStep(xp, nil, []float32{1, 2, 3, 4}, make([]float32, 4), make([]float32, 4), []float32{9, 9, 9, 9}, 0); err != nil {
+	if err := one.DDPMStep(xp, nil, []float32{1, 2, 3, 4}, make([]float32, 4), make([]float32, 4), []float32{9, 9, 9, 9}, 0, NoClip); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range xp {

@@ -133,16 +133,47 @@ func (s *Schedule) PMeanVariance(mean, logVar, x0 []float32, x, eps, v []float32
 	return nil
 }
 
+// Clip selects the official code's clip_denoised: with ClipX0 the predicted x̂0
+// is clamped to the data range [−1, 1] before the step uses it. The GeCA
+// sampler never clips (its latents are not bounded); a model of pixels in
+// [−1, 1] may (docs/model.md §6.3).
+type Clip bool
+
+// The two values of Clip.
+const (
+	NoClip Clip = false
+	ClipX0 Clip = true
+)
+
+// apply is process_xstart: x.clamp(−1, 1) when clipping.
+func (c Clip) apply(x float32) float32 {
+	if c {
+		return min(max(x, -1), 1)
+	}
+	return x
+}
+
+// Clamp applies the rule to every value of xs in place (the x̂0 preview of a
+// clipped run shows what its steps use).
+func (c Clip) Clamp(xs []float32) {
+	if !c {
+		return
+	}
+	for k, x := range xs {
+		xs[k] = c.apply(x)
+	}
+}
+
 // DDPMStep is one p_sample step (docs/model.md §6.3) at respaced index i:
 //
-//	x̂0 = sqrt(1/ᾱ)·x − sqrt(1/ᾱ − 1)·ε̂
+//	x̂0 = sqrt(1/ᾱ)·x − sqrt(1/ᾱ − 1)·ε̂     (clamped to [−1, 1] under ClipX0)
 //	μ  = coef1·x̂0 + coef2·x
 //	x_prev = μ + [i ≠ 0]·exp(½ log σ²)·z
 //
 // with log σ² from v by the learned-range rule. z is the N(0, I) noise drawn
 // after the model call (the official code draws it at i = 0 too and multiplies
 // it by 0). xPrev and x0 (may be nil) receive the results; xPrev may alias x.
-func (s *Schedule) DDPMStep(xPrev, x0 []float32, x, eps, v, z []float32, i int) error {
+func (s *Schedule) DDPMStep(xPrev, x0 []float32, x, eps, v, z []float32, i int, clip Clip) error {
 	if err := s.check(i); err != nil {
 		return err
 	}
@@ -155,7 +186,7 @@ func (s *Schedule) DDPMStep(xPrev, x0 []float32, x, eps, v, z []float32, i int) 
 	c := s.Coefs(i)
 	for k := range x {
 		xk := x[k]
-		xs := float32(c.SqrtRecipAlphasCumprod*xk) - float32(c.SqrtRecipm1AlphasCumprod*eps[k])
+		xs := clip.apply(float32(c.SqrtRecipAlphasCumprod*xk) - float32(c.SqrtRecipm1AlphasCumprod*eps[k]))
 		mu := float32(c.PosteriorMeanCoef1*xs) + float32(c.PosteriorMeanCoef2*xk)
 		sd := exp32(float32(0.5 * c.LogVariance(v[k])))
 		if x0 != nil {
@@ -177,14 +208,14 @@ func (c Coefs) DDIMSigma(eta float32) float32 {
 
 // DDIMStep is one ddim_sample step (DDIM Eq. 12) at respaced index i:
 //
-//	x̂0 = sqrt(1/ᾱ)·x − sqrt(1/ᾱ − 1)·ε̂
-//	ε  = (sqrt(1/ᾱ)·x − x̂0) / sqrt(1/ᾱ − 1)     (re-derived, as the official code does)
+//	x̂0 = sqrt(1/ᾱ)·x − sqrt(1/ᾱ − 1)·ε̂     (clamped to [−1, 1] under ClipX0)
+//	ε  = (sqrt(1/ᾱ)·x − x̂0) / sqrt(1/ᾱ − 1)     (re-derived from x̂0, as the official code does)
 //	x_prev = x̂0·sqrt(ᾱ_prev) + sqrt(1 − ᾱ_prev − σ²)·ε + [i ≠ 0]·σ·z
 //
 // σ = DDIMSigma(eta); eta = 0 is deterministic (z is still consumed by the
 // caller's stream, as randn_like is called regardless). The learned variance v
 // plays no part. xPrev may alias x.
-func (s *Schedule) DDIMStep(xPrev, x0 []float32, x, eps, z []float32, i int, eta float32) error {
+func (s *Schedule) DDIMStep(xPrev, x0 []float32, x, eps, z []float32, i int, eta float32, clip Clip) error {
 	if err := s.check(i); err != nil {
 		return err
 	}
@@ -205,7 +236,7 @@ func (s *Schedule) DDIMStep(xPrev, x0 []float32, x, eps, z []float32, i int, eta
 	for k := range x {
 		xk := x[k]
 		sx := float32(c.SqrtRecipAlphasCumprod * xk)
-		xs := sx - float32(c.SqrtRecipm1AlphasCumprod*eps[k])
+		xs := clip.apply(sx - float32(c.SqrtRecipm1AlphasCumprod*eps[k]))
 		e := (sx - xs) / c.SqrtRecipm1AlphasCumprod
 		if x0 != nil {
 			x0[k] = xs

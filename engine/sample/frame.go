@@ -73,9 +73,8 @@ func (s *Sampler) cellFrame() (*Frame, error) {
 	if err := s.modelOutput(); err != nil {
 		return nil, err
 	}
-	size := s.n * s.latentSize()
-	f.X0 = make([]float32, size)
-	if err := s.sched.PredictX0(f.X0, s.x[:size], s.sc.eps[:size], s.i); err != nil {
+	var err error
+	if f.X0, err = s.previewX0(); err != nil {
 		return nil, err
 	}
 	f.Magnitude = append([]float32(nil), s.sc.obs.Magnitude...)
@@ -83,6 +82,18 @@ func (s *Sampler) cellFrame() (*Frame, error) {
 		f.Attn = append([]float32(nil), s.sc.obs.Attn...)
 	}
 	return f, nil
+}
+
+// previewX0 is the x̂0 the next diffusion step would use, from the current ε̂
+// (clamped as the step clamps it).
+func (s *Sampler) previewX0() ([]float32, error) {
+	size := s.n * s.latentSize()
+	x0 := make([]float32, size)
+	if err := s.sched.PredictX0(x0, s.x[:size], s.sc.eps[:size], s.i); err != nil {
+		return nil, err
+	}
+	s.clip.Clamp(x0)
+	return x0, nil
 }
 
 // timestepFrame builds the frame of the step just computed (before the

@@ -65,6 +65,12 @@ type Options struct {
 	// (official default 1.5). With guidance the grid batch is
 	// [conditional; unconditional] (2N grids).
 	CFG float32
+	// ClipX0 clamps the predicted x̂0 to [−1, 1] before each diffusion step
+	// (and in the x̂0 preview): the official code's clip_denoised=True. GeCA's
+	// own sampling never clips, since its latents are unbounded; models of
+	// pixels in [−1, 1], such as the built-in ones, sample better with it
+	// (assets/README.md).
+	ClipX0 bool
 	// UpdateRate is the per-cell update probability (0: the model's, 0.5);
 	// 1 disables the stochastic mask.
 	UpdateRate float32

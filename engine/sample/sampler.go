@@ -29,6 +29,7 @@ type Sampler struct {
 	sched   *diffusion.Schedule
 	ddim    bool
 	eta     float32
+	clip    diffusion.Clip
 	n       int
 	labels  [][]float32
 	streams *engine.Streams
@@ -129,7 +130,7 @@ func New(model *engine.Model, opt Options) (*Sampler, error) {
 		}
 	}
 	s := &Sampler{
-		model: model, cfg: cfg, sched: sched, ddim: ddim, eta: opt.Eta,
+		model: model, cfg: cfg, sched: sched, ddim: ddim, eta: opt.Eta, clip: diffusion.Clip(opt.ClipX0),
 		n: opt.N, labels: opt.Labels, streams: streams,
 		want: set, cur: set, cfgOn: set.cfgOn(),
 		i:     sched.Len() - 1,
@@ -661,9 +662,9 @@ func (s *Sampler) finish() error {
 	xPrev, x0 := s.sc.xPrev[:size], s.sc.x0[:size]
 	var err error
 	if s.ddim {
-		err = s.sched.DDIMStep(xPrev, x0, s.x, s.sc.eps[:size], z, s.i, s.eta)
+		err = s.sched.DDIMStep(xPrev, x0, s.x, s.sc.eps[:size], z, s.i, s.eta, s.clip)
 	} else {
-		err = s.sched.DDPMStep(xPrev, x0, s.x, s.sc.eps[:size], s.sc.v[:size], z, s.i)
+		err = s.sched.DDPMStep(xPrev, x0, s.x, s.sc.eps[:size], s.sc.v[:size], z, s.i, s.clip)
 	}
 	if err != nil {
 		return fmt.Errorf("sample: %w", err)
@@ -883,9 +884,8 @@ func (s *Sampler) Current() (*Frame, error) {
 	if err := s.modelOutput(); err != nil {
 		return nil, s.fail(err)
 	}
-	size := s.n * s.latentSize()
-	f.X0 = make([]float32, size)
-	if err := s.sched.PredictX0(f.X0, s.x[:size], s.sc.eps[:size], s.i); err != nil {
+	var err error
+	if f.X0, err = s.previewX0(); err != nil {
 		return nil, err
 	}
 	if s.measured && s.done > 0 {

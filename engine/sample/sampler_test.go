@@ -671,3 +671,47 @@ func TestSetState(t *testing.T) {
 		t.Error("NaN state accepted")
 	}
 }
+
+// TestClipX0 runs the same sample with and without x̂0 clipping: clipped, every
+// x̂0 the steps use and every preview lies in [−1, 1], and so does the result
+// (the last step returns x̂0); the unclipped run of this random model leaves
+// that range, so the option is seen to act.
+func TestClipX0(t *testing.T) {
+	for _, method := range []string{"ddpm", "ddim"} {
+		t.Run(method, func(t *testing.T) {
+			m := tinyModel(t)
+			opt := tinyOptions()
+			opt.Method = method
+			plain := runResult(t, mustNew(t, m, opt))
+			opt.ClipX0 = true
+			s := mustNew(t, m, opt)
+			inRange := func(what string, xs []float32) {
+				t.Helper()
+				for k, v := range xs {
+					if !(v >= -1 && v <= 1) {
+						t.Fatalf("%s: value %d is %v, outside [-1, 1]", what, k, v)
+					}
+				}
+			}
+			frames := 0
+			s.SetObserver(func(f *Frame) {
+				frames++
+				inRange(fmt.Sprintf("frame %d (timestep %d) x0", frames, f.TimestepIndex), f.X0)
+			}, true)
+			clipped := runResult(t, s)
+			if frames == 0 {
+				t.Fatal("no frames")
+			}
+			inRange("result", clipped)
+			outside := 0
+			for _, v := range plain {
+				if v < -1 || v > 1 {
+					outside++
+				}
+			}
+			if outside == 0 {
+				t.Fatalf("the unclipped %s run stays in [-1, 1]: the test shows nothing", method)
+			}
+		})
+	}
+}

@@ -101,7 +101,7 @@ class Diffusion:
             res = res[..., None]
         return res.expand(shape)
 
-    def p_mean_variance(self, x, t, model_output):
+    def p_mean_variance(self, x, t, model_output, clip_denoised=False):
         C = x.shape[1]
         eps, var_values = th.split(model_output, C, dim=1)
         min_log = self.ex(self.posterior_log_variance_clipped, t, x.shape)
@@ -110,17 +110,19 @@ class Diffusion:
         log_var = frac * max_log + (1 - frac) * min_log
         x0 = self.ex(self.sqrt_recip_alphas_cumprod, t, x.shape) * x - \
             self.ex(self.sqrt_recipm1_alphas_cumprod, t, x.shape) * eps
+        if clip_denoised:  # process_xstart
+            x0 = x0.clamp(-1, 1)
         mean = self.ex(self.posterior_mean_coef1, t, x.shape) * x0 + \
             self.ex(self.posterior_mean_coef2, t, x.shape) * x
         return mean, log_var, x0
 
-    def p_sample(self, x, t, model_output, noise):
-        mean, log_var, x0 = self.p_mean_variance(x, t, model_output)
+    def p_sample(self, x, t, model_output, noise, clip_denoised=False):
+        mean, log_var, x0 = self.p_mean_variance(x, t, model_output, clip_denoised)
         nonzero = (t != 0).float().view(-1, *([1] * (len(x.shape) - 1)))
         return mean + nonzero * th.exp(0.5 * log_var) * noise, x0, mean, log_var
 
-    def ddim_sample(self, x, t, model_output, noise, eta):
-        _, _, x0 = self.p_mean_variance(x, t, model_output)
+    def ddim_sample(self, x, t, model_output, noise, eta, clip_denoised=False):
+        _, _, x0 = self.p_mean_variance(x, t, model_output, clip_denoised)
         eps = (self.ex(self.sqrt_recip_alphas_cumprod, t, x.shape) * x - x0) / \
             self.ex(self.sqrt_recipm1_alphas_cumprod, t, x.shape)
         ab = self.ex(self.alphas_cumprod, t, x.shape)
@@ -215,6 +217,11 @@ def main():
         for eta in [0.0, 0.5, 1.0]:
             xd, _ = d250.ddim_sample(x, t, th.cat([eps, v], 1), z, eta)
             arrs["ddim_%d_eta%g" % (i, eta)] = xd
+        # clip_denoised=True: x̂0 clamped to [-1, 1] (most of x̂0 is outside at i = 249)
+        xp, x0, _, _ = d250.p_sample(x, t, th.cat([eps, v], 1), z, clip_denoised=True)
+        arrs["ddpm_clip_%d" % i], arrs["x0_clip_%d" % i] = xp, x0
+        xd, _ = d250.ddim_sample(x, t, th.cat([eps, v], 1), z, 0.5, clip_denoised=True)
+        arrs["ddim_clip_%d" % i] = xd
     dd = Diffusion("ddim25")
     for i in [24, 12, 0]:
         t = th.tensor([i] * B)
