@@ -66,6 +66,7 @@ func runSample(args []string) error {
 	ghg := fs.String("ghg", "on", "Gene Heredity Guidance: on (carry the grid across timesteps, as the official code) or off (fresh seed every timestep)")
 	cfgScale := fs.Float64("cfg", float64(assets.OfficialSampler.CFG), "classifier-free guidance scale; 1 turns guidance off (built-in models: "+builtinDefaults(samplerCFG)+")")
 	rate := fs.Float64("update-rate", 0, "per-cell update probability (default: the model's, 0.5)")
+	clip := fs.Bool("clip-x0", false, clipX0Help)
 	seed := fs.Uint64("seed", 0, "random seed (initial noise, seed cell, update masks, step noise)")
 	vaeDir := fs.String("vae", "", "Stable Diffusion VAE (diffusers folder or .safetensors) to decode latents; without it the PNG shows a cheap latent preview")
 	outPath := fs.String("out", "", "PNG grid of the final samples")
@@ -163,7 +164,7 @@ func runSample(args []string) error {
 	job := &sampleJob{
 		model: model, ms: ms, gifSteps: *gifSteps, gifDelay: *gifDelay, scale: *scale, quiet: *quiet,
 		opt: sample.Options{Steps: *steps, Method: *method, Eta: float32(*eta), GHG: ghgOn, CFG: float32(*cfgScale),
-			UpdateRate: float32(*rate), Labels: lab, N: *n, Seed: *seed, SnapshotBytes: -1},
+			UpdateRate: float32(*rate), ClipX0: *clip, Labels: lab, N: *n, Seed: *seed, SnapshotBytes: -1},
 	}
 	// The memory of one run (rows run one after the other), then the options,
 	// once, before any work (and before loading a VAE).
@@ -216,7 +217,7 @@ func runSample(args []string) error {
 	note("%s", be.note())
 
 	key := sampleKey{Checkpoint: checkpointID(*ckptPath, builtin), Weights: *weights, Heads: *heads, Steps: *steps, Method: *method,
-		Eta: float32(*eta), GHG: ghgOn, CFG: float32(*cfgScale), Rate: float32(*rate), Labels: lab, N: *n, Seed: *seed,
+		Eta: float32(*eta), GHG: ghgOn, CFG: float32(*cfgScale), Rate: float32(*rate), Clip: *clip, Labels: lab, N: *n, Seed: *seed,
 		M: ms, Device: be.desc, Shape: [3]int{cfg.InChannels, cfg.GridH, cfg.GridW}}
 	rows, err := partialRows(partial, key)
 	if err != nil {

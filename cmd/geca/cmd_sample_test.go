@@ -136,6 +136,36 @@ func TestSampleCommandPixelModel(t *testing.T) {
 	if _, err := os.Stat(out); err != nil {
 		t.Fatal(err)
 	}
+	// --clip-x0 keeps every sample in [-1, 1] (the last step returns x̂0),
+	// where this random model's unclipped samples leave it.
+	outside := func(clip bool) int {
+		t.Helper()
+		npyOut := filepath.Join(dir, fmt.Sprintf("clip-%v.npy", clip))
+		args := []string{"sample", "--ckpt", ck, "--n", "2", "--steps", "ddim3", "--labels", "0,1,0", "--cfg", "3", "--npy", npyOut, "--quiet"}
+		if clip {
+			args = append(args, "--clip-x0")
+		}
+		if code, _, stderr := capture(t, args...); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		a, err := npy.ReadFile(npyOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, v := range a.Data {
+			if !(v >= -1 && v <= 1) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := outside(false); n == 0 {
+		t.Fatal("unclipped samples stay in [-1, 1]: the --clip-x0 check shows nothing")
+	}
+	if n := outside(true); n != 0 {
+		t.Errorf("--clip-x0: %d values outside [-1, 1]", n)
+	}
 }
 
 // Without --ckpt, sample grows the built-in model, as the viewer opens on.

@@ -50,6 +50,7 @@ func runSampleSet(args []string) error {
 	mFlag := fs.Int("M", 0, "cell updates per denoiser call (0: the model's)")
 	ghg := fs.String("ghg", "on", "Gene Heredity Guidance: on or off")
 	rate := fs.Float64("update-rate", 0, "per-cell update probability (0: the model's)")
+	clip := fs.Bool("clip-x0", false, clipX0Help)
 	seed := fs.Uint64("seed", 0, "seed of the set: sample i runs with its own seed mixed from this and i")
 	vaeDir := fs.String("vae", "", "latent models: decode with this AutoencoderKL (diffusers folder or .safetensors)")
 	approx := fs.Bool("approx", false, "latent models without --vae: write the cheap latent preview (not for FID)")
@@ -178,7 +179,7 @@ func runSampleSet(args []string) error {
 		return usagef("%s is a latent model: give --vae DIR to decode the samples (or --approx for previews, not for FID)", modelName)
 	}
 
-	opt := sample.Options{Steps: *steps, Method: *method, GHG: ghgOn, CFG: float32(*cfgScale), M: *mFlag, UpdateRate: float32(*rate), N: 1, SnapshotBytes: -1}
+	opt := sample.Options{Steps: *steps, Method: *method, GHG: ghgOn, CFG: float32(*cfgScale), M: *mFlag, UpdateRate: float32(*rate), ClipX0: *clip, N: 1, SnapshotBytes: -1}
 	if _, err := sample.New(model, withLabel(opt, label(0), 0)); err != nil {
 		return usagef("%v", err)
 	}
@@ -190,7 +191,7 @@ func runSampleSet(args []string) error {
 		rateEff = cfg.UpdateRate
 	}
 	folder, err := evalset.Open(*out, evalset.Settings{Model: modelName, ModelHash: modelHash, NumSamples: *num, Seed: *seed, Classes: classes,
-		Steps: *steps, Method: *method, CFG: float32(*cfgScale), M: mEff, GHG: ghgOn, UpdateRate: rateEff, Decoder: decoder,
+		Steps: *steps, Method: *method, CFG: float32(*cfgScale), M: mEff, GHG: ghgOn, UpdateRate: rateEff, ClipX0: *clip, Decoder: decoder,
 		Height: h, Width: w, Channels: ch}, sh)
 	if err != nil {
 		return err

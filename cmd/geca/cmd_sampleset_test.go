@@ -120,6 +120,7 @@ func TestSampleSetErrors(t *testing.T) {
 		{[]string{"sample-set", "--out", dir}, "--num-samples 0 out of range"},
 		{[]string{"sample-set", "--num-samples", "3"}, "--out DIR is required"},
 		{[]string{"sample-set", "--num-samples", "2", "--steps", "3", "--out", filepath.Join(dir, "a")}, "other settings (steps 2, now 3)"},
+		{[]string{"sample-set", "--num-samples", "2", "--steps", "2", "--clip-x0", "--out", filepath.Join(dir, "a")}, "other settings (clip_x0 false, now true)"},
 		{[]string{"sample-set", "--num-samples", "2", "--out", filepath.Join(dir, "b"), "--shard", "0/2", "--npz", filepath.Join(dir, "x.npz")}, "pack the shards"},
 		{[]string{"sample-set", "--pack", filepath.Join(dir, "a")}, "--pack needs --npz"},
 		{[]string{"sample-set", "--num-samples", "2", "--out", dir + "/c", "--vae", "x"}, "pixel-space model"},

@@ -140,6 +140,7 @@ func putOptions(e *enc, o *sample.Options) {
 	e.i32(o.N)
 	e.u64(o.Seed)
 	e.i64(o.SnapshotBytes)
+	e.bool(o.ClipX0)
 }
 
 func getOptions(d *dec) sample.Options {
@@ -162,6 +163,7 @@ func getOptions(d *dec) sample.Options {
 	o.N = d.i32()
 	o.Seed = d.u64()
 	o.SnapshotBytes = d.i64()
+	o.ClipX0 = d.bool()
 	return o
 }
 

@@ -28,7 +28,7 @@ import (
 )
 
 // Version is the protocol version; client and worker must agree.
-const Version = 2
+const Version = 3 // 3: sample.Options.ClipX0
 
 // Magic opens every hello.
 const Magic = "GECA-WORKER"

@@ -67,9 +67,9 @@ type Options struct {
 	CFG float32
 	// ClipX0 clamps the predicted x̂0 to [−1, 1] before each diffusion step
 	// (and in the x̂0 preview): the official code's clip_denoised=True. GeCA's
-	// own sampling never clips, since its latents are unbounded; models of
-	// pixels in [−1, 1], such as the built-in ones, sample better with it
-	// (assets/README.md).
+	// own sampling never clips, since its latents are unbounded; it is meant
+	// for models of pixels in [−1, 1] (for the built-in ones it did not raise
+	// the measured quality: assets/README.md).
 	ClipX0 bool
 	// UpdateRate is the per-cell update probability (0: the model's, 0.5);
 	// 1 disables the stochastic mask.

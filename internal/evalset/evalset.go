@@ -45,6 +45,7 @@ type Settings struct {
 	M          int     `json:"M"`
 	GHG        bool    `json:"ghg"`
 	UpdateRate float32 `json:"update_rate"`
+	ClipX0     bool    `json:"clip_x0,omitempty"` // absent in sets made before the option existed
 	Decoder    string  `json:"decoder"` // "pixels" or the VAE and its hash
 	Height     int     `json:"height"`  // of the images
 	Width      int     `json:"width"`
