@@ -46,8 +46,8 @@ type Settings struct {
 	GHG        bool    `json:"ghg"`
 	UpdateRate float32 `json:"update_rate"`
 	ClipX0     bool    `json:"clip_x0,omitempty"` // absent in sets made before the option existed
-	Decoder    string  `json:"decoder"` // "pixels" or the VAE and its hash
-	Height     int     `json:"height"`  // of the images
+	Decoder    string  `json:"decoder"`           // "pixels" or the VAE and its hash
+	Height     int     `json:"height"`            // of the images
 	Width      int     `json:"width"`
 	Channels   int     `json:"channels"` // 1 (grey) or 3 (RGB) in the PNGs; the .npz is always RGB
 }
