@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"geca/internal/numcheck"
 )
 
 // cpuAccel is an accelerator that computes on a twin model without one: the
@@ -87,8 +89,8 @@ func TestAcceleratorSeam(t *testing.T) {
 	if err := m.NewUpdater(2).Call(got, c, 5, 0.5, NewStream(3, StreamMask), func(int, *State) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if n != 5 || acc.calls != 1 || relErr(got.Data, want.Data) != 0 {
-		t.Fatalf("update by update: %d callbacks, %d device calls, error %g", n, acc.calls, relErr(got.Data, want.Data))
+	if n != 5 || acc.calls != 1 || numcheck.RelErr(got.Data, want.Data) != 0 {
+		t.Fatalf("update by update: %d callbacks, %d device calls, error %g", n, acc.calls, numcheck.RelErr(got.Data, want.Data))
 	}
 	// Argument checks happen before the device.
 	u := m.NewUpdater(2)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"geca/internal/npy"
+	"geca/internal/numcheck"
 
 	"gorgonia.org/tensor"
 )
@@ -95,7 +96,7 @@ func checkClose(t *testing.T, what string, got, want []float32, tol float64) {
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
-	e := relErr(got, want)
+	e := numcheck.RelErr(got, want)
 	var maxAbs float64
 	for i := range want {
 		maxAbs = math.Max(maxAbs, math.Abs(float64(got[i])-float64(want[i])))

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"gorgonia.org/tensor"
+
+	"geca/internal/numcheck"
 )
 
 func TestParamCount(t *testing.T) {
@@ -259,7 +261,7 @@ func TestCacheSeesEdits(t *testing.T) {
 	}
 	step(c2)
 	step(c)
-	if e := relErr(a.Data, b.Data); e > 1e-6 {
+	if e := numcheck.RelErr(a.Data, b.Data); e > 1e-6 {
 		t.Errorf("cached update differs from dense after edits: %g", e)
 	}
 }

@@ -1,25 +1,13 @@
 package engine
 
 import (
-	"math"
 	"testing"
+
+	"geca/internal/numcheck"
 )
 
 func tinyConfig() Config {
 	return Config{Name: "tiny", GridH: 5, GridW: 7, InChannels: 3, HiddenChannels: 5, EmbedDim: 16, Heads: 2, MLPDim: 24, NumClasses: 3, M: 12, UpdateRate: 0.5}
-}
-
-func relErr(got, want []float32) float64 {
-	var num, den float64
-	for i := range want {
-		d := float64(got[i]) - float64(want[i])
-		num += d * d
-		den += float64(want[i]) * float64(want[i])
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
 }
 
 func randomState(cfg Config, b int, seed uint64) *State {
@@ -53,10 +41,10 @@ func TestSparseEqualsDense(t *testing.T) {
 			if err := ud.Call(dense, c, 12, 0.5, NewStream(3, StreamMask), nil); err != nil {
 				t.Fatal(err)
 			}
-			if e := relErr(sparse.Data, dense.Data); e > 1e-6 {
+			if e := numcheck.RelErr(sparse.Data, dense.Data); e > 1e-6 {
 				t.Errorf("%s: sparse vs dense relative error %g", cfg.Name, e)
 			}
-			if e := relErr(sparse.Data, st0.Data); e < 1e-3 {
+			if e := numcheck.RelErr(sparse.Data, st0.Data); e < 1e-3 {
 				t.Errorf("%s: state barely changed (%g)", cfg.Name, e)
 			}
 		})

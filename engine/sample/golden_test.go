@@ -2,7 +2,6 @@ package sample
 
 import (
 	"context"
-	"math"
 	"strings"
 	"testing"
 
@@ -10,6 +9,7 @@ import (
 
 	"geca/engine"
 	"geca/internal/npy"
+	"geca/internal/numcheck"
 )
 
 // Golden runs from testdata/golden.py: an independent PyTorch GeCA driven by
@@ -59,19 +59,6 @@ func (g *golden) streams(run string) *engine.Streams {
 		return &engine.ReplayStream{Name: name, Values: g.a[run+"/"+name].Data}
 	}
 	return &engine.Streams{Noise: r("noise"), Seed: r("seed"), Mask: r("mask"), DDPM: r("ddpm")}
-}
-
-// maxRelErr is max |a−b| / max |b|.
-func maxRelErr(got, want []float32) float64 {
-	var d, m float64
-	for i := range want {
-		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
-		m = math.Max(m, math.Abs(float64(want[i])))
-	}
-	if m == 0 {
-		return d
-	}
-	return d / m
 }
 
 // carryNCHW returns the [C_out | C_h] channels of st as (B, UD, H, W).
@@ -124,11 +111,11 @@ func TestGoldenRuns(t *testing.T) {
 					t.Fatalf("step %d: %d grids, want %d", step, f.State.B, nb)
 				}
 				// The conditional half of x after the step.
-				if e := maxRelErr(f.XPrev, x.Data[step*per:step*per+len(f.XPrev)]); e > 1e-5 {
+				if e := numcheck.MaxRelErr(f.XPrev, x.Data[step*per:step*per+len(f.XPrev)]); e > 1e-5 {
 					t.Errorf("step %d: x after the step differs, max rel err %g", step, e)
 				}
 				// The GHG carry: the grid's [C_out | C_h] after the M updates.
-				if e := maxRelErr(carryNCHW(f.State, cfg), carry.Data[step*cper:(step+1)*cper]); e > 1e-5 {
+				if e := numcheck.MaxRelErr(carryNCHW(f.State, cfg), carry.Data[step*cper:(step+1)*cper]); e > 1e-5 {
 					t.Errorf("step %d: carry differs, max rel err %g", step, e)
 				}
 			}
@@ -136,7 +123,7 @@ func TestGoldenRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := maxRelErr(res, g.a[c.run+"/final"].Data)
+			e := numcheck.MaxRelErr(res, g.a[c.run+"/final"].Data)
 			t.Logf("final samples: max |Δ| / max |x| = %.2g", e)
 			if e > 1e-5 {
 				t.Errorf("final samples differ: max rel err %g", e)

@@ -2,7 +2,6 @@ package vae
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,16 +12,8 @@ import (
 	"geca/engine/ckpt"
 	"geca/engine/compute"
 	"geca/internal/npy"
+	"geca/internal/numcheck"
 )
-
-// maxAbsDiff is max |got - want| and max |want|.
-func maxAbsDiff(got, want []float32) (diff, scale float64) {
-	for i, v := range want {
-		diff = math.Max(diff, math.Abs(float64(got[i])-float64(v)))
-		scale = math.Max(scale, math.Abs(float64(v)))
-	}
-	return diff, scale
-}
 
 // checkEncoderGolden encodes golden.npz's image with e and compares the mean
 // and the posterior sample (with the stored noise) with PyTorch (float64):
@@ -55,7 +46,7 @@ func checkEncoderGolden(t *testing.T, e *Encoder, goldenPath string, tol float64
 		if len(got) != len(want.Data) {
 			t.Fatalf("%s: %d values, want %d (shape %v)", c.name, len(got), len(want.Data), want.Shape)
 		}
-		diff, scale := maxAbsDiff(got, want.Data)
+		diff, scale := numcheck.MaxAbsErr(got, want.Data)
 		t.Logf("%s %s: max |diff| %.3g (latent scale %.3g, relative %.3g)", goldenPath, c.name, diff, scale, diff/scale)
 		if diff > tol {
 			t.Errorf("%s: max |diff| %.3g > %.3g", c.name, diff, tol)
@@ -119,7 +110,7 @@ func TestStridedConvGolden(t *testing.T) {
 	for n := 0; n < b; n++ {
 		c.Forward(got[n*cout*oh*ow:(n+1)*cout*oh*ow], x.Data[n*cin*h*w:(n+1)*cin*h*w], h, w, &col)
 	}
-	diff, scale := maxAbsDiff(got, y.Data)
+	diff, scale := numcheck.MaxAbsErr(got, y.Data)
 	t.Logf("stride-2 conv: max |diff| %.3g (scale %.3g)", diff, scale)
 	if diff > 1e-5 {
 		t.Errorf("max |diff| %.3g > 1e-5", diff)

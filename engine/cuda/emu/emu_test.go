@@ -18,6 +18,7 @@ import (
 	"geca/engine"
 	"geca/engine/cuda"
 	"geca/engine/sample"
+	"geca/internal/numcheck"
 )
 
 // The emulator compiles copies of kernels.cu and of the generated
@@ -54,33 +55,6 @@ func skipShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("emulates whole denoiser calls; run without -short")
 	}
-}
-
-func relErr(got, want []float32) float64 {
-	var num, den float64
-	for i := range want {
-		d := float64(got[i]) - float64(want[i])
-		num += d * d
-		den += float64(want[i]) * float64(want[i])
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
-
-func maxRel(got, want []float32) float64 {
-	var scale, worst float64
-	for _, v := range want {
-		scale = max(scale, math.Abs(float64(v)))
-	}
-	for i := range want {
-		worst = max(worst, math.Abs(float64(got[i])-float64(want[i])))
-	}
-	if scale == 0 {
-		return worst
-	}
-	return worst / scale
 }
 
 func upload(t *testing.T, d *Driver, v []float32) cuda.Ptr {
@@ -286,11 +260,11 @@ func TestGemmKernels(t *testing.T) {
 									got[r*ldc+j], want[r*ldc+j], wantRounded[r*ldc+j] = 0, 0, 0 // padding
 								}
 							}
-							if e := maxRel(got, wantRounded); e > 1e-6 {
+							if e := numcheck.MaxRelErr(got, wantRounded); e > 1e-6 {
 								t.Errorf("%s, sms %d, %+v variant %d: max relative error %.3g against the product of the rounded operands",
 									mode.name, sms, c, variant, e)
 							}
-							worst[mode.name] = max(worst[mode.name], maxRel(got, want))
+							worst[mode.name] = max(worst[mode.name], numcheck.MaxRelErr(got, want))
 							u := map[cuda.Precision]float64{cuda.FP32: 0, cuda.TF32: 0x1p-11, cuda.BF16: 0x1p-8}[prec]
 							for i := range want {
 								bound := 1.13*(2*u+u*u+float64(c.K)*0x1p-24)*absSum[i] + 0x1p-22*math.Abs(float64(want[i])) // and the epilogue's roundings
@@ -407,7 +381,7 @@ func TestCallMatchesCPU(t *testing.T) {
 				if err := dev.NewUpdater(2).Call(got, condition(t, dev, 10, 900), 12, 0.5, engine.NewStream(3, engine.StreamMask), nil); err != nil {
 					t.Fatal(err)
 				}
-				e, me := relErr(got.Data, want.Data), maxRel(got.Data, want.Data)
+				e, me := numcheck.RelErr(got.Data, want.Data), numcheck.MaxRelErr(got.Data, want.Data)
 				t.Logf("%s, %s: relative error %.3g (max %.3g) after 12 updates; %d copies", cfg.Name, mode.name, e, me, d.Copies-copies)
 				if tol := tols[prec]; e > tol.rel || me > tol.max {
 					t.Errorf("%s, %s: relative error %.3g, max %.3g; want at most %g and %g", cfg.Name, mode.name, e, me, tol.rel, tol.max)
@@ -415,7 +389,7 @@ func TestCallMatchesCPU(t *testing.T) {
 				if mode.opt.Library && d.LibraryCalls == 0 {
 					t.Errorf("%s, %s: the library was not used", cfg.Name, mode.name)
 				}
-				if relErr(got.Data, st0.Data) < 1e-3 {
+				if numcheck.RelErr(got.Data, st0.Data) < 1e-3 {
 					t.Errorf("%s: the grid barely changed", cfg.Name)
 				}
 			}
@@ -474,13 +448,13 @@ func testUpdatesWithObserveEditsDense(t *testing.T, opt cuda.Options) {
 			if err := ud.Update(got, c, mask, obsD); err != nil {
 				t.Fatal(err)
 			}
-			if e := maxRel(got.Data, want.Data); e > 1e-5 {
+			if e := numcheck.MaxRelErr(got.Data, want.Data); e > 1e-5 {
 				t.Fatalf("dense %v, update %d: grid max relative error %.3g", dense, i, e)
 			}
-			if e := maxRel(obsD.Magnitude, obsC.Magnitude); e > 1e-5 {
+			if e := numcheck.MaxRelErr(obsD.Magnitude, obsC.Magnitude); e > 1e-5 {
 				t.Fatalf("dense %v, update %d: |update| max relative error %.3g", dense, i, e)
 			}
-			if e := maxRel(obsD.Attn, obsC.Attn); e > 1e-5 {
+			if e := numcheck.MaxRelErr(obsD.Attn, obsC.Attn); e > 1e-5 {
 				t.Fatalf("dense %v, update %d: attention weights max relative error %.3g\n%v\n%v", dense, i, e, obsD.Attn, obsC.Attn)
 			}
 			for cell, m := range mask {
@@ -502,7 +476,7 @@ func testUpdatesWithObserveEditsDense(t *testing.T, opt cuda.Options) {
 		if err := ud.Call(got, c1, 3, 0.5, engine.NewStream(4, engine.StreamMask), nil); err != nil {
 			t.Fatal(err)
 		}
-		if e := maxRel(got.Data, want.Data); e > 1e-5 {
+		if e := numcheck.MaxRelErr(got.Data, want.Data); e > 1e-5 {
 			t.Fatalf("dense %v: after the call, max relative error %.3g", dense, e)
 		}
 	}
@@ -564,7 +538,7 @@ func TestSamplerOnDevice(t *testing.T) {
 		return x
 	}
 	want, got := run(cpu), run(dev)
-	if e := relErr(got, want); e > 1e-4 {
+	if e := numcheck.RelErr(got, want); e > 1e-4 {
 		t.Fatalf("sample on the device: relative error %.3g", e)
 	}
 }

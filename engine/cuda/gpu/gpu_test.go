@@ -15,7 +15,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"geca/engine/compute"
 	"geca/engine/cuda"
 	"geca/engine/sample"
+	"geca/internal/numcheck"
 )
 
 var (
@@ -129,15 +129,7 @@ func condition(tb testing.TB, m *engine.Model, ts ...int) *engine.Cond {
 // compare returns the norm-wise relative error and the largest error
 // relative to the largest value.
 func compare(got, want []float32) (rel, maxRel float64) {
-	var num, den, worst, scale float64
-	for i := range want {
-		d := float64(got[i]) - float64(want[i])
-		num += d * d
-		den += float64(want[i]) * float64(want[i])
-		worst = max(worst, math.Abs(d))
-		scale = max(scale, math.Abs(float64(want[i])))
-	}
-	return math.Sqrt(num / den), worst / scale
+	return numcheck.RelErr(got, want), numcheck.MaxRelErr(got, want)
 }
 
 // TestParityCall: one denoiser call (12 updates, update rate 0.5, the same
