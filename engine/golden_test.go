@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"math"
 	"strings"
 	"testing"
 
@@ -97,10 +96,7 @@ func checkClose(t *testing.T, what string, got, want []float32, tol float64) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
 	e := numcheck.RelErr(got, want)
-	var maxAbs float64
-	for i := range want {
-		maxAbs = math.Max(maxAbs, math.Abs(float64(got[i])-float64(want[i])))
-	}
+	maxAbs, _ := numcheck.MaxAbsErr(got, want)
 	if !(e <= tol) {
 		t.Errorf("%s: relative error %.3g > %.0g (max abs diff %.3g)", what, e, tol, maxAbs)
 	} else {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"geca/internal/numcheck"
 )
 
 // The assembly loops must agree with the Go loops (and GELU with the exact
@@ -15,11 +17,8 @@ func TestVecAgainstGo(t *testing.T) {
 	lengths := []int{0, 1, 7, 8, 9, 15, 16, 17, 24, 31, 64, 100, 768, 771}
 	close := func(what string, n int, got, want []float32, tol float64) {
 		t.Helper()
-		for i := range want {
-			d := math.Abs(float64(got[i]) - float64(want[i]))
-			if d > tol*(1+math.Abs(float64(want[i]))) {
-				t.Fatalf("%s n=%d: [%d] = %v, want %v", what, n, i, got[i], want[i])
-			}
+		if i := numcheck.WorstOutside(got, want, tol, tol); i >= 0 {
+			t.Fatalf("%s n=%d: [%d] = %v, want %v", what, n, i, got[i], want[i])
 		}
 	}
 	run := func(asm bool, f func()) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"geca/internal/npy"
+	"geca/internal/numcheck"
 )
 
 // Golden values come from testdata/golden.py (numpy float64 tables, torch fp32
@@ -211,15 +212,7 @@ func closeF32(t *testing.T, what string, got, want []float32, rtol, atol float64
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
-	worst, at := 0.0, -1
-	for i := range want {
-		d := math.Abs(float64(got[i]) - float64(want[i]))
-		lim := atol + rtol*math.Abs(float64(want[i]))
-		if d > lim && d-lim > worst {
-			worst, at = d-lim, i
-		}
-	}
-	if at >= 0 {
+	if at := numcheck.WorstOutside(got, want, rtol, atol); at >= 0 {
 		t.Errorf("%s: [%d] = %.9g, want %.9g", what, at, got[at], want[at])
 	}
 }

@@ -60,3 +60,25 @@ func finite(x float64) float64 {
 	}
 	return x
 }
+
+// WorstOutside is the index of the value farthest outside the element-wise
+// bound |got − want| <= atol + rtol·|want|, or −1 when every value is within
+// it (a NaN is infinitely far outside). The slices must be of equal length.
+func WorstOutside(got, want []float32, rtol, atol float64) int {
+	worst, at := 0.0, -1
+	for i, w := range want {
+		d := math.Abs(float64(got[i]) - float64(w))
+		lim := atol + rtol*math.Abs(float64(w))
+		if d <= lim {
+			continue
+		}
+		excess := d - lim
+		if math.IsNaN(excess) {
+			excess = math.Inf(1)
+		}
+		if at < 0 || excess > worst {
+			worst, at = excess, i
+		}
+	}
+	return at
+}

@@ -34,3 +34,26 @@ func TestMeasures(t *testing.T) {
 		})
 	}
 }
+
+func TestWorstOutside(t *testing.T) {
+	nan := float32(math.NaN())
+	want := []float32{1, 10, 100}
+	for _, c := range []struct {
+		name       string
+		got        []float32
+		rtol, atol float64
+		at         int
+	}{
+		{"within", []float32{1.05, 10.5, 105}, 0.05, 0.01, -1},
+		{"relative bound", []float32{1, 10.6, 104}, 0.05, 0, 1},
+		{"absolute bound", []float32{1.2, 10, 100.1}, 0, 0.15, 0},
+		{"worst of two", []float32{1.2, 10, 101}, 0, 0.15, 2},
+		{"NaN", []float32{1.2, nan, 100}, 0, 0.15, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if at := WorstOutside(c.got, want, c.rtol, c.atol); at != c.at {
+				t.Errorf("WorstOutside = %d, want %d", at, c.at)
+			}
+		})
+	}
+}
