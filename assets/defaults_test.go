@@ -26,10 +26,7 @@ import (
 func TestMeasureDefaults(t *testing.T) {
 	settings := measureSettings(t, "GECA_MEASURE_DEFAULTS")
 	per := measurePerClass(100)
-	m, _, err := FashionMNIST.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := measureModel(t, FashionMNIST)
 	trainSet, err := data.LoadFashionMNIST("", "train")
 	if errors.Is(err, data.ErrNoFashionMNIST) {
 		t.Skip(err)

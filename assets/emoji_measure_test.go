@@ -24,10 +24,7 @@ import (
 func TestMeasureEmoji(t *testing.T) {
 	settings := measureSettings(t, "GECA_MEASURE_EMOJI")
 	per := measurePerClass(20)
-	m, _, err := Emoji.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := measureModel(t, Emoji)
 	c := m.Cfg
 	targets, err := data.LoadEmoji("", data.EmojiSets["garden"].Emoji, data.EmojiOptions{Size: c.GridW, Variants: 1,
 		Background: color.NRGBA{255, 255, 255, 255}})

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"geca/engine"
+	"geca/engine/ckpt"
 	"geca/engine/sample"
 	"geca/engine/train"
 )
@@ -14,7 +16,8 @@ import (
 // The measurements of this folder's README (TestMeasureDefaults,
 // TestMeasureEmoji) run only when asked: an environment variable lists the
 // sampler settings, GECA_MEASURE_PER_CLASS sets the samples per class and
-// GECA_MEASURE_GRIDS a folder for each setting's sample grid.
+// GECA_MEASURE_GRIDS a folder for each setting's sample grid;
+// GECA_MEASURE_MODEL measures a model file in place of the built-in one.
 
 // measureSetting is one entry of such a list: steps/CFG or steps/CFG/M,
 // with /clip at the end for x̂0 clipping.
@@ -67,6 +70,24 @@ func measureSettings(t *testing.T, env string) []measureSetting {
 		out = append(out, ms)
 	}
 	return out
+}
+
+// measureModel loads the model to measure: the built-in b, or the file
+// GECA_MEASURE_MODEL names (a candidate, before it replaces b's file).
+func measureModel(t *testing.T, b *Builtin) *engine.Model {
+	t.Helper()
+	var m *engine.Model
+	var err error
+	if path := os.Getenv("GECA_MEASURE_MODEL"); path != "" {
+		m, _, err = ckpt.LoadModel(path, ckpt.Options{})
+		t.Logf("measuring %s instead of the built-in %s", path, b.Name)
+	} else {
+		m, _, err = b.Load()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // measurePerClass is GECA_MEASURE_PER_CLASS, or def.
