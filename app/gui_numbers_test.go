@@ -113,7 +113,7 @@ func TestGUIAttentionWhenScrubbing(t *testing.T) {
 	for _, a := range f.Attn[:9] {
 		sum += a
 	}
-	if math.Abs(float64(sum)-1) > 1e-4 {
+	if !(math.Abs(float64(sum)-1) <= 1e-4) {
 		t.Errorf("head 0's attention sums to %v", sum)
 	}
 	if !h.win.HasLabel("3x3 attention per head") {

@@ -87,7 +87,7 @@ func TestColormapEndpointsAndOrder(t *testing.T) {
 		if lo > mid+1e-9 || hi > mid+1e-9 {
 			t.Fatalf("Diverging[%d] lighter than the centre", i)
 		}
-		if math.Abs(lo-hi) > 0.08 {
+		if !(math.Abs(lo-hi) <= 0.08) {
 			t.Errorf("Diverging lightness asymmetric at %d: %.3f vs %.3f", i, lo, hi)
 		}
 	}
@@ -210,7 +210,7 @@ func TestSymEigen(t *testing.T) {
 	vals, vecs := symEigen([]float64{2, 1, 0, 1, 2, 0, 0, 0, 5}, 3)
 	want := []float64{5, 3, 1}
 	for i := range want {
-		if math.Abs(vals[i]-want[i]) > 1e-12 {
+		if !(math.Abs(vals[i]-want[i]) <= 1e-12) {
 			t.Errorf("eigenvalue %d = %v, want %v", i, vals[i], want[i])
 		}
 	}

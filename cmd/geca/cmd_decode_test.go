@@ -36,7 +36,7 @@ func TestDecodeCommand(t *testing.T) {
 		t.Fatalf("npy shape %v, want [2 3 28 20]", got.Shape)
 	}
 	for i, v := range want.Data {
-		if math.Abs(float64(got.Data[i]-v)) > 1e-4 {
+		if !(math.Abs(float64(got.Data[i]-v)) <= 1e-4) {
 			t.Fatalf("value %d: %v, want %v", i, got.Data[i], v)
 		}
 	}
@@ -69,7 +69,7 @@ func TestDecodeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, v := range tg["image"].Data {
-		if math.Abs(float64(got.Data[i]-v)) > 1e-4 {
+		if !(math.Abs(float64(got.Data[i]-v)) <= 1e-4) {
 			t.Fatalf("taesd value %d: %v, want %v", i, got.Data[i], v)
 		}
 	}

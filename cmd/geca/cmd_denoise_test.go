@@ -61,7 +61,7 @@ func TestDenoiseGolden(t *testing.T) {
 		num += d * d
 		den += float64(want.Data[i]) * float64(want.Data[i])
 	}
-	if e := math.Sqrt(num / den); e > 1e-4 {
+	if e := math.Sqrt(num / den); !(e <= 1e-4) {
 		t.Errorf("relative error %g after 12 updates", e)
 	}
 

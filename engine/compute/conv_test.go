@@ -88,7 +88,7 @@ func TestConv2d(t *testing.T) {
 							v += float64(old[n*s.DstLen()+i])
 						}
 						got := float64(dst[n*s.DstLen()+i])
-						if math.Abs(got-v) > 1e-4*(1+math.Abs(v)) {
+						if !(math.Abs(got-v) <= 1e-4*(1+math.Abs(v))) {
 							t.Fatalf("%+v bias=%v image %d index %d: got %v, want %v", s, withBias, n, i, got, v)
 						}
 					}
@@ -198,7 +198,7 @@ func testConvWinograd(t *testing.T, m int) {
 						v += float64(old[n*s.DstLen()+i])
 					}
 					got := float64(dst[n*s.DstLen()+i])
-					if math.Abs(got-v) > tol*scale {
+					if !(math.Abs(got-v) <= tol*scale) {
 						t.Fatalf("%+v bias=%v image %d index %d: got %v, want %v", s, withBias, n, i, got, v)
 					}
 				}

@@ -70,7 +70,7 @@ func TestGemmTiled(t *testing.T) {
 						naiveGemm(ta, tb, m, n, k, 0.7, a, lda, b, ldb, 0.3, want, ldc)
 						name := fmt.Sprintf("procs=%d %dx%dx%d ta=%v tb=%v", procs, m, n, k, ta, tb)
 						for i := range want {
-							if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*math.Sqrt(float64(k))+1e-5 {
+							if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-4*math.Sqrt(float64(k))+1e-5) {
 								t.Fatalf("%s: c[%d] = %v, want %v", name, i, got[i], want[i])
 							}
 						}

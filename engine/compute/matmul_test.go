@@ -226,7 +226,7 @@ func TestPackedLinearAccuracy(t *testing.T) {
 			for p := 0; p < in; p++ {
 				s += float64(x[i*in+p]) * float64(w[c*in+p])
 			}
-			if d := math.Abs(float64(y[i*out+c]) - s); d > 2e-5*math.Sqrt(float64(in)) {
+			if d := math.Abs(float64(y[i*out+c]) - s); !(d <= 2e-5*math.Sqrt(float64(in))) {
 				t.Fatalf("y[%d][%d] = %v, float64 product %v", i, c, y[i*out+c], s)
 			}
 		}

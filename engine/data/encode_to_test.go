@@ -166,7 +166,7 @@ func TestEncodeFlip(t *testing.T) {
 		// (the pooling's sums run in mirrored order: equal up to rounding)
 		near := func(u, v []float32) bool {
 			for i := range u {
-				if math.Abs(float64(u[i]-v[i])) > 1e-6 {
+				if !(math.Abs(float64(u[i]-v[i])) <= 1e-6) {
 					return false
 				}
 			}

@@ -190,7 +190,7 @@ func TestAnchorValues(t *testing.T) {
 			}
 			for k := range want {
 				// The table prints β′_0 rounded (1e-4; exactly 9.999999999998899e-05).
-				if math.Abs(got[k]-want[k]) > 1e-15*math.Max(1, math.Abs(want[k])) && !relClose64(got[k], want[k]) {
+				if !(math.Abs(got[k]-want[k]) <= 1e-15*math.Max(1, math.Abs(want[k]))) && !relClose64(got[k], want[k]) {
 					t.Errorf("row %d column %d: %.17g, want %.17g", i, k, got[k], want[k])
 				}
 			}
@@ -199,7 +199,7 @@ func TestAnchorValues(t *testing.T) {
 	full, _ := New(1000, "")
 	// create_diffusion("") is a SpacedDiffusion over all steps, so even the
 	// 1000-step betas are recomputed as 1 − ᾱ_t/ᾱ_{t−1} (β_0 = 9.999999999998899e-05).
-	if math.Abs(full.Betas[0]-1e-4) > 1e-16 || math.Abs(full.Betas[999]-0.02) > 1e-16 || !relClose64(full.AlphasCumprod[999], 4.035829765375676e-5) {
+	if !(math.Abs(full.Betas[0]-1e-4) <= 1e-16) || !(math.Abs(full.Betas[999]-0.02) <= 1e-16) || !relClose64(full.AlphasCumprod[999], 4.035829765375676e-5) {
 		t.Errorf("1000-step schedule: β0 %g β999 %g ᾱ999 %.17g", full.Betas[0], full.Betas[999], full.AlphasCumprod[999])
 	}
 }
@@ -309,7 +309,7 @@ func TestTrainingHelpersAgainstTorch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if math.Abs(vb-float64(wantVB[b])) > 2e-5*math.Abs(float64(wantVB[b]))+1e-7 {
+				if !(math.Abs(vb-float64(wantVB[b])) <= 2e-5*math.Abs(float64(wantVB[b]))+1e-7) {
 					t.Errorf("vb t=%d sample %d = %.8g, want %.8g", ti, b, vb, wantVB[b])
 				}
 			}
@@ -373,7 +373,7 @@ func TestVBGradientFiniteDifference(t *testing.T) {
 				vp[k] -= 2 * h
 				fm, _ := s.VBTerm(nil, x0, xt, eps, vp, ti)
 				fd := (fp - fm) / float64(2*h)
-				if math.Abs(fd-float64(grad[k])) > 0.02*math.Abs(fd)+1e-6 {
+				if !(math.Abs(fd-float64(grad[k])) <= 0.02*math.Abs(fd)+1e-6) {
 					t.Errorf("t=%d k=%d: analytic %.6g, finite difference %.6g", ti, k, grad[k], fd)
 				}
 			}
@@ -447,7 +447,7 @@ func TestFloat64Likelihood(t *testing.T) {
 		t.Run(fmt.Sprint(ci), func(t *testing.T) {
 			nll, d := DiscretizedGaussianNLL64(c.x, c.mean, c.logScale)
 			want := -float64(DiscretizedGaussianLogLikelihood(float32(c.x), float32(c.mean), float32(c.logScale)))
-			if math.Abs(nll-want) > 1e-4*math.Abs(want)+1e-5 {
+			if !(math.Abs(nll-want) <= 1e-4*math.Abs(want)+1e-5) {
 				t.Errorf("%+v: NLL64 %.8g, fp32 %.8g", c, nll, want)
 			}
 			const h = 1e-6

@@ -76,7 +76,7 @@ func TestShardsAddUp(t *testing.T) {
 			t.Fatalf("point %d: N %d and %d, bad %d", i, p.N, q.N, p.Bad)
 		}
 		for _, d := range [][2]float64{{p.EpsMSE, q.EpsMSE}, {p.VBBits, q.VBBits}, {p.Reach, q.Reach}} {
-			if math.Abs(d[0]-d[1]) > 1e-12*math.Abs(d[0]) {
+			if !(math.Abs(d[0]-d[1]) <= 1e-12*math.Abs(d[0])) {
 				t.Fatalf("point %+v: sums %v and %v differ", p, d[0], d[1])
 			}
 		}

@@ -305,7 +305,7 @@ func TestCellFramesDoNotChangeResult(t *testing.T) {
 		for _, p := range attn[h*9 : (h+1)*9] {
 			sum += float64(p)
 		}
-		if math.Abs(sum-1) > 1e-5 {
+		if !(math.Abs(sum-1) <= 1e-5) {
 			t.Errorf("head %d attention sums to %g", h, sum)
 		}
 	}

@@ -35,7 +35,7 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 	// torch's vectorised fp32 exp may be 1 ulp off the correctly rounded φ_k,
 	// which t·φ_k (up to ~10³ rad) turns into a phase error of up to ~1e-4.
 	for i, v := range g["pe"].Data {
-		if math.Abs(n.P.PE[i]-float64(v)) > 1e-6 {
+		if !(math.Abs(n.P.PE[i]-float64(v)) <= 1e-6) {
 			t.Fatalf("positional code [%d]: %g, PyTorch %g", i, n.P.PE[i], v)
 		}
 	}
@@ -43,7 +43,7 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 	for b := 0; b < B; b++ {
 		engine.TimestepCode(tf, int(g["t"].Data[b]))
 		for k, v := range g["tfeat"].Data[b*engine.TimestepFeatures : (b+1)*engine.TimestepFeatures] {
-			if math.Abs(float64(tf[k])-float64(v)) > 2e-4 {
+			if !(math.Abs(float64(tf[k])-float64(v)) <= 2e-4) {
 				t.Fatalf("timestep features t=%g [%d]: %g, PyTorch %g", g["t"].Data[b], k, tf[k], v)
 			}
 		}
@@ -71,7 +71,7 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if math.Abs(mse-float64(g["mse"].Data[0])) > 1e-6*mse || math.Abs(vb-float64(g["vb"].Data[0])) > 1e-6*vb {
+	if !(math.Abs(mse-float64(g["mse"].Data[0])) <= 1e-6*mse) || !(math.Abs(vb-float64(g["vb"].Data[0])) <= 1e-6*vb) {
 		t.Fatalf("loss (mse %.8g, vb %.8g), PyTorch (%.8g, %.8g)", mse, vb, g["mse"].Data[0], g["vb"].Data[0])
 	}
 	p.ZeroGrad()
@@ -108,7 +108,7 @@ func TestAdamWMatchesPyTorch(t *testing.T) {
 	for _, q := range p.List {
 		want := g["adamw2/"+q.Key].Data
 		for i, v := range q.W {
-			if math.Abs(float64(v-want[i])) > 1e-6*(1+math.Abs(float64(want[i]))) {
+			if !(math.Abs(float64(v-want[i])) <= 1e-6*(1+math.Abs(float64(want[i])))) {
 				t.Fatalf("%s[%d] after two AdamW steps: %.9g, PyTorch %.9g", q.Key, i, v, want[i])
 			}
 		}

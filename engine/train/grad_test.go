@@ -25,7 +25,10 @@ func relErr(a, b []float64) float64 {
 	if den == 0 {
 		return 0
 	}
-	return math.Sqrt(d) / den
+	if e := math.Sqrt(d) / den; !math.IsNaN(e) {
+		return e
+	}
+	return math.Inf(1) // a NaN fails every bound
 }
 
 type gcSetup struct {

@@ -53,7 +53,7 @@ func TestForwardMatchesEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, v := range cond.C {
-		if math.Abs(float64(v-net.Cond()[i])) > 1e-5*(1+math.Abs(float64(v))) {
+		if !(math.Abs(float64(v-net.Cond()[i])) <= 1e-5*(1+math.Abs(float64(v)))) {
 			t.Fatalf("conditioning c[%d]: engine %g, train %g", i, v, net.Cond()[i])
 		}
 	}

@@ -31,7 +31,7 @@ func TestPreview(t *testing.T) {
 		b, x := p/2, p%2
 		for c := 0; c < 3; c++ {
 			g := float64(got[b*6+c*2+x])
-			if math.Abs(g-want[c][p]) > 1e-6 {
+			if !(math.Abs(g-want[c][p]) <= 1e-6) {
 				t.Errorf("pixel %d channel %d: got %v, want %v", p, c, g, want[c][p])
 			}
 		}
