@@ -14,8 +14,8 @@ import (
 
 // TestMeasureDefaults measures the class agreement of the built-in model
 // under candidate sampler settings, the table in README.md ("Sampler
-// defaults"). Each entry of GECA_MEASURE_DEFAULTS is steps/CFG, or
-// steps/CFG/M to sample with M updates per timestep, for example
+// defaults"). GECA_MEASURE_DEFAULTS lists the settings (measureSettings),
+// for example
 //
 //	GECA_MEASURE_DEFAULTS="ddim50/3 50/3 250/1.5" GECA_MEASURE_PER_CLASS=100 GECA_MEASURE_GRIDS=/tmp \
 //	    go test -tags openblas ./assets -run MeasureDefaults -v -timeout 6h
@@ -67,7 +67,7 @@ func TestMeasureDefaults(t *testing.T) {
 		for _, a := range res.ByClass {
 			by = append(by, fmt.Sprintf("%.2f", a))
 		}
-		t.Logf("| %s | CFG %g | M %d | %d per class | %.1f %% | %s | %s |", s.steps, s.cfg, opt.M, per, 100*res.Agreement,
+		t.Logf("| %s | CFG %g | M %d | %d per class | %.1f %% | %s | %s |", s.label(), s.cfg, opt.M, per, 100*res.Agreement,
 			strings.Join(by, " "), time.Since(start).Round(time.Second))
 		// the first 10 samples of each class, one row per class
 		c := m.Cfg

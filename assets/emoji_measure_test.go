@@ -14,8 +14,8 @@ import (
 // in README.md ("Emoji model"): for each class, the mean per-pixel error of
 // a sample against its emoji (at the best shift within the training
 // augmentation's ±2 pixels), how much two samples of the class differ, and
-// how often the closest emoji is the requested one. Each entry of
-// GECA_MEASURE_EMOJI is steps/CFG or steps/CFG/M, for example
+// how often the closest emoji is the requested one. GECA_MEASURE_EMOJI lists
+// the settings (measureSettings), for example
 //
 //	GECA_MEASURE_EMOJI="ddim50/3 ddim50/1.5" GECA_MEASURE_PER_CLASS=20 GECA_MEASURE_GRIDS=/tmp \
 //	    go test -tags openblas ./assets -run MeasureEmoji -v -timeout 2h
@@ -45,8 +45,8 @@ func TestMeasureEmoji(t *testing.T) {
 			}
 			return s / float64(len(v))
 		}
-		t.Logf("%s CFG %g M %d, %d per class: nearest emoji is the requested one for %.1f %%, mean error %.3f, mean variety %.3f (%s)",
-			s.steps, s.cfg, opt.M, per, 100*res.Nearest, mean(res.Error), mean(res.Variety), time.Since(start).Round(time.Second))
+		t.Logf("%s, CFG %g, M %d, %d per class: nearest emoji is the requested one for %.1f %%, mean error %.3f, mean variety %.3f (%s)",
+			s.label(), s.cfg, opt.M, per, 100*res.Nearest, mean(res.Error), mean(res.Variety), time.Since(start).Round(time.Second))
 		t.Logf("| class | error | variety | nearest is requested |")
 		for k, name := range Emoji.Classes {
 			t.Logf("| %d %s %s | %.3f | %.3f | %d of %d |", k, data.EmojiSets["garden"].Emoji[k], name, res.Error[k], res.Variety[k],

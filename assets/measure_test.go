@@ -29,6 +29,15 @@ type measureSetting struct {
 	clip  bool
 }
 
+// label names the sampler in a measurement's table row: the steps, and
+// whether x̂0 is clipped (the README's tables keep the two apart).
+func (s measureSetting) label() string {
+	if s.clip {
+		return s.steps + ", x̂0 clipped"
+	}
+	return s.steps
+}
+
 // options are the sampler options of a measurement for a model trained
 // with M modelM: GHG on, seed 1, as the viewer samples.
 func (s measureSetting) options(modelM int) sample.Options {
