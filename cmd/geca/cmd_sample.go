@@ -203,8 +203,8 @@ func runSample(args []string) error {
 	if *class == "" && *labels == "" {
 		note("note: no --class or --labels: sampling unconditionally (all-zero labels)")
 	}
-	note("%s (%s weights, %s), %d parameters; %d sample(s) per row, steps %q, M %v, GHG %s, CFG %g",
-		ck.Path, ck.Weights, cfg.Name, model.ParamCount(), *n, *steps, ms, *ghg, *cfgScale)
+	note("%s (%s weights, %s), %d parameters; %d sample(s) per row, steps %q, M %v, GHG %s, CFG %g%s",
+		ck.Path, ck.Weights, cfg.Name, model.ParamCount(), *n, *steps, ms, *ghg, *cfgScale, clipNote(*clip))
 
 	be, err := dev.open()
 	if err != nil {

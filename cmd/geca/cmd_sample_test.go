@@ -141,12 +141,16 @@ func TestSampleCommandPixelModel(t *testing.T) {
 	outside := func(clip bool) int {
 		t.Helper()
 		npyOut := filepath.Join(dir, fmt.Sprintf("clip-%v.npy", clip))
-		args := []string{"sample", "--ckpt", ck, "--n", "2", "--steps", "ddim3", "--labels", "0,1,0", "--cfg", "3", "--npy", npyOut, "--quiet"}
+		args := []string{"sample", "--ckpt", ck, "--n", "2", "--steps", "ddim3", "--labels", "0,1,0", "--cfg", "3", "--npy", npyOut}
 		if clip {
 			args = append(args, "--clip-x0")
 		}
-		if code, _, stderr := capture(t, args...); code != 0 {
+		code, _, stderr := capture(t, args...)
+		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if said := strings.Contains(stderr, "x0 clipped"); said != clip {
+			t.Errorf("--clip-x0 %v, but the settings line says %q", clip, stderr)
 		}
 		a, err := npy.ReadFile(npyOut)
 		if err != nil {

@@ -198,8 +198,8 @@ func runSampleSet(args []string) error {
 	}
 	todo := folder.Todo()
 	mine := len(sh.Items(*num))
-	fmt.Fprintf(os.Stderr, "geca sample-set: %s, shard %v: %d of its %d samples to make (%d done), steps %s, CFG %g, M %d, GHG %v, %s → %s\n",
-		modelName, sh, len(todo), mine, mine-len(todo), *steps, *cfgScale, mEff, ghgOn, decoder, *out)
+	fmt.Fprintf(os.Stderr, "geca sample-set: %s, shard %v: %d of its %d samples to make (%d done), steps %s, CFG %g%s, M %d, GHG %v, %s → %s\n",
+		modelName, sh, len(todo), mine, mine-len(todo), *steps, *cfgScale, clipNote(*clip), mEff, ghgOn, decoder, *out)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -78,3 +78,12 @@ func samplerCFG(s assets.Sampler) string   { return strconv.FormatFloat(float64(
 
 // clipX0Help is the help of --clip-x0 (sample, sample-set).
 const clipX0Help = "clamp the predicted x0 to [-1, 1] at every step (the official code's clip_denoised=True, which its GeCA sampling never uses: for models of pixels in [-1, 1])"
+
+// clipNote is what the settings line of sample and sample-set adds under
+// --clip-x0, so a clipped run never reads as an official one.
+func clipNote(clip bool) string {
+	if clip {
+		return ", x0 clipped to [-1, 1]"
+	}
+	return ""
+}
