@@ -146,7 +146,7 @@ func TestGUIEmojiRegrowsAfterDamage(t *testing.T) {
 	h.shot("emoji-regrown")
 	changed, diff := 0, 0.0
 	for i := range ref {
-		if d := math.Abs(float64(f.X0[i] - ref[i])); !(d == 0) {
+		if d := math.Abs(float64(f.X0[i] - ref[i])); d != 0 {
 			changed++
 			diff += d
 		}

@@ -21,10 +21,10 @@ func TestMeasures(t *testing.T) {
 		{"NaN", []float32{nan, 1}, []float32{1, 1}, math.Inf(1), math.Inf(1), math.Inf(1), 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if r := RelErr(c.got, c.want); math.Abs(r-c.rel) > 1e-12 && r != c.rel {
+			if r := RelErr(c.got, c.want); !(math.Abs(r-c.rel) <= 1e-12) && r != c.rel { // equal infinities pass
 				t.Errorf("RelErr = %v, want %v", r, c.rel)
 			}
-			if r := MaxRelErr(c.got, c.want); math.Abs(r-c.maxRel) > 1e-12 && r != c.maxRel {
+			if r := MaxRelErr(c.got, c.want); !(math.Abs(r-c.maxRel) <= 1e-12) && r != c.maxRel {
 				t.Errorf("MaxRelErr = %v, want %v", r, c.maxRel)
 			}
 			d, s := MaxAbsErr(c.got, c.want)
