@@ -217,7 +217,7 @@ func runSample(args []string) error {
 	note("%s", be.note())
 
 	key := sampleKey{Checkpoint: checkpointID(*ckptPath, builtin), Weights: *weights, Heads: *heads, Steps: *steps, Method: *method,
-		Eta: float32(*eta), GHG: ghgOn, CFG: float32(*cfgScale), Rate: float32(*rate), Clip: *clip, Labels: lab, N: *n, Seed: *seed,
+		Eta: float32(*eta), GHG: ghgOn, CFG: float32(*cfgScale), Rate: float32(*rate), ClipX0: *clip, Labels: lab, N: *n, Seed: *seed,
 		M: ms, Device: be.desc, Shape: [3]int{cfg.InChannels, cfg.GridH, cfg.GridW}}
 	rows, err := partialRows(partial, key)
 	if err != nil {

@@ -39,7 +39,7 @@ type sampleKey struct {
 	GHG        bool        `json:"ghg"`
 	CFG        float32     `json:"cfg"`
 	Rate       float32     `json:"rate"`
-	Clip       bool        `json:"clip_x0,omitempty"`
+	ClipX0     bool        `json:"clip_x0,omitempty"`
 	Labels     [][]float32 `json:"labels"`
 	N          int         `json:"n"`
 	Seed       uint64      `json:"seed"`
