@@ -30,7 +30,7 @@ func init() {
 		name:    "sample",
 		summary: "grow samples from a checkpoint: PNG grid, growth GIF, latents (.npy)",
 		usage: "[--ckpt FILE] [--class 3 | --labels 0,1,0,...] [--n 8] [--steps 250] [--M 12 | --M 2,4,8,12,24] " +
-			"[--ghg on|off] [--cfg 1.5] [--update-rate 0.5] [--seed 0] [--vae DIR] --out grid.png [--gif growth.gif] [--npy latents.npy] [--quiet] " +
+			"[--ghg on|off] [--cfg 1.5] [--update-rate 0.5] [--clip-x0] [--seed 0] [--vae DIR] --out grid.png [--gif growth.gif] [--npy latents.npy] [--quiet] " +
 			"[--device cpu|cuda|auto | --engine HOST:PORT]",
 		run: runSample,
 	})

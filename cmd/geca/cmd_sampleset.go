@@ -29,7 +29,7 @@ func init() {
 	register(&command{
 		name:    "sample-set",
 		summary: "make an evaluation set: N samples as PNGs (resumable, shardable over machines) and the .npz an FID evaluator reads",
-		usage:   "[--ckpt FILE] --num-samples N --out DIR [--shard K/N|auto] [--labels-from LATENTS] [--steps 250] [--cfg 1.5] [--M m] [--seed 0] [--vae DIR | --approx] [--jobs 1] [--npz FILE] [--max-memory SIZE] | --pack DIR[,DIR...] --npz FILE",
+		usage:   "[--ckpt FILE] --num-samples N --out DIR [--shard K/N|auto] [--labels-from LATENTS] [--steps 250] [--cfg 1.5] [--M m] [--clip-x0] [--seed 0] [--vae DIR | --approx] [--jobs 1] [--npz FILE] [--max-memory SIZE] | --pack DIR[,DIR...] --npz FILE",
 		run:     runSampleSet,
 	})
 }
