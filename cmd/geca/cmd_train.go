@@ -43,7 +43,7 @@ func runTrain(args []string) error {
 	latents := fs.String("latents", "", "folder of pre-extracted SD-VAE latents: features*/{i}.npy (1,4,32,32) and labels*/{i}.npy (1,K), as extract_features.py writes")
 	config := fs.String("config", "default", "model size: default (the embedded Fashion-MNIST model), emoji (the same block, named GeCA-Emoji), tiny, XS, S")
 	size := fs.Int("size", 0, "grid side in pixels (0: 28 for Fashion-MNIST, 32 for folders); Fashion-MNIST is padded with -1; with --vae the image side (0: 256, a multiple of 8; the grid is size/8 for SD VAEs)")
-	m := fs.Int("M", 0, "cell updates per denoiser call (0: the config's)")
+	m := fs.Int("M", 0, "cell updates per denoiser call (0: the config's, or with --resume the resumed model's)")
 	hidden := fs.Int("hidden", 0, "hidden channels C_h (0: the config's)")
 	batch := fs.Int("batch", 32, "samples per optimisation step")
 	steps := fs.Int("steps", 0, "stop after this many steps in total (0: no limit)")
@@ -192,7 +192,14 @@ func runTrain(args []string) error {
 	var tr *train.Trainer
 	wall0 := 0.0
 	if *resume != "" {
-		tr, wall0, err = train.Resume(*resume, ds, func(o *train.Options) {
+		// The block's shape is the resumed file's; saying otherwise must not
+		// be ignored quietly. M is no shape: --M continues at another M.
+		for _, name := range []string{"config", "hidden"} {
+			if flagSet(fs, name) {
+				return usagef("--%s cannot change a resumed model (its shape comes from %s); --M can", name, *resume)
+			}
+		}
+		tr, wall0, err = train.Resume(*resume, ds, *m, func(o *train.Options) {
 			o.Batch, o.LR, o.EMADecay, o.EMAWarmup, o.CarryProb = *batch, *lr, *ema, *emaWarmup, *carry
 		})
 		if err != nil {

@@ -142,3 +142,32 @@ func TestTrainEmojiFlag(t *testing.T) {
 		t.Fatalf("--emoji with --data fashion-mnist: exit %d, %s", code, stderr)
 	}
 }
+
+// --resume continues a model at another M when asked; flags that would change
+// the model's shape are refused, not ignored.
+func TestTrainResumeFlags(t *testing.T) {
+	dir := writeImageFolder(t)
+	out := filepath.Join(t.TempDir(), "m.safetensors")
+	common := []string{"train", "--images", dir, "--size", "8", "--batch", "2", "--preview-minutes", "0", "--out", out}
+	code, _, stderr := capture(t, append(common, "--config", "tiny", "--steps", "1")...)
+	if code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = capture(t, append(common, "--resume", out, "--M", "5", "--steps", "2")...)
+	if code != 0 || !strings.Contains(stderr, " M 5 ") {
+		t.Fatalf("resume --M 5: exit %d: %s", code, stderr)
+	}
+	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cfg.M != 5 {
+		t.Fatalf("model resumed at --M 5 has M %d", m.Cfg.M)
+	}
+	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}} {
+		code, _, stderr = capture(t, append(append(common, "--resume", out, "--steps", "3"), flag...)...)
+		if code != 2 || !strings.Contains(stderr, flag[0]+" cannot change a resumed model") {
+			t.Errorf("resume %s: exit %d: %s", flag, code, stderr)
+		}
+	}
+}

@@ -99,7 +99,7 @@ func testDeterministic(t *testing.T, carry float64) {
 	if err := b.Save(path, "toy", 0); err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := Resume(path, ds, nil)
+	c, _, err := Resume(path, ds, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +118,54 @@ func testDeterministic(t *testing.T, carry float64) {
 				t.Fatalf("%s[%d]: resumed run differs from the uninterrupted one", q.Key, i)
 			}
 		}
+	}
+}
+
+// TestResumeAtAnotherM: a run resumed with another M trains with it (the
+// network unrolls that many updates) and the model file it writes says so;
+// the weights carry over unchanged, since none depends on M.
+func TestResumeAtAnotherM(t *testing.T) {
+	opt := DefaultOptions()
+	opt.Batch, opt.LR = 4, 1e-3
+	ds := toyData(16, 8, 8)
+	a, err := NewTrainer(smallConfig(), opt, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/m.safetensors"
+	if err := a.Save(path, "toy", 0); err != nil {
+		t.Fatal(err)
+	}
+	const m = 7
+	b, _, err := Resume(path, ds, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Cfg.M != m || len(b.masks) != m {
+		t.Fatalf("resumed at M %d: config M %d, %d update masks", m, b.Cfg.M, len(b.masks))
+	}
+	for qi, q := range a.P.List {
+		for i, v := range q.W {
+			if b.P.List[qi].W[i] != v {
+				t.Fatalf("%s[%d]: weight changed by resuming at another M", q.Key, i)
+			}
+		}
+	}
+	if _, err := b.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Save(path, "toy", 0); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := LoadModelFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Cfg.M != m {
+		t.Fatalf("model file written after resuming at M %d says M %d", m, p.Cfg.M)
 	}
 }
 

@@ -393,7 +393,10 @@ func (tr *Trainer) Save(path, dataset string, wall float64) error {
 // Resume loads a training-state file (or the state file next to a model file)
 // and continues training on ds. Options other than the batch size, learning
 // rate and EMA settings come from the file; override the rest with set.
-func Resume(path string, ds *data.Dataset, set func(*Options)) (*Trainer, float64, error) {
+// m > 0 continues with m updates per denoiser call instead of the file's M:
+// no weight depends on M, so a model can be fine-tuned at a larger M
+// (every other field of the config fixes a weight's shape or meaning).
+func Resume(path string, ds *data.Dataset, m int, set func(*Options)) (*Trainer, float64, error) {
 	if !strings.HasSuffix(path, ".train.safetensors") {
 		if _, err := os.Stat(StatePath(path)); err == nil {
 			path = StatePath(path)
@@ -407,7 +410,11 @@ func Resume(path string, ds *data.Dataset, set func(*Options)) (*Trainer, float6
 	if err := json.Unmarshal([]byte(f.meta[MetaTrain]), &st); err != nil {
 		return nil, 0, fmt.Errorf("%s: metadata %q: %v (not a training-state file?)", path, MetaTrain, err)
 	}
-	p, err := NewParams[float32](f.cfg)
+	cfg := f.cfg
+	if m > 0 {
+		cfg.M = m
+	}
+	p, err := NewParams[float32](cfg)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %v", path, err)
 	}
