@@ -21,7 +21,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --emoji garden|LIST | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|tiny|XS|S] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --emoji garden|LIST | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|emoji|tiny|XS|S] [--embed D] [--heads N] [--mlp N] [--hidden N] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -45,6 +45,9 @@ func runTrain(args []string) error {
 	size := fs.Int("size", 0, "grid side in pixels (0: 28 for Fashion-MNIST, 32 for folders); Fashion-MNIST is padded with -1; with --vae the image side (0: 256, a multiple of 8; the grid is size/8 for SD VAEs)")
 	m := fs.Int("M", 0, "cell updates per denoiser call (0: the config's, or with --resume the resumed model's)")
 	hidden := fs.Int("hidden", 0, "hidden channels C_h (0: the config's)")
+	embed := fs.Int("embed", 0, "embedding width D of the block (0: the config's); a multiple of --heads")
+	heads := fs.Int("heads", 0, "attention heads (0: the config's)")
+	mlp := fs.Int("mlp", 0, "hidden width of the block's MLP (0: the config's)")
 	batch := fs.Int("batch", 32, "samples per optimisation step")
 	steps := fs.Int("steps", 0, "stop after this many steps in total (0: no limit)")
 	minutes := fs.Float64("minutes", 0, "stop after this many minutes of this run (0: no limit)")
@@ -108,8 +111,8 @@ func runTrain(args []string) error {
 	if *carry < 0 || *carry > 1 {
 		return usagef("--carry %g out of range [0, 1]", *carry)
 	}
-	if *batch < 1 || *batch > engine.MaxBatch || *steps < 0 || *minutes < 0 || *lr <= 0 || *ema < 0 || *ema >= 1 || *size < 0 || *m < 0 || *m > engine.MaxM || *hidden < 0 {
-		return usagef("--batch, --steps, --minutes, --lr, --ema, --size, --M, --hidden out of range")
+	if *batch < 1 || *batch > engine.MaxBatch || *steps < 0 || *minutes < 0 || *lr <= 0 || *ema < 0 || *ema >= 1 || *size < 0 || *m < 0 || *m > engine.MaxM || *hidden < 0 || *embed < 0 || *heads < 0 || *mlp < 0 {
+		return usagef("--batch, --steps, --minutes, --lr, --ema, --size, --M, --hidden, --embed, --heads, --mlp out of range")
 	}
 	// The model, its training state and its pictures are written over and
 	// over: none of them may be one of the inputs (the file --resume reads is
@@ -194,7 +197,7 @@ func runTrain(args []string) error {
 	if *resume != "" {
 		// The block's shape is the resumed file's; saying otherwise must not
 		// be ignored quietly. M is no shape: --M continues at another M.
-		for _, name := range []string{"config", "hidden"} {
+		for _, name := range []string{"config", "hidden", "embed", "heads", "mlp"} {
 			if flagSet(fs, name) {
 				return usagef("--%s cannot change a resumed model (its shape comes from %s); --M can", name, *resume)
 			}
@@ -206,15 +209,9 @@ func runTrain(args []string) error {
 			return err
 		}
 	} else {
-		cfg, err := trainConfig(*config, ds, *latents != "" || *vaePath != "")
+		cfg, err := trainConfig(*config, ds, *latents != "" || *vaePath != "", blockSize{M: *m, Hidden: *hidden, Embed: *embed, Heads: *heads, MLP: *mlp})
 		if err != nil {
 			return err
-		}
-		if *m > 0 {
-			cfg.M = *m
-		}
-		if *hidden > 0 {
-			cfg.HiddenChannels = *hidden
 		}
 		opt := train.DefaultOptions()
 		opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup, opt.Seed, opt.CarryProb = *batch, *lr, *ema, *emaWarmup, *seed, *carry
@@ -353,7 +350,10 @@ func trainBytes(cfg engine.Config, b int) int64 {
 }
 
 // trainConfig picks the model size for a dataset.
-func trainConfig(name string, ds *data.Dataset, latent bool) (engine.Config, error) {
+// blockSize overrides a config's block; zero fields keep the config's.
+type blockSize struct{ M, Hidden, Embed, Heads, MLP int }
+
+func trainConfig(name string, ds *data.Dataset, latent bool, size blockSize) (engine.Config, error) {
 	var cfg engine.Config
 	switch strings.ToLower(name) {
 	case "default", "fmnist":
@@ -371,8 +371,23 @@ func trainConfig(name string, ds *data.Dataset, latent bool) (engine.Config, err
 		cfg = p
 	}
 	cfg.GridH, cfg.GridW, cfg.InChannels, cfg.NumClasses, cfg.Latent = ds.H, ds.W, ds.C, len(ds.Classes), latent
+	if size.M > 0 {
+		cfg.M = size.M
+	}
+	// A resized block is another model: its name says how it differs, so
+	// that it never passes for the preset it started from.
+	for _, o := range []struct {
+		v     int
+		dst   *int
+		label string
+	}{{size.Embed, &cfg.EmbedDim, "D"}, {size.Heads, &cfg.Heads, "H"}, {size.MLP, &cfg.MLPDim, "MLP"}, {size.Hidden, &cfg.HiddenChannels, "Ch"}} {
+		if o.v > 0 && o.v != *o.dst {
+			*o.dst = o.v
+			cfg.Name += fmt.Sprintf("-%s%d", o.label, o.v)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
-		return engine.Config{}, err
+		return engine.Config{}, usagef("model %s: %v", cfg.Name, err)
 	}
 	return cfg, nil
 }

@@ -164,10 +164,41 @@ func TestTrainResumeFlags(t *testing.T) {
 	if m.Cfg.M != 5 {
 		t.Fatalf("model resumed at --M 5 has M %d", m.Cfg.M)
 	}
-	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}} {
+	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}, {"--embed", "64"}, {"--heads", "2"}, {"--mlp", "64"}} {
 		code, _, stderr = capture(t, append(append(common, "--resume", out, "--steps", "3"), flag...)...)
 		if code != 2 || !strings.Contains(stderr, flag[0]+" cannot change a resumed model") {
 			t.Errorf("resume %s: exit %d: %s", flag, code, stderr)
+		}
+	}
+}
+
+// --embed, --heads, --mlp and --hidden resize a preset's block; the model's
+// name says how it differs, and a size the block cannot have is refused.
+func TestTrainBlockSizeFlags(t *testing.T) {
+	dir := writeImageFolder(t)
+	out := filepath.Join(t.TempDir(), "m.safetensors")
+	common := []string{"train", "--images", dir, "--size", "8", "--batch", "2", "--steps", "1", "--preview-minutes", "0", "--config", "tiny", "--out", out}
+	code, _, stderr := capture(t, append(common, "--embed", "48", "--heads", "3", "--mlp", "40", "--hidden", "5")...)
+	if code != 0 || !strings.Contains(stderr, "GeCA-tiny-D48-H3-MLP40-Ch5 8x8 C_in 1 C_h 5 D 48 heads 3 MLP 40") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Cfg; c.EmbedDim != 48 || c.Heads != 3 || c.MLPDim != 40 || c.HiddenChannels != 5 {
+		t.Fatalf("trained config %+v: want D 48, 3 heads, MLP 40, C_h 5", c)
+	}
+	for _, c := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--embed", "50", "--heads", "3"}, "embed_dim 50 is not divisible by heads 3"},
+		{[]string{"--mlp", "-1"}, "out of range"},
+	} {
+		code, _, stderr := capture(t, append(common, c.flags...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: exit %d, %s; want exit 2 and %q", c.flags, code, stderr, c.want)
 		}
 	}
 }
