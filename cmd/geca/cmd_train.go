@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -55,6 +56,7 @@ func runTrain(args []string) error {
 	ema := fs.Float64("ema", 0.9999, "EMA decay")
 	emaWarmup := fs.Bool("ema-warmup", false, "EMA decay min(ema, (1+step)/(10+step)), for short runs")
 	seed := fs.Uint64("seed", 1, "seed of initialisation, batches and noise")
+	minSNR := fs.Float64("min-snr", 0, "weight the noise MSE by min(SNR_t, γ)/SNR_t (Min-SNR-γ, e.g. 5), moving the model's effort from the nearly clean timesteps to the noisy ones; 0 is the official unweighted loss")
 	carry := fs.Float64("carry", 0, "fraction of steps that start from the state an earlier call left (GHG-style carry) instead of a fresh seed; 0 is the official recipe")
 	perClass := fs.Int("per-class", 0, "use at most this many training images per class (0: all)")
 	resume := fs.String("resume", "", "continue from this checkpoint (its .train.safetensors state file)")
@@ -107,6 +109,9 @@ func runTrain(args []string) error {
 	}
 	if *vaeFlip && *vaePath == "" {
 		return usagef("--vae-flip needs --vae FILE")
+	}
+	if !(*minSNR >= 0) || math.IsInf(*minSNR, 0) {
+		return usagef("--min-snr %g: want γ > 0, or 0 for the unweighted loss", *minSNR)
 	}
 	if *carry < 0 || *carry > 1 {
 		return usagef("--carry %g out of range [0, 1]", *carry)
@@ -203,7 +208,7 @@ func runTrain(args []string) error {
 			}
 		}
 		tr, wall0, err = train.Resume(*resume, ds, *m, func(o *train.Options) {
-			o.Batch, o.LR, o.EMADecay, o.EMAWarmup, o.CarryProb = *batch, *lr, *ema, *emaWarmup, *carry
+			o.Batch, o.LR, o.EMADecay, o.EMAWarmup, o.CarryProb, o.MinSNR = *batch, *lr, *ema, *emaWarmup, *carry, *minSNR
 		})
 		if err != nil {
 			return err
@@ -214,7 +219,7 @@ func runTrain(args []string) error {
 			return err
 		}
 		opt := train.DefaultOptions()
-		opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup, opt.Seed, opt.CarryProb = *batch, *lr, *ema, *emaWarmup, *seed, *carry
+		opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup, opt.Seed, opt.CarryProb, opt.MinSNR = *batch, *lr, *ema, *emaWarmup, *seed, *carry, *minSNR
 		tr, err = train.NewTrainer(cfg, opt, ds)
 		if err != nil {
 			return err
@@ -229,9 +234,9 @@ func runTrain(args []string) error {
 	if err := membudget.Check(fmt.Sprintf("training %s on batches of %d", cfg.Name, tr.Opt.Batch), trainBytes(cfg, tr.Opt.Batch)); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d (%d parameters); batch %d, lr %g, carry %g, step %d\n",
+	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d (%d parameters); batch %d, lr %g, carry %g, min-SNR %g, step %d\n",
 		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M,
-		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, tr.Opt.CarryProb, tr.Step)
+		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, tr.Opt.CarryProb, tr.Opt.MinSNR, tr.Step)
 
 	// Stop cleanly (with a checkpoint) on Ctrl-C or SIGTERM.
 	stop := make(chan os.Signal, 1)

@@ -149,8 +149,8 @@ func TestTrainResumeFlags(t *testing.T) {
 	dir := writeImageFolder(t)
 	out := filepath.Join(t.TempDir(), "m.safetensors")
 	common := []string{"train", "--images", dir, "--size", "8", "--batch", "2", "--preview-minutes", "0", "--out", out}
-	code, _, stderr := capture(t, append(common, "--config", "tiny", "--steps", "1")...)
-	if code != 0 {
+	code, _, stderr := capture(t, append(common, "--config", "tiny", "--steps", "1", "--min-snr", "5")...)
+	if code != 0 || !strings.Contains(stderr, "min-SNR 5,") {
 		t.Fatalf("first run: exit %d: %s", code, stderr)
 	}
 	code, _, stderr = capture(t, append(common, "--resume", out, "--M", "5", "--steps", "2")...)
@@ -195,6 +195,8 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 	}{
 		{[]string{"--embed", "50", "--heads", "3"}, "embed_dim 50 is not divisible by heads 3"},
 		{[]string{"--mlp", "-1"}, "out of range"},
+		{[]string{"--min-snr", "-1"}, "--min-snr -1: want γ > 0"},
+		{[]string{"--min-snr", "NaN"}, "--min-snr NaN"},
 	} {
 		code, _, stderr := capture(t, append(common, c.flags...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {

@@ -67,12 +67,31 @@ func TestGradientsMatchPyTorch(t *testing.T) {
 		t.Fatalf("final state differs from PyTorch: relative error %.3g", e)
 	}
 	dOut := make([]float64, len(out))
-	mse, vb, err := n.Loss(trainingSchedule(t), out, tt, toF64(g["x0"].Data), toF64(g["xt"].Data), toF64(g["eps"].Data), dOut)
+	mse, vb, err := n.Loss(trainingSchedule(t), out, tt, toF64(g["x0"].Data), toF64(g["xt"].Data), toF64(g["eps"].Data), dOut, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !(math.Abs(mse-float64(g["mse"].Data[0])) <= 1e-6*mse) || !(math.Abs(vb-float64(g["vb"].Data[0])) <= 1e-6*vb) {
 		t.Fatalf("loss (mse %.8g, vb %.8g), PyTorch (%.8g, %.8g)", mse, vb, g["mse"].Data[0], g["vb"].Data[0])
+	}
+	// Min-SNR weighting scales each sample's ε̂ gradient by its weight and
+	// leaves the v gradient and the reported terms as they were.
+	dW := make([]float64, len(out))
+	mseW, vbW, err := n.Loss(trainingSchedule(t), out, tt, toF64(g["x0"].Data), toF64(g["xt"].Data), toF64(g["eps"].Data), dW, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mseW != mse || vbW != vb {
+		t.Fatalf("weighted loss reports (%g, %g), unweighted (%g, %g)", mseW, vbW, mse, vb)
+	}
+	for r := 0; r < n.R; r++ {
+		w := MinSNRWeight(trainingSchedule(t), tt[r/n.N], 5)
+		for k := 0; k < n.Cin; k++ {
+			e, v := r*n.Cd+n.Cin+k, r*n.Cd+2*n.Cin+k
+			if !(math.Abs(dW[e]-w*dOut[e]) <= 1e-12*math.Abs(dOut[e])) || dW[v] != dOut[v] {
+				t.Fatalf("row %d channel %d: weighted gradients (%g, %g), want (%g·%g, %g)", r, k, dW[e], dW[v], w, dOut[e], dOut[v])
+			}
+		}
 	}
 	p.ZeroGrad()
 	n.Backward(dOut)

@@ -11,24 +11,40 @@ import (
 // LossTerms is the loss of one sample.
 type LossTerms struct{ MSE, VB float64 }
 
+// MinSNRWeight is the weight of the noise MSE at timestep t under Min-SNR-γ
+// loss weighting (Hang et al., "Efficient Diffusion Training via Min-SNR
+// Weighting Strategy", 2023; docs/model.md §8): min(SNR_t, γ)/SNR_t with
+// SNR_t = ᾱ_t/(1−ᾱ_t). It is 1 where SNR_t ≤ γ (the noisy steps, where the
+// sample's shape is decided) and falls as 1/SNR_t on the nearly clean steps,
+// whose ε is hardest to predict and least matters to a sample. γ ≤ 0 is the
+// official unweighted loss: 1 everywhere.
+func MinSNRWeight(s *diffusion.Schedule, t int, gamma float64) float64 {
+	if gamma <= 0 {
+		return 1
+	}
+	snr := s.AlphasCumprod[t] / (1 - s.AlphasCumprod[t])
+	return math.Min(snr, gamma) / snr
+}
+
 // sampleLoss computes the training loss of one sample (docs/model.md §8) at original
-// timestep t, over n = C_in·H·W values: MSE(ε, ε̂) + L_vb with ε̂ detached in
-// L_vb (epsVB is the value used there; the caller passes ε̂ itself). It writes
-// dL/dε̂ into dEps and dL/dv into dV, both scaled by weight. s is the
-// unrespaced training process (diffusion.New(1000, "")), whose step index is
-// the timestep.
+// timestep t, over n = C_in·H·W values: mseWeight·MSE(ε, ε̂) + L_vb with ε̂
+// detached in L_vb (epsVB is the value used there; the caller passes ε̂
+// itself). It writes dL/dε̂ into dEps and dL/dv into dV, both scaled by
+// weight. The terms it returns are unweighted, so that loss curves of runs
+// with and without MinSNRWeight read alike. s is the unrespaced training
+// process (diffusion.New(1000, "")), whose step index is the timestep.
 //
 // It is diffusion.VBTerm's L_vb in float64 rather than fp32: the finite-
 // difference gradient checks of the network run in float64 and need every
 // digit of the loss, and fp32 logs of log β_t and log σ̃²_t, which differ by
 // ~1e-6 near t = 999, keep only a digit of dL_vb/dv there.
-func sampleLoss(s *diffusion.Schedule, t int, x0, xt, eps, epsHat, epsVB, v []float64, dEps, dV []float64, weight float64) LossTerms {
+func sampleLoss(s *diffusion.Schedule, t int, x0, xt, eps, epsHat, epsVB, v []float64, dEps, dV []float64, weight, mseWeight float64) LossTerms {
 	n := float64(len(x0))
 	var lt LossTerms
 	for i := range x0 {
 		d := epsHat[i] - eps[i]
 		lt.MSE += d * d
-		dEps[i] = weight * 2 * d / n
+		dEps[i] = weight * mseWeight * 2 * d / n
 	}
 	lt.MSE /= n
 	minLog, maxLog := s.PosteriorLogVarianceClipped[t], s.LogBetas[t]
@@ -61,8 +77,9 @@ func sampleLoss(s *diffusion.Schedule, t int, x0, xt, eps, epsHat, epsVB, v []fl
 
 // Loss evaluates the batch loss on the final state of a Forward and writes
 // dL/dS into dOut (R×Cd, zero outside C_out). x0, xt and eps are cell-major
-// (row r, C_in channels). It returns the batch means of the two terms.
-func (n *Net[T]) Loss(s *diffusion.Schedule, out []T, t []int, x0, xt, eps []T, dOut []T) (mse, vb float64, err error) {
+// (row r, C_in channels). minSNR is γ of MinSNRWeight (0: unweighted). It
+// returns the batch means of the two terms, unweighted.
+func (n *Net[T]) Loss(s *diffusion.Schedule, out []T, t []int, x0, xt, eps []T, dOut []T, minSNR float64) (mse, vb float64, err error) {
 	B, N, Cin, Cd := n.B, n.N, n.Cin, n.Cd
 	if len(x0) != n.R*Cin || len(xt) != n.R*Cin || len(eps) != n.R*Cin {
 		return 0, 0, fmt.Errorf("loss inputs have %d/%d/%d values, want %d", len(x0), len(xt), len(eps), n.R*Cin)
@@ -82,7 +99,7 @@ func (n *Net[T]) Loss(s *diffusion.Schedule, out []T, t []int, x0, xt, eps []T, 
 					bv[i] = float64(out[r*Cd+2*Cin+k])
 				}
 			}
-			terms[b] = sampleLoss(s, t[b], bx0, bxt, be, beh, beh, bv, dE, dV, 1/float64(B))
+			terms[b] = sampleLoss(s, t[b], bx0, bxt, be, beh, beh, bv, dE, dV, 1/float64(B), MinSNRWeight(s, t[b], minSNR))
 			for c := 0; c < N; c++ {
 				r := b*N + c
 				for k := 0; k < Cin; k++ {

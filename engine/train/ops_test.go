@@ -190,6 +190,31 @@ func trainingSchedule(t *testing.T) *diffusion.Schedule {
 	return s
 }
 
+// TestMinSNRWeight: min(SNR_t, γ)/SNR_t against ᾱ_t computed here from
+// the linear β schedule (1e-4 … 0.02 over 1000 steps), and 1 for γ = 0.
+func TestMinSNRWeight(t *testing.T) {
+	s := trainingSchedule(t)
+	abar := 1.0
+	for i := 0; i < 1000; i++ {
+		abar *= 1 - (1e-4 + (0.02-1e-4)*float64(i)/999)
+		snr := abar / (1 - abar)
+		want := 1.0
+		if snr > 5 {
+			want = 5 / snr
+		}
+		if got := MinSNRWeight(s, i, 5); !(math.Abs(got-want) <= 1e-9*want) {
+			t.Fatalf("t=%d: weight %g, want %g (SNR %g)", i, got, want, snr)
+		}
+		if got := MinSNRWeight(s, i, 0); got != 1 {
+			t.Fatalf("t=%d: γ 0 gives weight %g, want 1", i, got)
+		}
+	}
+	// The nearly clean steps are the ones turned down: t = 0 has SNR ≈ 1e4.
+	if w := MinSNRWeight(s, 0, 5); !(w > 4.9e-4 && w < 5.1e-4) {
+		t.Errorf("t=0: weight %g, want ≈ 5e-4", w)
+	}
+}
+
 func TestGradLoss(t *testing.T) {
 	s := trainingSchedule(t)
 	r := rand.New(rand.NewPCG(7, 7))
@@ -205,16 +230,25 @@ func TestGradLoss(t *testing.T) {
 		eh, v := randVec(r, n, 1), randVec(r, n, 0.5)
 		frozen := append([]float64(nil), eh...)
 		dE, dV := make([]float64, n), make([]float64, n)
-		sampleLoss(s, tt, x0, xt, eps, eh, frozen, v, dE, dV, 1)
+		sampleLoss(s, tt, x0, xt, eps, eh, frozen, v, dE, dV, 1, 1)
 		f := func() float64 {
-			lt := sampleLoss(s, tt, x0, xt, eps, eh, frozen, v, make([]float64, n), make([]float64, n), 1)
+			lt := sampleLoss(s, tt, x0, xt, eps, eh, frozen, v, make([]float64, n), make([]float64, n), 1, 1)
 			return lt.MSE + lt.VB
 		}
 		checkGrad(t, "loss dEps (MSE only)", eh, dE, f)
+		// A weighted MSE (Min-SNR): the gradient is that of mseWeight·MSE.
+		const w = 0.3
+		dW := make([]float64, n)
+		sampleLoss(s, tt, x0, xt, eps, eh, frozen, v, dW, make([]float64, n), 1, w)
+		f = func() float64 {
+			lt := sampleLoss(s, tt, x0, xt, eps, eh, frozen, v, make([]float64, n), make([]float64, n), 1, w)
+			return w*lt.MSE + lt.VB
+		}
+		checkGrad(t, "loss dEps (weighted MSE)", eh, dW, f)
 		// L_vb alone for dV: at large t its dependence on v is tiny next to the
 		// MSE term, whose rounding would swamp the finite differences.
 		f = func() float64 {
-			return sampleLoss(s, tt, x0, xt, eps, eh, frozen, v, make([]float64, n), make([]float64, n), 1).VB
+			return sampleLoss(s, tt, x0, xt, eps, eh, frozen, v, make([]float64, n), make([]float64, n), 1, 1).VB
 		}
 		// v moves the log-variance by (log β_t − log σ̃²_t)/2 per unit, which
 		// is ~1e-6 at t = 999: a step of 1e-2 in v is still a tiny step there.
@@ -250,7 +284,7 @@ func TestLossMatchesDiffusion(t *testing.T) {
 			}
 			x0, eh, v = toF64(f32(x0)), toF64(f32(eh)), toF64(f32(v))
 			dE, dV := make([]float64, n), make([]float64, n)
-			lt := sampleLoss(s, tt, x0, xt, eps, eh, eh, v, dE, dV, 1)
+			lt := sampleLoss(s, tt, x0, xt, eps, eh, eh, v, dE, dV, 1, 1)
 			gv := make([]float32, n)
 			want, err := s.VBTerm(gv, f32(x0), f32(xt), f32(eh), f32(v), tt)
 			if err != nil {

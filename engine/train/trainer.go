@@ -31,6 +31,9 @@ type Options struct {
 	// fresh seed but carry the state a previous denoiser call left, as GHG
 	// sampling does (docs/model.md §5); 0 is the official recipe. See carry.
 	CarryProb float64 `json:"carry_prob,omitempty"`
+	// MinSNR is γ of Min-SNR-γ weighting of the noise MSE (MinSNRWeight);
+	// 0 is the official unweighted loss.
+	MinSNR float64 `json:"min_snr,omitempty"`
 }
 
 // DefaultOptions: batch 32, AdamW lr 1e-4, EMA 0.9999, label dropout 0.1.
@@ -294,7 +297,7 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	if err != nil {
 		return StepStats{}, err
 	}
-	mse, vb, err := tr.Net.Loss(tr.Sched, out, tr.t, tr.x0, tr.xt, tr.eps, tr.dOut)
+	mse, vb, err := tr.Net.Loss(tr.Sched, out, tr.t, tr.x0, tr.xt, tr.eps, tr.dOut, tr.Opt.MinSNR)
 	if err != nil {
 		return StepStats{}, err
 	}
