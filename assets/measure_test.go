@@ -20,32 +20,39 @@ import (
 // GECA_MEASURE_MODEL measures a model file in place of the built-in one.
 
 // measureSetting is one entry of such a list: steps/CFG or steps/CFG/M,
-// with /clip at the end for x̂0 clipping.
+// then /clip for x̂0 clipping and /noghg for Gene Heredity Guidance off, in
+// either order.
 type measureSetting struct {
 	name  string // as written
 	steps string
 	cfg   float64
 	m     int // 0: the model's
 	clip  bool
+	noGHG bool
 }
 
 // label names the sampler in a measurement's table row: the steps, and
-// whether x̂0 is clipped (the README's tables keep the two apart).
+// whether x̂0 is clipped and GHG off (the README's tables keep them apart).
 func (s measureSetting) label() string {
+	l := s.steps
 	if s.clip {
-		return s.steps + ", x̂0 clipped"
+		l += ", x̂0 clipped"
 	}
-	return s.steps
+	if s.noGHG {
+		l += ", GHG off"
+	}
+	return l
 }
 
 // options are the sampler options of a measurement for a model trained
-// with M modelM: GHG on, seed 1, as the viewer samples.
+// with M modelM: seed 1 and, unless the setting says otherwise, GHG on, as
+// the viewer samples.
 func (s measureSetting) options(modelM int) sample.Options {
 	m := s.m
 	if m == 0 {
 		m = modelM
 	}
-	return sample.Options{Steps: s.steps, GHG: true, CFG: float32(s.cfg), M: m, ClipX0: s.clip, Seed: 1}
+	return sample.Options{Steps: s.steps, GHG: !s.noGHG, CFG: float32(s.cfg), M: m, ClipX0: s.clip, Seed: 1}
 }
 
 // measureSettings reads the list in the environment variable env, skipping
@@ -54,17 +61,22 @@ func measureSettings(t *testing.T, env string) []measureSetting {
 	t.Helper()
 	spec := os.Getenv(env)
 	if spec == "" {
-		t.Skipf("set %s to a list of steps/CFG[/M][/clip] settings to measure", env)
+		t.Skipf("set %s to a list of steps/CFG[/M][/clip][/noghg] settings to measure", env)
 	}
 	var out []measureSetting
 	for _, s := range strings.Fields(spec) {
 		parts := strings.Split(s, "/")
 		ms := measureSetting{name: s}
-		if n := len(parts); n > 2 && parts[n-1] == "clip" {
-			parts, ms.clip = parts[:n-1], true
+		for n := len(parts); n > 2 && (parts[n-1] == "clip" || parts[n-1] == "noghg"); n = len(parts) {
+			if parts[n-1] == "clip" {
+				ms.clip = true
+			} else {
+				ms.noGHG = true
+			}
+			parts = parts[:n-1]
 		}
 		if len(parts) < 2 || len(parts) > 3 {
-			t.Fatalf("%s: setting %q: want steps/CFG[/M][/clip] such as ddim50/3 or ddim50/6/clip", env, s)
+			t.Fatalf("%s: setting %q: want steps/CFG[/M][/clip][/noghg] such as ddim50/3 or ddim50/6/clip", env, s)
 		}
 		ms.steps = parts[0]
 		var err error

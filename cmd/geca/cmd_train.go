@@ -48,7 +48,7 @@ func runTrain(args []string) error {
 	hidden := fs.Int("hidden", 0, "hidden channels C_h (0: the config's)")
 	embed := fs.Int("embed", 0, "embedding width D of the block (0: the config's); a multiple of --heads")
 	heads := fs.Int("heads", 0, "attention heads (0: the config's)")
-	mlp := fs.Int("mlp", 0, "hidden width of the block's MLP (0: the config's)")
+	mlp := fs.Int("mlp", 0, "hidden width of the block's MLP (0: the config's); with --resume it widens the resumed model's MLP, whose new units start with no effect")
 	batch := fs.Int("batch", 32, "samples per optimisation step")
 	steps := fs.Int("steps", 0, "stop after this many steps in total (0: no limit)")
 	minutes := fs.Float64("minutes", 0, "stop after this many minutes of this run (0: no limit)")
@@ -201,13 +201,14 @@ func runTrain(args []string) error {
 	wall0 := 0.0
 	if *resume != "" {
 		// The block's shape is the resumed file's; saying otherwise must not
-		// be ignored quietly. M is no shape: --M continues at another M.
-		for _, name := range []string{"config", "hidden", "embed", "heads", "mlp"} {
+		// be ignored quietly. M is no shape (--M continues at another M), and
+		// --mlp widens the MLP without changing what the model computes.
+		for _, name := range []string{"config", "hidden", "embed", "heads"} {
 			if flagSet(fs, name) {
-				return usagef("--%s cannot change a resumed model (its shape comes from %s); --M can", name, *resume)
+				return usagef("--%s cannot change a resumed model (its shape comes from %s); --M and --mlp can", name, *resume)
 			}
 		}
-		tr, wall0, err = train.Resume(*resume, ds, *m, func(o *train.Options) {
+		tr, wall0, err = train.Resume(*resume, ds, train.Changes{M: *m, MLP: *mlp}, func(o *train.Options) {
 			o.Batch, o.LR, o.EMADecay, o.EMAWarmup, o.CarryProb, o.MinSNR = *batch, *lr, *ema, *emaWarmup, *carry, *minSNR
 		})
 		if err != nil {
@@ -388,7 +389,7 @@ func trainConfig(name string, ds *data.Dataset, latent bool, size blockSize) (en
 	}{{size.Embed, &cfg.EmbedDim, "D"}, {size.Heads, &cfg.Heads, "H"}, {size.MLP, &cfg.MLPDim, "MLP"}, {size.Hidden, &cfg.HiddenChannels, "Ch"}} {
 		if o.v > 0 && o.v != *o.dst {
 			*o.dst = o.v
-			cfg.Name += fmt.Sprintf("-%s%d", o.label, o.v)
+			cfg.Name = train.ResizedName(cfg.Name, o.label, o.v)
 		}
 	}
 	if err := cfg.Validate(); err != nil {

@@ -164,7 +164,7 @@ func TestTrainResumeFlags(t *testing.T) {
 	if m.Cfg.M != 5 {
 		t.Fatalf("model resumed at --M 5 has M %d", m.Cfg.M)
 	}
-	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}, {"--embed", "64"}, {"--heads", "2"}, {"--mlp", "64"}} {
+	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}, {"--embed", "64"}, {"--heads", "2"}} {
 		code, _, stderr = capture(t, append(append(common, "--resume", out, "--steps", "3"), flag...)...)
 		if code != 2 || !strings.Contains(stderr, flag[0]+" cannot change a resumed model") {
 			t.Errorf("resume %s: exit %d: %s", flag, code, stderr)
@@ -202,5 +202,30 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%s: exit %d, %s; want exit 2 and %q", c.flags, code, stderr, c.want)
 		}
+	}
+}
+
+// --mlp with --resume widens the resumed model's MLP.
+func TestTrainResumeWiderMLP(t *testing.T) {
+	dir := writeImageFolder(t)
+	out := filepath.Join(t.TempDir(), "m.safetensors")
+	common := []string{"train", "--images", dir, "--size", "8", "--batch", "2", "--preview-minutes", "0", "--out", out}
+	if code, _, stderr := capture(t, append(common, "--config", "tiny", "--steps", "1")...); code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	code, _, stderr := capture(t, append(common, "--resume", out, "--mlp", "96", "--steps", "2")...)
+	if code != 0 || !strings.Contains(stderr, " MLP 96 ") {
+		t.Fatalf("resume --mlp 96: exit %d: %s", code, stderr)
+	}
+	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cfg.MLPDim != 96 {
+		t.Fatalf("model resumed with --mlp 96 has MLP %d", m.Cfg.MLPDim)
+	}
+	code, _, stderr = capture(t, append(common, "--resume", out, "--mlp", "32", "--steps", "3")...)
+	if code != 1 || !strings.Contains(stderr, "can grow, not shrink to 32") {
+		t.Fatalf("resume --mlp 32: exit %d: %s", code, stderr)
 	}
 }

@@ -108,7 +108,7 @@ func TestModelFileLoadsInApp(t *testing.T) {
 		}
 	}
 	// The state file resumes to the same step and weights.
-	tr2, _, err := Resume(path, toyData(8, 8, 8), 0, nil)
+	tr2, _, err := Resume(path, toyData(8, 8, 8), Changes{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,35 @@ func readTrainingFile(path string) (*trainingFile, error) {
 	return &trainingFile{path: path, tensors: ts, meta: meta, cfg: cfg}, nil
 }
 
+// readGrown copies tensor name, stored with shape stored, into the leading
+// block of dst, of shape shape (the same rank, no dimension smaller): row i
+// of a stored (out, in) matrix fills the first in values of dst's row i.
+// The rest of dst keeps its values. With equal shapes it is read.
+func (f *trainingFile) readGrown(name string, dst []float32, shape, stored []int) error {
+	if slices.Equal(shape, stored) {
+		return f.read(name, dst)
+	}
+	n := 1
+	for _, d := range stored {
+		n *= d
+	}
+	src := make([]float32, n)
+	if err := f.read(name, src); err != nil {
+		return err
+	}
+	switch {
+	case len(shape) == 1 && len(stored) == 1 && stored[0] <= shape[0]:
+		copy(dst, src)
+	case len(shape) == 2 && len(stored) == 2 && stored[0] <= shape[0] && stored[1] <= shape[1]:
+		for i := 0; i < stored[0]; i++ {
+			copy(dst[i*shape[1]:i*shape[1]+stored[1]], src[i*stored[1]:(i+1)*stored[1]])
+		}
+	default:
+		return fmt.Errorf("%s: tensor %q of shape %v cannot grow to %v", f.path, name, stored, shape)
+	}
+	return nil
+}
+
 // read copies tensor name into dst, which must have its size.
 func (f *trainingFile) read(name string, dst []float32) error {
 	t, ok := f.tensors[name]

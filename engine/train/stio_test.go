@@ -26,7 +26,7 @@ func TestResumeRefusesOverflowingShapes(t *testing.T) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := Resume(p, toyData(8, 8, 8), 0, nil); err == nil || !strings.Contains(err.Error(), p) {
+			if _, _, err := Resume(p, toyData(8, 8, 8), Changes{}, nil); err == nil || !strings.Contains(err.Error(), p) {
 				t.Errorf("header %d: err = %v, want an error naming the file", i, err)
 			}
 			if _, _, err := LoadModelFile(p); err == nil || !strings.Contains(err.Error(), p) {

@@ -2,10 +2,12 @@ package train
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"geca/engine"
 	"geca/engine/data"
+	"geca/internal/numcheck"
 )
 
 // toyData is a small two-class dataset: class 0 bright left half, class 1
@@ -99,7 +101,7 @@ func testDeterministic(t *testing.T, carry float64) {
 	if err := b.Save(path, "toy", 0); err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := Resume(path, ds, 0, nil)
+	c, _, err := Resume(path, ds, Changes{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +142,7 @@ func TestResumeAtAnotherM(t *testing.T) {
 		t.Fatal(err)
 	}
 	const m = 7
-	b, _, err := Resume(path, ds, m, nil)
+	b, _, err := Resume(path, ds, Changes{M: m}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +168,115 @@ func TestResumeAtAnotherM(t *testing.T) {
 	}
 	if p.Cfg.M != m {
 		t.Fatalf("model file written after resuming at M %d says M %d", m, p.Cfg.M)
+	}
+}
+
+// TestResumeWiderMLP: a run resumed with a wider MLP computes what the
+// file's model computes (the new units start with no effect), keeps every
+// stored weight, EMA value and optimiser moment, starts the new units'
+// moments at zero, trains them, and refuses to narrow.
+func TestResumeWiderMLP(t *testing.T) {
+	opt := DefaultOptions()
+	opt.Batch, opt.LR = 4, 1e-3
+	ds := toyData(16, 8, 8)
+	a, err := NewTrainer(smallConfig(), opt, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := a.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := t.TempDir() + "/m.safetensors"
+	if err := a.Save(path, "toy", 0); err != nil {
+		t.Fatal(err)
+	}
+	const wide = 48 // smallConfig has 32
+	b, _, err := Resume(path, ds, Changes{MLP: wide}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Cfg.MLPDim != wide || b.Step != a.Step || b.Cfg.Name != "test-MLP48" {
+		t.Fatalf("resumed with MLP %d at step %d; want %d at %d", b.Cfg.MLPDim, b.Step, wide, a.Step)
+	}
+	// the same inputs through both networks
+	if err := a.prepare(a.Step); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.prepare(b.Step); err != nil {
+		t.Fatal(err)
+	}
+	outA, err := a.Net.Forward(a.s0, a.t, a.y, a.masks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outA = append([]float32(nil), outA...)
+	outB, err := b.Net.Forward(b.s0, b.t, b.y, b.masks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := numcheck.MaxRelErr(outB, outA); !(e <= 1e-6) {
+		t.Fatalf("the widened model computes another final state: max relative error %.3g", e)
+	}
+	for i, q := range b.P.List {
+		old := a.P.List[i]
+		stored := old.Shape
+		for j := range q.W {
+			r, c := j, 0
+			if len(q.Shape) == 2 {
+				r, c = j/q.Shape[1], j%q.Shape[1]
+			}
+			in := len(q.Shape) == 1 && r < stored[0] || len(q.Shape) == 2 && r < stored[0] && c < stored[1]
+			if !in {
+				if b.Adam.M[i][j] != 0 || b.Adam.V[i][j] != 0 || b.EMA.W[i][j] != q.W[j] {
+					t.Fatalf("%s[%d] (new): Adam moments %g %g, EMA %g for weight %g; want 0, 0 and the weight", q.Key, j, b.Adam.M[i][j], b.Adam.V[i][j], b.EMA.W[i][j], q.W[j])
+				}
+				continue
+			}
+			k := r
+			if len(q.Shape) == 2 {
+				k = r*stored[1] + c
+			}
+			if q.W[j] != old.W[k] || b.EMA.W[i][j] != a.EMA.W[i][k] || b.Adam.M[i][j] != a.Adam.M[i][k] || b.Adam.V[i][j] != a.Adam.V[i][k] {
+				t.Fatalf("%s[%d]: stored values not carried over", q.Key, j)
+			}
+		}
+	}
+	fc2 := b.P.Linear(engine.TransformerFFNet3).Weight
+	if _, err := b.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for i := 0; i < fc2.Shape[0]; i++ {
+		for _, v := range fc2.W[i*wide+32 : (i+1)*wide] {
+			if v != 0 {
+				moved++
+			}
+		}
+	}
+	if moved == 0 {
+		t.Fatal("a training step left the new units' output weights at zero")
+	}
+	if _, _, err := Resume(path, ds, Changes{MLP: 16}, nil); err == nil || !strings.Contains(err.Error(), "can grow, not shrink") {
+		t.Fatalf("narrowing the MLP: err = %v", err)
+	}
+}
+
+func TestResizedName(t *testing.T) {
+	for _, c := range []struct {
+		name, label string
+		v           int
+		want        string
+	}{
+		{"GeCA-Emoji", "MLP", 512, "GeCA-Emoji-MLP512"},
+		{"GeCA-Emoji-MLP256", "MLP", 512, "GeCA-Emoji-MLP512"},
+		{"GeCA-Emoji-D128-MLP256", "D", 96, "GeCA-Emoji-D96-MLP256"},
+		{"GeCA-Emoji-MLP256", "H", 8, "GeCA-Emoji-MLP256-H8"},
+	} {
+		if got := ResizedName(c.name, c.label, c.v); got != c.want {
+			t.Errorf("ResizedName(%q, %q, %d) = %q, want %q", c.name, c.label, c.v, got, c.want)
+		}
 	}
 }
 

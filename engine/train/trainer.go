@@ -393,13 +393,26 @@ func (tr *Trainer) Save(path, dataset string, wall float64) error {
 	return ckpt.SaveSafetensors(StatePath(path), all, an, meta)
 }
 
+// Changes are what a resumed run may change about its model; zero fields
+// keep the file's.
+type Changes struct {
+	// M is the number of updates per denoiser call. No weight depends on
+	// M, so a model can be fine-tuned at another M.
+	M int
+	// MLP widens the block's MLP to this many hidden units. The new units'
+	// first-layer weights get the official initialisation and their
+	// second-layer weights start at zero, so the widened model computes
+	// exactly what the file's model computes until training moves them; their
+	// optimiser moments start at zero, their EMA at their initial values.
+	MLP int
+}
+
 // Resume loads a training-state file (or the state file next to a model file)
 // and continues training on ds. Options other than the batch size, learning
 // rate and EMA settings come from the file; override the rest with set.
-// m > 0 continues with m updates per denoiser call instead of the file's M:
-// no weight depends on M, so a model can be fine-tuned at a larger M
-// (every other field of the config fixes a weight's shape or meaning).
-func Resume(path string, ds *data.Dataset, m int, set func(*Options)) (*Trainer, float64, error) {
+// ch changes the model (its other fields, which fix a weight's meaning, come
+// from the file).
+func Resume(path string, ds *data.Dataset, ch Changes, set func(*Options)) (*Trainer, float64, error) {
 	if !strings.HasSuffix(path, ".train.safetensors") {
 		if _, err := os.Stat(StatePath(path)); err == nil {
 			path = StatePath(path)
@@ -413,16 +426,36 @@ func Resume(path string, ds *data.Dataset, m int, set func(*Options)) (*Trainer,
 	if err := json.Unmarshal([]byte(f.meta[MetaTrain]), &st); err != nil {
 		return nil, 0, fmt.Errorf("%s: metadata %q: %v (not a training-state file?)", path, MetaTrain, err)
 	}
+	stored, err := NewParams[float32](f.cfg) // the shapes in the file
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %v", path, err)
+	}
 	cfg := f.cfg
-	if m > 0 {
-		cfg.M = m
+	if ch.M > 0 {
+		cfg.M = ch.M
+	}
+	if ch.MLP > 0 {
+		if ch.MLP < cfg.MLPDim {
+			return nil, 0, fmt.Errorf("%s: the MLP has %d hidden units; it can grow, not shrink to %d", path, cfg.MLPDim, ch.MLP)
+		}
+		if ch.MLP != cfg.MLPDim {
+			cfg.MLPDim, cfg.Name = ch.MLP, ResizedName(cfg.Name, "MLP", ch.MLP)
+		}
 	}
 	p, err := NewParams[float32](cfg)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %v", path, err)
 	}
-	for _, q := range p.List {
-		if err := f.read("model."+q.Key, q.W); err != nil {
+	if cfg.MLPDim != f.cfg.MLPDim {
+		p.InitOfficial(st.Options.Seed ^ uint64(st.Step))
+		// the new units' outputs: zero, so that they change nothing yet
+		fc2 := p.Linear(engine.TransformerFFNet3).Weight
+		for i := 0; i < fc2.Shape[0]; i++ {
+			zero(fc2.W[i*fc2.Shape[1]+f.cfg.MLPDim : (i+1)*fc2.Shape[1]])
+		}
+	}
+	for i, q := range p.List {
+		if err := f.readGrown("model."+q.Key, q.W, q.Shape, stored.List[i].Shape); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -435,14 +468,13 @@ func Resume(path string, ds *data.Dataset, m int, set func(*Options)) (*Trainer,
 		return nil, 0, fmt.Errorf("%s: %v", path, err)
 	}
 	for i, q := range p.List {
-		if err := f.read("ema."+q.Key, tr.EMA.W[i]); err != nil {
-			return nil, 0, err
-		}
-		if err := f.read("adam.m."+q.Key, tr.Adam.M[i]); err != nil {
-			return nil, 0, err
-		}
-		if err := f.read("adam.v."+q.Key, tr.Adam.V[i]); err != nil {
-			return nil, 0, err
+		for _, e := range []struct {
+			prefix string
+			dst    []float32
+		}{{"ema.", tr.EMA.W[i]}, {"adam.m.", tr.Adam.M[i]}, {"adam.v.", tr.Adam.V[i]}} {
+			if err := f.readGrown(e.prefix+q.Key, e.dst, q.Shape, stored.List[i].Shape); err != nil {
+				return nil, 0, err
+			}
 		}
 	}
 	tr.Step, tr.Adam.Step, tr.History = st.Step, st.AdamStep, st.History
