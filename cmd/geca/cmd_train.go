@@ -59,7 +59,7 @@ func runTrain(args []string) error {
 	minSNR := fs.Float64("min-snr", 0, "weight the noise MSE by min(SNR_t, γ)/SNR_t (Min-SNR-γ, e.g. 5), moving the model's effort from the nearly clean timesteps to the noisy ones; 0 is the official unweighted loss")
 	carry := fs.Float64("carry", 0, "fraction of steps that start from the state an earlier call left (GHG-style carry) instead of a fresh seed; 0 is the official recipe")
 	perClass := fs.Int("per-class", 0, "use at most this many training images per class (0: all)")
-	resume := fs.String("resume", "", "continue from this checkpoint (its .train.safetensors state file)")
+	resume := fs.String("resume", "", "continue from this checkpoint (its .train.safetensors state file), with the batch, learning rate, EMA, carry and min-SNR it was saved with unless those flags are given")
 	out := fs.String("out", "", "output model file (.safetensors); the training state goes to NAME.train.safetensors")
 	every := fs.Float64("save-minutes", 5, "write a checkpoint every this many minutes")
 	previewEvery := fs.Float64("preview-minutes", 15, "write a sample grid (2 per class, EMA weights) every this many minutes (0: only at the end)")
@@ -208,8 +208,21 @@ func runTrain(args []string) error {
 				return usagef("--%s cannot change a resumed model (its shape comes from %s); --M and --mlp can", name, *resume)
 			}
 		}
+		// A resumed run keeps the recipe it was saved with; only the flags
+		// given change it (their defaults are those of a new run).
 		tr, wall0, err = train.Resume(*resume, ds, train.Changes{M: *m, MLP: *mlp}, func(o *train.Options) {
-			o.Batch, o.LR, o.EMADecay, o.EMAWarmup, o.CarryProb, o.MinSNR = *batch, *lr, *ema, *emaWarmup, *carry, *minSNR
+			for _, f := range []struct {
+				name string
+				set  func()
+			}{
+				{"batch", func() { o.Batch = *batch }}, {"lr", func() { o.LR = *lr }}, {"ema", func() { o.EMADecay = *ema }},
+				{"ema-warmup", func() { o.EMAWarmup = *emaWarmup }}, {"carry", func() { o.CarryProb = *carry }},
+				{"min-snr", func() { o.MinSNR = *minSNR }},
+			} {
+				if flagSet(fs, f.name) {
+					f.set()
+				}
+			}
 		})
 		if err != nil {
 			return err

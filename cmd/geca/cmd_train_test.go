@@ -149,13 +149,21 @@ func TestTrainResumeFlags(t *testing.T) {
 	dir := writeImageFolder(t)
 	out := filepath.Join(t.TempDir(), "m.safetensors")
 	common := []string{"train", "--images", dir, "--size", "8", "--batch", "2", "--preview-minutes", "0", "--out", out}
-	code, _, stderr := capture(t, append(common, "--config", "tiny", "--steps", "1", "--min-snr", "5")...)
+	code, _, stderr := capture(t, append(common, "--config", "tiny", "--steps", "1", "--min-snr", "5", "--lr", "1e-3", "--carry", "0.5")...)
 	if code != 0 || !strings.Contains(stderr, "min-SNR 5,") {
 		t.Fatalf("first run: exit %d: %s", code, stderr)
 	}
 	code, _, stderr = capture(t, append(common, "--resume", out, "--M", "5", "--steps", "2")...)
 	if code != 0 || !strings.Contains(stderr, " M 5 ") {
 		t.Fatalf("resume --M 5: exit %d: %s", code, stderr)
+	}
+	// the recipe is the saved run's, not the flags' defaults, unless a flag says otherwise
+	if !strings.Contains(stderr, "batch 2, lr 0.001, carry 0.5, min-SNR 5, step 1") {
+		t.Fatalf("resume without recipe flags: %s", stderr)
+	}
+	code, _, stderr = capture(t, append(common, "--resume", out, "--lr", "2e-4", "--min-snr", "0", "--steps", "3")...)
+	if code != 0 || !strings.Contains(stderr, "batch 2, lr 0.0002, carry 0.5, min-SNR 0, step 2") {
+		t.Fatalf("resume --lr 2e-4 --min-snr 0: exit %d: %s", code, stderr)
 	}
 	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
 	if err != nil {

@@ -408,8 +408,8 @@ type Changes struct {
 }
 
 // Resume loads a training-state file (or the state file next to a model file)
-// and continues training on ds. Options other than the batch size, learning
-// rate and EMA settings come from the file; override the rest with set.
+// and continues training on ds with the options the file was saved with,
+// which set may change.
 // ch changes the model (its other fields, which fix a weight's meaning, come
 // from the file).
 func Resume(path string, ds *data.Dataset, ch Changes, set func(*Options)) (*Trainer, float64, error) {
