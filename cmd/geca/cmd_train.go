@@ -116,8 +116,20 @@ func runTrain(args []string) error {
 	if *carry < 0 || *carry > 1 {
 		return usagef("--carry %g out of range [0, 1]", *carry)
 	}
-	if *batch < 1 || *batch > engine.MaxBatch || *steps < 0 || *minutes < 0 || *lr <= 0 || *ema < 0 || *ema >= 1 || *size < 0 || *m < 0 || *m > engine.MaxM || *hidden < 0 || *embed < 0 || *heads < 0 || *mlp < 0 {
-		return usagef("--batch, --steps, --minutes, --lr, --ema, --size, --M, --hidden, --embed, --heads, --mlp out of range")
+	for _, r := range []struct {
+		flag, want string
+		ok         bool
+	}{
+		{"batch", fmt.Sprintf("1 … %d", engine.MaxBatch), *batch >= 1 && *batch <= engine.MaxBatch},
+		{"steps", "0 or more", *steps >= 0}, {"minutes", "0 or more", *minutes >= 0},
+		{"lr", "above 0", *lr > 0 && !math.IsInf(*lr, 0)}, {"ema", "0 ≤ decay < 1", *ema >= 0 && *ema < 1},
+		{"size", "0 or more", *size >= 0}, {"M", fmt.Sprintf("0 … %d", engine.MaxM), *m >= 0 && *m <= engine.MaxM},
+		{"hidden", "0 or more", *hidden >= 0}, {"embed", "0 or more", *embed >= 0},
+		{"heads", "0 or more", *heads >= 0}, {"mlp", "0 or more", *mlp >= 0},
+	} {
+		if !r.ok {
+			return usagef("--%s %s: want %s", r.flag, fs.Lookup(r.flag).Value, r.want)
+		}
 	}
 	// The model, its training state and its pictures are written over and
 	// over: none of them may be one of the inputs (the file --resume reads is

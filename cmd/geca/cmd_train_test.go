@@ -202,7 +202,9 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 		want  string
 	}{
 		{[]string{"--embed", "50", "--heads", "3"}, "embed_dim 50 is not divisible by heads 3"},
-		{[]string{"--mlp", "-1"}, "out of range"},
+		{[]string{"--mlp", "-1"}, "--mlp -1: want 0 or more"},
+		{[]string{"--lr", "NaN"}, "--lr NaN: want above 0"},
+		{[]string{"--batch", "0"}, "--batch 0: want 1 … "},
 		{[]string{"--min-snr", "-1"}, "--min-snr -1: want γ > 0"},
 		{[]string{"--min-snr", "NaN"}, "--min-snr NaN"},
 	} {
