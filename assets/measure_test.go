@@ -127,6 +127,9 @@ func writeMeasureGrid(t *testing.T, prefix string, s measureSetting, images []fl
 	if dir == "" {
 		return
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	name := filepath.Join(dir, prefix+strings.ReplaceAll(s.name, "/", "-")+".png")
 	if err := train.WritePNG(name, train.SampleGrid(images, rows, cols, h, w, c, 2)); err != nil {
 		t.Fatal(err)
