@@ -131,6 +131,16 @@ func runTrain(args []string) error {
 			return usagef("--%s %s: want %s", r.flag, fs.Lookup(r.flag).Value, r.want)
 		}
 	}
+	if *resume != "" {
+		// The block's shape is the resumed file's; saying otherwise must not
+		// be ignored quietly. M is no shape (--M continues at another M), and
+		// --mlp widens the MLP without changing what the model computes.
+		for _, name := range []string{"config", "hidden", "embed", "heads"} {
+			if flagSet(fs, name) {
+				return usagef("--%s cannot change a resumed model (its shape comes from %s); --M and --mlp can", name, *resume)
+			}
+		}
+	}
 	// The model, its training state and its pictures are written over and
 	// over: none of them may be one of the inputs (the file --resume reads is
 	// meant to be rewritten, and is not one).
@@ -212,14 +222,6 @@ func runTrain(args []string) error {
 	var tr *train.Trainer
 	wall0 := 0.0
 	if *resume != "" {
-		// The block's shape is the resumed file's; saying otherwise must not
-		// be ignored quietly. M is no shape (--M continues at another M), and
-		// --mlp widens the MLP without changing what the model computes.
-		for _, name := range []string{"config", "hidden", "embed", "heads"} {
-			if flagSet(fs, name) {
-				return usagef("--%s cannot change a resumed model (its shape comes from %s); --M and --mlp can", name, *resume)
-			}
-		}
 		// A resumed run keeps the recipe it was saved with; only the flags
 		// given change it (their defaults are those of a new run).
 		tr, wall0, err = train.Resume(*resume, ds, train.Changes{M: *m, MLP: *mlp}, func(o *train.Options) {
@@ -380,10 +382,11 @@ func trainBytes(cfg engine.Config, b int) int64 {
 	return membudget.Sum(total, total/4)
 }
 
-// trainConfig picks the model size for a dataset.
 // blockSize overrides a config's block; zero fields keep the config's.
 type blockSize struct{ M, Hidden, Embed, Heads, MLP int }
 
+// trainConfig picks the model size for a dataset: the named config with
+// size's overrides.
 func trainConfig(name string, ds *data.Dataset, latent bool, size blockSize) (engine.Config, error) {
 	var cfg engine.Config
 	switch strings.ToLower(name) {
