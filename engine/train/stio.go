@@ -78,6 +78,23 @@ func (f *trainingFile) readGrown(name string, dst []float32, shape, stored []int
 	return nil
 }
 
+// mean is the mean of tensor name's values.
+func (f *trainingFile) mean(name string) (float32, error) {
+	t, ok := f.tensors[name]
+	if !ok {
+		return 0, fmt.Errorf("%s: missing tensor %q", f.path, name)
+	}
+	d, ok := t.Data().([]float32)
+	if !ok || len(d) == 0 {
+		return 0, fmt.Errorf("%s: tensor %q is not float32 values", f.path, name)
+	}
+	var sum float64
+	for _, v := range d {
+		sum += float64(v)
+	}
+	return float32(sum / float64(len(d))), nil
+}
+
 // read copies tensor name into dst, which must have its size.
 func (f *trainingFile) read(name string, dst []float32) error {
 	t, ok := f.tensors[name]

@@ -173,8 +173,9 @@ func TestResumeAtAnotherM(t *testing.T) {
 
 // TestResumeWiderMLP: a run resumed with a wider MLP computes what the
 // file's model computes (the new units start with no effect), keeps every
-// stored weight, EMA value and optimiser moment, starts the new units'
-// moments at zero, trains them, and refuses to narrow.
+// stored weight, EMA value and optimiser moment, starts the new units' first
+// moments at zero and second moments at their tensor's mean, trains them,
+// and refuses to narrow.
 func TestResumeWiderMLP(t *testing.T) {
 	opt := DefaultOptions()
 	opt.Batch, opt.LR = 4, 1e-3
@@ -229,8 +230,13 @@ func TestResumeWiderMLP(t *testing.T) {
 			}
 			in := len(q.Shape) == 1 && r < stored[0] || len(q.Shape) == 2 && r < stored[0] && c < stored[1]
 			if !in {
-				if b.Adam.M[i][j] != 0 || b.Adam.V[i][j] != 0 || b.EMA.W[i][j] != q.W[j] {
-					t.Fatalf("%s[%d] (new): Adam moments %g %g, EMA %g for weight %g; want 0, 0 and the weight", q.Key, j, b.Adam.M[i][j], b.Adam.V[i][j], b.EMA.W[i][j], q.W[j])
+				var sum float64
+				for _, v := range a.Adam.V[i] {
+					sum += float64(v)
+				}
+				meanV := float32(sum / float64(len(a.Adam.V[i])))
+				if b.Adam.M[i][j] != 0 || b.Adam.V[i][j] != meanV || !(meanV > 0) || b.EMA.W[i][j] != q.W[j] {
+					t.Fatalf("%s[%d] (new): Adam moments %g %g, EMA %g for weight %g; want 0, the stored mean %g and the weight", q.Key, j, b.Adam.M[i][j], b.Adam.V[i][j], b.EMA.W[i][j], q.W[j], meanV)
 				}
 				continue
 			}

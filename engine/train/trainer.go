@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 
 	"gorgonia.org/tensor"
@@ -402,8 +403,9 @@ type Changes struct {
 	// MLP widens the block's MLP to this many hidden units. The new units'
 	// first-layer weights get the official initialisation and their
 	// second-layer weights start at zero, so the widened model computes
-	// exactly what the file's model computes until training moves them; their
-	// optimiser moments start at zero, their EMA at their initial values.
+	// exactly what the file's model computes until training moves them. Their
+	// EMA starts at their initial values, their first Adam moment at zero and
+	// their second at the mean of their tensor's stored ones.
 	MLP int
 }
 
@@ -468,10 +470,24 @@ func Resume(path string, ds *data.Dataset, ch Changes, set func(*Options)) (*Tra
 		return nil, 0, fmt.Errorf("%s: %v", path, err)
 	}
 	for i, q := range p.List {
+		grown := !slices.Equal(q.Shape, stored.List[i].Shape)
 		for _, e := range []struct {
 			prefix string
 			dst    []float32
 		}{{"ema.", tr.EMA.W[i]}, {"adam.m.", tr.Adam.M[i]}, {"adam.v.", tr.Adam.V[i]}} {
+			if grown && e.prefix == "adam.v." {
+				// The run is past Adam's bias correction: a second moment
+				// of zero would make the new weights' first hundreds of
+				// steps several times larger than the others'. They start
+				// from the tensor's mean second moment instead.
+				v, err := f.mean(e.prefix + q.Key)
+				if err != nil {
+					return nil, 0, err
+				}
+				for k := range e.dst {
+					e.dst[k] = v
+				}
+			}
 			if err := f.readGrown(e.prefix+q.Key, e.dst, q.Shape, stored.List[i].Shape); err != nil {
 				return nil, 0, err
 			}
