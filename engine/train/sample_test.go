@@ -112,3 +112,20 @@ func TestSampleRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestCellMajorPlanes: two RGB images of two cells, each value its own
+// (image, cell, channel) code, moved both ways between the layouts.
+func TestCellMajorPlanes(t *testing.T) {
+	// planes: image b, channel k, cell i holds 100b + 10k + i
+	planes := []float32{0, 1, 10, 11, 20, 21, 100, 101, 110, 111, 120, 121}
+	cells := []float32{0, 10, 20, 1, 11, 21, 100, 110, 120, 101, 111, 121}
+	if got := CellMajor(planes, 2, 3, 2); !slices.Equal(got, cells) {
+		t.Fatalf("CellMajor = %v, want %v", got, cells)
+	}
+	if got := Planes(cells, 2, 3, 2); !slices.Equal(got, planes) {
+		t.Fatalf("Planes = %v, want %v", got, planes)
+	}
+	if got := Planes(planes[:4], 2, 1, 2); &got[0] != &planes[0] {
+		t.Fatal("with one channel the layouts are the same; Planes copied")
+	}
+}

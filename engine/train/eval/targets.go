@@ -8,6 +8,7 @@ import (
 	"geca/engine"
 	"geca/engine/data"
 	"geca/engine/sample"
+	"geca/engine/train"
 )
 
 // TargetResult scores samples of a model trained on a few fixed targets (one
@@ -43,15 +44,10 @@ type Targets struct {
 // cell-major layout, pixels in [−1, 1]).
 func NewTargets(ds *data.Dataset) *Targets {
 	t := &Targets{C: ds.C, H: ds.H, W: ds.W, img: make([][]float32, ds.N)}
-	hw := ds.H * ds.W
+	planes := train.Planes(ds.Pixels, ds.N, ds.C, ds.H*ds.W)
+	sz := ds.C * ds.H * ds.W
 	for k := range t.img {
-		t.img[k] = make([]float32, ds.C*hw)
-		src := ds.Image(k)
-		for p := 0; p < hw; p++ {
-			for c := 0; c < ds.C; c++ {
-				t.img[k][c*hw+p] = src[p*ds.C+c]
-			}
-		}
+		t.img[k] = planes[k*sz : (k+1)*sz : (k+1)*sz]
 	}
 	return t
 }
