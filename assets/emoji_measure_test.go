@@ -1,6 +1,7 @@
 package assets
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"math/rand/v2"
@@ -34,11 +35,7 @@ func TestMeasureEmoji(t *testing.T) {
 	per := measurePerClass(20)
 	m := measureModel(t, Emoji)
 	c := m.Cfg
-	targets, err := data.LoadEmoji("", data.EmojiSets["garden"].Emoji, data.EmojiOptions{Size: c.GridW, Variants: 1,
-		Background: color.NRGBA{255, 255, 255, 255}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	targets := emojiTargets(t, c.GridW)
 	for _, s := range settings {
 		start := time.Now()
 		opt := s.options(c.M)
@@ -91,30 +88,31 @@ func TestMeasureEmojiDenoiser(t *testing.T) {
 	}
 	m := measureModel(t, Emoji)
 	c := m.Cfg
-	targets, err := data.LoadEmoji("", data.EmojiSets["garden"].Emoji, data.EmojiOptions{Size: c.GridW, Variants: 1,
-		Background: color.NRGBA{255, 255, 255, 255}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	targets := emojiTargets(t, c.GridW)
 	sched, err := diffusion.New(diffusion.DefaultSteps, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	B, N, Cin := c.NumClasses, c.Cells(), c.InChannels
+	B, n, Cin, Cout := c.NumClasses, c.Cells(), c.InChannels, c.OutChannels()
+	x0 := train.Planes(targets.Pixels, B, Cin, n) // image b is the target of class b
+	labels := make([][]float32, B)
+	for b := range labels {
+		labels[b] = make([]float32, B)
+		labels[b][b] = 1
+	}
 	steps := []int{900, 700, 600, 500, 400, 300, 200, 100, 20}
 	head := "| x̂0 mean squared error at t = |"
 	for _, tt := range steps {
 		head += fmt.Sprintf(" %d |", tt)
 	}
 	t.Log(head)
-	// for scale: a blank white x̂0, the same at every t
-	var white float64
-	for b := 0; b < B; b++ {
-		for _, v := range targets.Image(b) {
-			white += float64((1 - v) * (1 - v))
-		}
+	white := make([]float32, len(x0)) // for scale: a blank white x̂0, the same at every t
+	for i := range white {
+		white[i] = 1
 	}
-	t.Logf("| blank white image | %.3f at every t |", white/float64(B*N*Cin))
+	t.Logf("| blank white image | %.3f at every t |", meanSquaredError(white, x0))
+
+	xt, eps, out, x0hat := make([]float32, len(x0)), make([]float32, len(x0)), make([]float32, B*Cout*n), make([]float32, len(x0))
 	for _, ms := range strings.Split(spec, ",") {
 		M, err := strconv.Atoi(ms)
 		if err != nil || M < 1 {
@@ -123,48 +121,55 @@ func TestMeasureEmojiDenoiser(t *testing.T) {
 		row := fmt.Sprintf("| M %d |", M)
 		for _, tt := range steps {
 			r := rand.New(rand.NewPCG(uint64(tt), 1))
-			eps := make([]float32, B*N*Cin)
 			for i := range eps {
 				eps[i] = float32(r.NormFloat64())
 			}
 			st := engine.NewState(B, c.GridH, c.GridW, c.CellDim())
-			ts, ys := make([]int, B), make([][]float32, B)
-			sa, sb := float32(sched.SqrtAlphasCumprod[tt]), float32(sched.SqrtOneMinusAlphasCumprod[tt])
-			for b := 0; b < B; b++ {
-				ts[b], ys[b] = tt, make([]float32, c.NumClasses)
-				ys[b][b] = 1
-				img := targets.Image(b)
-				for n := 0; n < N; n++ {
-					for k := 0; k < Cin; k++ {
-						st.Data[(b*N+n)*st.C+k] = sa*img[n*Cin+k] + sb*eps[(b*N+n)*Cin+k]
-					}
-				}
+			ts := make([]int, B)
+			for b := range ts {
+				ts[b] = tt
 			}
-			if err := engine.Seed(c, st, engine.NewStream(1, engine.StreamSeed)); err != nil {
-				t.Fatal(err)
-			}
-			cond, err := m.Condition(ts, ys)
+			cond, err := m.Condition(ts, labels)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := m.NewUpdater(B).Call(st, cond, M, c.UpdateRate, engine.NewStream(1, engine.StreamMask), nil); err != nil {
+			if err := errors.Join(sched.QSample(xt, x0, eps, tt), engine.SetInput(st, c, xt),
+				engine.Seed(c, st, engine.NewStream(1, engine.StreamSeed)),
+				m.NewUpdater(B).Call(st, cond, M, c.UpdateRate, engine.NewStream(1, engine.StreamMask), nil),
+				engine.ModelOut(out, st, c)); err != nil {
 				t.Fatal(err)
 			}
-			ra, rm := sched.SqrtRecipAlphasCumprod[tt], sched.SqrtRecipm1AlphasCumprod[tt]
-			var se float64
+			// ε̂ is each sample's first C_in output planes
 			for b := 0; b < B; b++ {
-				img := targets.Image(b)
-				for n := 0; n < N; n++ {
-					for k := 0; k < Cin; k++ {
-						cell := st.Data[(b*N+n)*st.C:]
-						x0 := ra*float64(cell[k]) - rm*float64(cell[Cin+k])
-						d := x0 - float64(img[n*Cin+k])
-						se += d * d
-					}
+				img := b * Cin * n
+				if err := sched.PredictX0(x0hat[img:img+Cin*n], xt[img:img+Cin*n], out[b*Cout*n:b*Cout*n+Cin*n], tt); err != nil {
+					t.Fatal(err)
 				}
 			}
-			row += fmt.Sprintf(" %.3f |", se/float64(B*N*Cin))
+			row += fmt.Sprintf(" %.3f |", meanSquaredError(x0hat, x0))
 		}
 		t.Log(row)
 	}
+}
+
+// emojiTargets are the built-in emoji rendered centred on white at size
+// pixels, one image per class: what the emoji model is measured against.
+func emojiTargets(t *testing.T, size int) *data.Dataset {
+	t.Helper()
+	ds, err := data.LoadEmoji("", data.EmojiSets["garden"].Emoji, data.EmojiOptions{Size: size, Variants: 1,
+		Background: color.NRGBA{255, 255, 255, 255}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// meanSquaredError is the mean of (a − b)² over all values.
+func meanSquaredError(a, b []float32) float64 {
+	var se float64
+	for i := range a {
+		d := float64(a[i] - b[i])
+		se += d * d
+	}
+	return se / float64(len(a))
 }
