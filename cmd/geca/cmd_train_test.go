@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"geca/engine"
 	"geca/engine/ckpt"
 )
 
@@ -59,11 +60,7 @@ func TestTrainWithVAE(t *testing.T) {
 			}
 		})
 	}
-	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := m.Cfg
+	c := trainedConfig(t, out)
 	if !c.Latent || c.InChannels != 4 || c.GridH != 4 || c.GridW != 4 || c.NumClasses != 2 {
 		t.Errorf("trained model config %+v: want a latent model on a 4x4x4 grid with 2 classes", c)
 	}
@@ -130,11 +127,7 @@ func TestTrainEmojiFlag(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "emoji 🦎 🍎 (2 classes") {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := m.Cfg; c.InChannels != 3 || c.NumClasses != 2 || c.GridH != 8 {
+	if c := trainedConfig(t, out); c.InChannels != 3 || c.NumClasses != 2 || c.GridH != 8 {
 		t.Fatalf("trained config %+v: want 8x8 RGB, 2 classes", c)
 	}
 	code, _, stderr = capture(t, "train", "--emoji", "🦎", "--data", "fashion-mnist", "--out", filepath.Join(t.TempDir(), "f.safetensors"))
@@ -146,14 +139,11 @@ func TestTrainEmojiFlag(t *testing.T) {
 // --resume continues a model at another M when asked; flags that would change
 // the model's shape are refused, not ignored.
 func TestTrainResumeFlags(t *testing.T) {
-	dir := writeImageFolder(t)
-	out := filepath.Join(t.TempDir(), "m.safetensors")
-	common := []string{"train", "--images", dir, "--size", "8", "--batch", "2", "--preview-minutes", "0", "--out", out}
-	code, _, stderr := capture(t, append(common, "--config", "tiny", "--steps", "1", "--min-snr", "5", "--lr", "1e-3", "--carry", "0.5")...)
-	if code != 0 || !strings.Contains(stderr, "min-SNR 5,") {
-		t.Fatalf("first run: exit %d: %s", code, stderr)
+	common, out, stderr := firstTinyRun(t, "--min-snr", "5", "--lr", "1e-3", "--carry", "0.5")
+	if !strings.Contains(stderr, "min-SNR 5,") {
+		t.Fatalf("first run: %s", stderr)
 	}
-	code, _, stderr = capture(t, append(common, "--resume", out, "--M", "5", "--steps", "2")...)
+	code, _, stderr := capture(t, append(common, "--resume", out, "--M", "5", "--steps", "2")...)
 	if code != 0 || !strings.Contains(stderr, " M 5 ") {
 		t.Fatalf("resume --M 5: exit %d: %s", code, stderr)
 	}
@@ -165,12 +155,8 @@ func TestTrainResumeFlags(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "batch 2, lr 0.0002, carry 0.5, min-SNR 0, step 2") {
 		t.Fatalf("resume --lr 2e-4 --min-snr 0: exit %d: %s", code, stderr)
 	}
-	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Cfg.M != 5 {
-		t.Fatalf("model resumed at --M 5 has M %d", m.Cfg.M)
+	if m := trainedConfig(t, out).M; m != 5 {
+		t.Fatalf("model resumed at --M 5 has M %d", m)
 	}
 	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}, {"--embed", "64"}, {"--heads", "2"}} {
 		code, _, stderr = capture(t, append(append(common, "--resume", out, "--steps", "3"), flag...)...)
@@ -190,11 +176,7 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "GeCA-tiny-D48-H3-MLP40-Ch5 8x8 C_in 1 C_h 5 D 48 heads 3 MLP 40") {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := m.Cfg; c.EmbedDim != 48 || c.Heads != 3 || c.MLPDim != 40 || c.HiddenChannels != 5 {
+	if c := trainedConfig(t, out); c.EmbedDim != 48 || c.Heads != 3 || c.MLPDim != 40 || c.HiddenChannels != 5 {
 		t.Fatalf("trained config %+v: want D 48, 3 heads, MLP 40, C_h 5", c)
 	}
 	for _, c := range []struct {
@@ -217,25 +199,40 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 
 // --mlp with --resume widens the resumed model's MLP.
 func TestTrainResumeWiderMLP(t *testing.T) {
-	dir := writeImageFolder(t)
-	out := filepath.Join(t.TempDir(), "m.safetensors")
-	common := []string{"train", "--images", dir, "--size", "8", "--batch", "2", "--preview-minutes", "0", "--out", out}
-	if code, _, stderr := capture(t, append(common, "--config", "tiny", "--steps", "1")...); code != 0 {
-		t.Fatalf("first run: exit %d: %s", code, stderr)
-	}
+	common, out, _ := firstTinyRun(t)
 	code, _, stderr := capture(t, append(common, "--resume", out, "--mlp", "96", "--steps", "2")...)
 	if code != 0 || !strings.Contains(stderr, " MLP 96 ") {
 		t.Fatalf("resume --mlp 96: exit %d: %s", code, stderr)
 	}
-	m, _, err := ckpt.LoadModel(out, ckpt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Cfg.MLPDim != 96 {
-		t.Fatalf("model resumed with --mlp 96 has MLP %d", m.Cfg.MLPDim)
+	if mlp := trainedConfig(t, out).MLPDim; mlp != 96 {
+		t.Fatalf("model resumed with --mlp 96 has MLP %d", mlp)
 	}
 	code, _, stderr = capture(t, append(common, "--resume", out, "--mlp", "32", "--steps", "3")...)
 	if code != 1 || !strings.Contains(stderr, "can grow, not shrink to 32") {
 		t.Fatalf("resume --mlp 32: exit %d: %s", code, stderr)
 	}
+}
+
+// trainedConfig is the config of the model file a training run wrote.
+func trainedConfig(t *testing.T, path string) engine.Config {
+	t.Helper()
+	m, _, err := ckpt.LoadModel(path, ckpt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Cfg
+}
+
+// firstTinyRun trains a tiny model for one step on a small image folder,
+// with extra flags, for the resume tests: the flags every later run repeats
+// (common), the model file and the run's stderr.
+func firstTinyRun(t *testing.T, extra ...string) (common []string, out, stderr string) {
+	t.Helper()
+	out = filepath.Join(t.TempDir(), "m.safetensors")
+	common = []string{"train", "--images", writeImageFolder(t), "--size", "8", "--batch", "2", "--preview-minutes", "0", "--out", out}
+	code, _, stderr := capture(t, append(append(common, "--config", "tiny", "--steps", "1"), extra...)...)
+	if code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	return common, out, stderr
 }
