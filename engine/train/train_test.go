@@ -123,24 +123,35 @@ func testDeterministic(t *testing.T, carry float64) {
 	}
 }
 
+// savedSmallRun trains smallConfig on toy data for the given steps (batch
+// 4, lr 1e-3) and saves it: the trainer, its data and the model file, for
+// the tests that resume it.
+func savedSmallRun(t *testing.T, steps int) (*Trainer, *data.Dataset, string) {
+	t.Helper()
+	opt := DefaultOptions()
+	opt.Batch, opt.LR = 4, 1e-3
+	ds := toyData(16, 8, 8)
+	tr, err := NewTrainer(smallConfig(), opt, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < steps; i++ {
+		if _, err := tr.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := t.TempDir() + "/m.safetensors"
+	if err := tr.Save(path, "toy", 0); err != nil {
+		t.Fatal(err)
+	}
+	return tr, ds, path
+}
+
 // TestResumeAtAnotherM: a run resumed with another M trains with it (the
 // network unrolls that many updates) and the model file it writes says so;
 // the weights carry over unchanged, since none depends on M.
 func TestResumeAtAnotherM(t *testing.T) {
-	opt := DefaultOptions()
-	opt.Batch, opt.LR = 4, 1e-3
-	ds := toyData(16, 8, 8)
-	a, err := NewTrainer(smallConfig(), opt, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.TrainStep(); err != nil {
-		t.Fatal(err)
-	}
-	path := t.TempDir() + "/m.safetensors"
-	if err := a.Save(path, "toy", 0); err != nil {
-		t.Fatal(err)
-	}
+	a, ds, path := savedSmallRun(t, 1)
 	const m = 7
 	b, _, err := Resume(path, ds, Changes{M: m}, nil)
 	if err != nil {
@@ -177,22 +188,7 @@ func TestResumeAtAnotherM(t *testing.T) {
 // moments at zero and second moments at their tensor's mean, trains them,
 // and refuses to narrow.
 func TestResumeWiderMLP(t *testing.T) {
-	opt := DefaultOptions()
-	opt.Batch, opt.LR = 4, 1e-3
-	ds := toyData(16, 8, 8)
-	a, err := NewTrainer(smallConfig(), opt, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 3; i++ {
-		if _, err := a.TrainStep(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := t.TempDir() + "/m.safetensors"
-	if err := a.Save(path, "toy", 0); err != nil {
-		t.Fatal(err)
-	}
+	a, ds, path := savedSmallRun(t, 3)
 	const wide = 48 // smallConfig has 32
 	b, _, err := Resume(path, ds, Changes{MLP: wide}, nil)
 	if err != nil {
