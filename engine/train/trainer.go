@@ -449,12 +449,7 @@ func Resume(path string, ds *data.Dataset, ch Changes, set func(*Options)) (*Tra
 		return nil, 0, fmt.Errorf("%s: %v", path, err)
 	}
 	if cfg.MLPDim != f.cfg.MLPDim {
-		p.InitOfficial(st.Options.Seed ^ uint64(st.Step))
-		// the new units' outputs: zero, so that they change nothing yet
-		fc2 := p.Linear(engine.TransformerFFNet3).Weight
-		for i := 0; i < fc2.Shape[0]; i++ {
-			zero(fc2.W[i*fc2.Shape[1]+f.cfg.MLPDim : (i+1)*fc2.Shape[1]])
-		}
+		initNewUnits(p, f.cfg.MLPDim, st.Options.Seed^uint64(st.Step))
 	}
 	for i, q := range p.List {
 		if err := f.readGrown("model."+q.Key, q.W, q.Shape, stored.List[i].Shape); err != nil {
@@ -472,14 +467,18 @@ func Resume(path string, ds *data.Dataset, ch Changes, set func(*Options)) (*Tra
 	for i, q := range p.List {
 		grown := !slices.Equal(q.Shape, stored.List[i].Shape)
 		for _, e := range []struct {
-			prefix string
-			dst    []float32
-		}{{"ema.", tr.EMA.W[i]}, {"adam.m.", tr.Adam.M[i]}, {"adam.v.", tr.Adam.V[i]}} {
-			if grown && e.prefix == "adam.v." {
-				// The run is past Adam's bias correction: a second moment
-				// of zero would make the new weights' first hundreds of
-				// steps several times larger than the others'. They start
-				// from the tensor's mean second moment instead.
+			prefix   string
+			dst      []float32
+			meanFill bool // new entries start at the stored mean (else as newTrainer made them)
+		}{
+			{"ema.", tr.EMA.W[i], false},
+			{"adam.m.", tr.Adam.M[i], false},
+			// The run is past Adam's bias correction: a second moment of zero
+			// would make the new weights' first hundreds of steps several times
+			// larger than the others'.
+			{"adam.v.", tr.Adam.V[i], true},
+		} {
+			if grown && e.meanFill {
 				v, err := f.mean(e.prefix + q.Key)
 				if err != nil {
 					return nil, 0, err
@@ -495,6 +494,18 @@ func Resume(path string, ds *data.Dataset, ch Changes, set func(*Options)) (*Tra
 	}
 	tr.Step, tr.Adam.Step, tr.History = st.Step, st.AdamStep, st.History
 	return tr, st.WallSecs, nil
+}
+
+// initNewUnits gives a model widened from `from` MLP units the official
+// initialisation of its new units' first layer, and zero for their
+// second-layer weights, so that they change nothing until trained. (The
+// stored weights are read over the rest afterwards.)
+func initNewUnits(p *Params[float32], from int, seed uint64) {
+	p.InitOfficial(seed)
+	fc2 := p.Linear(engine.TransformerFFNet3).Weight
+	for i := 0; i < fc2.Shape[0]; i++ {
+		zero(fc2.W[i*fc2.Shape[1]+from : (i+1)*fc2.Shape[1]])
+	}
 }
 
 // LoadModelFile reads a model file written by Save (or any safetensors file
