@@ -110,12 +110,6 @@ func runTrain(args []string) error {
 	if *vaeFlip && *vaePath == "" {
 		return usagef("--vae-flip needs --vae FILE")
 	}
-	if !(*minSNR >= 0) || math.IsInf(*minSNR, 0) {
-		return usagef("--min-snr %g: want γ > 0, or 0 for the unweighted loss", *minSNR)
-	}
-	if *carry < 0 || *carry > 1 {
-		return usagef("--carry %g out of range [0, 1]", *carry)
-	}
 	for _, r := range []struct {
 		flag, want string
 		ok         bool
@@ -126,6 +120,8 @@ func runTrain(args []string) error {
 		{"size", "0 or more", *size >= 0}, {"M", fmt.Sprintf("0 … %d", engine.MaxM), *m >= 0 && *m <= engine.MaxM},
 		{"hidden", "0 or more", *hidden >= 0}, {"embed", "0 or more", *embed >= 0},
 		{"heads", "0 or more", *heads >= 0}, {"mlp", "0 or more", *mlp >= 0},
+		{"carry", "0 … 1", *carry >= 0 && *carry <= 1},
+		{"min-snr", "γ > 0, or 0 for the unweighted loss", *minSNR >= 0 && !math.IsInf(*minSNR, 0)},
 	} {
 		if !r.ok {
 			return usagef("--%s %s: want %s", r.flag, fs.Lookup(r.flag).Value, r.want)
@@ -225,17 +221,23 @@ func runTrain(args []string) error {
 		// A resumed run keeps the recipe it was saved with; only the flags
 		// given change it (their defaults are those of a new run).
 		tr, wall0, err = train.Resume(*resume, ds, train.Changes{M: *m, MLP: *mlp}, func(o *train.Options) {
-			for _, f := range []struct {
-				name string
-				set  func()
-			}{
-				{"batch", func() { o.Batch = *batch }}, {"lr", func() { o.LR = *lr }}, {"ema", func() { o.EMADecay = *ema }},
-				{"ema-warmup", func() { o.EMAWarmup = *emaWarmup }}, {"carry", func() { o.CarryProb = *carry }},
-				{"min-snr", func() { o.MinSNR = *minSNR }},
-			} {
-				if flagSet(fs, f.name) {
-					f.set()
-				}
+			if flagSet(fs, "batch") {
+				o.Batch = *batch
+			}
+			if flagSet(fs, "lr") {
+				o.LR = *lr
+			}
+			if flagSet(fs, "ema") {
+				o.EMADecay = *ema
+			}
+			if flagSet(fs, "ema-warmup") {
+				o.EMAWarmup = *emaWarmup
+			}
+			if flagSet(fs, "carry") {
+				o.CarryProb = *carry
+			}
+			if flagSet(fs, "min-snr") {
+				o.MinSNR = *minSNR
 			}
 		})
 		if err != nil {

@@ -189,6 +189,8 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 		{[]string{"--batch", "0"}, "--batch 0: want 1 … "},
 		{[]string{"--min-snr", "-1"}, "--min-snr -1: want γ > 0"},
 		{[]string{"--min-snr", "NaN"}, "--min-snr NaN"},
+		{[]string{"--carry", "NaN"}, "--carry NaN: want 0 … 1"},
+		{[]string{"--carry", "1.5"}, "--carry 1.5: want 0 … 1"},
 	} {
 		code, _, stderr := capture(t, append(common, c.flags...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
