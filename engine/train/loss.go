@@ -41,10 +41,11 @@ func MinSNRWeight(s *diffusion.Schedule, t int, gamma float64) float64 {
 func sampleLoss(s *diffusion.Schedule, t int, x0, xt, eps, epsHat, epsVB, v []float64, dEps, dV []float64, weight, mseWeight float64) LossTerms {
 	n := float64(len(x0))
 	var lt LossTerms
+	g := weight * mseWeight * 2 / n // d(weighted mean square)/d(ε̂ − ε), per unit of difference
 	for i := range x0 {
 		d := epsHat[i] - eps[i]
 		lt.MSE += d * d
-		dEps[i] = weight * mseWeight * 2 * d / n
+		dEps[i] = g * d
 	}
 	lt.MSE /= n
 	minLog, maxLog := s.PosteriorLogVarianceClipped[t], s.LogBetas[t]
