@@ -23,6 +23,32 @@ type Config struct {
 	M              int     `json:"m"`               // cell updates per denoiser call (step_n)
 	UpdateRate     float32 `json:"update_rate"`     // per-cell update probability (0.5); >= 1 disables the mask
 	Latent         bool    `json:"latent"`          // true: x is an SD-VAE latent (scale 0.18215); false: pixels in [-1, 1]
+	PosCode        PosCode `json:"pos_code,omitempty"`
+}
+
+// PosCode names the positional code added to every cell embedding
+// (docs/model.md §2.2).
+type PosCode string
+
+const (
+	// PosCodeOfficial is the official code: a 1-D sinusoid over the
+	// row-major cell index. Every official checkpoint uses it, and a config
+	// that names no code means it.
+	PosCodeOfficial PosCode = ""
+	// PosCode2D is DiT's 2-D sine-cosine code: half the channels encode the
+	// column, half the row. geca's own small models may use it.
+	PosCode2D PosCode = "2d"
+)
+
+// String says which code, in words.
+func (p PosCode) String() string {
+	switch p {
+	case PosCodeOfficial:
+		return "1-D positional code"
+	case PosCode2D:
+		return "2-D positional code"
+	}
+	return fmt.Sprintf("positional code %q", string(p))
 }
 
 // OutChannels is C_out = 2·C_in: ε̂ followed by the learned-variance values v
@@ -76,6 +102,8 @@ func (c Config) Validate() error {
 	check(c.NumClasses >= 1 && c.NumClasses <= 100000, "num_classes %d out of range [1, 100000]", c.NumClasses)
 	check(c.M >= 0 && c.M <= MaxM, "M %d out of range [0, %d]", c.M, MaxM)
 	check(c.UpdateRate > 0 && c.UpdateRate <= 1, "update_rate %g out of range (0, 1]", c.UpdateRate)
+	check(c.PosCode == PosCodeOfficial || c.PosCode == PosCode2D, "pos_code %q unknown (known: \"\" for the official 1-D code, %q)", string(c.PosCode), string(PosCode2D))
+	check(c.PosCode != PosCode2D || c.EmbedDim%4 == 0, "embed_dim %d is not divisible by 4, as the 2-D positional code needs", c.EmbedDim)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config %q: %w", c.Name, errors.Join(errs...))
 	}

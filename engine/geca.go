@@ -230,7 +230,7 @@ func NewGeCA[T Float](c Config, values func(ParamSpec) []T) *GeCA[T] {
 	}
 	g.Transformer.Attn.Heads = c.Heads
 	g.Transformer.Attn.Grid = Config{GridH: c.GridH, GridW: c.GridW}
-	pe := PositionalEncoding(c.Cells(), c.EmbedDim)
+	pe := PositionalCode(c)
 	g.PE = make([]T, len(pe))
 	for i, v := range pe {
 		g.PE[i] = T(v)

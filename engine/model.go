@@ -204,6 +204,41 @@ func (m *Model) ParamCount() int {
 	return n
 }
 
+// PositionalCode is the positional code of config c, (H·W)×D values in
+// row-major cell order (docs/model.md §2.2).
+func PositionalCode(c Config) []float32 {
+	if c.PosCode == PosCode2D {
+		return PositionalEncoding2D(c.GridH, c.GridW, c.EmbedDim)
+	}
+	return PositionalEncoding(c.Cells(), c.EmbedDim)
+}
+
+// PositionalEncoding2D is DiT's get_2d_sincos_pos_embed generalised to an
+// h×w grid (docs/model.md §2.2): for the cell in row i and column j,
+// channels [0, D/4) are sin(j·ω_k), [D/4, D/2) cos(j·ω_k), then the same
+// two blocks for i, with ω_k = 10000^(−k/(D/4)). Computed in float64 and
+// rounded once, as DiT's numpy code does. dim must be a multiple of 4.
+func PositionalEncoding2D(h, w, dim int) []float32 {
+	q := dim / 4
+	omega := make([]float64, q)
+	for k := range omega {
+		omega[k] = 1 / math.Pow(10000, float64(k)/float64(q))
+	}
+	pe := make([]float32, h*w*dim)
+	for i := 0; i < h; i++ {
+		for j := 0; j < w; j++ {
+			row := pe[(i*w+j)*dim : (i*w+j+1)*dim]
+			for k, om := range omega {
+				row[k] = float32(math.Sin(float64(j) * om))
+				row[q+k] = float32(math.Cos(float64(j) * om))
+				row[2*q+k] = float32(math.Sin(float64(i) * om))
+				row[3*q+k] = float32(math.Cos(float64(i) * om))
+			}
+		}
+	}
+	return pe
+}
+
 // PositionalEncoding is utils.vit_positional_encoding(n, dim) (docs/model.md §2.2): a
 // 1-D sinusoid over the row-major cell index with the odd-channel quirk
 // (odd channel d uses its own index in the exponent), computed in float32 as

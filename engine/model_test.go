@@ -1,12 +1,15 @@
 package engine
 
 import (
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
 
+	"geca/internal/npy"
 	"geca/internal/numcheck"
 )
 
@@ -63,6 +66,51 @@ func TestPositionalEncodingQuirk(t *testing.T) {
 	}
 	if got, want := float64(pe[33*8+2]), math.Sin(33*math.Pow(10000, -2.0/8)); math.Abs(got-want) > 1e-5 {
 		t.Errorf("pe[33][2] = %v, want %v", got, want)
+	}
+}
+
+// TestPositionalEncoding2D checks the 2-D code against engine/testdata/pe2d.py,
+// an independent numpy version of DiT's code, on a non-square grid too, and
+// that a model whose config names it uses it.
+func TestPositionalEncoding2D(t *testing.T) {
+	a, err := npy.ReadNPZ("testdata/pe2d.npz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ h, w, d int }{{3, 5, 8}, {9, 6, 64}, {32, 32, 64}} {
+		want := a[fmt.Sprintf("pe_%dx%dx%d", c.h, c.w, c.d)]
+		if want == nil || len(want.Data) != c.h*c.w*c.d {
+			t.Fatalf("pe2d.npz: no %dx%dx%d code", c.h, c.w, c.d)
+		}
+		got := PositionalEncoding2D(c.h, c.w, c.d)
+		for i, v := range want.Data {
+			// Both round one float64 sine to float32; libm and numpy may
+			// differ in the last bit of the float64.
+			if math.Abs(float64(got[i]-v)) > 1e-7 {
+				t.Fatalf("%dx%dx%d: [cell %d, channel %d] = %v, numpy %v", c.h, c.w, c.d, i/c.d, i%c.d, got[i], v)
+			}
+		}
+	}
+	cfg := tinyConfig()
+	cfg.PosCode = PosCode2D
+	g := NewGeCA[float32](cfg, func(s ParamSpec) []float32 { return make([]float32, s.Size()) })
+	if want := PositionalEncoding2D(cfg.GridH, cfg.GridW, cfg.EmbedDim); !slices.Equal(g.PE, want) {
+		t.Error("a model configured with the 2-D code does not add it")
+	}
+	if g := NewGeCA[float32](tinyConfig(), func(s ParamSpec) []float32 { return make([]float32, s.Size()) }); !slices.Equal(g.PE, PositionalEncoding(tinyConfig().Cells(), tinyConfig().EmbedDim)) {
+		t.Error("a config that names no code does not get the official one")
+	}
+}
+
+func TestPosCodeValidate(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.PosCode = "3d"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `pos_code "3d" unknown`) {
+		t.Errorf("unknown code: %v", err)
+	}
+	cfg.PosCode, cfg.EmbedDim, cfg.Heads = PosCode2D, 6, 1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "not divisible by 4") {
+		t.Errorf("2-D code with D 6: %v", err)
 	}
 }
 

@@ -22,7 +22,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --emoji garden|LIST | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|emoji|tiny|XS|S] [--embed D] [--heads N] [--mlp N] [--hidden N] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --emoji garden|LIST | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|emoji|tiny|XS|S] [--embed D] [--heads N] [--mlp N] [--hidden N] [--pos-code 1d|2d] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -48,6 +48,7 @@ func runTrain(args []string) error {
 	hidden := fs.Int("hidden", 0, "hidden channels C_h (0: the config's)")
 	embed := fs.Int("embed", 0, "embedding width D of the block (0: the config's); a multiple of --heads")
 	heads := fs.Int("heads", 0, "attention heads (0: the config's)")
+	posCode := fs.String("pos-code", "", "positional code of a new model: 1d (the official code over the row-major cell index) or 2d (DiT's code over row and column); empty: the config's")
 	mlp := fs.Int("mlp", 0, "hidden width of the block's MLP (0: the config's); with --resume it widens the resumed model's MLP, whose new units start with no effect")
 	batch := fs.Int("batch", 32, "samples per optimisation step")
 	steps := fs.Int("steps", 0, "stop after this many steps in total (0: no limit)")
@@ -131,7 +132,7 @@ func runTrain(args []string) error {
 		// The block's shape is the resumed file's; saying otherwise must not
 		// be ignored quietly. M is no shape (--M continues at another M), and
 		// --mlp widens the MLP without changing what the model computes.
-		for _, name := range []string{"config", "hidden", "embed", "heads"} {
+		for _, name := range []string{"config", "hidden", "embed", "heads", "pos-code"} {
 			if flagSet(fs, name) {
 				return usagef("--%s cannot change a resumed model (its shape comes from %s); --M and --mlp can", name, *resume)
 			}
@@ -244,7 +245,7 @@ func runTrain(args []string) error {
 			return err
 		}
 	} else {
-		cfg, err := trainConfig(*config, ds, *latents != "" || *vaePath != "", blockSize{M: *m, Hidden: *hidden, Embed: *embed, Heads: *heads, MLP: *mlp})
+		cfg, err := trainConfig(*config, ds, *latents != "" || *vaePath != "", blockSize{M: *m, Hidden: *hidden, Embed: *embed, Heads: *heads, MLP: *mlp, PosCode: *posCode})
 		if err != nil {
 			return err
 		}
@@ -264,8 +265,8 @@ func runTrain(args []string) error {
 	if err := membudget.Check(fmt.Sprintf("training %s on batches of %d", cfg.Name, tr.Opt.Batch), trainBytes(cfg, tr.Opt.Batch)); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d (%d parameters); batch %d, lr %g, carry %g, min-SNR %g, step %d\n",
-		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M,
+	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d, %v (%d parameters); batch %d, lr %g, carry %g, min-SNR %g, step %d\n",
+		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M, cfg.PosCode,
 		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, tr.Opt.CarryProb, tr.Opt.MinSNR, tr.Step)
 
 	// Stop cleanly (with a checkpoint) on Ctrl-C or SIGTERM.
@@ -385,7 +386,17 @@ func trainBytes(cfg engine.Config, b int) int64 {
 }
 
 // blockSize overrides a config's block; zero fields keep the config's.
-type blockSize struct{ M, Hidden, Embed, Heads, MLP int }
+type blockSize struct {
+	M, Hidden, Embed, Heads, MLP int
+	PosCode                      string // "1d", "2d" or "" (the config's)
+}
+
+// posCodes maps --pos-code's values to the codes and the suffix a model
+// trained with a code other than its preset's gets in its name.
+var posCodes = map[string]struct {
+	code   engine.PosCode
+	suffix string
+}{"1d": {engine.PosCodeOfficial, "-1D"}, "2d": {engine.PosCode2D, "-2D"}}
 
 // trainConfig picks the model size for a dataset: the named config with
 // size's overrides.
@@ -420,6 +431,15 @@ func trainConfig(name string, ds *data.Dataset, latent bool, size blockSize) (en
 		if o.v > 0 && o.v != *o.dst {
 			*o.dst = o.v
 			cfg.Name = train.ResizedName(cfg.Name, o.label, o.v)
+		}
+	}
+	if size.PosCode != "" {
+		pc, ok := posCodes[strings.ToLower(size.PosCode)]
+		if !ok {
+			return engine.Config{}, usagef("--pos-code %q: want 1d or 2d", size.PosCode)
+		}
+		if pc.code != cfg.PosCode {
+			cfg.PosCode, cfg.Name = pc.code, cfg.Name+pc.suffix
 		}
 	}
 	if err := cfg.Validate(); err != nil {

@@ -144,7 +144,7 @@ func TestTrainResumeFlags(t *testing.T) {
 		t.Fatalf("first run: %s", stderr)
 	}
 	code, _, stderr := capture(t, append(common, "--resume", out, "--M", "5", "--steps", "2")...)
-	if code != 0 || !strings.Contains(stderr, " M 5 ") {
+	if code != 0 || !strings.Contains(stderr, " M 5,") {
 		t.Fatalf("resume --M 5: exit %d: %s", code, stderr)
 	}
 	// the recipe is the saved run's, not the flags' defaults, unless a flag says otherwise
@@ -158,7 +158,7 @@ func TestTrainResumeFlags(t *testing.T) {
 	if m := trainedConfig(t, out).M; m != 5 {
 		t.Fatalf("model resumed at --M 5 has M %d", m)
 	}
-	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}, {"--embed", "64"}, {"--heads", "2"}} {
+	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}, {"--embed", "64"}, {"--heads", "2"}, {"--pos-code", "2d"}} {
 		code, _, stderr = capture(t, append(append(common, "--resume", out, "--steps", "3"), flag...)...)
 		if code != 2 || !strings.Contains(stderr, flag[0]+" cannot change a resumed model") {
 			t.Errorf("resume %s: exit %d: %s", flag, code, stderr)
@@ -179,6 +179,14 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 	if c := trainedConfig(t, out); c.EmbedDim != 48 || c.Heads != 3 || c.MLPDim != 40 || c.HiddenChannels != 5 {
 		t.Fatalf("trained config %+v: want D 48, 3 heads, MLP 40, C_h 5", c)
 	}
+	// the 2-D positional code is kept in the file and named
+	code, _, stderr = capture(t, append(common, "--pos-code", "2d")...)
+	if code != 0 || !strings.Contains(stderr, "GeCA-tiny-2D 8x8") || !strings.Contains(stderr, "2-D positional code") {
+		t.Fatalf("--pos-code 2d: exit %d: %s", code, stderr)
+	}
+	if c := trainedConfig(t, out); c.PosCode != engine.PosCode2D {
+		t.Fatalf("--pos-code 2d trained config %+v", c)
+	}
 	for _, c := range []struct {
 		flags []string
 		want  string
@@ -191,6 +199,8 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 		{[]string{"--min-snr", "NaN"}, "--min-snr NaN"},
 		{[]string{"--carry", "NaN"}, "--carry NaN: want 0 … 1"},
 		{[]string{"--carry", "1.5"}, "--carry 1.5: want 0 … 1"},
+		{[]string{"--pos-code", "3d"}, `--pos-code "3d": want 1d or 2d`},
+		{[]string{"--pos-code", "2d", "--embed", "30"}, "embed_dim 30 is not divisible by 4, as the 2-D positional code needs"},
 	} {
 		code, _, stderr := capture(t, append(common, c.flags...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
