@@ -23,8 +23,9 @@ const (
 	BrushErase   BrushMode = iota // set C_out and C_h to zero
 	BrushPerturb                  // add N(0, 1) noise to C_out and C_h
 	// BrushBlank blanks the image under the brush: the cells forget
-	// (C_h = 0, v = 0) and their ε̂ becomes x_t/σ, which makes the
-	// predicted x₀ there exactly 0 (mid grey) until they regrow.
+	// (C_h = 0, v = 0) and their ε̂ becomes x_t/σ (their v̂ √ᾱ·x_t/σ in a
+	// v model), which makes the predicted x₀ there exactly 0 (mid grey)
+	// until they regrow.
 	BrushBlank
 )
 
@@ -168,8 +169,14 @@ func applyBrush(cfg engine.Config, st *engine.State, cells [][2]int, radius floa
 				}
 			}
 			if mode == BrushBlank && sigma > 0 {
+				// x̂0 = (x_t − σ·ε̂)/√ᾱ = 0 for ε̂ = x_t/σ; for a v model
+				// x̂0 = √ᾱ·x_t − σ·v̂ = 0 for v̂ = √ᾱ·x_t/σ (docs/model.md §6.5)
+				scale := 1 / sigma
+				if cfg.Prediction == engine.PredictV {
+					scale = math.Sqrt(max(1-sigma*sigma, 0)) / sigma
+				}
 				for c := 0; c < cfg.InChannels; c++ {
-					cell[c] = float32(float64(full[c]) / sigma) // x₀ = (x_t − σ ε̂)/√ᾱ = 0
+					cell[c] = float32(float64(full[c]) * scale)
 				}
 			}
 		}

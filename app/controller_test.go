@@ -1,9 +1,13 @@
 package app
 
 import (
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+
+	"geca/engine"
 )
 
 func defaultTestSettings() Settings {
@@ -463,5 +467,33 @@ func TestControllerBudgetDropsUnseenBranches(t *testing.T) {
 	}
 	if f := mustFrame(t, c, 0); f.Index != 1 {
 		t.Errorf("the pane moved to %d.%d", f.Index, f.Update)
+	}
+}
+
+// TestBlankBrushZeroesX0: the blank brush leaves the outputs under it that
+// make the predicted x₀ exactly 0, for an ε model and for a v model (x̂0
+// formed here from the standard formulas, not from the brush's own).
+func TestBlankBrushZeroesX0(t *testing.T) {
+	for _, pred := range []engine.Prediction{engine.PredictEps, engine.PredictV} {
+		cfg := engine.Config{Name: "b", GridH: 3, GridW: 3, InChannels: 2, HiddenChannels: 1, EmbedDim: 4, Heads: 1,
+			MLPDim: 4, NumClasses: 1, M: 1, UpdateRate: 1, Prediction: pred}
+		st := engine.NewState(1, 3, 3, cfg.CellDim())
+		for i := range st.Data {
+			st.Data[i] = float32(i%7) - 3.2
+		}
+		const sigma = 0.8
+		applyBrush(cfg, st, [][2]int{{1, 1}}, 0.5, BrushBlank, sigma, rand.New(rand.NewPCG(1, 1)))
+		cell := st.Cell(0, 1, 1)
+		sa := math.Sqrt(1 - sigma*sigma)
+		for c := 0; c < cfg.InChannels; c++ {
+			x, out := float64(cell[c]), float64(cell[cfg.InChannels+c])
+			x0 := (x - sigma*out) / sa
+			if pred == engine.PredictV {
+				x0 = sa*x - sigma*out
+			}
+			if math.Abs(x0) > 1e-6 {
+				t.Errorf("%v: x̂0 under the blank brush is %g, want 0", pred, x0)
+			}
+		}
 	}
 }

@@ -139,10 +139,15 @@ func TestMeasureEmojiDenoiser(t *testing.T) {
 				engine.ModelOut(out, st, c)); err != nil {
 				t.Fatal(err)
 			}
-			// ε̂ is each sample's first C_in output planes
+			// ε̂ (or v̂) is each sample's first C_in output planes
 			for b := 0; b < B; b++ {
-				img := b * Cin * n
-				if err := sched.PredictX0(x0hat[img:img+Cin*n], xt[img:img+Cin*n], out[b*Cout*n:b*Cout*n+Cin*n], tt); err != nil {
+				img, pred := b*Cin*n, out[b*Cout*n:b*Cout*n+Cin*n]
+				if c.Prediction == engine.PredictV {
+					if err := sched.EpsFromV(pred, xt[img:img+Cin*n], pred, tt); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := sched.PredictX0(x0hat[img:img+Cin*n], xt[img:img+Cin*n], pred, tt); err != nil {
 					t.Fatal(err)
 				}
 			}

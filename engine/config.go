@@ -11,19 +11,45 @@ import (
 // Config holds the hyper-parameters of a GeCA model (docs/model.md §1). Every size the
 // model depends on is here; nothing is hard-coded elsewhere.
 type Config struct {
-	Name           string  `json:"name"`            // "GeCA-S", "GeCA-XS" or a free name for custom sizes
-	GridH          int     `json:"grid_h"`          // grid rows (latent height); 32 for 256 px
-	GridW          int     `json:"grid_w"`          // grid columns
-	InChannels     int     `json:"in_channels"`     // C_in: channels of x_t (4 for SD latents, 1 or 3 for pixels)
-	HiddenChannels int     `json:"hidden_channels"` // C_h
-	EmbedDim       int     `json:"embed_dim"`       // D
-	Heads          int     `json:"heads"`           // attention heads; head dim = D / heads
-	MLPDim         int     `json:"mlp_dim"`         // MLP hidden width
-	NumClasses     int     `json:"num_classes"`     // K, length of the multi-hot label
-	M              int     `json:"m"`               // cell updates per denoiser call (step_n)
-	UpdateRate     float32 `json:"update_rate"`     // per-cell update probability (0.5); >= 1 disables the mask
-	Latent         bool    `json:"latent"`          // true: x is an SD-VAE latent (scale 0.18215); false: pixels in [-1, 1]
-	PosCode        PosCode `json:"pos_code,omitempty"`
+	Name           string     `json:"name"`            // "GeCA-S", "GeCA-XS" or a free name for custom sizes
+	GridH          int        `json:"grid_h"`          // grid rows (latent height); 32 for 256 px
+	GridW          int        `json:"grid_w"`          // grid columns
+	InChannels     int        `json:"in_channels"`     // C_in: channels of x_t (4 for SD latents, 1 or 3 for pixels)
+	HiddenChannels int        `json:"hidden_channels"` // C_h
+	EmbedDim       int        `json:"embed_dim"`       // D
+	Heads          int        `json:"heads"`           // attention heads; head dim = D / heads
+	MLPDim         int        `json:"mlp_dim"`         // MLP hidden width
+	NumClasses     int        `json:"num_classes"`     // K, length of the multi-hot label
+	M              int        `json:"m"`               // cell updates per denoiser call (step_n)
+	UpdateRate     float32    `json:"update_rate"`     // per-cell update probability (0.5); >= 1 disables the mask
+	Latent         bool       `json:"latent"`          // true: x is an SD-VAE latent (scale 0.18215); false: pixels in [-1, 1]
+	PosCode        PosCode    `json:"pos_code,omitempty"`
+	Prediction     Prediction `json:"prediction,omitempty"`
+}
+
+// Prediction names what the first C_in output channels of a cell hold
+// (docs/model.md §6.5).
+type Prediction string
+
+const (
+	// PredictEps is the official parameterisation: the noise ε̂. Every
+	// official checkpoint uses it, and a config that names none means it.
+	PredictEps Prediction = ""
+	// PredictV is the velocity v̂ = √ᾱ·ε − √(1−ᾱ)·x0 (Salimans and Ho,
+	// 2022), from which the sampler recovers ε̂. geca's own models may use
+	// it.
+	PredictV Prediction = "v"
+)
+
+// String says which prediction, in words.
+func (p Prediction) String() string {
+	switch p {
+	case PredictEps:
+		return "ε-prediction"
+	case PredictV:
+		return "v-prediction"
+	}
+	return fmt.Sprintf("prediction %q", string(p))
 }
 
 // PosCode names the positional code added to every cell embedding
@@ -103,6 +129,7 @@ func (c Config) Validate() error {
 	check(c.M >= 0 && c.M <= MaxM, "M %d out of range [0, %d]", c.M, MaxM)
 	check(c.UpdateRate > 0 && c.UpdateRate <= 1, "update_rate %g out of range (0, 1]", c.UpdateRate)
 	check(c.PosCode == PosCodeOfficial || c.PosCode == PosCode2D, "pos_code %q unknown (known: \"\" for the official 1-D code, %q)", string(c.PosCode), string(PosCode2D))
+	check(c.Prediction == PredictEps || c.Prediction == PredictV, "prediction %q unknown (known: \"\" for the official ε, %q)", string(c.Prediction), string(PredictV))
 	check(c.PosCode != PosCode2D || c.EmbedDim%4 == 0, "embed_dim %d is not divisible by 4, as the 2-D positional code needs", c.EmbedDim)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config %q: %w", c.Name, errors.Join(errs...))

@@ -108,6 +108,14 @@ func TestPosCodeValidate(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `pos_code "3d" unknown`) {
 		t.Errorf("unknown code: %v", err)
 	}
+	cfg.PosCode, cfg.Prediction = "", "x0"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `prediction "x0" unknown`) {
+		t.Errorf("unknown prediction: %v", err)
+	}
+	cfg.Prediction = PredictV
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("v-prediction: %v", err)
+	}
 	cfg.PosCode, cfg.EmbedDim, cfg.Heads = PosCode2D, 6, 1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "not divisible by 4") {
 		t.Errorf("2-D code with D 6: %v", err)

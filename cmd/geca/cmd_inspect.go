@@ -163,9 +163,9 @@ func configLine(c engine.Config) string {
 	if !c.Latent {
 		kind = "pixels"
 	}
-	return fmt.Sprintf("%s: grid %dx%d, C_in %d, C_out %d, C_h %d, D %d, heads %d (head dim %d), MLP %d, classes %d, M %d, update rate %g, %v, %s",
+	return fmt.Sprintf("%s: grid %dx%d, C_in %d, C_out %d, C_h %d, D %d, heads %d (head dim %d), MLP %d, classes %d, M %d, update rate %g, %v, %v, %s",
 		c.Name, c.GridH, c.GridW, c.InChannels, c.OutChannels(), c.HiddenChannels, c.EmbedDim, c.Heads, c.HeadDim(), c.MLPDim,
-		c.NumClasses, c.M, c.UpdateRate, c.PosCode, kind)
+		c.NumClasses, c.M, c.UpdateRate, c.PosCode, c.Prediction, kind)
 }
 
 func shapeString(s []int) string {

@@ -22,7 +22,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --emoji garden|LIST | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|emoji|tiny|XS|S] [--embed D] [--heads N] [--mlp N] [--hidden N] [--pos-code 1d|2d] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --emoji garden|LIST | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|emoji|tiny|XS|S] [--embed D] [--heads N] [--mlp N] [--hidden N] [--pos-code 1d|2d] [--prediction eps|v] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -49,6 +49,7 @@ func runTrain(args []string) error {
 	embed := fs.Int("embed", 0, "embedding width D of the block (0: the config's); a multiple of --heads")
 	heads := fs.Int("heads", 0, "attention heads (0: the config's)")
 	posCode := fs.String("pos-code", "", "positional code of a new model: 1d (the official code over the row-major cell index) or 2d (DiT's code over row and column); empty: the config's")
+	prediction := fs.String("prediction", "", "what a new model predicts: eps (the official noise prediction) or v (velocity, which keeps the noisy steps' picture from being a small difference of large numbers, docs/model.md §6.5); empty: the config's")
 	mlp := fs.Int("mlp", 0, "hidden width of the block's MLP (0: the config's); with --resume it widens the resumed model's MLP, whose new units start with no effect")
 	batch := fs.Int("batch", 32, "samples per optimisation step")
 	steps := fs.Int("steps", 0, "stop after this many steps in total (0: no limit)")
@@ -132,7 +133,7 @@ func runTrain(args []string) error {
 		// The block's shape is the resumed file's; saying otherwise must not
 		// be ignored quietly. M is no shape (--M continues at another M), and
 		// --mlp widens the MLP without changing what the model computes.
-		for _, name := range []string{"config", "hidden", "embed", "heads", "pos-code"} {
+		for _, name := range []string{"config", "hidden", "embed", "heads", "pos-code", "prediction"} {
 			if flagSet(fs, name) {
 				return usagef("--%s cannot change a resumed model (its shape comes from %s); --M and --mlp can", name, *resume)
 			}
@@ -245,7 +246,7 @@ func runTrain(args []string) error {
 			return err
 		}
 	} else {
-		cfg, err := trainConfig(*config, ds, *latents != "" || *vaePath != "", blockSize{M: *m, Hidden: *hidden, Embed: *embed, Heads: *heads, MLP: *mlp, PosCode: *posCode})
+		cfg, err := trainConfig(*config, ds, *latents != "" || *vaePath != "", blockSize{M: *m, Hidden: *hidden, Embed: *embed, Heads: *heads, MLP: *mlp, PosCode: *posCode, Prediction: *prediction})
 		if err != nil {
 			return err
 		}
@@ -265,8 +266,8 @@ func runTrain(args []string) error {
 	if err := membudget.Check(fmt.Sprintf("training %s on batches of %d", cfg.Name, tr.Opt.Batch), trainBytes(cfg, tr.Opt.Batch)); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d, %v (%d parameters); batch %d, lr %g, carry %g, min-SNR %g, step %d\n",
-		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M, cfg.PosCode,
+	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d, %v, %v (%d parameters); batch %d, lr %g, carry %g, min-SNR %g, step %d\n",
+		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M, cfg.PosCode, cfg.Prediction,
 		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, tr.Opt.CarryProb, tr.Opt.MinSNR, tr.Step)
 
 	// Stop cleanly (with a checkpoint) on Ctrl-C or SIGTERM.
@@ -389,6 +390,7 @@ func trainBytes(cfg engine.Config, b int) int64 {
 type blockSize struct {
 	M, Hidden, Embed, Heads, MLP int
 	PosCode                      string // "1d", "2d" or "" (the config's)
+	Prediction                   string // "eps", "v" or "" (the config's)
 }
 
 // posCodes maps --pos-code's values to the codes and the suffix a model
@@ -397,6 +399,12 @@ var posCodes = map[string]struct {
 	code   engine.PosCode
 	suffix string
 }{"1d": {engine.PosCodeOfficial, "-1D"}, "2d": {engine.PosCode2D, "-2D"}}
+
+// predictions maps --prediction's values likewise.
+var predictions = map[string]struct {
+	p      engine.Prediction
+	suffix string
+}{"eps": {engine.PredictEps, "-Eps"}, "v": {engine.PredictV, "-V"}}
 
 // trainConfig picks the model size for a dataset: the named config with
 // size's overrides.
@@ -440,6 +448,15 @@ func trainConfig(name string, ds *data.Dataset, latent bool, size blockSize) (en
 		}
 		if pc.code != cfg.PosCode {
 			cfg.PosCode, cfg.Name = pc.code, cfg.Name+pc.suffix
+		}
+	}
+	if size.Prediction != "" {
+		pr, ok := predictions[strings.ToLower(size.Prediction)]
+		if !ok {
+			return engine.Config{}, usagef("--prediction %q: want eps or v", size.Prediction)
+		}
+		if pr.p != cfg.Prediction {
+			cfg.Prediction, cfg.Name = pr.p, cfg.Name+pr.suffix
 		}
 	}
 	if err := cfg.Validate(); err != nil {

@@ -158,7 +158,7 @@ func TestTrainResumeFlags(t *testing.T) {
 	if m := trainedConfig(t, out).M; m != 5 {
 		t.Fatalf("model resumed at --M 5 has M %d", m)
 	}
-	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}, {"--embed", "64"}, {"--heads", "2"}, {"--pos-code", "2d"}} {
+	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}, {"--embed", "64"}, {"--heads", "2"}, {"--pos-code", "2d"}, {"--prediction", "v"}} {
 		code, _, stderr = capture(t, append(append(common, "--resume", out, "--steps", "3"), flag...)...)
 		if code != 2 || !strings.Contains(stderr, flag[0]+" cannot change a resumed model") {
 			t.Errorf("resume %s: exit %d: %s", flag, code, stderr)
@@ -179,13 +179,13 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 	if c := trainedConfig(t, out); c.EmbedDim != 48 || c.Heads != 3 || c.MLPDim != 40 || c.HiddenChannels != 5 {
 		t.Fatalf("trained config %+v: want D 48, 3 heads, MLP 40, C_h 5", c)
 	}
-	// the 2-D positional code is kept in the file and named
-	code, _, stderr = capture(t, append(common, "--pos-code", "2d")...)
-	if code != 0 || !strings.Contains(stderr, "GeCA-tiny-2D 8x8") || !strings.Contains(stderr, "2-D positional code") {
-		t.Fatalf("--pos-code 2d: exit %d: %s", code, stderr)
+	// the 2-D positional code and v-prediction are kept in the file and named
+	code, _, stderr = capture(t, append(common, "--pos-code", "2d", "--prediction", "v")...)
+	if code != 0 || !strings.Contains(stderr, "GeCA-tiny-2D-V 8x8") || !strings.Contains(stderr, "2-D positional code, v-prediction") {
+		t.Fatalf("--pos-code 2d --prediction v: exit %d: %s", code, stderr)
 	}
-	if c := trainedConfig(t, out); c.PosCode != engine.PosCode2D {
-		t.Fatalf("--pos-code 2d trained config %+v", c)
+	if c := trainedConfig(t, out); c.PosCode != engine.PosCode2D || c.Prediction != engine.PredictV {
+		t.Fatalf("--pos-code 2d --prediction v: trained config %+v", c)
 	}
 	for _, c := range []struct {
 		flags []string
@@ -200,6 +200,7 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 		{[]string{"--carry", "NaN"}, "--carry NaN: want 0 … 1"},
 		{[]string{"--carry", "1.5"}, "--carry 1.5: want 0 … 1"},
 		{[]string{"--pos-code", "3d"}, `--pos-code "3d": want 1d or 2d`},
+		{[]string{"--prediction", "x0"}, `--prediction "x0": want eps or v`},
 		{[]string{"--pos-code", "2d", "--embed", "30"}, "embed_dim 30 is not divisible by 4, as the 2-D positional code needs"},
 	} {
 		code, _, stderr := capture(t, append(common, c.flags...)...)

@@ -469,3 +469,47 @@ func TestFloat64Likelihood(t *testing.T) {
 		t.Errorf("tail bin: NLL %g, gradient %g; want the clamp −log 1e-12 and 0", nll, d)
 	}
 }
+
+// TestEpsFromV: for x = √ᾱ·x0 + √(1−ᾱ)·ε and v = √ᾱ·ε − √(1−ᾱ)·x0, both
+// formed in float64 from ᾱ as numpy tabulates it (the fixture), EpsFromV
+// gives ε back, at every step of two respaced schedules, the noisiest
+// included; and PredictX0 of that ε̂ gives x0 back.
+func TestEpsFromV(t *testing.T) {
+	g := loadTables(t)
+	for _, spacing := range []string{"250", "50"} {
+		abar := g.Tables[spacing]["alphas_cumprod"]
+		if len(abar) == 0 {
+			t.Fatalf("tables.json: no alphas_cumprod for spacing %q", spacing)
+		}
+		s, err := New(1000, spacing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x0, eps := []float32{-1, -0.25, 0.5, 1}, []float32{1.5, -0.7, 0.1, -2.2}
+		x, v, got, back := make([]float32, 4), make([]float32, 4), make([]float32, 4), make([]float32, 4)
+		for i, ab := range abar {
+			for k := range x0 {
+				x[k] = float32(math.Sqrt(ab)*float64(x0[k]) + math.Sqrt(1-ab)*float64(eps[k]))
+				v[k] = float32(math.Sqrt(ab)*float64(eps[k]) - math.Sqrt(1-ab)*float64(x0[k]))
+			}
+			if err := s.EpsFromV(got, x, v, i); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.PredictX0(back, x, got, i); err != nil {
+				t.Fatal(err)
+			}
+			// x̂0 divides by √ᾱ (up to 158 at the noisiest step): its float32
+			// error grows with it.
+			tol := 2e-6 / math.Sqrt(ab)
+			for k := range eps {
+				if math.Abs(float64(got[k]-eps[k])) > 1e-6 || math.Abs(float64(back[k]-x0[k])) > tol {
+					t.Fatalf("spacing %q, step %d (ᾱ %g): ε̂ %v, x̂0 %v; want %v, %v", spacing, i, ab, got, back, eps, x0)
+				}
+			}
+		}
+	}
+	s, _ := New(1000, "")
+	if err := s.EpsFromV(make([]float32, 3), make([]float32, 4), make([]float32, 4), 0); err == nil {
+		t.Error("length mismatch accepted")
+	}
+}

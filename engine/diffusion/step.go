@@ -79,6 +79,22 @@ func (s *Schedule) PredictX0(dst, x, eps []float32, i int) error {
 	return nil
 }
 
+// EpsFromV is the ε̂ that a v-prediction v̂ means (docs/model.md §6.5):
+// ε̂ = √(1−ᾱ)·x + √ᾱ·v̂. dst may alias x or v.
+func (s *Schedule) EpsFromV(dst, x, v []float32, i int) error {
+	if err := s.check(i); err != nil {
+		return err
+	}
+	if err := sameLen("EpsFromV", len(x), dst, v); err != nil {
+		return err
+	}
+	c := s.Coefs(i)
+	for k := range x {
+		dst[k] = c.SqrtOneMinusAlphasCumprod*x[k] + c.SqrtAlphasCumprod*v[k]
+	}
+	return nil
+}
+
 // PredictEps is _predict_eps_from_xstart: (sqrt(1/ᾱ)·x − x̂0) / sqrt(1/ᾱ − 1).
 func (s *Schedule) PredictEps(dst, x, x0 []float32, i int) error {
 	if err := s.check(i); err != nil {

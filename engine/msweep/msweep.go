@@ -237,6 +237,11 @@ func runBatch(m *engine.Model, sched *diffusion.Schedule, batch []Image, t, ti i
 				copy(epsHat[q*ci:(q+1)*ci], cell[:ci])
 				copy(v[q*ci:(q+1)*ci], cell[ci:co])
 			}
+			if cfg.Prediction == engine.PredictV {
+				if err := sched.EpsFromV(epsHat, xt[b], epsHat, t); err != nil {
+					return err
+				}
+			}
 			var mse float64
 			for k, e := range eps[b] {
 				d := float64(e) - float64(epsHat[k])

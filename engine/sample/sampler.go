@@ -640,6 +640,14 @@ func (s *Sampler) modelOutput() error {
 		copy(s.sc.eps[b*per:(b+1)*per], o[:per])
 		copy(s.sc.v[b*per:(b+1)*per], o[per:2*per])
 	}
+	if c.Prediction == engine.PredictV {
+		// Guidance mixed the v̂ of both halves as it mixes ε̂: the two are
+		// affine in each other at the same x_t, so the result is the same.
+		size := nb * per
+		if err := s.sched.EpsFromV(s.sc.eps[:size], s.x[:size], s.sc.eps[:size], s.i); err != nil {
+			return fmt.Errorf("sample: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"geca/engine"
+	"geca/engine/diffusion"
 )
 
 func tinyModel(t testing.TB) *engine.Model {
@@ -713,5 +714,52 @@ func TestClipX0(t *testing.T) {
 				t.Fatalf("the unclipped %s run stays in [-1, 1]: the test shows nothing", method)
 			}
 		})
+	}
+}
+
+// TestVPrediction: for a model that predicts v, the x̂0 the sampler shows and
+// steps with is √ᾱ·x_t − √(1−ᾱ)·v̂, formed here from the grid's own outputs,
+// with guidance mixing the conditional and unconditional v̂.
+func TestVPrediction(t *testing.T) {
+	m := tinyModel(t)
+	m.Cfg.Prediction = engine.PredictV
+	s := mustNew(t, m, tinyOptions())
+	s.RunTo(context.Background(), 3)
+	for range m.Cfg.M {
+		if err := s.StepUpdate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := s.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Cfg
+	hw, ci, co := c.GridH*c.GridW, c.InChannels, c.OutChannels()
+	if f.State.B != 2*f.N || !f.CFG {
+		t.Fatalf("want a guided frame of %d grids, got %d", 2*f.N, f.State.B)
+	}
+	out := make([]float32, f.State.B*co*hw)
+	if err := engine.ModelOut(out, f.State, c); err != nil {
+		t.Fatal(err)
+	}
+	full, err := diffusion.New(diffusion.DefaultSteps, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab := full.AlphasCumprod[f.T]
+	scale := float64(tinyOptions().CFG)
+	for b := 0; b < f.N; b++ {
+		for k := 0; k < ci*hw; k++ {
+			cond, uncond := float64(out[b*co*hw+k]), float64(out[(b+f.N)*co*hw+k])
+			v := uncond + scale*(cond-uncond)
+			want := math.Sqrt(ab)*float64(f.Xt[b*ci*hw+k]) - math.Sqrt(1-ab)*v
+			if got := float64(f.X0[b*ci*hw+k]); math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
+				t.Fatalf("sample %d value %d at t=%d: x̂0 %v, want %v", b, k, f.T, got, want)
+			}
+		}
+	}
+	if r := runResult(t, s); !finiteAll(r) {
+		t.Error("v-model sample is not finite")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"geca/engine"
 	"geca/engine/compute"
 	"geca/engine/diffusion"
 )
@@ -76,6 +77,33 @@ func sampleLoss(s *diffusion.Schedule, t int, x0, xt, eps, epsHat, epsVB, v []fl
 	return lt
 }
 
+// vSampleLoss is sampleLoss for a model that predicts v (docs/model.md
+// §6.5): vHat holds v̂ and dVHat receives dL/dv̂. Its noise term is the mean
+// square of v̂ − v with v = √ᾱ·ε − √(1−ᾱ)·x0; since ε̂ − ε = √ᾱ·(v̂ − v), that is
+// the noise MSE weighted by 1/ᾱ, which is how it is computed here, through
+// the ε̂ that v̂ means. That ε̂ also feeds L_vb (detached, as for an ε
+// model), and the noise MSE is reported unweighted, so that loss curves of
+// both kinds of model read alike. With Min-SNR-γ the weight of the noise
+// MSE is MinSNRWeight's, as for an ε model (Hang et al. give min(SNR, γ)/(SNR + 1)
+// on the v MSE, the same objective).
+func vSampleLoss(s *diffusion.Schedule, t int, x0, xt, eps, vHat, v []float64, dVHat, dV []float64, weight, minSNR float64) LossTerms {
+	ab := s.AlphasCumprod[t]
+	sa, sb := math.Sqrt(ab), math.Sqrt(1-ab)
+	epsHat := make([]float64, len(vHat))
+	for i := range vHat {
+		epsHat[i] = sb*xt[i] + sa*vHat[i]
+	}
+	w := 1 / ab
+	if minSNR > 0 {
+		w = MinSNRWeight(s, t, minSNR)
+	}
+	lt := sampleLoss(s, t, x0, xt, eps, epsHat, epsHat, v, dVHat, dV, weight, w)
+	for i := range dVHat {
+		dVHat[i] *= sa // dε̂/dv̂
+	}
+	return lt
+}
+
 // Loss evaluates the batch loss on the final state of a Forward and writes
 // dL/dS into dOut (R×Cd, zero outside C_out). x0, xt and eps are cell-major
 // (row r, C_in channels). minSNR is γ of MinSNRWeight (0: unweighted). It
@@ -100,7 +128,11 @@ func (n *Net[T]) Loss(s *diffusion.Schedule, out []T, t []int, x0, xt, eps []T, 
 					bv[i] = float64(out[r*Cd+2*Cin+k])
 				}
 			}
-			terms[b] = sampleLoss(s, t[b], bx0, bxt, be, beh, beh, bv, dE, dV, 1/float64(B), MinSNRWeight(s, t[b], minSNR))
+			if n.P.Cfg.Prediction == engine.PredictV {
+				terms[b] = vSampleLoss(s, t[b], bx0, bxt, be, beh, bv, dE, dV, 1/float64(B), minSNR)
+			} else {
+				terms[b] = sampleLoss(s, t[b], bx0, bxt, be, beh, beh, bv, dE, dV, 1/float64(B), MinSNRWeight(s, t[b], minSNR))
+			}
 			for c := 0; c < N; c++ {
 				r := b*N + c
 				for k := 0; k < Cin; k++ {

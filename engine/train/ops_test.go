@@ -260,6 +260,60 @@ func TestGradLoss(t *testing.T) {
 	}
 }
 
+// TestVLoss: a v-predicting model's loss (vSampleLoss) is the mean square of
+// v̂ − v, v = √ᾱ·ε − √(1−ᾱ)·x0 formed here on its own, in its gradient; the
+// reported noise MSE is that of the ε̂ = √(1−ᾱ)·x_t + √ᾱ·v̂ it means, and
+// L_vb is the ε model's at that ε̂. Finite differences check dv̂.
+func TestVLoss(t *testing.T) {
+	s := trainingSchedule(t)
+	r := rand.New(rand.NewPCG(9, 9))
+	const n = 12
+	for _, tt := range []int{0, 10, 500, 999} {
+		x0 := randVec(r, n, 0.6)
+		eps := randVec(r, n, 1)
+		xt, v, epsHat := make([]float64, n), make([]float64, n), make([]float64, n)
+		ab := s.AlphasCumprod[tt]
+		for i := range xt {
+			xt[i] = math.Sqrt(ab)*x0[i] + math.Sqrt(1-ab)*eps[i]
+			v[i] = math.Sqrt(ab)*eps[i] - math.Sqrt(1-ab)*x0[i]
+		}
+		vHat, vv := randVec(r, n, 1), randVec(r, n, 0.5)
+		var vmse, emse float64
+		for i := range vHat {
+			epsHat[i] = math.Sqrt(1-ab)*xt[i] + math.Sqrt(ab)*vHat[i]
+			vmse += (vHat[i] - v[i]) * (vHat[i] - v[i]) / n
+			emse += (epsHat[i] - eps[i]) * (epsHat[i] - eps[i]) / n
+		}
+		dVHat, dV := make([]float64, n), make([]float64, n)
+		lt := vSampleLoss(s, tt, x0, xt, eps, vHat, vv, dVHat, dV, 1, 0)
+		ref := sampleLoss(s, tt, x0, xt, eps, epsHat, epsHat, vv, make([]float64, n), make([]float64, n), 1, 1)
+		if !(math.Abs(lt.MSE-emse) <= 1e-9*emse) || !(math.Abs(lt.VB-ref.VB) <= 1e-12+1e-9*math.Abs(ref.VB)) {
+			t.Errorf("t=%d: noise MSE %g, L_vb %g; want %g, %g", tt, lt.MSE, lt.VB, emse, ref.VB)
+		}
+		for i := range dVHat {
+			if want := 2 * (vHat[i] - v[i]) / n; !(math.Abs(dVHat[i]-want) <= 1e-7*math.Abs(want)+1e-12) {
+				t.Fatalf("t=%d: dL/dv̂[%d] = %g, want 2(v̂ − v)/n = %g", tt, i, dVHat[i], want)
+			}
+		}
+		f := func() float64 {
+			lt := vSampleLoss(s, tt, x0, xt, eps, vHat, vv, make([]float64, n), make([]float64, n), 1, 0)
+			return lt.MSE / ab // the v MSE; L_vb takes ε̂ detached, so it adds no gradient
+		}
+		checkGrad(t, fmt.Sprintf("v loss dv̂ t=%d", tt), vHat, dVHat, f)
+		// Min-SNR-γ weighs the noise MSE as for an ε model.
+		lt5 := vSampleLoss(s, tt, x0, xt, eps, vHat, vv, dVHat, dV, 1, 5)
+		w := MinSNRWeight(s, tt, 5)
+		for i := range dVHat {
+			if want := w * 2 * (epsHat[i] - eps[i]) / n * math.Sqrt(ab); !(math.Abs(dVHat[i]-want) <= 1e-7*math.Abs(want)+1e-12) {
+				t.Fatalf("t=%d, γ 5: dL/dv̂[%d] = %g, want %g", tt, i, dVHat[i], want)
+			}
+		}
+		if lt5.MSE != lt.MSE {
+			t.Errorf("t=%d: Min-SNR changed the reported noise MSE: %g, %g", tt, lt5.MSE, lt.MSE)
+		}
+	}
+}
+
 // TestLossMatchesDiffusion: L_vb and its v-gradient agree with
 // engine/diffusion's VBTerm (tested there against PyTorch's IDDPM code).
 func TestLossMatchesDiffusion(t *testing.T) {
