@@ -104,7 +104,17 @@ func TestShardsAddUp(t *testing.T) {
 // The sweep's ε-MSE at M equals a separate denoiser call of M updates with
 // the same draws (the first M updates of a longer call are a call of M).
 func TestMatchesSeparateCalls(t *testing.T) {
+	for _, pred := range []engine.Prediction{engine.PredictEps, engine.PredictV} {
+		t.Run(pred.String(), func(t *testing.T) { matchesSeparateCalls(t, pred) })
+	}
+}
+
+// matchesSeparateCalls: the sweep's ε-MSE at each M is that of a separate
+// call of M updates; for a v model, of the ε̂ = √(1−ᾱ)·x_t + √ᾱ·v̂ its
+// output means (formed here in float64).
+func matchesSeparateCalls(t *testing.T, pred engine.Prediction) {
 	m := tinyModel(t)
+	m.Cfg.Prediction = pred
 	im := images(m, 1)[0]
 	const tt = 500
 	res, err := Run(context.Background(), m, []Image{im}, Options{Ms: []int{2, 5}, Timesteps: []int{tt}, Seed: 3}, nil)
@@ -113,6 +123,7 @@ func TestMatchesSeparateCalls(t *testing.T) {
 	}
 	sched, _ := diffusion.New(1000, "")
 	cfg := m.Cfg
+	ab := sched.AlphasCumprod[tt]
 	for mi, M := range []int{2, 5} {
 		t.Run(fmt.Sprint(M), func(t *testing.T) {
 			n := len(im.X0)
@@ -131,12 +142,17 @@ func TestMatchesSeparateCalls(t *testing.T) {
 			var mse float64
 			for p := 0; p < cfg.GridH*cfg.GridW; p++ {
 				for ch := 0; ch < cfg.InChannels; ch++ {
-					d := float64(eps[p*cfg.InChannels+ch]) - float64(st.Data[p*st.C+cfg.InChannels+ch])
+					k := p*cfg.InChannels + ch
+					epsHat := float64(st.Data[p*st.C+cfg.InChannels+ch])
+					if pred == engine.PredictV {
+						epsHat = math.Sqrt(1-ab)*float64(xt[k]) + math.Sqrt(ab)*epsHat
+					}
+					d := float64(eps[k]) - epsHat
 					mse += d * d
 				}
 			}
 			mse /= float64(n)
-			if got := res.At(mi, 0).EpsMSE; got != mse {
+			if got := res.At(mi, 0).EpsMSE; math.Abs(got-mse) > 1e-6*mse {
 				t.Errorf("M=%d: sweep ε-MSE %v, separate call %v", M, got, mse)
 			}
 		})
