@@ -471,7 +471,7 @@ func (a *canvasArea) layoutHeader(gtx C, u *UI, i int, f *Frame, k, uu int, entr
 	if p.Label != "" {
 		title = p.Label + " · "
 	}
-	title += viewName(u.view)
+	title += viewName(u.view, u.snap.Cfg.Prediction)
 	if u.view == render.ViewEps || u.view == render.ViewV {
 		title += fmt.Sprintf(" ch %d", u.channel)
 	}
@@ -554,7 +554,7 @@ func (u *UI) paneNumbers(gtx C, p PaneSnap, k, uu int) D {
 	if uu >= len(rec.MeanEps) {
 		return D{}
 	}
-	txt := fmt.Sprintf("|ε| %.3f · reached %.0f%%", rec.MeanEps[uu], 100*rec.Reached[uu])
+	txt := fmt.Sprintf("|%s| %.3f · reached %.0f%%", predSymbol(u.snap.Cfg.Prediction), rec.MeanEps[uu], 100*rec.Reached[uu])
 	if s := rec.Spread[uu]; s == s {
 		txt += fmt.Sprintf(" · seed %.0f%%", 100*s)
 	}
@@ -631,7 +631,7 @@ func (a *canvasArea) layoutDiff(gtx C, u *UI) D {
 	}
 	la, lb := u.snap.Panes[ia].Label, u.snap.Panes[ib].Label
 	if u.view == render.ViewX0 || u.view == render.ViewXt {
-		what = fmt.Sprintf("%s(%s) − %s(%s)", viewName(u.view), la, viewName(u.view), lb)
+		what = fmt.Sprintf("%s(%s) − %s(%s)", viewName(u.view, u.snap.Cfg.Prediction), la, viewName(u.view, u.snap.Cfg.Prediction), lb)
 	} else {
 		what = fmt.Sprintf("|cells(%s) − cells(%s)| over C_out and C_h", la, lb)
 	}

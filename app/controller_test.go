@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"geca/engine"
+	"geca/render"
 )
 
 func defaultTestSettings() Settings {
@@ -495,5 +496,24 @@ func TestBlankBrushZeroesX0(t *testing.T) {
 				t.Errorf("%v: x̂0 under the blank brush is %g, want 0", pred, x0)
 			}
 		}
+	}
+}
+
+// TestPredictionLabels: the view and numbers of a model's first output
+// channels are named for what it predicts.
+func TestPredictionLabels(t *testing.T) {
+	if got := viewName(render.ViewEps, engine.PredictEps); got != "ε" {
+		t.Errorf("ε model's output view is %q", got)
+	}
+	if got := viewName(render.ViewEps, engine.PredictV); got != "v̂" {
+		t.Errorf("v model's output view is %q", got)
+	}
+	if got := shortViewName(render.ViewV, engine.PredictV); got != "v" {
+		t.Errorf("learned-variance view is %q", got)
+	}
+	cfg := engine.Config{InChannels: 1, HiddenChannels: 1, Prediction: engine.PredictV}
+	st := engine.NewState(1, 1, 1, cfg.CellDim())
+	if got := cellSummary(cfg, &Frame{State: st}, 0, 0); !strings.Contains(got, "|v̂| 0.000") {
+		t.Errorf("v model's cell summary: %q", got)
 	}
 }

@@ -59,7 +59,7 @@ type PaneStamp struct {
 // stamp describes the current export of kind with the given panes' frames.
 func (u *UI) stamp(kind string, frames []*Frame, ks, us []int) Stamp {
 	s := u.snap
-	st := Stamp{Software: "geca view", Kind: kind, Checkpoint: s.Stamp.Name, SHA256: s.Stamp.Hash, View: viewName(u.view)}
+	st := Stamp{Software: "geca view", Kind: kind, Checkpoint: s.Stamp.Name, SHA256: s.Stamp.Hash, View: viewName(u.view, u.snap.Cfg.Prediction)}
 	if st.Checkpoint == "" {
 		st.Checkpoint = s.Model
 	}

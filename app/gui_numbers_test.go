@@ -65,7 +65,7 @@ func TestGUIInspectorValuesOnHover(t *testing.T) {
 	h.win.Move(h.ui.CellCentre(0, 16, 16))
 	h.frame()
 	f := h.snap().Panes[0].Frame
-	want := cellSummary(h.snap().Cfg.InChannels, f, 16, 16)
+	want := cellSummary(h.snap().Cfg, f, 16, 16)
 	if !h.win.HasLabel(want) || !h.win.HasLabel("hovered cell (16, 16)") {
 		t.Errorf("hovering cell (16, 16): no %q in %q", want, h.win.Labels())
 	}

@@ -10,6 +10,7 @@ import (
 	"gioui.org/layout"
 	"gioui.org/op/clip"
 
+	"geca/engine"
 	"geca/render"
 )
 
@@ -120,7 +121,7 @@ func (p *inspectorPanel) Layout(gtx C, u *UI) D {
 	return section(gtx, u.th, "CELL INSPECTOR", func(gtx C) D {
 		hover := "hover a cell for its values; click to select it"
 		if hc := u.hover.cell; hc[0] >= 0 && f != nil && f.State != nil {
-			hover = cellSummary(cfg.InChannels, f, hc[0], hc[1])
+			hover = cellSummary(cfg, f, hc[0], hc[1])
 		}
 		// the cell the charts show: the selected one, else the hovered one
 		ci, cj, what := -1, -1, "no cell: hover or click one"
@@ -143,9 +144,10 @@ func (p *inspectorPanel) Layout(gtx C, u *UI) D {
 			layout.Rigid(layout.Spacer{Height: 4}.Layout),
 			layout.Rigid(bold(label(u.th, 12, colAccent, what)).Layout),
 			layout.Rigid(func(gtx C) D {
-				return p.out.layout(gtx, u, "ε | v", outVals, cin, func(i int) string {
+				sym := predSymbol(cfg.Prediction)
+				return p.out.layout(gtx, u, sym+" | v", outVals, cin, func(i int) string {
 					if i < cin {
-						return fmt.Sprintf("ε[%d]", i)
+						return fmt.Sprintf("%s[%d]", sym, i)
 					}
 					return fmt.Sprintf("v[%d]", i-cin)
 				})
@@ -161,10 +163,11 @@ func (p *inspectorPanel) Layout(gtx C, u *UI) D {
 }
 
 // cellSummary is one line of a cell's values.
-func cellSummary(cin int, f *Frame, i, j int) string {
+func cellSummary(cfg engine.Config, f *Frame, i, j int) string {
+	cin := cfg.InChannels
 	cell := f.State.Cell(0, i, j)
 	cout := 2 * cin
-	txt := fmt.Sprintf("cell (%d, %d)  x_t %s  |ε| %.3f  |h| %.3f", i, j, fmtVec(cell[:min(cin, 3)]),
+	txt := fmt.Sprintf("cell (%d, %d)  x_t %s  |%s| %.3f  |h| %.3f", i, j, fmtVec(cell[:min(cin, 3)]), predSymbol(cfg.Prediction),
 		norm(cell[cin:2*cin]), norm(cell[cin+cout:]))
 	w := f.State.W
 	if f.Magnitude != nil && i*w+j < len(f.Magnitude) {

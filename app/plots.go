@@ -254,10 +254,10 @@ func (p *plotsPanel) Layout(gtx C, u *UI) D {
 			layout.Rigid(func(gtx C) D {
 				return p.noise.layout(gtx, u, plotSpec{
 					name:  "noise",
-					title: "run: σ (amber), mean |ε| at step end (blue)",
+					title: fmt.Sprintf("run: σ (amber), mean |%s| at step end (blue)", predSymbol(u.snap.Cfg.Prediction)),
 					n:     steps, xName: "timestep", xLabel: func(i int) string { return fmt.Sprintf("step %d", i+1) },
 					yMax: epsMax, yLabel: func(v float32) string { return fmt.Sprintf("%.2f", v) }, marker: k,
-					series: []series{{"σ", sigma, colWarn}, {"mean |ε|", epsEnd, colAccent}},
+					series: []series{{"σ", sigma, colWarn}, {"mean |" + predSymbol(u.snap.Cfg.Prediction) + "|", epsEnd, colAccent}},
 				}, h)
 			}),
 		)

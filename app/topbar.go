@@ -6,6 +6,7 @@ import (
 	"gioui.org/layout"
 	"gioui.org/widget"
 
+	"geca/engine"
 	"geca/render"
 )
 
@@ -56,7 +57,7 @@ func (t *topBar) Layout(gtx C, u *UI) D {
 				layout.Flexed(1, func(gtx C) D {
 					var ws []layout.Widget
 					for i := render.View(0); i < render.NumViews; i++ {
-						name := fmt.Sprintf("%s %s", viewKey(i), shortViewName(i))
+						name := fmt.Sprintf("%s %s", viewKey(i), shortViewName(i, u.snap.Cfg.Prediction))
 						ws = append(ws, func(gtx C) D { return chip(gtx, u.th, &t.views[i], name, u.view == i) })
 					}
 					if u.snap.Decode != nil {
@@ -95,7 +96,7 @@ func (t *topBar) channelText(u *UI) string {
 }
 
 // shortViewName is a view's name on its chip, where the top bar is narrow.
-func shortViewName(v render.View) string {
+func shortViewName(v render.View, p engine.Prediction) string {
 	switch v {
 	case render.ViewX0:
 		return "x₀"
@@ -104,5 +105,5 @@ func shortViewName(v render.View) string {
 	case render.ViewInfluence:
 		return "seed influence"
 	}
-	return viewName(v)
+	return viewName(v, p)
 }

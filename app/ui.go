@@ -16,6 +16,7 @@ import (
 	"gioui.org/text"
 	"gioui.org/widget/material"
 
+	"geca/engine"
 	"geca/render"
 )
 
@@ -292,15 +293,26 @@ func (u *UI) StatusMessage() (string, bool) { return u.msg.text, u.msg.err }
 // cancelKeyFocus gives the keyboard back to the window (from an editor).
 func cancelKeyFocus(gtx C, u *UI) { gtx.Execute(key.FocusCmd{Tag: u}) }
 
-// viewName is the label of a view in the UI.
-func viewName(v render.View) string {
+// predSymbol is the symbol of what a model's first C_out channels hold: ε̂
+// for the official noise prediction, v̂ for velocity (docs/model.md §6.5;
+// not the learned-variance values v of the next C_in channels).
+func predSymbol(p engine.Prediction) string {
+	if p == engine.PredictV {
+		return "v̂"
+	}
+	return "ε"
+}
+
+// viewName is the label of a view in the UI, for a model whose outputs are
+// predictions of kind p.
+func viewName(v render.View, p engine.Prediction) string {
 	switch v {
 	case render.ViewX0:
 		return "x₀ pred"
 	case render.ViewXt:
 		return "x_t"
 	case render.ViewEps:
-		return "ε"
+		return predSymbol(p)
 	case render.ViewV:
 		return "v"
 	case render.ViewHidden:
