@@ -32,11 +32,6 @@ func init() {
 		demo := fs.Bool("demo", false, "start in the demo preset: the seed's growth, slowly, with captions (docs/viewer.md)")
 		maxMem := fs.String("max-memory", "", "memory limit of the process (8G, 512M, 50%; default $GECA_MAX_MEMORY or 3/4 of the machine's); the history's budget starts at half of it, at most 1 GiB")
 		dev := addDeviceFlags(fs, "auto")
-		// the flag package shows a backquoted word of a usage as the flag's
-		// argument: name the argument, not the worker's command line
-		if f := fs.Lookup("engine"); f != nil {
-			f.Usage = "compute on a running geca worker (geca worker --listen) at `HOST:PORT` instead"
-		}
 		if err := parseFlags(fs, c, args); err != nil {
 			return err
 		}

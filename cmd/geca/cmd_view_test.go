@@ -9,8 +9,15 @@ import (
 	"testing"
 )
 
-// geca help view names the flags' arguments, not a command line.
+// geca help view names the flags' arguments, not a command line; so do the
+// other commands that take --engine.
 func TestViewHelp(t *testing.T) {
+	for _, cmd := range []string{"sample", "denoise"} {
+		code, out, _ := capture(t, "help", cmd)
+		if code != 0 || !strings.Contains(out, "-engine HOST:PORT") || strings.Contains(out, "-engine geca worker") {
+			t.Errorf("geca help %s: exit %d, --engine's argument is not HOST:PORT:\n%s", cmd, code, out)
+		}
+	}
 	code, out, _ := capture(t, "help", "view")
 	if code != 0 {
 		t.Fatalf("exit %d", code)

@@ -250,7 +250,9 @@ type deviceFlags struct {
 func addDeviceFlags(fs *flag.FlagSet, def string) *deviceFlags {
 	d := &deviceFlags{}
 	fs.StringVar(&d.device, "device", def, "what to compute on: cpu; cuda (the GPU worker "+gpuWorkerName+", found next to geca, on PATH or in $GECA_CUDA_WORKER; $GECA_PRECISION=tf32 or bf16 for the tensor cores, $GECA_CUBLAS=1 for cuBLAS); auto (cuda when it starts and works, else cpu)")
-	fs.StringVar(&d.engine, "engine", "", "compute on a running `geca worker --listen` at HOST:PORT instead")
+	// the flag package shows a backquoted word of a usage as the flag's
+	// argument: name the argument, not the worker's command line
+	fs.StringVar(&d.engine, "engine", "", "compute on a running geca worker (geca worker --listen) at `HOST:PORT` instead")
 	fs.StringVar(&d.token, "token", "", "token of the --engine worker (default $GECA_TOKEN)")
 	return d
 }
