@@ -59,6 +59,7 @@ func runTrain(args []string) error {
 	emaWarmup := fs.Bool("ema-warmup", false, "EMA decay min(ema, (1+step)/(10+step)), for short runs")
 	seed := fs.Uint64("seed", 1, "seed of initialisation, batches and noise")
 	minSNR := fs.Float64("min-snr", 0, "weight the noise MSE by min(SNR_t, γ)/SNR_t (Min-SNR-γ, e.g. 5), moving the model's effort from the nearly clean timesteps to the noisy ones; 0 is the official unweighted loss")
+	carryCalls := fs.Int("carry-calls", 2, "with --carry: a carried state has been through 1 … N earlier calls (sampling carries it through every timestep)")
 	carry := fs.Float64("carry", 0, "fraction of steps that start from the state an earlier call left (GHG-style carry) instead of a fresh seed; 0 is the official recipe")
 	perClass := fs.Int("per-class", 0, "use at most this many training images per class (0: all)")
 	resume := fs.String("resume", "", "continue from this checkpoint (its .train.safetensors state file), with the batch, learning rate, EMA, carry and min-SNR it was saved with unless those flags are given")
@@ -123,6 +124,7 @@ func runTrain(args []string) error {
 		{"hidden", "0 or more", *hidden >= 0}, {"embed", "0 or more", *embed >= 0},
 		{"heads", "0 or more", *heads >= 0}, {"mlp", "0 or more", *mlp >= 0},
 		{"carry", "0 … 1", *carry >= 0 && *carry <= 1},
+		{"carry-calls", "1 … 50", *carryCalls >= 1 && *carryCalls <= 50},
 		{"min-snr", "γ > 0, or 0 for the unweighted loss", *minSNR >= 0 && !math.IsInf(*minSNR, 0)},
 	} {
 		if !r.ok {
@@ -238,6 +240,9 @@ func runTrain(args []string) error {
 			if flagSet(fs, "carry") {
 				o.CarryProb = *carry
 			}
+			if flagSet(fs, "carry-calls") {
+				o.CarryCalls = *carryCalls
+			}
 			if flagSet(fs, "min-snr") {
 				o.MinSNR = *minSNR
 			}
@@ -251,7 +256,7 @@ func runTrain(args []string) error {
 			return err
 		}
 		opt := train.DefaultOptions()
-		opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup, opt.Seed, opt.CarryProb, opt.MinSNR = *batch, *lr, *ema, *emaWarmup, *seed, *carry, *minSNR
+		opt.Batch, opt.LR, opt.EMADecay, opt.EMAWarmup, opt.Seed, opt.CarryProb, opt.CarryCalls, opt.MinSNR = *batch, *lr, *ema, *emaWarmup, *seed, *carry, *carryCalls, *minSNR
 		tr, err = train.NewTrainer(cfg, opt, ds)
 		if err != nil {
 			return err

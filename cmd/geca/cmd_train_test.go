@@ -199,6 +199,7 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 		{[]string{"--min-snr", "NaN"}, "--min-snr NaN"},
 		{[]string{"--carry", "NaN"}, "--carry NaN: want 0 … 1"},
 		{[]string{"--carry", "1.5"}, "--carry 1.5: want 0 … 1"},
+		{[]string{"--carry-calls", "0"}, "--carry-calls 0: want 1 … 50"},
 		{[]string{"--pos-code", "3d"}, `--pos-code "3d": want 1d or 2d`},
 		{[]string{"--prediction", "x0"}, `--prediction "x0": want eps or v`},
 		{[]string{"--pos-code", "2d", "--embed", "30"}, "embed_dim 30 is not divisible by 4, as the 2-D positional code needs"},

@@ -357,3 +357,32 @@ func TestCarriedStates(t *testing.T) {
 		t.Fatalf("carried grids have %d non-zero hidden and %d non-zero C_out values", hidden, outs)
 	}
 }
+
+// TestCarryCalls: carried states come through 1 … CarryCalls earlier calls,
+// each length drawn; 0 keeps the chains of 1 or 2 calls that state files
+// saved before the option meant.
+func TestCarryCalls(t *testing.T) {
+	for _, c := range []struct{ calls, want int }{{0, 2}, {5, 5}} {
+		opt := DefaultOptions()
+		opt.Batch, opt.CarryProb, opt.CarryCalls = 2, 1, c.calls
+		tr, err := NewTrainer(smallConfig(), opt, toyData(16, 8, 8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int]int{}
+		for s := 0; s < 100; s++ {
+			if err := tr.prepare(s); err != nil {
+				t.Fatal(err)
+			}
+			seen[tr.CarriedCalls]++
+		}
+		for k := 1; k <= c.want; k++ {
+			if seen[k] < 5 {
+				t.Errorf("CarryCalls %d: chains of %d calls drawn %d times in 100 steps (all: %v)", c.calls, k, seen[k], seen)
+			}
+		}
+		if len(seen) != c.want {
+			t.Errorf("CarryCalls %d: chain lengths %v, want 1 … %d", c.calls, seen, c.want)
+		}
+	}
+}

@@ -32,6 +32,11 @@ type Options struct {
 	// fresh seed but carry the state a previous denoiser call left, as GHG
 	// sampling does (docs/model.md §5); 0 is the official recipe. See carry.
 	CarryProb float64 `json:"carry_prob,omitempty"`
+	// CarryCalls is the most earlier calls a carried state has been through
+	// (each step draws 1 … CarryCalls); 0 means 2, the value before it was
+	// an option. Sampling carries a state through every timestep, so a
+	// model whose hidden state drifts over many calls needs longer chains.
+	CarryCalls int `json:"carry_calls,omitempty"`
 	// MinSNR is γ of Min-SNR-γ weighting of the noise MSE (MinSNRWeight);
 	// 0 is the official unweighted loss.
 	MinSNR float64 `json:"min_snr,omitempty"`
@@ -64,6 +69,9 @@ type Trainer struct {
 	EMA   *EMA
 	Sched *diffusion.Schedule // the unrespaced training process: step index = timestep
 	Step  int
+	// CarriedCalls is how many earlier calls the current step's grids were
+	// carried through (0: a fresh seed).
+	CarriedCalls int
 
 	History []LossPoint // one point per HistoryEvery steps
 	acc     LossPoint
@@ -175,6 +183,7 @@ func (tr *Trainer) prepare(step int) error {
 		}
 	}
 	tr.drawMasks(r, tr.masks)
+	tr.CarriedCalls = 0
 	if tr.Opt.CarryProb > 0 && r.Float64() < tr.Opt.CarryProb {
 		return tr.carry(r)
 	}
@@ -189,8 +198,8 @@ func (tr *Trainer) drawMasks(r *rand.Rand, masks [][]float32) {
 	}
 }
 
-// carry replaces the fresh seed of this step's grids by the state that one or
-// two earlier denoiser calls (no gradient) leave, as Gene Heredity Guidance
+// carry replaces the fresh seed of this step's grids by the state that 1 …
+// Options.CarryCalls earlier denoiser calls (no gradient) leave, as Gene Heredity Guidance
 // does at sampling time (docs/model.md §5): the official trainer only ever starts from
 // a fresh seed, so its models meet carried states for the first time when
 // sampling, and a small model's hidden state can then grow without bound
@@ -210,7 +219,12 @@ func (tr *Trainer) carry(r *rand.Rand) error {
 			tr.preMasks = append(tr.preMasks, make([]float32, B*N))
 		}
 	}
-	calls := 1 + r.IntN(2)
+	longest := tr.Opt.CarryCalls
+	if longest <= 0 {
+		longest = 2
+	}
+	calls := 1 + r.IntN(longest)
+	tr.CarriedCalls = calls
 	// The earlier timesteps, noisiest first.
 	ts := make([][]int, calls)
 	for b := 0; b < B; b++ {
