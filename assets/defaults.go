@@ -24,4 +24,4 @@ var OfficialSampler = Sampler{Steps: "250", CFG: 1.5, GHG: true}
 
 // EmojiSampler is how the emoji model is sampled by default (README.md in
 // this folder, "Emoji model").
-var EmojiSampler = Sampler{Steps: "ddim50", CFG: 1.5, GHG: true}
+var EmojiSampler = Sampler{Steps: "ddim50", CFG: 1.5, GHG: false}
