@@ -106,7 +106,7 @@ func TestAnalyzeMEmoji(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "em")
 	code, _, stderr := capture(t, "analyze-m", "--model", "emoji", "--ms", "2,8", "--timesteps", "500", "--images", "10", "--out", out)
-	if code != 0 || !strings.Contains(stderr, "GeCA-Emoji (trained M 8), 10 images") {
+	if code != 0 || !strings.Contains(stderr, "GeCA-Emoji") || !strings.Contains(stderr, " (trained M 8), 10 images") {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	b, err := os.ReadFile(out + ".csv")
