@@ -271,9 +271,9 @@ func runTrain(args []string) error {
 	if err := membudget.Check(fmt.Sprintf("training %s on batches of %d", cfg.Name, tr.Opt.Batch), trainBytes(cfg, tr.Opt.Batch)); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d, %v, %v (%d parameters); batch %d, lr %g, carry %g, min-SNR %g, step %d\n",
+	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d, %v, %v (%d parameters); batch %d, lr %g, carry %s, min-SNR %g, step %d\n",
 		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M, cfg.PosCode, cfg.Prediction,
-		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, tr.Opt.CarryProb, tr.Opt.MinSNR, tr.Step)
+		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, carryText(tr.Opt), tr.Opt.MinSNR, tr.Step)
 
 	// Stop cleanly (with a checkpoint) on Ctrl-C or SIGTERM.
 	stop := make(chan os.Signal, 1)
@@ -389,6 +389,14 @@ func trainBytes(cfg engine.Config, b int) int64 {
 		membudget.Bytes(b, cfg.GridH, cfg.GridW, int(min(perRow, 1<<40)), 4),
 	)
 	return membudget.Sum(total, total/4)
+}
+
+// carryText says how often and through how many calls states are carried.
+func carryText(o train.Options) string {
+	if o.CarryProb == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%g (1 … %d calls)", o.CarryProb, o.LongestCarry())
 }
 
 // blockSize overrides a config's block; zero fields keep the config's.

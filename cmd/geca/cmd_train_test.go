@@ -148,12 +148,16 @@ func TestTrainResumeFlags(t *testing.T) {
 		t.Fatalf("resume --M 5: exit %d: %s", code, stderr)
 	}
 	// the recipe is the saved run's, not the flags' defaults, unless a flag says otherwise
-	if !strings.Contains(stderr, "batch 2, lr 0.001, carry 0.5, min-SNR 5, step 1") {
+	if !strings.Contains(stderr, "batch 2, lr 0.001, carry 0.5 (1 … 2 calls), min-SNR 5, step 1") {
 		t.Fatalf("resume without recipe flags: %s", stderr)
 	}
 	code, _, stderr = capture(t, append(common, "--resume", out, "--lr", "2e-4", "--min-snr", "0", "--steps", "3")...)
-	if code != 0 || !strings.Contains(stderr, "batch 2, lr 0.0002, carry 0.5, min-SNR 0, step 2") {
+	if code != 0 || !strings.Contains(stderr, "batch 2, lr 0.0002, carry 0.5 (1 … 2 calls), min-SNR 0, step 2") {
 		t.Fatalf("resume --lr 2e-4 --min-snr 0: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = capture(t, append(common, "--resume", out, "--carry-calls", "4", "--steps", "4")...)
+	if code != 0 || !strings.Contains(stderr, "carry 0.5 (1 … 4 calls), min-SNR 0, step 3") {
+		t.Fatalf("resume --carry-calls 4: exit %d: %s", code, stderr)
 	}
 	if m := trainedConfig(t, out).M; m != 5 {
 		t.Fatalf("model resumed at --M 5 has M %d", m)

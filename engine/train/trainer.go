@@ -42,6 +42,15 @@ type Options struct {
 	MinSNR float64 `json:"min_snr,omitempty"`
 }
 
+// LongestCarry is the most earlier calls a carried state comes through:
+// CarryCalls, or 2 where a state file saved before that option says 0.
+func (o Options) LongestCarry() int {
+	if o.CarryCalls <= 0 {
+		return 2
+	}
+	return o.CarryCalls
+}
+
 // DefaultOptions: batch 32, AdamW lr 1e-4, EMA 0.9999, label dropout 0.1.
 func DefaultOptions() Options {
 	return Options{Batch: 32, LR: 1e-4, EMADecay: 0.9999, LabelDropout: 0.1, Seed: 1}
@@ -219,11 +228,7 @@ func (tr *Trainer) carry(r *rand.Rand) error {
 			tr.preMasks = append(tr.preMasks, make([]float32, B*N))
 		}
 	}
-	longest := tr.Opt.CarryCalls
-	if longest <= 0 {
-		longest = 2
-	}
-	calls := 1 + r.IntN(longest)
+	calls := 1 + r.IntN(tr.Opt.LongestCarry())
 	tr.CarriedCalls = calls
 	// The earlier timesteps, noisiest first.
 	ts := make([][]int, calls)
