@@ -58,7 +58,7 @@ func keymap() []binding {
 		{[]chord{k("["), k("]")}, "[  /  ]", "M − 1 / M + 1 (branches)", stepM},
 		{[]chord{k("G")}, "G", "GHG on / off (branches)", toggleGHG},
 		{[]chord{k(","), k(".")}, ",  /  .", "slower / faster", speedKey},
-		{nil, "1 … 9", "views: x₀, x_t, ε, v, hidden, PCA, |update|, alive, attention", nil},
+		{nil, "1 … 9", "views: x₀, x_t, ε (v̂ for a v model), v, hidden, PCA, |update|, alive, attention", nil},
 		{[]chord{k("I")}, "I", "view: seed influence (how far each cell differs without the seed)", win(func(u *UI) { u.setView(render.ViewInfluence) })},
 		{[]chord{shiftK("I")}, "Shift+I", "dim the cells outside the seed's reach (any view)", win(func(u *UI) { u.reach = !u.reach; u.syncInfluence() })},
 		{[]chord{k("V"), k("C")}, "V  /  C", "next view / next channel", nextViewOrChannel},
