@@ -41,13 +41,13 @@ const (
 	PredictV Prediction = "v"
 )
 
+// predictionNames are the known predictions, in words.
+var predictionNames = map[Prediction]string{PredictEps: "ε-prediction", PredictV: "v-prediction"}
+
 // String says which prediction, in words.
 func (p Prediction) String() string {
-	switch p {
-	case PredictEps:
-		return "ε-prediction"
-	case PredictV:
-		return "v-prediction"
+	if s, ok := predictionNames[p]; ok {
+		return s
 	}
 	return fmt.Sprintf("prediction %q", string(p))
 }
@@ -66,13 +66,13 @@ const (
 	PosCode2D PosCode = "2d"
 )
 
+// posCodeNames are the known codes, in words.
+var posCodeNames = map[PosCode]string{PosCodeOfficial: "1-D positional code", PosCode2D: "2-D positional code"}
+
 // String says which code, in words.
 func (p PosCode) String() string {
-	switch p {
-	case PosCodeOfficial:
-		return "1-D positional code"
-	case PosCode2D:
-		return "2-D positional code"
+	if s, ok := posCodeNames[p]; ok {
+		return s
 	}
 	return fmt.Sprintf("positional code %q", string(p))
 }
@@ -128,8 +128,10 @@ func (c Config) Validate() error {
 	check(c.NumClasses >= 1 && c.NumClasses <= 100000, "num_classes %d out of range [1, 100000]", c.NumClasses)
 	check(c.M >= 0 && c.M <= MaxM, "M %d out of range [0, %d]", c.M, MaxM)
 	check(c.UpdateRate > 0 && c.UpdateRate <= 1, "update_rate %g out of range (0, 1]", c.UpdateRate)
-	check(c.PosCode == PosCodeOfficial || c.PosCode == PosCode2D, "pos_code %q unknown (known: \"\" for the official 1-D code, %q)", string(c.PosCode), string(PosCode2D))
-	check(c.Prediction == PredictEps || c.Prediction == PredictV, "prediction %q unknown (known: \"\" for the official ε, %q)", string(c.Prediction), string(PredictV))
+	_, knownCode := posCodeNames[c.PosCode]
+	_, knownPrediction := predictionNames[c.Prediction]
+	check(knownCode, "pos_code %q unknown (known: \"\" for the official 1-D code, %q)", string(c.PosCode), string(PosCode2D))
+	check(knownPrediction, "prediction %q unknown (known: \"\" for the official ε, %q)", string(c.Prediction), string(PredictV))
 	check(c.PosCode != PosCode2D || c.EmbedDim%4 == 0, "embed_dim %d is not divisible by 4, as the 2-D positional code needs", c.EmbedDim)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config %q: %w", c.Name, errors.Join(errs...))

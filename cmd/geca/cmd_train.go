@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"maps"
 	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -406,18 +408,30 @@ type blockSize struct {
 	Prediction                   string // "eps", "v" or "" (the config's)
 }
 
-// posCodes maps --pos-code's values to the codes and the suffix a model
-// trained with a code other than its preset's gets in its name.
-var posCodes = map[string]struct {
-	code   engine.PosCode
-	suffix string
-}{"1d": {engine.PosCodeOfficial, "-1D"}, "2d": {engine.PosCode2D, "-2D"}}
+// posCodes and predictions map --pos-code's and --prediction's values to
+// the model's; a model trained with another than its preset's gets the
+// value in its name (-2D, -V).
+var (
+	posCodes    = map[string]engine.PosCode{"1d": engine.PosCodeOfficial, "2d": engine.PosCode2D}
+	predictions = map[string]engine.Prediction{"eps": engine.PredictEps, "v": engine.PredictV}
+)
 
-// predictions maps --prediction's values likewise.
-var predictions = map[string]struct {
-	p      engine.Prediction
-	suffix string
-}{"eps": {engine.PredictEps, "-Eps"}, "v": {engine.PredictV, "-V"}}
+// setVariant sets *dst to the value that flag's value val names among
+// known (val "" keeps the preset's), and says so in the model's name.
+func setVariant[T comparable](flag, val string, known map[string]T, dst *T, name *string) error {
+	if val == "" {
+		return nil
+	}
+	key := strings.ToLower(val)
+	v, ok := known[key]
+	if !ok {
+		return usagef("--%s %q: want %s", flag, val, strings.Join(slices.Sorted(maps.Keys(known)), " or "))
+	}
+	if v != *dst {
+		*dst, *name = v, *name+"-"+strings.ToUpper(key)
+	}
+	return nil
+}
 
 // trainConfig picks the model size for a dataset: the named config with
 // size's overrides.
@@ -454,23 +468,11 @@ func trainConfig(name string, ds *data.Dataset, latent bool, size blockSize) (en
 			cfg.Name = train.ResizedName(cfg.Name, o.label, o.v)
 		}
 	}
-	if size.PosCode != "" {
-		pc, ok := posCodes[strings.ToLower(size.PosCode)]
-		if !ok {
-			return engine.Config{}, usagef("--pos-code %q: want 1d or 2d", size.PosCode)
-		}
-		if pc.code != cfg.PosCode {
-			cfg.PosCode, cfg.Name = pc.code, cfg.Name+pc.suffix
-		}
+	if err := setVariant("pos-code", size.PosCode, posCodes, &cfg.PosCode, &cfg.Name); err != nil {
+		return engine.Config{}, err
 	}
-	if size.Prediction != "" {
-		pr, ok := predictions[strings.ToLower(size.Prediction)]
-		if !ok {
-			return engine.Config{}, usagef("--prediction %q: want eps or v", size.Prediction)
-		}
-		if pr.p != cfg.Prediction {
-			cfg.Prediction, cfg.Name = pr.p, cfg.Name+pr.suffix
-		}
+	if err := setVariant("prediction", size.Prediction, predictions, &cfg.Prediction, &cfg.Name); err != nil {
+		return engine.Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return engine.Config{}, usagef("model %s: %v", cfg.Name, err)
