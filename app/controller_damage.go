@@ -153,6 +153,13 @@ func applyBrush(cfg engine.Config, st *engine.State, cells [][2]int, radius floa
 			}
 		}
 	}
+	// the blank brush's output per unit of x_t, which makes x̂0 = 0:
+	// x̂0 = (x_t − σ·ε̂)/√ᾱ = 0 for ε̂ = x_t/σ; for a v model
+	// x̂0 = √ᾱ·x_t − σ·v̂ = 0 for v̂ = √ᾱ·x_t/σ (docs/model.md §6.5)
+	blank := 1 / sigma
+	if cfg.Prediction == engine.PredictV {
+		blank = math.Sqrt(max(1-sigma*sigma, 0)) / sigma
+	}
 	for b := 0; b < st.B; b++ {
 		for p, h := range hit {
 			if !h {
@@ -169,14 +176,8 @@ func applyBrush(cfg engine.Config, st *engine.State, cells [][2]int, radius floa
 				}
 			}
 			if mode == BrushBlank && sigma > 0 {
-				// x̂0 = (x_t − σ·ε̂)/√ᾱ = 0 for ε̂ = x_t/σ; for a v model
-				// x̂0 = √ᾱ·x_t − σ·v̂ = 0 for v̂ = √ᾱ·x_t/σ (docs/model.md §6.5)
-				scale := 1 / sigma
-				if cfg.Prediction == engine.PredictV {
-					scale = math.Sqrt(max(1-sigma*sigma, 0)) / sigma
-				}
 				for c := 0; c < cfg.InChannels; c++ {
-					cell[c] = float32(float64(full[c]) * scale)
+					cell[c] = float32(float64(full[c]) * blank)
 				}
 			}
 		}
