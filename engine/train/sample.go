@@ -62,32 +62,28 @@ func Sample(p *Params[float32], labels []int, opt SampleOptions) ([]float32, err
 // CellMajor reorders n images from (C, H·W) planes, the sampler's layout,
 // to (H·W, C) cells, the layout of the training data and SampleGrid.
 func CellMajor(x []float32, n, c, cells int) []float32 {
-	return reorder(x, n, c, cells, true)
+	return transpose(x, n, c, cells)
 }
 
 // Planes is CellMajor's inverse: n images from (H·W, C) cells to (C, H·W)
 // planes.
 func Planes(x []float32, n, c, cells int) []float32 {
-	return reorder(x, n, c, cells, false)
+	return transpose(x, n, cells, c)
 }
 
-// reorder moves each image's value (cell i, channel k) between plane
-// position k·cells + i and cell position i·c + k. With one channel the two
-// layouts are the same, and x itself is returned.
-func reorder(x []float32, n, c, cells int, toCells bool) []float32 {
-	if c == 1 {
+// transpose turns each of n rows×cols images into its cols×rows transpose.
+// With a single row or column the two layouts are the same, and x itself is
+// returned.
+func transpose(x []float32, n, rows, cols int) []float32 {
+	if rows == 1 || cols == 1 {
 		return x
 	}
 	out := make([]float32, len(x))
 	for b := 0; b < n; b++ {
-		img, dst := x[b*c*cells:(b+1)*c*cells], out[b*c*cells:(b+1)*c*cells]
-		for k := 0; k < c; k++ {
-			for i := 0; i < cells; i++ {
-				if toCells {
-					dst[i*c+k] = img[k*cells+i]
-				} else {
-					dst[k*cells+i] = img[i*c+k]
-				}
+		src, dst := x[b*rows*cols:(b+1)*rows*cols], out[b*rows*cols:(b+1)*rows*cols]
+		for i := 0; i < rows; i++ {
+			for j := 0; j < cols; j++ {
+				dst[j*rows+i] = src[i*cols+j]
 			}
 		}
 	}
