@@ -55,7 +55,21 @@ func TestMeasureDefaults(t *testing.T) {
 	for k := range hit {
 		real = append(real, fmt.Sprintf("%.2f", hit[k]/max(count[k], 1)))
 	}
-	t.Logf("| real test images | | | %d per class | %.1f %% | %s | |", int(count[0]), 100*judge.Accuracy(testSet), strings.Join(real, " "))
+	// the variety of real images, on the first per of each class: what a
+	// sampler's variety compares with
+	n := testSet.H * testSet.W * testSet.C
+	var byClass []float32
+	for k := 0; k < 10; k++ {
+		got := 0
+		for i := 0; i < testSet.N && got < per; i++ {
+			if testSet.Labels[i] == k {
+				byClass = append(byClass, testSet.Pixels[i*n:(i+1)*n]...)
+				got++
+			}
+		}
+	}
+	t.Logf("| real test images | | | %d per class | %.1f %% | %s | %.3f | |", int(count[0]), 100*judge.Accuracy(testSet), strings.Join(real, " "),
+		mean(eval.Variety(byClass, 10, per, n)))
 	for _, s := range settings {
 		start := time.Now()
 		opt := s.options(m.Cfg.M)
@@ -67,8 +81,8 @@ func TestMeasureDefaults(t *testing.T) {
 		for _, a := range res.ByClass {
 			by = append(by, fmt.Sprintf("%.2f", a))
 		}
-		t.Logf("| %s | CFG %g | M %d | %d per class | %.1f %% | %s | %s |", s.label(), s.cfg, opt.M, per, 100*res.Agreement,
-			strings.Join(by, " "), time.Since(start).Round(time.Second))
+		t.Logf("| %s | CFG %g | M %d | %d per class | %.1f %% | %s | %.3f | %s |", s.label(), s.cfg, opt.M, per, 100*res.Agreement,
+			strings.Join(by, " "), mean(res.Variety), time.Since(start).Round(time.Second))
 		// the first 10 samples of each class, one row per class
 		c := m.Cfg
 		cols, n := min(per, 10), c.Cells()*c.InChannels

@@ -43,13 +43,6 @@ func TestMeasureEmoji(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mean := func(v []float64) float64 {
-			var s float64
-			for _, x := range v {
-				s += x
-			}
-			return s / float64(len(v))
-		}
 		t.Logf("%s, CFG %g, M %d, %d per class: nearest emoji is the requested one for %.1f %%, mean error %.3f, mean variety %.3f (%s)",
 			s.label(), s.cfg, opt.M, per, 100*res.Nearest, mean(res.Error), mean(res.Variety), time.Since(start).Round(time.Second))
 		t.Logf("| class | error | variety | nearest is requested |")

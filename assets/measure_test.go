@@ -136,3 +136,12 @@ func writeMeasureGrid(t *testing.T, prefix string, s measureSetting, images []fl
 	}
 	t.Logf("wrote %s", name)
 }
+
+// mean is the mean of a per-class measure.
+func mean(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}

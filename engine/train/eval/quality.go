@@ -14,6 +14,7 @@ type Result struct {
 	Agreement float64   // overall fraction of samples labelled as requested
 	ByClass   []float64 // per requested class
 	Confusion [][]int   // [requested][predicted]
+	Variety   []float64 // per requested class: see Variety
 	Images    []float32 // the samples, class-major (PerClass per class)
 }
 
@@ -76,5 +77,6 @@ func score(c *Classifier, K, perClass int, labels []int, batch int, seed uint64,
 		}
 	}
 	res.Agreement = float64(ok) / float64(len(labels))
+	res.Variety = Variety(res.Images, K, perClass, c.In)
 	return res, nil
 }

@@ -114,23 +114,34 @@ func MatchTargets(m *engine.Model, targets *data.Dataset, perClass, batch, shift
 		}
 	}
 	res.Nearest = float64(ok) / float64(len(labels))
-	for k := 0; k < K; k++ {
+	res.Variety = Variety(res.Images, K, perClass, n)
+	return res, nil
+}
+
+// Variety is, for each of K classes of perClass images of n values each
+// (class-major), the mean absolute difference between two images of the
+// class (meanAbs over every pair): 0 when all are the same image, about 0.5
+// between independent images of black and white noise. It shows what
+// guidance trades for agreement: strong guidance draws one image per class.
+func Variety(imgs []float32, K, perClass, n int) []float64 {
+	v := make([]float64, K)
+	for k := range v {
 		var sum float64
 		pairs := 0
 		for a := 0; a < perClass; a++ {
 			for b := a + 1; b < perClass; b++ {
-				sum += meanAbs(res.Images[(k*perClass+a)*n:(k*perClass+a+1)*n], res.Images[(k*perClass+b)*n:(k*perClass+b+1)*n])
+				sum += meanAbs(imgs[(k*perClass+a)*n:(k*perClass+a+1)*n], imgs[(k*perClass+b)*n:(k*perClass+b+1)*n])
 				pairs++
 			}
 		}
 		if pairs > 0 {
-			res.Variety[k] = sum / float64(pairs)
+			v[k] = sum / float64(pairs)
 		}
 	}
-	return res, nil
+	return v
 }
 
-// clamp1 is a value as an image shows it: clamped to [−1, 1].
+// clamp1 is a value as an image shows it as an image shows it: clamped to [−1, 1].
 func clamp1(v float32) float64 { return math.Min(math.Max(float64(v), -1), 1) }
 
 // meanAbs is the mean |a − b| of two images as shown (values clamped to

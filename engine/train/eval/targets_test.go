@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -107,5 +108,24 @@ func TestTargetsNearest(t *testing.T) {
 	k, errs := tg.Nearest(x, 1)
 	if k != 1 || errs[1] != 0 || !(errs[0] > 0 && errs[2] > 0) {
 		t.Fatalf("nearest %d, errors %v: want 1 with error 0", k, errs)
+	}
+}
+
+// Variety averages meanAbs over every pair within a class, and only within:
+// class 0 holds three copies of one image, class 1 black, white and 3 (shown
+// clamped to white), so its pairs differ by 1, 1 and 0.
+func TestVariety(t *testing.T) {
+	const n = 4
+	img := func(v float32) []float32 { return []float32{v, v, v, v} }
+	var imgs []float32
+	for _, v := range []float32{0.5, 0.5, 0.5, -1, 1, 3} {
+		imgs = append(imgs, img(v)...)
+	}
+	got := Variety(imgs, 2, 3, n)
+	if want := []float64{0, 2.0 / 3}; got[0] != want[0] || math.Abs(got[1]-want[1]) > 1e-15 {
+		t.Errorf("variety %v, want %v", got, want)
+	}
+	if got := Variety(img(1), 1, 1, n); got[0] != 0 {
+		t.Errorf("one image: variety %v, want 0", got)
 	}
 }
