@@ -151,7 +151,7 @@ func TestGUICompareModes(t *testing.T) {
 	}
 	for p := range s.Panes {
 		rec := s.Panes[p].Timeline[0]
-		want := "|ε| " + strconv.FormatFloat(float64(rec.MeanEps[s.Panes[p].U]), 'f', 3, 32)
+		want := "|" + predSymbol(s.Cfg.Prediction) + "| " + strconv.FormatFloat(float64(rec.MeanEps[s.Panes[p].U]), 'f', 3, 32)
 		if !h.win.HasLabel(want) {
 			t.Errorf("pane %d: no %q", p, want)
 		}

@@ -54,6 +54,7 @@ func runAnalyzeM(args []string) error {
 	agreement := fs.Int("agreement", 0, "built-in model: also sample N images per class for each M and report how often an independent classifier agrees with the requested class")
 	agreeSteps := fs.String("agreement-steps", assets.DefaultSampler.Steps, "with --agreement: the sampler's respaced steps")
 	agreeCFG := fs.Float64("agreement-cfg", float64(assets.DefaultSampler.CFG), "with --agreement: the classifier-free guidance scale")
+	agreeGHG := fs.String("agreement-ghg", onOff(assets.DefaultSampler.GHG), "with --agreement: Gene Heredity Guidance, on or off")
 	merge := fs.String("merge", "", "comma-separated CSVs of shards to add up instead of measuring")
 	maxMem := addMemoryFlag(fs)
 	out := fs.String("out", "", "output prefix: PREFIX.csv, PREFIX.heat.png (timestep × M), PREFIX.lines.png (error vs M), PREFIX.agreement.png (with --agreement)")
@@ -86,6 +87,10 @@ func runAnalyzeM(args []string) error {
 	}
 	if math.IsNaN(*agreeCFG) || *agreeCFG < 0 || *agreeCFG > 1e4 {
 		return usagef("--agreement-cfg %v out of range [0, 10000]", *agreeCFG)
+	}
+	ghgOn, err := parseSwitch("--agreement-ghg", *agreeGHG)
+	if err != nil {
+		return err
 	}
 	ts, err := parseIntList(*tsFlag)
 	if err != nil {
@@ -166,7 +171,7 @@ func runAnalyzeM(args []string) error {
 	}
 	var agree []float64
 	if *agreement > 0 {
-		if agree, err = agreementByM(model, ds, ms, *agreement, assets.Sampler{Steps: *agreeSteps, CFG: float32(*agreeCFG), GHG: true}, *seed, *dataDir); err != nil {
+		if agree, err = agreementByM(model, ds, ms, *agreement, assets.Sampler{Steps: *agreeSteps, CFG: float32(*agreeCFG), GHG: ghgOn}, *seed, *dataDir); err != nil {
 			return err
 		}
 	}

@@ -87,6 +87,7 @@ func TestAnalyzeMErrors(t *testing.T) {
 		{[]string{"analyze-m", "--out", filepath.Join(dir, "no", "x")}, "does not exist"},
 		{[]string{"analyze-m", "--model", "emoji", "--agreement", "2", "--out", filepath.Join(dir, "x")}, "needs the built-in Fashion-MNIST model"},
 		{[]string{"analyze-m", "--model", "emoji", "--ckpt", "m.pt", "--out", filepath.Join(dir, "x")}, "not both"},
+		{[]string{"analyze-m", "--agreement-ghg", "maybe", "--out", filepath.Join(dir, "x")}, "--agreement-ghg \"maybe\": want on or off"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			code, _, stderr := capture(t, c.args...)

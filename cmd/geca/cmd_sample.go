@@ -63,7 +63,7 @@ func runSample(args []string) error {
 	method := fs.String("method", "", `"ddpm" or "ddim" (default: ddim for "ddimN" steps, else ddpm)`)
 	eta := fs.Float64("eta", 0, "DDIM noise scale (0: deterministic)")
 	mFlag := fs.String("M", "", "cell updates per timestep (default: the model's, 12); a list such as 2,4,8,12,24 renders one row per M with the same seed")
-	ghg := fs.String("ghg", "on", "Gene Heredity Guidance: on (carry the grid across timesteps, as the official code) or off (fresh seed every timestep)")
+	ghg := fs.String("ghg", "on", "Gene Heredity Guidance: on (carry the grid across timesteps, as the official code) or off (fresh seed every timestep) (built-in models: "+builtinDefaults(samplerGHG)+")")
 	cfgScale := fs.Float64("cfg", float64(assets.OfficialSampler.CFG), "classifier-free guidance scale; 1 turns guidance off (built-in models: "+builtinDefaults(samplerCFG)+")")
 	rate := fs.Float64("update-rate", 0, "per-cell update probability (default: the model's, 0.5)")
 	clip := fs.Bool("clip-x0", false, clipX0Help)
@@ -108,13 +108,8 @@ func runSample(args []string) error {
 	case math.IsNaN(*rate) || *rate < 0 || *rate > 1:
 		return usagef("--update-rate %v out of range (0, 1]", *rate)
 	}
-	var ghgOn bool
-	switch strings.ToLower(*ghg) {
-	case "on", "true", "1", "yes":
-		ghgOn = true
-	case "off", "false", "0", "no":
-	default:
-		return usagef("--ghg %q: want on or off", *ghg)
+	if _, err := parseSwitch("--ghg", *ghg); err != nil {
+		return err
 	}
 	ms, err := parseMList(*mFlag)
 	if err != nil {
@@ -150,7 +145,11 @@ func runSample(args []string) error {
 		if !flagSet(fs, "cfg") {
 			*cfgScale = float64(builtin.Sampler.CFG)
 		}
+		if !flagSet(fs, "ghg") {
+			*ghg = onOff(builtin.Sampler.GHG)
+		}
 	}
+	ghgOn, _ := parseSwitch("--ghg", *ghg) // checked above
 	cfg := model.Cfg
 	lab, err := parseSampleLabels(*class, *labels, cfg.NumClasses, *n)
 	if err != nil {

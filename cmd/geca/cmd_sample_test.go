@@ -202,8 +202,14 @@ func TestSampleCommandBuiltinModels(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "geca-emoji.safetensors (built in)") || !strings.Contains(stderr, "CFG "+fmt.Sprint(assets.Emoji.Sampler.CFG)) {
-		t.Errorf("stderr does not name the emoji model and its CFG: %s", stderr)
+	if !strings.Contains(stderr, "geca-emoji.safetensors (built in)") || !strings.Contains(stderr, "CFG "+fmt.Sprint(assets.Emoji.Sampler.CFG)) ||
+		!strings.Contains(stderr, "GHG "+onOff(assets.Emoji.Sampler.GHG)) {
+		t.Errorf("stderr does not name the emoji model, its CFG and its GHG: %s", stderr)
+	}
+	// a flag overrides the model's measured default
+	ghg := onOff(!assets.Emoji.Sampler.GHG)
+	if code, _, stderr := capture(t, "sample", "--model", "emoji", "--n", "1", "--steps", "ddim2", "--ghg", ghg, "--npy", npyOut); code != 0 || !strings.Contains(stderr, "GHG "+ghg) {
+		t.Errorf("--ghg %s: exit %d, %s", ghg, code, stderr)
 	}
 	a, err := npy.ReadFile(npyOut)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"geca/assets"
 )
 
 // gecaProcess starts the test binary as geca with args.
@@ -108,6 +111,23 @@ func TestSampleSetResumeAfterKill(t *testing.T) {
 		t.Fatalf("resumed set differs from an uninterrupted one (%d samples were done at the kill)", len(done))
 	}
 	t.Logf("%d of 12 samples were written when the process was killed", len(done))
+}
+
+// A built-in model's set is drawn with its measured defaults (GHG too)
+// unless a flag says otherwise.
+func TestSampleSetBuiltinDefaults(t *testing.T) {
+	dir := t.TempDir()
+	want := fmt.Sprintf("CFG %g, M 8, GHG %v", assets.Emoji.Sampler.CFG, assets.Emoji.Sampler.GHG)
+	code, _, stderr := capture(t, "sample-set", "--model", "emoji", "--num-samples", "1", "--steps", "ddim2", "--out", filepath.Join(dir, "a"))
+	if code != 0 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, %q; want %q", code, stderr, want)
+	}
+	ghg := onOff(!assets.Emoji.Sampler.GHG)
+	want = fmt.Sprintf("GHG %v", !assets.Emoji.Sampler.GHG)
+	code, _, stderr = capture(t, "sample-set", "--model", "emoji", "--num-samples", "1", "--steps", "ddim2", "--ghg", ghg, "--out", filepath.Join(dir, "b"))
+	if code != 0 || !strings.Contains(stderr, want) {
+		t.Errorf("--ghg %s: exit %d, %q; want %q", ghg, code, stderr, want)
+	}
 }
 
 func TestSampleSetErrors(t *testing.T) {

@@ -75,6 +75,15 @@ func builtinDefaults(setting func(assets.Sampler) string) string {
 
 func samplerSteps(s assets.Sampler) string { return s.Steps }
 func samplerCFG(s assets.Sampler) string   { return strconv.FormatFloat(float64(s.CFG), 'g', -1, 32) }
+func samplerGHG(s assets.Sampler) string   { return onOff(s.GHG) }
+
+// onOff writes a switch as --ghg reads it.
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
 
 // clipX0Help is the help of --clip-x0 (sample, sample-set).
 const clipX0Help = "clamp the predicted x0 to [-1, 1] at every step (the official code's clip_denoised=True, which its GeCA sampling never uses: for models of pixels in [-1, 1])"
