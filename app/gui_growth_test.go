@@ -133,12 +133,12 @@ func TestGUIReachOverlay(t *testing.T) {
 }
 
 // Damage drawn on the x₀ view blanks the image under the brush at once (x₀
-// = 0, mid grey) and regrows in the updates left in the timestep: with the
-// viewer's defaults (50 DDIM steps, CFG 6), and at CFG 3, whose softer x₀
-// also regrows measurably nearer the undamaged run's image.
-// (At CFG 6 x₀ saturates at ±1, so a regrown cell that chose the other
-// extreme counts 2: there the regrown image is only required to be nearer
-// than the hole was.)
+// = 0, mid grey), starts to regrow in the updates left in the timestep and
+// is whole again by the end of the next one: with the
+// viewer's defaults (50 DDIM steps, CFG 3), measurably nearer the undamaged
+// run's image, and at CFG 6. (At CFG 6 x₀ saturates at ±1, so a regrown
+// cell that chose the other extreme counts 2: there the regrown image is
+// only required to be nearer than the hole was.)
 func TestGUIDamageRegrowsInX0(t *testing.T) {
 	guitest.RequireRenderer(t)
 	eng, err := DefaultEngine()
@@ -146,15 +146,16 @@ func TestGUIDamageRegrowsInX0(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := StartSettings(eng)
-	softer := defaults
-	softer.CFG = 3
+	defaults.CFG = 3 // as it is now; the bounds below are for these scales
+	harder := defaults
+	harder.CFG = 6
 	for _, c := range []struct {
 		name   string
 		s      Settings
 		closer float64 // the regrown cells' distance to the undamaged x₀, at most this fraction of the hole's
 	}{
-		{"defaults", defaults, 1},
-		{"CFG 3", softer, 0.7},
+		{"CFG 3", defaults, 0.7},
+		{"CFG 6", harder, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) { damageRegrows(t, newHarness(t, eng, c.s), c.closer) })
 	}
@@ -171,6 +172,16 @@ func damageRegrows(t *testing.T, h *harness, closer float64) {
 		h.key(key.NameRightArrow, 0)
 	}
 	ref := h.snap().Panes[0].Frame.X0 // the undamaged end of the timestep
+	for i := 0; i <= M; i++ {
+		h.key(key.NameRightArrow, 0)
+	}
+	if p := h.snap().Panes[0]; p.K != k+1 || p.U != M {
+		t.Fatalf("at %d.%d, want the end of the next timestep", p.K, p.U)
+	}
+	refNext := h.snap().Panes[0].Frame.X0 // and of the next one
+	for i := 0; i <= M; i++ {
+		h.key(key.NameLeftArrow, 0)
+	}
 	h.key(key.NameLeftArrow, key.ModShift)
 	h.key(key.NameRightArrow, key.ModShift)
 	for i := 0; i < 2; i++ {
@@ -215,22 +226,49 @@ func damageRegrows(t *testing.T, h *harness, closer float64) {
 		h.key(key.NameRightArrow, 0)
 	}
 	h.shot("x0-regrown")
-	// regrown: the grey hole is gone, and the cells draw nearer the
+	// regrown: the grey hole is gone (cells that are not grey in the
+	// undamaged run are no longer grey), and the cells draw nearer the
 	// undamaged run's image than the hole did (not exactly: the damage
 	// changed the run)
 	x0 = h.snap().Panes[0].Frame.X0
 	var hurt, healed float64
-	grey := 0
+	grey, vivid := 0, 0
 	for _, p := range blank {
 		hurt += math.Abs(float64(ref[p])) // x₀ was 0 there
 		healed += math.Abs(float64(x0[p] - ref[p]))
-		if math.Abs(float64(x0[p])) < 0.5 {
-			grey++
+		if math.Abs(float64(ref[p])) >= 0.5 {
+			vivid++
+			if math.Abs(float64(x0[p])) < 0.5 {
+				grey++
+			}
 		}
 	}
-	t.Logf("%d of %d blanked cells still grey %d updates later; off the undamaged x₀ by %.2f on average after the stroke, %.2f after",
-		grey, len(blank), M-2, hurt/float64(len(blank)), healed/float64(len(blank)))
-	if grey > len(blank)/5 || !(healed < hurt*closer) {
-		t.Errorf("no regrowth: %d of %d cells still grey; off by %.2f, then %.2f", grey, len(blank), hurt, healed)
+	t.Logf("%d of %d blanked cells (not grey in the undamaged run) still grey %d updates later; off the undamaged x₀ by %.2f on average after the stroke, %.2f after",
+		grey, vivid, M-2, hurt/float64(len(blank)), healed/float64(len(blank)))
+	if vivid < len(blank)/2 || !(healed < hurt*closer) {
+		t.Errorf("no regrowth in the timestep: off by %.2f, then %.2f", hurt, healed)
+	}
+	// by the end of the next timestep the hole is gone: the blanked cells
+	// that the undamaged run draws vivid are vivid again
+	for i := 0; i <= M; i++ {
+		h.key(key.NameRightArrow, 0)
+	}
+	if p := h.snap().Panes[0]; p.K != k+1 || p.U != M {
+		t.Fatalf("at %d.%d, want the end of the next timestep", p.K, p.U)
+	}
+	x0 = h.snap().Panes[0].Frame.X0
+	grey, vivid, healed = 0, 0, 0
+	for _, p := range blank {
+		healed += math.Abs(float64(x0[p] - refNext[p]))
+		if math.Abs(float64(refNext[p])) >= 0.5 {
+			vivid++
+			if math.Abs(float64(x0[p])) < 0.5 {
+				grey++
+			}
+		}
+	}
+	t.Logf("a timestep later: %d of %d still grey; off the undamaged x₀ by %.2f on average", grey, vivid, healed/float64(len(blank)))
+	if vivid < len(blank)/2 || grey > vivid/5 || !(healed < hurt*closer) {
+		t.Errorf("no regrowth a timestep later: %d of %d cells still grey; off by %.2f, then %.2f", grey, vivid, hurt, healed)
 	}
 }
