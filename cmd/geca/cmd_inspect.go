@@ -109,7 +109,9 @@ func describeCheckpoint(w io.Writer, ck *ckpt.Checkpoint) {
 		fmt.Fprintf(w, "config:     cannot derive one:\n%s\n", indent(err.Error(), "  "))
 	} else {
 		fmt.Fprintf(w, "config:     %s\n", configLine(cfg))
-		if _, err := engine.NewModel(cfg, ck.Tensors); err != nil {
+		if ck.Weights == ckpt.TrainingState {
+			fmt.Fprintf(w, "model:      none: %v\n", ckpt.ErrTrainingState(ck.Path))
+		} else if _, err := engine.NewModel(cfg, ck.Tensors); err != nil {
 			fmt.Fprintf(w, "model:      does NOT load:\n%s\n", indent(err.Error(), "  "))
 		} else {
 			fmt.Fprintf(w, "model:      loads (every official tensor present, shapes match, values finite)\n")

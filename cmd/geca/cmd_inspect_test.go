@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -60,5 +61,21 @@ func TestInspectCommand(t *testing.T) {
 				t.Errorf("geca %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, errOut, c.code, c.want)
 			}
 		})
+	}
+}
+
+// A trainer's state file opened as a model says what it is and what to
+// open instead, rather than listing every model tensor as missing; inspect
+// still describes it.
+func TestTrainingStateIsNotAModel(t *testing.T) {
+	state := filepath.Join("..", "..", "assets", "geca-fmnist.train.safetensors")
+	want := "is a training state, for geca train --resume, not a model"
+	code, _, stderr := capture(t, "sample", "--ckpt", state, "--n", "1", "--steps", "ddim2", "--out", filepath.Join(t.TempDir(), "x.png"))
+	if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "missing tensor") {
+		t.Errorf("sample: exit %d, %q; want exit 1 and %q", code, stderr, want)
+	}
+	code, stdout, stderr := capture(t, "inspect", state)
+	if code != 0 || !strings.Contains(stdout, "model:      none: "+state+" "+want) || !strings.Contains(stdout, "GeCA-FMNIST") {
+		t.Errorf("inspect: exit %d, %q %q", code, stdout, stderr)
 	}
 }

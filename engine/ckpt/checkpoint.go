@@ -544,6 +544,13 @@ func LoadModel(path string, opt Options) (*engine.Model, *Checkpoint, error) {
 	return buildModel(c)
 }
 
+// ErrTrainingState is the error for a trainer's state file opened as a
+// model: its tensors are the trainer's, under other names, so the model's
+// list of missing tensors would say nothing useful.
+func ErrTrainingState(path string) error {
+	return fmt.Errorf("%s is a training state, for geca train --resume, not a model: open the model file saved beside it", path)
+}
+
 // ReadModel is LoadModel for a checkpoint held in r (see Read).
 func ReadModel(name string, r io.ReaderAt, size int64, opt Options) (*engine.Model, *Checkpoint, error) {
 	c, err := Read(name, r, size, opt)
@@ -555,6 +562,9 @@ func ReadModel(name string, r io.ReaderAt, size int64, opt Options) (*engine.Mod
 
 func buildModel(c *Checkpoint) (*engine.Model, *Checkpoint, error) {
 	path := c.Path
+	if c.Weights == TrainingState {
+		return nil, c, ErrTrainingState(path)
+	}
 	cfg, err := c.Config()
 	if err != nil {
 		return nil, c, err

@@ -39,8 +39,11 @@ const (
 	// MetaConfig keeps the engine.Config as JSON.
 	MetaConfig = "geca.config"
 	// MetaWeights says which weights a file holds: "ema" for a model file,
-	// "training-state" for a trainer's state file.
+	// TrainingState for a trainer's state file.
 	MetaWeights = "geca.weights"
+	// TrainingState is MetaWeights of a trainer's state file (weights, EMA,
+	// Adam moments, step), which only geca train --resume reads.
+	TrainingState = "training-state"
 )
 
 // stEntry is one tensor of a safetensors header, checked.

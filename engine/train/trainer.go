@@ -385,7 +385,7 @@ func (tr *Trainer) Save(path, dataset string, wall float64) error {
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{ckpt.MetaConfig: string(cj), MetaTrain: string(tj), "format": "pt", ckpt.MetaWeights: "training-state"}
+	meta := map[string]string{ckpt.MetaConfig: string(cj), MetaTrain: string(tj), "format": "pt", ckpt.MetaWeights: ckpt.TrainingState}
 	ema := map[string]*tensor.Dense{}
 	var names []string
 	for i, q := range tr.P.List {
