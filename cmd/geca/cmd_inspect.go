@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -109,11 +110,12 @@ func describeCheckpoint(w io.Writer, ck *ckpt.Checkpoint) {
 		fmt.Fprintf(w, "config:     cannot derive one:\n%s\n", indent(err.Error(), "  "))
 	} else {
 		fmt.Fprintf(w, "config:     %s\n", configLine(cfg))
-		if ck.Weights == ckpt.TrainingState {
-			fmt.Fprintf(w, "model:      none: %v\n", ckpt.ErrTrainingState(ck.Path))
-		} else if _, err := engine.NewModel(cfg, ck.Tensors); err != nil {
+		switch _, err := ck.Model(); {
+		case errors.Is(err, ckpt.ErrTrainingState):
+			fmt.Fprintf(w, "model:      none: %v\n", err)
+		case err != nil:
 			fmt.Fprintf(w, "model:      does NOT load:\n%s\n", indent(err.Error(), "  "))
-		} else {
+		default:
 			fmt.Fprintf(w, "model:      loads (every official tensor present, shapes match, values finite)\n")
 		}
 	}

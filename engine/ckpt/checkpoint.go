@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -541,15 +542,14 @@ func LoadModel(path string, opt Options) (*engine.Model, *Checkpoint, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return buildModel(c)
+	m, err := c.Model()
+	return m, c, err
 }
 
 // ErrTrainingState is the error for a trainer's state file opened as a
 // model: its tensors are the trainer's, under other names, so the model's
 // list of missing tensors would say nothing useful.
-func ErrTrainingState(path string) error {
-	return fmt.Errorf("%s is a training state, for geca train --resume, not a model: open the model file saved beside it", path)
-}
+var ErrTrainingState = errors.New("a training state, for geca train --resume, not a model: open the model file saved beside it")
 
 // ReadModel is LoadModel for a checkpoint held in r (see Read).
 func ReadModel(name string, r io.ReaderAt, size int64, opt Options) (*engine.Model, *Checkpoint, error) {
@@ -557,21 +557,23 @@ func ReadModel(name string, r io.ReaderAt, size int64, opt Options) (*engine.Mod
 	if err != nil {
 		return nil, nil, err
 	}
-	return buildModel(c)
+	m, err := c.Model()
+	return m, c, err
 }
 
-func buildModel(c *Checkpoint) (*engine.Model, *Checkpoint, error) {
-	path := c.Path
+// Model builds the model c holds. A trainer's state file holds none
+// (ErrTrainingState).
+func (c *Checkpoint) Model() (*engine.Model, error) {
 	if c.Weights == TrainingState {
-		return nil, c, ErrTrainingState(path)
+		return nil, fmt.Errorf("%s is %w", c.Path, ErrTrainingState)
 	}
 	cfg, err := c.Config()
 	if err != nil {
-		return nil, c, err
+		return nil, err
 	}
 	m, err := engine.NewModel(cfg, c.Tensors)
 	if err != nil {
-		return nil, c, fmt.Errorf("%s (%s weights): %w", path, c.Weights, err)
+		return nil, fmt.Errorf("%s (%s weights): %w", c.Path, c.Weights, err)
 	}
-	return m, c, nil
+	return m, nil
 }
