@@ -108,7 +108,8 @@ func runSample(args []string) error {
 	case math.IsNaN(*rate) || *rate < 0 || *rate > 1:
 		return usagef("--update-rate %v out of range (0, 1]", *rate)
 	}
-	if _, err := parseSwitch("--ghg", *ghg); err != nil {
+	ghgOn, err := parseSwitch("--ghg", *ghg)
+	if err != nil {
 		return err
 	}
 	ms, err := parseMList(*mFlag)
@@ -146,10 +147,9 @@ func runSample(args []string) error {
 			*cfgScale = float64(builtin.Sampler.CFG)
 		}
 		if !flagSet(fs, "ghg") {
-			*ghg = onOff(builtin.Sampler.GHG)
+			ghgOn = builtin.Sampler.GHG
 		}
 	}
-	ghgOn, _ := parseSwitch("--ghg", *ghg) // checked above
 	cfg := model.Cfg
 	lab, err := parseSampleLabels(*class, *labels, cfg.NumClasses, *n)
 	if err != nil {
@@ -203,7 +203,7 @@ func runSample(args []string) error {
 		note("note: no --class or --labels: sampling unconditionally (all-zero labels)")
 	}
 	note("%s (%s weights, %s), %d parameters; %d sample(s) per row, steps %q, M %v, GHG %s, CFG %g%s",
-		ck.Path, ck.Weights, cfg.Name, model.ParamCount(), *n, *steps, ms, *ghg, *cfgScale, clipNote(*clip))
+		ck.Path, ck.Weights, cfg.Name, model.ParamCount(), *n, *steps, ms, onOff(ghgOn), *cfgScale, clipNote(*clip))
 
 	be, err := dev.open()
 	if err != nil {

@@ -48,7 +48,7 @@ func runSampleSet(args []string) error {
 	method := fs.String("method", "", "ddpm or ddim (default: from --steps)")
 	cfgScale := fs.Float64("cfg", -1, fmt.Sprintf("classifier-free guidance scale (default: %g, the official setting; built-in models: %s)", assets.OfficialSampler.CFG, builtinDefaults(samplerCFG)))
 	mFlag := fs.Int("M", 0, "cell updates per denoiser call (0: the model's)")
-	ghg := fs.String("ghg", "", "Gene Heredity Guidance: on or off (default: on, the official setting; built-in models: "+builtinDefaults(samplerGHG)+")")
+	ghg := fs.String("ghg", "on", "Gene Heredity Guidance: on or off (built-in models: "+builtinDefaults(samplerGHG)+")")
 	rate := fs.Float64("update-rate", 0, "per-cell update probability (0: the model's)")
 	clip := fs.Bool("clip-x0", false, clipX0Help)
 	seed := fs.Uint64("seed", 0, "seed of the set: sample i runs with its own seed mixed from this and i")
@@ -89,10 +89,9 @@ func runSampleSet(args []string) error {
 	if err != nil {
 		return usagef("--shard: %v", err)
 	}
-	if *ghg != "" {
-		if _, err := parseSwitch("--ghg", *ghg); err != nil {
-			return err
-		}
+	ghgOn, err := parseSwitch("--ghg", *ghg)
+	if err != nil {
+		return err
 	}
 
 	// The model and its bytes' hash (settings tell sets of other models apart).
@@ -120,10 +119,9 @@ func runSampleSet(args []string) error {
 	if *cfgScale < 0 {
 		*cfgScale = float64(defaults.CFG)
 	}
-	if *ghg == "" {
-		*ghg = onOff(defaults.GHG)
+	if !flagSet(fs, "ghg") {
+		ghgOn = defaults.GHG
 	}
-	ghgOn, _ := parseSwitch("--ghg", *ghg) // checked above
 
 	// Labels: class i mod K, or the official evaluation's mix.
 	classes := "balanced: sample i has class i mod K"
