@@ -172,13 +172,33 @@ func damageRegrows(t *testing.T, h *harness, closer float64) {
 		h.key(key.NameRightArrow, 0)
 	}
 	ref := h.snap().Panes[0].Frame.X0 // the undamaged end of the timestep
-	for i := 0; i <= M; i++ {
-		h.key(key.NameRightArrow, 0)
+	// endOfNext steps from the end of timestep k to the end of k+1 and
+	// returns x₀ there
+	endOfNext := func() []float32 {
+		for i := 0; i <= M; i++ {
+			h.key(key.NameRightArrow, 0)
+		}
+		p := h.snap().Panes[0]
+		if p.K != k+1 || p.U != M {
+			t.Fatalf("at %d.%d, want the end of the next timestep", p.K, p.U)
+		}
+		return p.Frame.X0
 	}
-	if p := h.snap().Panes[0]; p.K != k+1 || p.U != M {
-		t.Fatalf("at %d.%d, want the end of the next timestep", p.K, p.U)
+	// greyHoles counts the blanked cells that x₀ still draws grey among
+	// those the undamaged want draws vivid, and x₀'s distance to want there
+	greyHoles := func(x0, want []float32, blank []int) (grey, vivid int, off float64) {
+		for _, p := range blank {
+			off += math.Abs(float64(x0[p] - want[p]))
+			if math.Abs(float64(want[p])) >= 0.5 {
+				vivid++
+				if math.Abs(float64(x0[p])) < 0.5 {
+					grey++
+				}
+			}
+		}
+		return grey, vivid, off
 	}
-	refNext := h.snap().Panes[0].Frame.X0 // and of the next one
+	refNext := endOfNext() // the undamaged end of the next timestep
 	for i := 0; i <= M; i++ {
 		h.key(key.NameLeftArrow, 0)
 	}
@@ -231,18 +251,9 @@ func damageRegrows(t *testing.T, h *harness, closer float64) {
 	// undamaged run's image than the hole did (not exactly: the damage
 	// changed the run)
 	x0 = h.snap().Panes[0].Frame.X0
-	var hurt, healed float64
-	grey, vivid := 0, 0
-	for _, p := range blank {
-		hurt += math.Abs(float64(ref[p])) // x₀ was 0 there
-		healed += math.Abs(float64(x0[p] - ref[p]))
-		if math.Abs(float64(ref[p])) >= 0.5 {
-			vivid++
-			if math.Abs(float64(x0[p])) < 0.5 {
-				grey++
-			}
-		}
-	}
+	zero := make([]float32, len(x0))
+	_, _, hurt := greyHoles(zero, ref, blank) // x₀ was 0 there
+	grey, vivid, healed := greyHoles(x0, ref, blank)
 	t.Logf("%d of %d blanked cells (not grey in the undamaged run) still grey %d updates later; off the undamaged x₀ by %.2f on average after the stroke, %.2f after",
 		grey, vivid, M-2, hurt/float64(len(blank)), healed/float64(len(blank)))
 	if vivid < len(blank)/2 || !(healed < hurt*closer) {
@@ -250,23 +261,7 @@ func damageRegrows(t *testing.T, h *harness, closer float64) {
 	}
 	// by the end of the next timestep the hole is gone: the blanked cells
 	// that the undamaged run draws vivid are vivid again
-	for i := 0; i <= M; i++ {
-		h.key(key.NameRightArrow, 0)
-	}
-	if p := h.snap().Panes[0]; p.K != k+1 || p.U != M {
-		t.Fatalf("at %d.%d, want the end of the next timestep", p.K, p.U)
-	}
-	x0 = h.snap().Panes[0].Frame.X0
-	grey, vivid, healed = 0, 0, 0
-	for _, p := range blank {
-		healed += math.Abs(float64(x0[p] - refNext[p]))
-		if math.Abs(float64(refNext[p])) >= 0.5 {
-			vivid++
-			if math.Abs(float64(x0[p])) < 0.5 {
-				grey++
-			}
-		}
-	}
+	grey, vivid, healed = greyHoles(endOfNext(), refNext, blank)
 	t.Logf("a timestep later: %d of %d still grey; off the undamaged x₀ by %.2f on average", grey, vivid, healed/float64(len(blank)))
 	if vivid < len(blank)/2 || grey > vivid/5 || !(healed < hurt*closer) {
 		t.Errorf("no regrowth a timestep later: %d of %d cells still grey; off by %.2f, then %.2f", grey, vivid, hurt, healed)

@@ -59,7 +59,8 @@ func TestMeasureDefaults(t *testing.T) {
 	// sampler's variety compares with
 	n := testSet.H * testSet.W * testSet.C
 	var byClass []float32
-	for k := 0; k < 10; k++ {
+	K := m.Cfg.NumClasses
+	for k := 0; k < K; k++ {
 		got := 0
 		for i := 0; i < testSet.N && got < per; i++ {
 			if testSet.Labels[i] == k {
@@ -69,7 +70,7 @@ func TestMeasureDefaults(t *testing.T) {
 		}
 	}
 	t.Logf("| real test images | | | %d per class | %.1f %% | %s | %.3f | |", int(count[0]), 100*judge.Accuracy(testSet), strings.Join(real, " "),
-		mean(eval.Variety(byClass, 10, per, n)))
+		mean(eval.Variety(byClass, K, per, n)))
 	for _, s := range settings {
 		start := time.Now()
 		opt := s.options(m.Cfg.M)

@@ -141,7 +141,7 @@ func Variety(imgs []float32, K, perClass, n int) []float64 {
 	return v
 }
 
-// clamp1 is a value as an image shows it as an image shows it: clamped to [−1, 1].
+// clamp1 is a value as an image shows it: clamped to [−1, 1].
 func clamp1(v float32) float64 { return math.Min(math.Max(float64(v), -1), 1) }
 
 // meanAbs is the mean |a − b| of two images as shown (values clamped to
