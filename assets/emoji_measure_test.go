@@ -74,6 +74,8 @@ func TestMeasureEmoji(t *testing.T) {
 //	GECA_MEASURE_DENOISER=8,16 go test -tags openblas ./assets -run MeasureEmojiDenoiser -v
 //
 // (the list is the numbers of updates M to try; GECA_MEASURE_MODEL as above).
+// With GECA_MEASURE_GRIDS it also writes, for each M, the picture behind the
+// numbers: one row per emoji, the emoji and then x̂0 at each t.
 func TestMeasureEmojiDenoiser(t *testing.T) {
 	spec := os.Getenv("GECA_MEASURE_DENOISER")
 	if spec == "" {
@@ -107,12 +109,13 @@ func TestMeasureEmojiDenoiser(t *testing.T) {
 
 	xt, eps, out, x0hat := make([]float32, len(x0)), make([]float32, len(x0)), make([]float32, B*Cout*n), make([]float32, len(x0))
 	for _, ms := range strings.Split(spec, ",") {
+		byStep := make([][]float32, len(steps)) // each t's x̂0 of every class, cell-major, for the grid
 		M, err := strconv.Atoi(ms)
 		if err != nil || M < 1 {
 			t.Fatalf("GECA_MEASURE_DENOISER: M %q", ms)
 		}
 		row := fmt.Sprintf("| M %d |", M)
-		for _, tt := range steps {
+		for i, tt := range steps {
 			r := rand.New(rand.NewPCG(uint64(tt), 1))
 			for i := range eps {
 				eps[i] = float32(r.NormFloat64())
@@ -145,8 +148,18 @@ func TestMeasureEmojiDenoiser(t *testing.T) {
 				}
 			}
 			row += fmt.Sprintf(" %.3f |", meanSquaredError(x0hat, x0))
+			byStep[i] = train.CellMajor(x0hat, B, Cin, n)
 		}
 		t.Log(row)
+		// one row per class: the emoji, then x̂0 at each t, noisiest first
+		var grid []float32
+		for k := 0; k < B; k++ {
+			grid = append(grid, targets.Image(k)...)
+			for _, img := range byStep {
+				grid = append(grid, img[k*n*Cin:(k+1)*n*Cin]...)
+			}
+		}
+		writeMeasureGrid(t, "emoji-x0-", measureSetting{name: "M" + ms}, grid, B, len(steps)+1, c.GridH, c.GridW, Cin)
 	}
 }
 
