@@ -24,7 +24,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a GeCA model on Fashion-MNIST or a folder of images",
-		usage:   "--data fashion-mnist | --emoji garden|LIST | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|emoji|tiny|XS|S] [--embed D] [--heads N] [--mlp N] [--hidden N] [--pos-code 1d|2d] [--prediction eps|v] [--size N] [--M 8] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
+		usage:   "--data fashion-mnist | --emoji garden|LIST | --images DIR [--vae FILE] | --latents DIR (see geca encode) [--config default|emoji|tiny|XS|S] [--embed D] [--heads N] [--mlp N] [--hidden N] [--pos-code 1d|2d] [--prediction eps|v] [--size N] [--M 8] [--update-rate 0.5] [--batch 32] [--steps N | --minutes N] [--lr 1e-4] [--resume FILE] [--max-memory SIZE] --out FILE.safetensors",
 		run:     runTrain,
 	})
 }
@@ -47,6 +47,7 @@ func runTrain(args []string) error {
 	config := fs.String("config", "default", "model size: default (the embedded Fashion-MNIST model), emoji (the same block, named GeCA-Emoji), tiny, XS, S")
 	size := fs.Int("size", 0, "grid side in pixels (0: 28 for Fashion-MNIST, 32 for folders); Fashion-MNIST is padded with -1; with --vae the image side (0: 256, a multiple of 8; the grid is size/8 for SD VAEs)")
 	m := fs.Int("M", 0, "cell updates per denoiser call (0: the config's, or with --resume the resumed model's)")
+	rate := fs.Float64("update-rate", 0, "per-cell update probability of each update, above 0 and at most 1 (0: the config's, 0.5, or with --resume the resumed model's); 1 updates every cell every time")
 	hidden := fs.Int("hidden", 0, "hidden channels C_h (0: the config's)")
 	embed := fs.Int("embed", 0, "embedding width D of the block (0: the config's); a multiple of --heads")
 	heads := fs.Int("heads", 0, "attention heads (0: the config's)")
@@ -125,6 +126,7 @@ func runTrain(args []string) error {
 		{"size", "0 or more", *size >= 0}, {"M", fmt.Sprintf("0 … %d", engine.MaxM), *m >= 0 && *m <= engine.MaxM},
 		{"hidden", "0 or more", *hidden >= 0}, {"embed", "0 or more", *embed >= 0},
 		{"heads", "0 or more", *heads >= 0}, {"mlp", "0 or more", *mlp >= 0},
+		{"update-rate", "0 < rate ≤ 1, or 0 for the model's", *rate >= 0 && *rate <= 1},
 		{"carry", "0 … 1", *carry >= 0 && *carry <= 1},
 		{"carry-calls", "1 … 50", *carryCalls >= 1 && *carryCalls <= 50},
 		{"min-snr", "γ > 0, or 0 for the unweighted loss", *minSNR >= 0 && !math.IsInf(*minSNR, 0)},
@@ -226,7 +228,7 @@ func runTrain(args []string) error {
 	if *resume != "" {
 		// A resumed run keeps the recipe it was saved with; only the flags
 		// given change it (their defaults are those of a new run).
-		tr, wall0, err = train.Resume(*resume, ds, train.Changes{M: *m, MLP: *mlp}, func(o *train.Options) {
+		tr, wall0, err = train.Resume(*resume, ds, train.Changes{M: *m, UpdateRate: float32(*rate), MLP: *mlp}, func(o *train.Options) {
 			if flagSet(fs, "batch") {
 				o.Batch = *batch
 			}
@@ -253,7 +255,7 @@ func runTrain(args []string) error {
 			return err
 		}
 	} else {
-		cfg, err := trainConfig(*config, ds, *latents != "" || *vaePath != "", blockSize{M: *m, Hidden: *hidden, Embed: *embed, Heads: *heads, MLP: *mlp, PosCode: *posCode, Prediction: *prediction})
+		cfg, err := trainConfig(*config, ds, *latents != "" || *vaePath != "", blockSize{M: *m, UpdateRate: float32(*rate), Hidden: *hidden, Embed: *embed, Heads: *heads, MLP: *mlp, PosCode: *posCode, Prediction: *prediction})
 		if err != nil {
 			return err
 		}
@@ -273,8 +275,8 @@ func runTrain(args []string) error {
 	if err := membudget.Check(fmt.Sprintf("training %s on batches of %d", cfg.Name, tr.Opt.Batch), trainBytes(cfg, tr.Opt.Batch)); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d, %v, %v (%d parameters); batch %d, lr %g, carry %s, min-SNR %g, step %d\n",
-		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M, cfg.PosCode, cfg.Prediction,
+	fmt.Fprintf(os.Stderr, "geca train: %s; model %s %dx%d C_in %d C_h %d D %d heads %d MLP %d M %d at update rate %g, %v, %v (%d parameters); batch %d, lr %g, carry %s, min-SNR %g, step %d\n",
+		dsName, cfg.Name, cfg.GridH, cfg.GridW, cfg.InChannels, cfg.HiddenChannels, cfg.EmbedDim, cfg.Heads, cfg.MLPDim, cfg.M, cfg.UpdateRate, cfg.PosCode, cfg.Prediction,
 		tr.P.Count(), tr.Opt.Batch, tr.Opt.LR, carryText(tr.Opt), tr.Opt.MinSNR, tr.Step)
 
 	// Stop cleanly (with a checkpoint) on Ctrl-C or SIGTERM.
@@ -404,8 +406,9 @@ func carryText(o train.Options) string {
 // blockSize overrides a config's block; zero fields keep the config's.
 type blockSize struct {
 	M, Hidden, Embed, Heads, MLP int
-	PosCode                      string // "1d", "2d" or "" (the config's)
-	Prediction                   string // "eps", "v" or "" (the config's)
+	UpdateRate                   float32 // 0: the config's
+	PosCode                      string  // "1d", "2d" or "" (the config's)
+	Prediction                   string  // "eps", "v" or "" (the config's)
 }
 
 // posCodes and predictions map --pos-code's and --prediction's values to
@@ -455,6 +458,9 @@ func trainConfig(name string, ds *data.Dataset, latent bool, size blockSize) (en
 	cfg.GridH, cfg.GridW, cfg.InChannels, cfg.NumClasses, cfg.Latent = ds.H, ds.W, ds.C, len(ds.Classes), latent
 	if size.M > 0 {
 		cfg.M = size.M
+	}
+	if size.UpdateRate > 0 {
+		cfg.UpdateRate = size.UpdateRate
 	}
 	// A resized block is another model: its name says how it differs, so
 	// that it never passes for the preset it started from.

@@ -136,16 +136,16 @@ func TestTrainEmojiFlag(t *testing.T) {
 	}
 }
 
-// --resume continues a model at another M when asked; flags that would change
+// --resume continues a model at another M and update rate when asked; flags that would change
 // the model's shape are refused, not ignored.
 func TestTrainResumeFlags(t *testing.T) {
 	common, out, stderr := firstTinyRun(t, "--min-snr", "5", "--lr", "1e-3", "--carry", "0.5")
 	if !strings.Contains(stderr, "min-SNR 5,") {
 		t.Fatalf("first run: %s", stderr)
 	}
-	code, _, stderr := capture(t, append(common, "--resume", out, "--M", "5", "--steps", "2")...)
-	if code != 0 || !strings.Contains(stderr, " M 5,") {
-		t.Fatalf("resume --M 5: exit %d: %s", code, stderr)
+	code, _, stderr := capture(t, append(common, "--resume", out, "--M", "5", "--update-rate", "1", "--steps", "2")...)
+	if code != 0 || !strings.Contains(stderr, " M 5 at update rate 1,") {
+		t.Fatalf("resume --M 5 --update-rate 1: exit %d: %s", code, stderr)
 	}
 	// the recipe is the saved run's, not the flags' defaults, unless a flag says otherwise
 	if !strings.Contains(stderr, "batch 2, lr 0.001, carry 0.5 (1 … 2 calls), min-SNR 5, step 1") {
@@ -159,8 +159,8 @@ func TestTrainResumeFlags(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "carry 0.5 (1 … 4 calls), min-SNR 0, step 3") {
 		t.Fatalf("resume --carry-calls 4: exit %d: %s", code, stderr)
 	}
-	if m := trainedConfig(t, out).M; m != 5 {
-		t.Fatalf("model resumed at --M 5 has M %d", m)
+	if c := trainedConfig(t, out); c.M != 5 || c.UpdateRate != 1 {
+		t.Fatalf("model resumed at --M 5 --update-rate 1 has M %d, update rate %g", c.M, c.UpdateRate)
 	}
 	for _, flag := range [][]string{{"--config", "tiny"}, {"--hidden", "8"}, {"--embed", "64"}, {"--heads", "2"}, {"--pos-code", "2d"}, {"--prediction", "v"}} {
 		code, _, stderr = capture(t, append(append(common, "--resume", out, "--steps", "3"), flag...)...)
@@ -183,13 +183,14 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 	if c := trainedConfig(t, out); c.EmbedDim != 48 || c.Heads != 3 || c.MLPDim != 40 || c.HiddenChannels != 5 {
 		t.Fatalf("trained config %+v: want D 48, 3 heads, MLP 40, C_h 5", c)
 	}
-	// the 2-D positional code and v-prediction are kept in the file and named
-	code, _, stderr = capture(t, append(common, "--pos-code", "2d", "--prediction", "v")...)
-	if code != 0 || !strings.Contains(stderr, "GeCA-tiny-2D-V 8x8") || !strings.Contains(stderr, "2-D positional code, v-prediction") {
-		t.Fatalf("--pos-code 2d --prediction v: exit %d: %s", code, stderr)
+	// the 2-D positional code and v-prediction are kept in the file and
+	// named; the update rate is kept
+	code, _, stderr = capture(t, append(common, "--pos-code", "2d", "--prediction", "v", "--update-rate", "1")...)
+	if code != 0 || !strings.Contains(stderr, "GeCA-tiny-2D-V 8x8") || !strings.Contains(stderr, "at update rate 1, 2-D positional code, v-prediction") {
+		t.Fatalf("--pos-code 2d --prediction v --update-rate 1: exit %d: %s", code, stderr)
 	}
-	if c := trainedConfig(t, out); c.PosCode != engine.PosCode2D || c.Prediction != engine.PredictV {
-		t.Fatalf("--pos-code 2d --prediction v: trained config %+v", c)
+	if c := trainedConfig(t, out); c.PosCode != engine.PosCode2D || c.Prediction != engine.PredictV || c.UpdateRate != 1 {
+		t.Fatalf("--pos-code 2d --prediction v --update-rate 1: trained config %+v", c)
 	}
 	for _, c := range []struct {
 		flags []string
@@ -204,6 +205,8 @@ func TestTrainBlockSizeFlags(t *testing.T) {
 		{[]string{"--carry", "NaN"}, "--carry NaN: want 0 … 1"},
 		{[]string{"--carry", "1.5"}, "--carry 1.5: want 0 … 1"},
 		{[]string{"--carry-calls", "0"}, "--carry-calls 0: want 1 … 50"},
+		{[]string{"--update-rate", "1.5"}, "--update-rate 1.5: want 0 < rate ≤ 1"},
+		{[]string{"--update-rate", "NaN"}, "--update-rate NaN: want 0 < rate ≤ 1"},
 		{[]string{"--pos-code", "3d"}, `--pos-code "3d": want 1d or 2d`},
 		{[]string{"--prediction", "x0"}, `--prediction "x0": want eps or v`},
 		{[]string{"--pos-code", "2d", "--embed", "30"}, "embed_dim 30 is not divisible by 4, as the 2-D positional code needs"},

@@ -147,18 +147,19 @@ func savedSmallRun(t *testing.T, steps int) (*Trainer, *data.Dataset, string) {
 	return tr, ds, path
 }
 
-// TestResumeAtAnotherM: a run resumed with another M trains with it (the
-// network unrolls that many updates) and the model file it writes says so;
-// the weights carry over unchanged, since none depends on M.
+// TestResumeAtAnotherM: a run resumed with another M and update rate trains
+// with them (the network unrolls that many updates, every cell updating
+// each time at rate 1) and the model file it writes says so; the weights
+// carry over unchanged, since none depends on M or the rate.
 func TestResumeAtAnotherM(t *testing.T) {
 	a, ds, path := savedSmallRun(t, 1)
 	const m = 7
-	b, _, err := Resume(path, ds, Changes{M: m}, nil)
+	b, _, err := Resume(path, ds, Changes{M: m, UpdateRate: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Cfg.M != m || len(b.masks) != m {
-		t.Fatalf("resumed at M %d: config M %d, %d update masks", m, b.Cfg.M, len(b.masks))
+	if a.Cfg.UpdateRate != 0.5 || b.Cfg.M != m || len(b.masks) != m || b.Cfg.UpdateRate != 1 {
+		t.Fatalf("resumed at M %d, rate 1 from rate %g: config M %d, rate %g, %d update masks", m, a.Cfg.UpdateRate, b.Cfg.M, b.Cfg.UpdateRate, len(b.masks))
 	}
 	for qi, q := range a.P.List {
 		for i, v := range q.W {
@@ -177,8 +178,15 @@ func TestResumeAtAnotherM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Cfg.M != m {
-		t.Fatalf("model file written after resuming at M %d says M %d", m, p.Cfg.M)
+	if p.Cfg.M != m || p.Cfg.UpdateRate != 1 {
+		t.Fatalf("model file written after resuming at M %d, rate 1 says M %d, rate %g", m, p.Cfg.M, p.Cfg.UpdateRate)
+	}
+	for _, mk := range b.masks {
+		for i, v := range mk {
+			if v != 1 {
+				t.Fatalf("at update rate 1, cell %d of a step's mask is %g", i, v)
+			}
+		}
 	}
 }
 

@@ -419,6 +419,12 @@ type Changes struct {
 	// M is the number of updates per denoiser call. No weight depends on
 	// M, so a model can be fine-tuned at another M.
 	M int
+	// UpdateRate is the per-cell update probability of each of the M
+	// updates (docs/model.md §3, step 10). No weight depends on it either: a
+	// model trained with the official stochastic mask (0.5) can be
+	// fine-tuned to update every cell every time (1), so that no cell ends a
+	// call updated only once or not at all.
+	UpdateRate float32
 	// MLP widens the block's MLP to this many hidden units. The new units'
 	// first-layer weights get the official initialisation and their
 	// second-layer weights start at zero, so the widened model computes
@@ -454,6 +460,9 @@ func Resume(path string, ds *data.Dataset, ch Changes, set func(*Options)) (*Tra
 	cfg := f.cfg
 	if ch.M > 0 {
 		cfg.M = ch.M
+	}
+	if ch.UpdateRate > 0 {
+		cfg.UpdateRate = ch.UpdateRate
 	}
 	if ch.MLP > 0 {
 		if ch.MLP < cfg.MLPDim {
