@@ -115,7 +115,7 @@ func TestMeasureEmojiDenoiser(t *testing.T) {
 			t.Fatalf("GECA_MEASURE_DENOISER: M %q", ms)
 		}
 		row := fmt.Sprintf("| M %d |", M)
-		for i, tt := range steps {
+		for si, tt := range steps {
 			r := rand.New(rand.NewPCG(uint64(tt), 1))
 			for i := range eps {
 				eps[i] = float32(r.NormFloat64())
@@ -148,7 +148,7 @@ func TestMeasureEmojiDenoiser(t *testing.T) {
 				}
 			}
 			row += fmt.Sprintf(" %.3f |", meanSquaredError(x0hat, x0))
-			byStep[i] = train.CellMajor(x0hat, B, Cin, n)
+			byStep[si] = train.CellMajor(x0hat, B, Cin, n)
 		}
 		t.Log(row)
 		// one row per class: the emoji, then x̂0 at each t, noisiest first
