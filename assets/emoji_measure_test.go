@@ -71,15 +71,16 @@ func TestMeasureEmoji(t *testing.T) {
 // model that only cleans up what it sees has large errors at the noisy
 // steps, where a sample's shape is decided. Run with
 //
-//	GECA_MEASURE_DENOISER=8,16 go test -tags openblas ./assets -run MeasureEmojiDenoiser -v
+//	GECA_MEASURE_DENOISER=8,16,8/1 go test -tags openblas ./assets -run MeasureEmojiDenoiser -v
 //
-// (the list is the numbers of updates M to try; GECA_MEASURE_MODEL as above).
-// With GECA_MEASURE_GRIDS it also writes, for each M, the picture behind the
+// (the list is the numbers of updates M to try, each at the model's update
+// rate or, after a slash, another; GECA_MEASURE_MODEL as above). With
+// GECA_MEASURE_GRIDS it also writes, for each entry, the picture behind the
 // numbers: one row per emoji, the emoji and then x̂0 at each t.
 func TestMeasureEmojiDenoiser(t *testing.T) {
 	spec := os.Getenv("GECA_MEASURE_DENOISER")
 	if spec == "" {
-		t.Skip("set GECA_MEASURE_DENOISER to a comma-separated list of M")
+		t.Skip("set GECA_MEASURE_DENOISER to a comma-separated list of M[/update rate]")
 	}
 	m := measureModel(t, Emoji)
 	c := m.Cfg
@@ -110,11 +111,19 @@ func TestMeasureEmojiDenoiser(t *testing.T) {
 	xt, eps, out, x0hat := make([]float32, len(x0)), make([]float32, len(x0)), make([]float32, B*Cout*n), make([]float32, len(x0))
 	for _, ms := range strings.Split(spec, ",") {
 		byStep := make([][]float32, len(steps)) // each t's x̂0 of every class, cell-major, for the grid
-		M, err := strconv.Atoi(ms)
+		mText, rateText, withRate := strings.Cut(ms, "/")
+		M, err := strconv.Atoi(mText)
 		if err != nil || M < 1 {
-			t.Fatalf("GECA_MEASURE_DENOISER: M %q", ms)
+			t.Fatalf("GECA_MEASURE_DENOISER: M %q", mText)
 		}
-		row := fmt.Sprintf("| M %d |", M)
+		rate, row := c.UpdateRate, fmt.Sprintf("| M %d |", M)
+		if withRate {
+			r, err := strconv.ParseFloat(rateText, 32)
+			if err != nil || !(r > 0 && r <= 1) {
+				t.Fatalf("GECA_MEASURE_DENOISER: update rate %q: want 0 < rate ≤ 1", rateText)
+			}
+			rate, row = float32(r), fmt.Sprintf("| M %d, update rate %g |", M, r)
+		}
 		for si, tt := range steps {
 			r := rand.New(rand.NewPCG(uint64(tt), 1))
 			for i := range eps {
@@ -131,7 +140,7 @@ func TestMeasureEmojiDenoiser(t *testing.T) {
 			}
 			if err := errors.Join(sched.QSample(xt, x0, eps, tt), engine.SetInput(st, c, xt),
 				engine.Seed(c, st, engine.NewStream(1, engine.StreamSeed)),
-				m.NewUpdater(B).Call(st, cond, M, c.UpdateRate, engine.NewStream(1, engine.StreamMask), nil),
+				m.NewUpdater(B).Call(st, cond, M, rate, engine.NewStream(1, engine.StreamMask), nil),
 				engine.ModelOut(out, st, c)); err != nil {
 				t.Fatal(err)
 			}
